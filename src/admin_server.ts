@@ -1,0 +1,246 @@
+/**
+ * The admin HTTP listener: Prometheus metrics and a health check, plus any
+ * routes other parts of the proxy register with addRoute().
+ *
+ *   GET /metrics  Prometheus text exposition of Metrics.registry
+ *   GET /healthz  200 {"status":"ok",...} or 503 {"status":"unavailable",...}
+ *
+ * Unknown paths get 404, known paths with another method 405 (with an Allow
+ * header), malformed requests 400; all error bodies are JSON
+ * {"error": "..."}. HEAD is answered wherever GET is. Nothing a client sends
+ * can make the server throw or stop serving.
+ */
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+
+export interface HealthStatus {
+  ok: boolean;
+  /** Anything JSON-serialisable; included as `detail` in the /healthz body. */
+  detail?: unknown;
+}
+
+export interface AdminServerOptions {
+  host: string;
+  /** 0 picks a free port; start() returns the real one. */
+  port: number;
+  metrics: Metrics;
+  health: () => HealthStatus;
+  logger?: Logger;
+}
+
+/** What a route handler sees of the request. */
+export interface AdminRequest {
+  /** Upper-case method as sent ("GET", "HEAD", ...). */
+  method: string;
+  /** Path without the query string, not percent-decoded ("/metrics"). */
+  path: string;
+  query: URLSearchParams;
+  /** The raw request, e.g. to read a body. */
+  req: IncomingMessage;
+}
+
+/** A route's answer. Give `json` (sent as application/json) or `body`. */
+export interface AdminResponse {
+  status?: number;
+  json?: unknown;
+  body?: string | Buffer;
+  /** For `body`; default "text/plain; charset=utf-8". */
+  contentType?: string;
+  headers?: Record<string, string>;
+}
+
+export type AdminRouteHandler = (request: AdminRequest) => AdminResponse | Promise<AdminResponse>;
+
+export class AdminServer {
+  private readonly opts: AdminServerOptions;
+  private readonly routes = new Map<string, Map<string, AdminRouteHandler>>();
+  private server: Server | undefined;
+  private address: { host: string; port: number } | undefined;
+
+  constructor(opts: AdminServerOptions) {
+    this.opts = opts;
+    this.addRoute('GET', '/metrics', async () => ({
+      status: 200,
+      body: await this.opts.metrics.metricsText(),
+      contentType: this.opts.metrics.contentType,
+    }));
+    this.addRoute('GET', '/healthz', () => this.healthResponse());
+  }
+
+  /**
+   * Registers a handler for an exact path ("/cache/stats") and method. A GET
+   * route also answers HEAD. Throws if the route already exists.
+   */
+  addRoute(method: string, path: string, handler: AdminRouteHandler): void {
+    const m = method.toUpperCase();
+    if (!path.startsWith('/')) throw new Error(`admin route path must start with "/": ${path}`);
+    let byMethod = this.routes.get(path);
+    if (!byMethod) {
+      byMethod = new Map();
+      this.routes.set(path, byMethod);
+    }
+    if (byMethod.has(m)) throw new Error(`admin route ${m} ${path} is already registered`);
+    byMethod.set(m, handler);
+  }
+
+  /** Starts listening; resolves with the bound address (the real port when 0 was asked). */
+  async start(): Promise<{ host: string; port: number }> {
+    if (this.server) throw new Error('admin server already started');
+    const server = createServer((req, res) => {
+      void this.handle(req, res);
+    });
+    server.headersTimeout = 10_000;
+    server.requestTimeout = 30_000;
+    server.keepAliveTimeout = 5_000;
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
+    this.server = server;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const onError = (err: Error) => reject(err);
+        server.once('error', onError);
+        server.listen(this.opts.port, this.opts.host, () => {
+          server.off('error', onError);
+          resolve();
+        });
+      });
+    } catch (err) {
+      this.server = undefined;
+      throw err;
+    }
+    server.on('error', (err) => this.opts.logger?.error({ err }, 'admin server error'));
+    const addr = server.address() as AddressInfo;
+    this.address = { host: addr.address, port: addr.port };
+    this.opts.logger?.info(this.address, 'admin server listening');
+    return { ...this.address };
+  }
+
+  /** Stops listening and closes connections (idle ones at once, busy ones after 2s). */
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => server.closeAllConnections(), 2000);
+      force.unref();
+      server.close(() => {
+        clearTimeout(force);
+        resolve();
+      });
+      server.closeIdleConnections();
+    });
+  }
+
+  private healthResponse(): AdminResponse {
+    let health: HealthStatus;
+    try {
+      health = this.opts.health();
+    } catch (err) {
+      this.opts.logger?.warn({ err }, 'health check threw');
+      return { status: 503, json: { status: 'error', error: (err as Error)?.message ?? String(err) } };
+    }
+    const body: Record<string, unknown> = { status: health.ok ? 'ok' : 'unavailable' };
+    if (health.detail !== undefined) body.detail = health.detail;
+    return { status: health.ok ? 200 : 503, json: body };
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const target = parseTarget(req.url);
+      if (!target) {
+        send(res, { status: 400, json: { error: 'bad request' } }, { close: true });
+        return;
+      }
+      const method = (req.method ?? '').toUpperCase();
+      const byMethod = this.routes.get(target.path);
+      if (!byMethod) {
+        send(res, { status: 404, json: { error: 'not found' } });
+        return;
+      }
+      const handler = byMethod.get(method) ?? (method === 'HEAD' ? byMethod.get('GET') : undefined);
+      if (!handler) {
+        const allow = new Set(byMethod.keys());
+        if (allow.has('GET')) allow.add('HEAD');
+        send(res, { status: 405, json: { error: 'method not allowed' }, headers: { Allow: [...allow].join(', ') } });
+        return;
+      }
+      const response = await handler({ method, path: target.path, query: target.query, req });
+      send(res, response);
+    } catch (err) {
+      this.opts.logger?.error({ err, url: req.url, method: req.method }, 'admin request failed');
+      if (!res.headersSent) send(res, { status: 500, json: { error: 'internal error' } });
+      else res.destroy();
+    }
+  }
+
+  /** Requests node's HTTP parser rejects (garbage, oversized headers, timeouts). */
+  private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status =
+      err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    this.opts.logger?.debug({ code: err.code, status }, 'admin client error');
+    const body = JSON.stringify({ error: status === 400 ? 'bad request' : STATUS_CODES[status]?.toLowerCase() });
+    // Once the answer is flushed, drop the connection: the parser is gone.
+    socket.once('finish', () => socket.destroy());
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
+        'Content-Type: application/json\r\n' +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+        'Connection: close\r\n\r\n' +
+        body,
+    );
+  }
+}
+
+/** Splits an origin-form ("/a?b") or absolute-form ("http://h/a?b") target; undefined if malformed. */
+function parseTarget(url: string | undefined): { path: string; query: URLSearchParams } | undefined {
+  if (!url) return undefined;
+  let path: string;
+  let search: string;
+  if (url.startsWith('/')) {
+    const q = url.indexOf('?');
+    path = q === -1 ? url : url.slice(0, q);
+    search = q === -1 ? '' : url.slice(q + 1);
+  } else {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      return undefined;
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return undefined;
+    path = parsed.pathname;
+    search = parsed.search.slice(1);
+  }
+  const hash = path.indexOf('#');
+  if (hash !== -1) path = path.slice(0, hash);
+  try {
+    return { path, query: new URLSearchParams(search) };
+  } catch {
+    return undefined;
+  }
+}
+
+function send(res: ServerResponse, response: AdminResponse, opts: { close?: boolean } = {}): void {
+  const status = response.status ?? 200;
+  let body: string | Buffer;
+  let contentType: string;
+  if (response.json !== undefined) {
+    body = JSON.stringify(response.json);
+    contentType = 'application/json; charset=utf-8';
+  } else {
+    body = response.body ?? '';
+    contentType = response.contentType ?? 'text/plain; charset=utf-8';
+  }
+  res.statusCode = status;
+  res.setHeader('Content-Type', contentType);
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.setHeader('Cache-Control', 'no-store');
+  for (const [name, value] of Object.entries(response.headers ?? {})) res.setHeader(name, value);
+  if (opts.close) res.setHeader('Connection', 'close');
+  res.end(body);
+}

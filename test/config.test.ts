@@ -1,0 +1,336 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, doubleSha1, findUser, loadConfig, parseConfig } from '../src/config.js';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const sha1 = (data: string | Buffer) => createHash('sha1').update(data).digest();
+
+const MINIMAL = `backends:
+  - name: primary
+    host: db.internal
+users:
+  - name: app
+    password: app_pw
+`;
+
+/** Parses `text` expecting a ConfigError and returns it. */
+function configError(text: string, file = 'test.yaml'): ConfigError {
+  try {
+    parseConfig(text, file);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('config.example.yaml', () => {
+  it('loads and validates', () => {
+    const path = join(repoRoot, 'config.example.yaml');
+    const config = loadConfig(path);
+    expect(config.sourcePath).toBe(path);
+    expect(config.listen).toEqual({ host: '127.0.0.1', port: 6033 });
+    expect(config.admin).toEqual({ host: '127.0.0.1', port: 9104 });
+    expect(config.backends).toEqual([{ name: 'primary', host: '127.0.0.1', port: 3306, role: 'primary', weight: 1 }]);
+    expect(config.users.map((u) => u.name)).toEqual(['app', 'report']);
+    expect(findUser(config, 'report')?.passwordDoubleSha1.toString('hex')).toBe(
+      '6c8989366eaf75bb670ad8ea7a7fc1176a95cef4',
+    );
+    expect(config.limits).toEqual({ maxClientConnections: 1000, maxPacketBytes: 67108864 });
+    expect(config.log.level).toBe('info');
+  });
+});
+
+describe('parseConfig', () => {
+  it('applies defaults', () => {
+    const config = parseConfig(MINIMAL, 'relative/minimal.yaml');
+    expect(config).toEqual({
+      sourcePath: resolve('relative/minimal.yaml'),
+      listen: { host: '127.0.0.1', port: 6033 },
+      admin: { host: '127.0.0.1', port: 9104 },
+      backends: [{ name: 'primary', host: 'db.internal', port: 3306, role: 'primary', weight: 1 }],
+      users: [{ name: 'app', passwordDoubleSha1: sha1(sha1('app_pw')), emptyPassword: false }],
+      limits: { maxClientConnections: 1000, maxPacketBytes: 67108864 },
+      timeouts: { backendConnectMs: 5000, clientHandshakeMs: 10000, clientIdleSeconds: 28800, shutdownGraceMs: 30000 },
+      log: { level: 'info' },
+      serverVersion: '5.5.5-10.11.0-MariaDB-wirecache',
+    });
+  });
+
+  it('reads every option', () => {
+    const config = parseConfig(
+      `listen: { host: 0.0.0.0, port: 0 }
+admin: { host: ::1, port: 0 }
+backends:
+  - { name: main_1, host: 10.0.0.1, port: 3307, role: primary, weight: 2 }
+  - { name: replica-1, host: 10.0.0.2, role: replica, weight: 0.5 }
+users:
+  - { name: app, password: app_pw }
+limits: { max_client_connections: 5, max_packet_bytes: 1024 }
+timeouts: { backend_connect_ms: 1, client_handshake_ms: 2, client_idle_seconds: 0, shutdown_grace_ms: 0 }
+log: { level: debug }
+server_version: "8.0.36-wirecache"
+`,
+      '/etc/wirecache.yaml',
+    );
+    expect(config.listen).toEqual({ host: '0.0.0.0', port: 0 });
+    expect(config.admin).toEqual({ host: '::1', port: 0 });
+    expect(config.backends).toEqual([
+      { name: 'main_1', host: '10.0.0.1', port: 3307, role: 'primary', weight: 2 },
+      { name: 'replica-1', host: '10.0.0.2', port: 3306, role: 'replica', weight: 0.5 },
+    ]);
+    expect(config.limits).toEqual({ maxClientConnections: 5, maxPacketBytes: 1024 });
+    expect(config.timeouts).toEqual({
+      backendConnectMs: 1,
+      clientHandshakeMs: 2,
+      clientIdleSeconds: 0,
+      shutdownGraceMs: 0,
+    });
+    expect(config.log.level).toBe('debug');
+    expect(config.serverVersion).toBe('8.0.36-wirecache');
+  });
+
+  it('gives the same passwordDoubleSha1 for a plain password and its hash', () => {
+    const expected = sha1(sha1('app_pw'));
+    const hash = `*${expected.toString('hex').toUpperCase()}`;
+    const config = parseConfig(
+      `backends: [{ name: primary, host: h }]
+users:
+  - { name: plain, password: app_pw }
+  - { name: hashed, password_hash: "${hash}" }
+  - { name: lower, password_hash: "${hash.toLowerCase()}" }
+  - { name: mypass, password_hash: "*6C8989366EAF75BB670AD8EA7A7FC1176A95CEF4" }
+  - { name: mypass_plain, password: mypass }
+`,
+      't.yaml',
+    );
+    expect(findUser(config, 'plain')?.passwordDoubleSha1).toEqual(expected);
+    expect(findUser(config, 'hashed')?.passwordDoubleSha1).toEqual(expected);
+    expect(findUser(config, 'lower')?.passwordDoubleSha1).toEqual(expected);
+    // MySQL manual: PASSWORD('mypass') = '*6C8989366EAF75BB670AD8EA7A7FC1176A95CEF4'.
+    expect(findUser(config, 'mypass')?.passwordDoubleSha1.toString('hex')).toBe(
+      '6c8989366eaf75bb670ad8ea7a7fc1176a95cef4',
+    );
+    expect(findUser(config, 'mypass_plain')?.passwordDoubleSha1).toEqual(
+      findUser(config, 'mypass')?.passwordDoubleSha1,
+    );
+    for (const u of config.users) expect(u.emptyPassword).toBe(false);
+    expect(findUser(config, 'nobody')).toBeUndefined();
+    expect(findUser(config, 'PLAIN')).toBeUndefined();
+  });
+
+  it('accepts an empty password', () => {
+    const config = parseConfig(`backends: [{ name: p, host: h }]\nusers: [{ name: anon, password: "" }]\n`, 'e.yaml');
+    expect(config.users[0]).toEqual({ name: 'anon', passwordDoubleSha1: Buffer.alloc(0), emptyPassword: true });
+  });
+});
+
+describe('doubleSha1', () => {
+  it('matches MySQL PASSWORD()', () => {
+    expect(doubleSha1('mypass').toString('hex')).toBe('6c8989366eaf75bb670ad8ea7a7fc1176a95cef4');
+    expect(doubleSha1(Buffer.from('123456')).toString('hex')).toBe('6bb4837eb74329105ee4568dda7dc67ed2ca2ad9');
+  });
+});
+
+describe('config errors', () => {
+  it('reports YAML syntax errors with their line', () => {
+    const err = configError(`backends:\n  - name: p\n    host: "unterminated\nusers: []\n`);
+    expect(err.line).toBe(5);
+    expect(err.field).toBeUndefined();
+    expect(err.message).toMatch(/^test\.yaml:5:\d+: YAML syntax error: /);
+
+    const dup = configError(`backends: [{ name: p, host: h }]\nusers: [{ name: a, password: x }]\nusers: []\n`);
+    expect(dup.line).toBe(3);
+    expect(dup.column).toBe(1);
+    expect(dup.message).toContain('unique');
+  });
+
+  it('explains an unquoted password hash (a YAML alias)', () => {
+    const err = configError(
+      `backends: [{ name: p, host: h }]\nusers:\n  - name: a\n    password_hash: *6BB4837EB74329105EE4568DDA7DC67ED2CA2AD9\n`,
+    );
+    expect(err.line).toBe(4);
+    expect(err.message).toContain('must be quoted');
+  });
+
+  it('reports an unknown top-level key at the key', () => {
+    const err = configError(`${MINIMAL}\nlisten_port: 3306\n`);
+    expect(err.line).toBe(8);
+    expect(err.column).toBe(1);
+    expect(err.field).toBe('listen_port');
+    expect(err.message).toBe('test.yaml:8:1: field listen_port: unknown key "listen_port"');
+  });
+
+  it('reports an unknown nested key with a suggestion', () => {
+    const err = configError(`backends:\n  - name: primary\n    hots: db\n    host: db\nusers: [{ name: a, password: x }]\n`);
+    expect(err.field).toBe('backends[0].hots');
+    expect(err.line).toBe(3);
+    expect(err.column).toBe(5);
+    expect(err.reason).toBe('unknown key "hots" (did you mean "host"?)');
+  });
+
+  it('reports a wrong type', () => {
+    const err = configError(`listen:\n  host: 127.0.0.1\n  port: three\n${MINIMAL}`);
+    expect(err.field).toBe('listen.port');
+    expect(err.line).toBe(3);
+    expect(err.column).toBe(9);
+    expect(err.reason).toBe('must be an integer between 0 and 65535, got "three"');
+
+    const mapping = configError(`limits: 5\n${MINIMAL}`);
+    expect(mapping.field).toBe('limits');
+    expect(mapping.line).toBe(1);
+    expect(mapping.reason).toBe('must be a mapping, got a number');
+  });
+
+  it('does not echo a mistyped password', () => {
+    const err = configError(`backends: [{ name: p, host: h }]\nusers:\n  - name: a\n    password: 123456\n`);
+    expect(err.field).toBe('users[0].password');
+    expect(err.line).toBe(4);
+    expect(err.message).not.toContain('123456');
+    expect(err.reason).toBe('must be a string (quote it in YAML), got a number');
+  });
+
+  it('reports a bad password hash', () => {
+    const err = configError(`backends: [{ name: p, host: h }]
+users:
+  - name: a
+    password: x
+  - name: b
+    password_hash: "*6BB4837EB74329105EE4568DDA7DC67ED2CA2AD"
+`);
+    expect(err.message).toBe(
+      'test.yaml:6:20: field users[1].password_hash: must be "*" followed by 40 hex digits',
+    );
+    expect(err.file).toBe('test.yaml');
+    expect(err.line).toBe(6);
+    expect(err.column).toBe(20);
+    expect(err.field).toBe('users[1].password_hash');
+  });
+
+  it('rejects both password and password_hash', () => {
+    const err = configError(`backends: [{ name: p, host: h }]
+users:
+  - name: a
+    password: x
+    password_hash: "*6BB4837EB74329105EE4568DDA7DC67ED2CA2AD9"
+`);
+    expect(err.field).toBe('users[0].password_hash');
+    expect(err.line).toBe(5);
+    expect(err.reason).toContain('not both');
+  });
+
+  it('rejects a user with neither password nor password_hash', () => {
+    const err = configError(`backends: [{ name: p, host: h }]\nusers:\n  - name: a\n`);
+    expect(err.field).toBe('users[0]');
+    expect(err.line).toBe(3);
+  });
+
+  it('reports missing backends', () => {
+    const err = configError(`users:\n  - name: a\n    password: x\n`);
+    expect(err.field).toBe('backends');
+    expect(err.line).toBe(1);
+    expect(err.reason).toBe('is required');
+
+    const empty = configError(`users: [{ name: a, password: x }]\nbackends: []\n`);
+    expect(empty.field).toBe('backends');
+    expect(empty.line).toBe(2);
+    expect(empty.reason).toBe('must list at least one backend');
+  });
+
+  it('reports a duplicate user name at the second one', () => {
+    const err = configError(`backends: [{ name: p, host: h }]
+users:
+  - name: app
+    password: x
+  - name: other
+    password: y
+  - name: app
+    password: z
+`);
+    expect(err.field).toBe('users[2].name');
+    expect(err.line).toBe(7);
+    expect(err.reason).toBe('duplicate user name "app" (first defined at line 3)');
+  });
+
+  it('reports ports out of range', () => {
+    const err = configError(`backends:\n  - name: p\n    host: h\n    port: 0\nusers: [{ name: a, password: x }]\n`);
+    expect(err.field).toBe('backends[0].port');
+    expect(err.line).toBe(4);
+    expect(err.reason).toBe('must be an integer between 1 and 65535, got 0');
+
+    const listen = configError(`listen: { port: 65536 }\n${MINIMAL}`);
+    expect(listen.field).toBe('listen.port');
+    expect(listen.line).toBe(1);
+    expect(listen.column).toBe(17);
+  });
+
+  it('checks backend roles and names', () => {
+    const twoPrimaries = configError(`backends:
+  - { name: a, host: h, role: primary }
+  - { name: b, host: h, role: primary }
+users: [{ name: a, password: x }]
+`);
+    expect(twoPrimaries.field).toBe('backends[1].role');
+    expect(twoPrimaries.line).toBe(3);
+
+    const noRole = configError(`backends:\n  - { name: a, host: h }\n  - { name: b, host: h }\nusers: [{ name: a, password: x }]\n`);
+    expect(noRole.field).toBe('backends[0].role');
+    expect(noRole.issues).toHaveLength(2);
+
+    const badName = configError(`backends:\n  - { name: "a b", host: h }\nusers: [{ name: a, password: x }]\n`);
+    expect(badName.field).toBe('backends[0].name');
+  });
+
+  it('checks the remaining ranges', () => {
+    expect(configError(`limits: { max_packet_bytes: 1023 }\n${MINIMAL}`).field).toBe('limits.max_packet_bytes');
+    expect(configError(`timeouts: { client_idle_seconds: -1 }\n${MINIMAL}`).field).toBe('timeouts.client_idle_seconds');
+    expect(configError(`log: { level: verbose }\n${MINIMAL}`).reason).toBe(
+      'must be one of fatal, error, warn, info, debug, trace, got "verbose"',
+    );
+    expect(configError(`backends: [{ name: p, host: h, weight: 0 }]\nusers: [{ name: a, password: x }]\n`).field).toBe(
+      'backends[0].weight',
+    );
+  });
+
+  it('lists every problem, earliest first', () => {
+    const err = configError(`listen: { port: -1 }\nbackends: [{ name: p, host: h, colour: blue }]\nusers: [{ name: a, password: x }]\nfoo: 1\n`);
+    expect(err.issues.map((i) => [i.line, i.field])).toEqual([
+      [1, 'listen.port'],
+      [2, 'backends[0].colour'],
+      [4, 'foo'],
+    ]);
+    expect(err.message.split('\n')).toHaveLength(3);
+    expect(err.message.split('\n')[0]).toBe(`test.yaml:1:17: field listen.port: ${err.reason}`);
+  });
+
+  it('rejects empty and non-mapping documents', () => {
+    expect(configError('').reason).toBe('the config file is empty');
+    expect(configError('- a\n').reason).toBe('the config must be a YAML mapping of options, got a list');
+  });
+});
+
+describe('loadConfig', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'wirecache-config-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('names the file in errors', () => {
+    const file = join(dir, 'broken.yaml');
+    writeFileSync(file, `${MINIMAL}bogus: true\n`);
+    expect(() => loadConfig(file)).toThrow(ConfigError);
+    try {
+      loadConfig(file);
+    } catch (err) {
+      expect((err as ConfigError).file).toBe(file);
+      expect((err as ConfigError).message).toBe(`${file}:7:1: field bogus: unknown key "bogus"`);
+    }
+  });
+
+  it('reports an unreadable file', () => {
+    const file = join(dir, 'missing.yaml');
+    expect(() => loadConfig(file)).toThrow(`${file}: cannot read config: file not found`);
+  });
+});
