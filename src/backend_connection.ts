@@ -1,0 +1,348 @@
+import net from 'node:net';
+import { nativePasswordToken } from './auth/native_password.js';
+import { Capability, NATIVE_PASSWORD_PLUGIN, PacketHeader } from './protocol/constants.js';
+import { encodePacket, PacketFramer, type Packet } from './protocol/framing.js';
+import { parseErr, parseOk, type ErrPacket, type OkPacket } from './protocol/generic_packets.js';
+import {
+  buildHandshakeResponse,
+  parseAuthSwitchRequest,
+  parseHandshakeV10,
+  type HandshakeV10,
+} from './protocol/handshake.js';
+import { PayloadReader, ProtocolError } from './protocol/payload_reader.js';
+import { PayloadWriter } from './protocol/payload_writer.js';
+
+export interface BackendEndpoint {
+  name: string;
+  host: string;
+  port: number;
+}
+
+export interface BackendLogin {
+  user: string;
+  /** SHA1(password) recovered from the client's scramble reply; null for an empty password. */
+  passwordSha1: Buffer | null;
+  database: string | null;
+  characterSet: number;
+  /** Capabilities the client negotiated with the proxy; the backend gets the same ones. */
+  capabilities: number;
+  mariaDbCapabilities: number;
+  connectAttributes: [string, string][] | null;
+}
+
+/** Why a backend connection could not be used; `serverError` is set when the server itself refused. */
+export class BackendError extends Error {
+  override name = 'BackendError';
+  constructor(
+    message: string,
+    readonly endpoint: BackendEndpoint,
+    readonly serverError: ErrPacket | null = null,
+  ) {
+    super(message);
+  }
+}
+
+/** Collected reply to an internal query: the OK/ERR, or the text rows of a result set. */
+export interface InternalResult {
+  ok: OkPacket | null;
+  error: ErrPacket | null;
+  rows: (string | null)[][];
+}
+
+type DataHandler = (chunk: Buffer) => void;
+
+/**
+ * One logged-in connection to a MySQL/MariaDB server. After login the owner
+ * (a client session) receives the raw byte stream through `onData` and
+ * relays it; the connection itself only frames packets during login and
+ * internal queries the proxy sends on its own behalf.
+ */
+export class BackendConnection {
+  /** The server's handshake: version, thread id, capabilities. */
+  greeting!: HandshakeV10;
+  /** Capabilities in force on this connection. */
+  capabilities = 0;
+  /** The backend's OK to the login (forwarded to the client for transparency). */
+  loginOk!: Buffer;
+  private dataHandler: DataHandler | null = null;
+  private closeHandler: ((err: Error | null) => void) | null = null;
+  closed = false;
+
+  private constructor(
+    readonly endpoint: BackendEndpoint,
+    readonly socket: net.Socket,
+  ) {
+    socket.on('data', (chunk) => this.dataHandler?.(chunk));
+    socket.on('error', (err) => this.markClosed(err));
+    socket.on('close', () => this.markClosed(null));
+  }
+
+  get threadId(): number {
+    return this.greeting.connectionId;
+  }
+
+  /** Connects and logs in, or rejects with a BackendError within `timeoutMs`. */
+  static async connect(endpoint: BackendEndpoint, login: BackendLogin, timeoutMs: number): Promise<BackendConnection> {
+    const socket = net.connect({ host: endpoint.host, port: endpoint.port, noDelay: true });
+    const conn = new BackendConnection(endpoint, socket);
+    const timer = setTimeout(() => socket.destroy(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
+    try {
+      await conn.login(login);
+      return conn;
+    } catch (err) {
+      socket.destroy();
+      if (err instanceof BackendError) throw err;
+      throw new BackendError(
+        `backend '${endpoint.name}' (${endpoint.host}:${endpoint.port}) unavailable: ${(err as Error).message}`,
+        endpoint,
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Reads only the server's greeting, then disconnects: learns version and capabilities without a login. */
+  static async probe(endpoint: BackendEndpoint, timeoutMs: number): Promise<HandshakeV10> {
+    const socket = net.connect({ host: endpoint.host, port: endpoint.port });
+    const conn = new BackendConnection(endpoint, socket);
+    const timer = setTimeout(() => socket.destroy(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
+    try {
+      const packets = conn.packetReader();
+      const first = await packets.next();
+      if (first.payload[0] === PacketHeader.ERR) throw new Error(parseErr(first.payload).message);
+      return parseHandshakeV10(first.payload);
+    } finally {
+      clearTimeout(timer);
+      socket.destroy();
+    }
+  }
+
+  private markClosed(err: Error | null): void {
+    if (this.closed) return;
+    this.closed = true;
+    const handler = this.closeHandler;
+    this.closeHandler = null;
+    handler?.(err);
+  }
+
+  /** Hands the raw stream to the owner. */
+  attach(onData: DataHandler, onClose: (err: Error | null) => void): void {
+    this.dataHandler = onData;
+    this.closeHandler = onClose;
+    if (this.closed) onClose(null);
+  }
+
+  write(bytes: Buffer): boolean {
+    return this.socket.write(bytes);
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  destroy(): void {
+    this.closeHandler = null;
+    this.socket.destroy();
+    this.closed = true;
+  }
+
+  /** Politely ends the session on the server (COM_QUIT) and closes. */
+  quit(): void {
+    if (this.closed) return;
+    this.closeHandler = null;
+    this.socket.end(encodePacket(Buffer.from([0x01]), 0));
+    this.closed = true;
+  }
+
+  /**
+   * An async packet reader over this connection, used while the proxy talks
+   * to the backend itself (login, internal queries). Rejects when the socket closes.
+   */
+  private packetReader(): { next(): Promise<Packet>; release(): Buffer } {
+    const framer = new PacketFramer();
+    let waiting: { resolve: (p: Packet) => void; reject: (e: Error) => void } | null = null;
+    let failure: Error | null = null;
+    const pump = () => {
+      if (!waiting) return;
+      try {
+        const p = framer.next();
+        if (p) {
+          const w = waiting;
+          waiting = null;
+          w.resolve(p);
+        } else if (failure) {
+          const w = waiting;
+          waiting = null;
+          w.reject(failure);
+        }
+      } catch (err) {
+        const w = waiting!;
+        waiting = null;
+        w.reject(err as Error);
+      }
+    };
+    this.dataHandler = (chunk) => {
+      framer.push(chunk);
+      pump();
+    };
+    const previousClose = this.closeHandler;
+    this.closeHandler = (err) => {
+      failure = err ?? new Error('connection closed by the server');
+      pump();
+      previousClose?.(err);
+    };
+    if (this.closed) failure = new Error('connection closed by the server');
+    return {
+      next: () =>
+        new Promise<Packet>((resolve, reject) => {
+          waiting = { resolve, reject };
+          pump();
+        }),
+      release: () => {
+        this.dataHandler = null;
+        this.closeHandler = previousClose;
+        return framer.drainRaw();
+      },
+    };
+  }
+
+  private async login(login: BackendLogin): Promise<void> {
+    const packets = this.packetReader();
+    const first = await packets.next();
+    if (first.payload[0] === PacketHeader.ERR) {
+      const err = parseErr(first.payload);
+      throw new BackendError(`backend '${this.endpoint.name}' refused the connection: ${err.message}`, this.endpoint, err);
+    }
+    this.greeting = parseHandshakeV10(first.payload);
+    const serverCaps = this.greeting.capabilities;
+    let caps = (login.capabilities & serverCaps) | Capability.PROTOCOL_41 | Capability.SECURE_CONNECTION;
+    caps |= serverCaps & Capability.PLUGIN_AUTH;
+    caps &= ~(Capability.SSL | Capability.COMPRESS);
+    if (login.database) caps |= Capability.CONNECT_WITH_DB & serverCaps;
+    else caps &= ~Capability.CONNECT_WITH_DB;
+    this.capabilities = caps;
+    const mariaDbCaps = caps & Capability.CLIENT_MYSQL ? 0 : login.mariaDbCapabilities & this.greeting.mariaDbCapabilities;
+
+    const response = buildHandshakeResponse({
+      capabilities: caps,
+      mariaDbCapabilities: mariaDbCaps,
+      maxPacketSize: 0x40000000,
+      characterSet: login.characterSet,
+      user: login.user,
+      authResponse: nativePasswordToken(login.passwordSha1, this.greeting.scramble),
+      database: login.database,
+      authPluginName: NATIVE_PASSWORD_PLUGIN,
+      connectAttributes: login.connectAttributes,
+    });
+    let seq = (first.seq + 1) & 0xff;
+    this.socket.write(encodePacket(response, seq));
+    for (;;) {
+      const reply = await packets.next();
+      seq = (reply.lastSeq + 1) & 0xff;
+      const kind = reply.payload[0];
+      if (kind === PacketHeader.OK) {
+        this.loginOk = Buffer.from(reply.payload);
+        const leftover = packets.release();
+        if (leftover.length > 0) throw new ProtocolError('backend sent data after its login OK');
+        return;
+      }
+      if (kind === PacketHeader.ERR) {
+        const err = parseErr(reply.payload);
+        throw new BackendError(
+          `backend '${this.endpoint.name}' refused login for '${login.user}': ${err.message}`,
+          this.endpoint,
+          err,
+        );
+      }
+      if (kind === PacketHeader.EOF) {
+        const sw = parseAuthSwitchRequest(reply.payload);
+        if (sw.pluginName !== NATIVE_PASSWORD_PLUGIN) {
+          throw new BackendError(
+            `backend '${this.endpoint.name}' asks for auth plugin '${sw.pluginName}' for '${login.user}'; wirecache logs in with mysql_native_password`,
+            this.endpoint,
+          );
+        }
+        this.socket.write(encodePacket(nativePasswordToken(login.passwordSha1, sw.pluginData), seq));
+        continue;
+      }
+      throw new BackendError(
+        `backend '${this.endpoint.name}' sent an unexpected login packet 0x${kind.toString(16)}`,
+        this.endpoint,
+      );
+    }
+  }
+
+  /**
+   * Runs a statement on this connection for the proxy itself (for example
+   * KILL on behalf of a client). Only call while no client command is in flight.
+   */
+  async query(sql: string): Promise<InternalResult> {
+    const owner = { data: this.dataHandler, close: this.closeHandler };
+    const packets = this.packetReader();
+    try {
+      this.socket.write(encodePacket(new PayloadWriter(sql.length + 1).u8(0x03).string(sql).finish(), 0));
+      const result: InternalResult = { ok: null, error: null, rows: [] };
+      const first = await packets.next();
+      if (first.payload[0] === PacketHeader.OK) {
+        result.ok = parseOk(first.payload, this.capabilities);
+        return result;
+      }
+      if (first.payload[0] === PacketHeader.ERR) {
+        result.error = parseErr(first.payload);
+        return result;
+      }
+      // A result set: skip the column definitions (and their EOF), then read text rows to the terminator.
+      const columns = new PayloadReader(first.payload).lenenc();
+      for (let i = 0; i < columns; i++) await packets.next();
+      if (!(this.capabilities & Capability.DEPRECATE_EOF)) await packets.next();
+      let p = await packets.next();
+      while (!(p.payload[0] === PacketHeader.EOF && p.payload.length < 0xffffff)) {
+        if (p.payload[0] === PacketHeader.ERR) {
+          result.error = parseErr(p.payload);
+          return result;
+        }
+        result.rows.push(readTextRow(p.payload));
+        p = await packets.next();
+      }
+      return result;
+    } finally {
+      packets.release();
+      this.dataHandler = owner.data;
+      this.closeHandler = owner.close;
+    }
+  }
+}
+
+function readTextRow(payload: Buffer): (string | null)[] {
+  const out: (string | null)[] = [];
+  let off = 0;
+  while (off < payload.length) {
+    const first = payload[off];
+    if (first === 0xfb) {
+      out.push(null);
+      off++;
+      continue;
+    }
+    let len: number;
+    if (first < 0xfb) {
+      len = first;
+      off += 1;
+    } else if (first === 0xfc) {
+      len = payload.readUInt16LE(off + 1);
+      off += 3;
+    } else if (first === 0xfd) {
+      len = payload.readUIntLE(off + 1, 3);
+      off += 4;
+    } else {
+      len = Number(payload.readBigUInt64LE(off + 1));
+      off += 9;
+    }
+    out.push(payload.toString('utf8', off, off + len));
+    off += len;
+  }
+  return out;
+}

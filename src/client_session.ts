@@ -1,0 +1,769 @@
+import type net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { generateScramble, verifyNativePassword } from './auth/native_password.js';
+import { BackendConnection, BackendError, type BackendEndpoint, type BackendLogin } from './backend_connection.js';
+import type { UserConfig, WirecacheConfig } from './config_types.js';
+import type { Logger } from './logger.js';
+import type { ProxyObserver } from './observer.js';
+import {
+  Capability,
+  Command,
+  commandName,
+  ErrorCode,
+  NATIVE_PASSWORD_PLUGIN,
+  ServerStatus,
+  type ErrorSpec,
+} from './protocol/constants.js';
+import { encodePacket, PacketFramer, PacketTooLargeError, type Packet } from './protocol/framing.js';
+import { buildErr, buildOk } from './protocol/generic_packets.js';
+import {
+  buildAuthSwitchRequest,
+  buildHandshakeV10,
+  parseChangeUser,
+  parseHandshakeResponse,
+  SSL_REQUEST_LENGTH,
+  type HandshakeResponse,
+} from './protocol/handshake.js';
+import { ResponseKind, ResponseScanner, ScanResult } from './protocol/response_scanner.js';
+import { parseKillStatement } from './sql_text.js';
+
+/** What the proxy announces to clients: mirrors the primary's greeting, minus what the proxy does not implement. */
+export interface ServerIdentity {
+  serverVersion: string;
+  capabilities: number;
+  mariaDbCapabilities: number;
+  characterSet: number;
+}
+
+/** Everything a session needs from the proxy around it. */
+export interface SessionContext {
+  config(): WirecacheConfig;
+  logger: Logger;
+  observer: ProxyObserver;
+  identity(): ServerIdentity;
+  /** The backend that takes this session's traffic (the primary, until routing exists). */
+  primary(): BackendEndpoint;
+  sessions: ReadonlyMap<number, ClientSession>;
+  /** Called when a backend greeting is seen, to keep the announced identity current. */
+  learnedBackend(conn: BackendConnection): void;
+  removed(session: ClientSession): void;
+}
+
+const enum Phase {
+  Handshake,
+  AuthSwitch,
+  /** Logging in to the backend, or running a command the proxy handles itself. */
+  Working,
+  Ready,
+  /** A command was forwarded; its response is being relayed. */
+  Relaying,
+  /** The server asked for LOCAL INFILE data; client packets go straight to the backend. */
+  Infile,
+  Closed,
+}
+
+/** Prepared statement as the client knows it (proxy id) and as the backend knows it. */
+interface PreparedStatement {
+  backendId: number;
+  params: number;
+  columns: number;
+}
+
+/** Client bytes buffered while a command is in flight before the client socket is paused. */
+const CLIENT_HIGH_WATER = 256 * 1024;
+
+const enum PauseReason {
+  Backlog = 1,
+  BackendFull = 2,
+}
+
+/**
+ * One client connection: the handshake, then commands relayed to a backend
+ * connection opened as the same user. Responses stream through a
+ * ResponseScanner, which only tells where each response ends, so result
+ * bytes reach the client exactly as the server sent them.
+ */
+export class ClientSession {
+  private phase = Phase.Handshake;
+  private readonly framer: PacketFramer;
+  private readonly scanner = new ResponseScanner();
+  private readonly scramble = generateScramble();
+  private readonly out: Buffer[] = [];
+  /** Capabilities the client negotiated with the proxy. */
+  private capabilities = 0;
+  private handshake: HandshakeResponse | null = null;
+  private backend: BackendConnection | null = null;
+  private clientPaused = 0;
+  private backendPaused = false;
+  private commandCode = 0;
+  private commandStart = 0;
+  /** Sequence id the next packet to the client must carry (for replies the proxy makes up mid-command). */
+  private responseSeq = 0;
+  private bytesForwarded = 0;
+  private readonly statements = new Map<number, PreparedStatement>();
+  private nextStatementId = 1;
+  private closeWhenIdle = false;
+  private handshakeTimer: NodeJS.Timeout | null = null;
+  private authSeq = 0;
+  private pendingUser: UserConfig | null = null;
+  /** Status flags the backend reported last (IN_TRANS, AUTOCOMMIT): what proxy-made OKs must repeat. */
+  private serverStatus = ServerStatus.AUTOCOMMIT;
+
+  user: UserConfig | null = null;
+  readonly remoteAddress: string;
+  readonly log: Logger;
+
+  constructor(
+    readonly id: number,
+    private readonly socket: net.Socket,
+    private readonly ctx: SessionContext,
+  ) {
+    this.remoteAddress = (socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '');
+    this.log = ctx.logger.child({ session: id, client: `${this.remoteAddress}:${socket.remotePort}` });
+    this.framer = new PacketFramer(ctx.config().limits.maxPacketBytes);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk) => this.onClientData(chunk));
+    socket.on('error', (err) => this.close(`client socket error: ${err.message}`));
+    socket.on('close', () => this.close('client disconnected'));
+    socket.on('timeout', () => this.onIdleTimeout());
+    socket.on('drain', () => this.onClientDrain());
+  }
+
+  /** Backend thread ids this session uses now (for KILL). */
+  get backendThreadIds(): number[] {
+    return this.backend && !this.backend.closed ? [this.backend.threadId] : [];
+  }
+
+  get busy(): boolean {
+    return this.phase === Phase.Relaying || this.phase === Phase.Infile || this.phase === Phase.Working;
+  }
+
+  get closed(): boolean {
+    return this.phase === Phase.Closed;
+  }
+
+  start(): void {
+    const identity = this.ctx.identity();
+    const greeting = buildHandshakeV10({
+      serverVersion: identity.serverVersion,
+      connectionId: this.id,
+      scramble: this.scramble,
+      capabilities: identity.capabilities,
+      mariaDbCapabilities: identity.mariaDbCapabilities,
+      characterSet: identity.characterSet,
+      status: ServerStatus.AUTOCOMMIT,
+      authPluginName: NATIVE_PASSWORD_PLUGIN,
+    });
+    this.socket.write(encodePacket(greeting, 0));
+    this.handshakeTimer = setTimeout(() => {
+      this.sendErr(ErrorCode.HANDSHAKE, 'Bad handshake: login not completed in time', this.authSeq);
+      this.close('handshake timeout');
+    }, this.ctx.config().timeouts.clientHandshakeMs);
+    this.handshakeTimer.unref();
+  }
+
+  /** Ends the session from outside (KILL, shutdown). */
+  terminate(reason: string, error?: { spec: ErrorSpec | { code: number; sqlState: string }; message: string }): void {
+    if (this.phase === Phase.Closed) return;
+    if (error && !this.busy) this.sendErr(error.spec, error.message, 0);
+    this.close(reason);
+  }
+
+  /** Closes the session once its command in flight (if any) completes. */
+  closeAfterCurrentCommand(reason: string): void {
+    if (!this.busy) this.terminate(reason);
+    else this.closeWhenIdle = true;
+  }
+
+  // ---------------------------------------------------------------- client input
+
+  private onClientData(chunk: Buffer): void {
+    if (this.phase === Phase.Closed) return;
+    this.framer.push(chunk);
+    this.pump();
+  }
+
+  /** Takes packets from the client while the session can act on them. */
+  private pump(): void {
+    for (;;) {
+      if (this.phase === Phase.Closed) return;
+      if (this.phase === Phase.Relaying || this.phase === Phase.Working) {
+        if (this.framer.bufferedBytes > CLIENT_HIGH_WATER) this.pauseClient(PauseReason.Backlog);
+        return;
+      }
+      let packet: Packet | null;
+      try {
+        packet = this.framer.next();
+      } catch (err) {
+        if (err instanceof PacketTooLargeError) {
+          this.sendErr(ErrorCode.NET_PACKET_TOO_LARGE, "Got a packet bigger than 'max_allowed_packet' bytes", 1);
+          this.close('client packet over max_packet_bytes');
+          return;
+        }
+        throw err;
+      }
+      if (!packet) {
+        this.resumeClient(PauseReason.Backlog);
+        return;
+      }
+      try {
+        switch (this.phase) {
+          case Phase.Handshake:
+            this.onHandshakeResponse(packet);
+            break;
+          case Phase.AuthSwitch:
+            this.onAuthSwitchReply(packet);
+            break;
+          case Phase.Infile:
+            this.onInfilePacket(packet);
+            break;
+          case Phase.Ready:
+            this.onCommand(packet);
+            break;
+        }
+      } catch (err) {
+        this.failSession(err as Error);
+        return;
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- login
+
+  private onHandshakeResponse(packet: Packet): void {
+    this.authSeq = (packet.lastSeq + 1) & 0xff;
+    if (packet.payload.length === SSL_REQUEST_LENGTH) {
+      this.sendErr(ErrorCode.HANDSHAKE, 'Bad handshake: wirecache does not offer TLS on this listener', this.authSeq);
+      this.close('client asked for TLS');
+      return;
+    }
+    let response: HandshakeResponse;
+    try {
+      response = parseHandshakeResponse(packet.payload);
+    } catch (err) {
+      this.sendErr(ErrorCode.HANDSHAKE, 'Bad handshake', this.authSeq);
+      this.close(`malformed handshake response: ${(err as Error).message}`);
+      return;
+    }
+    const identity = this.ctx.identity();
+    this.capabilities = response.capabilities & (identity.capabilities | Capability.CLIENT_MYSQL);
+    this.handshake = response;
+    const user = this.findUser(response.user);
+    if (!user) {
+      this.denyAccess(response.user, response.authResponse.length > 0, 'bad_credentials');
+      return;
+    }
+    this.pendingUser = user;
+    if (response.authPluginName !== null && response.authPluginName !== NATIVE_PASSWORD_PLUGIN && response.capabilities & Capability.PLUGIN_AUTH) {
+      this.phase = Phase.AuthSwitch;
+      this.socket.write(encodePacket(buildAuthSwitchRequest(NATIVE_PASSWORD_PLUGIN, this.scramble), this.authSeq));
+      return;
+    }
+    this.finishLogin(response.authResponse);
+  }
+
+  private onAuthSwitchReply(packet: Packet): void {
+    this.authSeq = (packet.lastSeq + 1) & 0xff;
+    this.finishLogin(packet.payload);
+  }
+
+  private finishLogin(token: Buffer): void {
+    const user = this.pendingUser!;
+    const handshake = this.handshake!;
+    const verdict = verifyNativePassword(token, this.scramble, user);
+    if (!verdict.ok) {
+      this.denyAccess(handshake.user, token.length > 0, 'bad_credentials');
+      return;
+    }
+    this.phase = Phase.Working;
+    const login: BackendLogin = {
+      user: user.name,
+      passwordSha1: verdict.passwordSha1,
+      database: handshake.database && handshake.database.length > 0 ? handshake.database : null,
+      characterSet: handshake.characterSet,
+      capabilities: this.capabilities,
+      mariaDbCapabilities: handshake.mariaDbCapabilities,
+      connectAttributes: this.backendAttributes(handshake.connectAttributes),
+    };
+    void this.openBackend(login).then(
+      (conn) => {
+        if (this.phase === Phase.Closed) {
+          conn.quit();
+          return;
+        }
+        if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+        this.handshakeTimer = null;
+        this.user = user;
+        this.useBackend(conn);
+        this.socket.write(encodePacket(conn.loginOk, this.authSeq));
+        this.log.debug({ user: user.name, backendThread: conn.threadId }, 'client logged in');
+        this.becomeReady();
+      },
+      (err: Error) => this.onLoginBackendError(err),
+    );
+  }
+
+  private backendAttributes(attrs: [string, string][] | null): [string, string][] | null {
+    if (!attrs) return null;
+    return [...attrs, ['_wirecache_client', `${this.remoteAddress}:${this.socket.remotePort}`]];
+  }
+
+  private async openBackend(login: BackendLogin): Promise<BackendConnection> {
+    const endpoint = this.ctx.primary();
+    try {
+      const conn = await BackendConnection.connect(endpoint, login, this.ctx.config().timeouts.backendConnectMs);
+      this.ctx.learnedBackend(conn);
+      return conn;
+    } catch (err) {
+      this.ctx.observer.backendConnectError(endpoint.name);
+      throw err;
+    }
+  }
+
+  private onLoginBackendError(err: Error): void {
+    if (this.phase === Phase.Closed) return;
+    if (err instanceof BackendError && err.serverError) {
+      // The server itself refused (unknown database, account differences): the client sees its exact error.
+      this.ctx.observer.authFailed('backend_refused');
+      this.sendErr(err.serverError, err.serverError.message, this.authSeq);
+    } else {
+      this.ctx.observer.authFailed('backend_unavailable');
+      this.sendErr(ErrorCode.CONN_HOST_ERROR, `wirecache: ${err.message}`, this.authSeq);
+    }
+    this.close(`backend login failed: ${err.message}`);
+  }
+
+  private denyAccess(userName: string, usedPassword: boolean, reason: 'bad_credentials'): void {
+    this.ctx.observer.authFailed(reason);
+    this.sendErr(
+      ErrorCode.ACCESS_DENIED,
+      `Access denied for user '${userName}'@'${this.remoteAddress}' (using password: ${usedPassword ? 'YES' : 'NO'})`,
+      this.authSeq,
+    );
+    this.close(`access denied for '${userName}'`);
+  }
+
+  private findUser(name: string): UserConfig | undefined {
+    return this.ctx.config().users.find((u) => u.name === name);
+  }
+
+  private useBackend(conn: BackendConnection): void {
+    this.backend = conn;
+    conn.attach(
+      (chunk) => this.onBackendData(conn, chunk),
+      (err) => this.onBackendClosed(conn, err),
+    );
+    conn.socket.on('drain', () => this.resumeClient(PauseReason.BackendFull));
+  }
+
+  private becomeReady(): void {
+    this.phase = Phase.Ready;
+    const idle = this.ctx.config().timeouts.clientIdleSeconds;
+    this.socket.setTimeout(idle > 0 ? idle * 1000 : 0);
+    if (this.closeWhenIdle) {
+      this.close('closed after its last command');
+      return;
+    }
+    this.pump();
+  }
+
+  // ---------------------------------------------------------------- commands
+
+  private onCommand(packet: Packet): void {
+    const payload = packet.payload;
+    if (payload.length === 0) {
+      this.sendErr(ErrorCode.UNKNOWN_COM, 'Unknown command', 1);
+      this.close('empty command packet');
+      return;
+    }
+    const code = payload[0];
+    this.commandCode = code;
+    this.commandStart = performance.now();
+    this.responseSeq = (packet.lastSeq + 1) & 0xff;
+    switch (code) {
+      case Command.QUIT:
+        this.close('client quit');
+        return;
+      case Command.QUERY: {
+        const kill = payload.length < 512 ? parseKillStatement(payload.toString('utf8', 1)) : null;
+        if (kill) {
+          if (kill.kind === 'unsupported') this.replyLocal(ErrorCode.NOT_SUPPORTED_YET, kill.reason);
+          else this.runLocal(() => this.kill(kill.id, kill.scope));
+          return;
+        }
+        this.forward(packet, ResponseKind.Query);
+        return;
+      }
+      case Command.PROCESS_KILL:
+        if (payload.length < 5) {
+          this.replyLocal(ErrorCode.NET_READ_ERROR, 'Malformed COM_PROCESS_KILL packet');
+          return;
+        }
+        this.runLocal(() => this.kill(payload.readUInt32LE(1), 'connection'));
+        return;
+      case Command.CHANGE_USER:
+        this.runLocal(() => this.changeUser(payload));
+        return;
+      case Command.STMT_PREPARE:
+        this.scanner.onPrepareOk = (ok, info) => {
+          const id = this.nextStatementId++;
+          this.statements.set(id, { backendId: info.statementId, params: info.params, columns: info.columns });
+          ok.writeUInt32LE(id, 1);
+        };
+        this.forward(packet, ResponseKind.Prepare);
+        return;
+      case Command.STMT_EXECUTE:
+        this.forwardStatementCommand(packet, ResponseKind.Query, 'mysqld_stmt_execute');
+        return;
+      case Command.STMT_FETCH:
+        this.forwardStatementCommand(packet, ResponseKind.Fetch, 'mysqld_stmt_fetch');
+        return;
+      case Command.STMT_RESET:
+        this.forwardStatementCommand(packet, ResponseKind.Single, 'mysqld_stmt_reset');
+        return;
+      case Command.STMT_SEND_LONG_DATA:
+        this.forwardStatementCommand(packet, null, 'mysqld_stmt_send_long_data');
+        return;
+      case Command.STMT_CLOSE: {
+        const stmt = this.forwardStatementCommand(packet, null, 'mysqld_stmt_close');
+        if (stmt !== null) this.statements.delete(stmt);
+        return;
+      }
+      case Command.FIELD_LIST:
+        this.forward(packet, ResponseKind.FieldList);
+        return;
+      case Command.PROCESS_INFO:
+        this.forward(packet, ResponseKind.Query);
+        return;
+      case Command.INIT_DB:
+      case Command.PING:
+      case Command.STATISTICS:
+      case Command.SET_OPTION:
+      case Command.RESET_CONNECTION:
+      case Command.REFRESH:
+      case Command.DEBUG:
+      case Command.CREATE_DB:
+      case Command.DROP_DB:
+        this.forward(packet, ResponseKind.Single);
+        return;
+      default:
+        // Replication, shutdown, COM_MULTI, bulk execute and anything unknown: never sent to a backend.
+        this.replyLocal(ErrorCode.UNKNOWN_COM, 'Unknown command');
+        return;
+    }
+  }
+
+  /** Commands that name a prepared statement: the proxy's id is swapped for the backend's. Returns the proxy id, or null if unknown. */
+  private forwardStatementCommand(packet: Packet, kind: ResponseKind | null, what: string): number | null {
+    const payload = packet.payload;
+    const proxyId = payload.length >= 5 ? payload.readUInt32LE(1) : -1;
+    const stmt = this.statements.get(proxyId);
+    if (!stmt) {
+      // No response is expected for CLOSE and SEND_LONG_DATA; the server ignores unknown ids there too.
+      if (kind === null) this.finishCommand();
+      else this.replyLocal(ErrorCode.UNKNOWN_STMT_HANDLER, `Unknown prepared statement handler (${proxyId}) given to ${what}`);
+      return null;
+    }
+    const bytes = encodePacket(payload, packet.seq);
+    bytes.writeUInt32LE(stmt.backendId, 5);
+    this.sendToBackend(bytes, kind);
+    return proxyId;
+  }
+
+  private forward(packet: Packet, kind: ResponseKind): void {
+    this.sendToBackend(encodePacket(packet.payload, packet.seq), kind);
+  }
+
+  /** Writes a command to the backend; `kind` null means the command has no response. */
+  private sendToBackend(bytes: Buffer, kind: ResponseKind | null): void {
+    const backend = this.backend;
+    if (!backend || backend.closed) {
+      this.replyLocal(ErrorCode.SERVER_LOST, 'wirecache: lost connection to the backend; reconnect');
+      this.close('command without a backend connection');
+      return;
+    }
+    if (kind !== null) {
+      this.scanner.begin(kind, (backend.capabilities & Capability.DEPRECATE_EOF) !== 0);
+      this.phase = Phase.Relaying;
+      this.bytesForwarded = 0;
+    }
+    if (!backend.write(bytes)) this.pauseClient(PauseReason.BackendFull);
+    if (kind === null) this.finishCommand();
+  }
+
+  /** A reply the proxy makes itself, without a backend. */
+  private replyLocal(spec: ErrorSpec, message: string): void {
+    this.sendErr(spec, message, this.responseSeq);
+    this.finishCommand();
+  }
+
+  /** Runs a command the proxy answers itself (KILL, CHANGE_USER) while holding the session busy. */
+  private runLocal(task: () => Promise<void>): void {
+    this.phase = Phase.Working;
+    task().then(
+      () => {
+        if (this.phase !== Phase.Closed) this.finishCommand();
+      },
+      (err: Error) => this.failSession(err),
+    );
+  }
+
+  private finishCommand(): void {
+    const seconds = (performance.now() - this.commandStart) / 1000;
+    this.ctx.observer.commandCompleted(commandName(this.commandCode), seconds);
+    this.becomeReady();
+  }
+
+  // ---------------------------------------------------------------- relaying responses
+
+  private onBackendData(conn: BackendConnection, chunk: Buffer): void {
+    if (conn !== this.backend || this.phase === Phase.Closed) return;
+    if (this.phase !== Phase.Relaying) {
+      this.onUnsolicited(chunk);
+      return;
+    }
+    const out = this.out;
+    out.length = 0;
+    let result: ScanResult;
+    try {
+      result = this.scanner.feed(chunk, out);
+    } catch (err) {
+      this.failSession(err as Error);
+      return;
+    }
+    for (const piece of out) {
+      this.bytesForwarded += piece.length;
+      if (!this.socket.write(piece) && !this.backendPaused) {
+        this.backendPaused = true;
+        conn.pause();
+      }
+    }
+    if (result === ScanResult.NeedMore) return;
+    if (result === ScanResult.LocalInfile) {
+      this.phase = Phase.Infile;
+      this.pump();
+      return;
+    }
+    this.onResponseComplete();
+    if (this.scanner.consumed < chunk.length) this.onUnsolicited(chunk.subarray(this.scanner.consumed));
+  }
+
+  private onResponseComplete(): void {
+    this.scanner.onPrepareOk = null;
+    if (this.scanner.lastStatus !== 0) this.serverStatus = this.scanner.lastStatus & ~ServerStatus.MORE_RESULTS_EXISTS;
+    if (this.commandCode === Command.RESET_CONNECTION && this.scanner.errorCode === 0) {
+      // The server dropped every prepared statement of the session.
+      this.statements.clear();
+    }
+    this.finishCommand();
+  }
+
+  /** Client packets of a LOCAL INFILE transfer go to the backend as they are; an empty packet ends the file. */
+  private onInfilePacket(packet: Packet): void {
+    const backend = this.backend;
+    if (!backend) return;
+    if (!backend.write(encodePacket(packet.payload, packet.seq))) this.pauseClient(PauseReason.BackendFull);
+    if (packet.payload.length === 0) {
+      this.scanner.resumeAfterInfile();
+      this.phase = Phase.Relaying;
+    }
+  }
+
+  /** Bytes from the backend while no command is in flight: a kill or shutdown notice. Pass it on and end. */
+  private onUnsolicited(bytes: Buffer): void {
+    this.log.warn({ bytes: bytes.length, first: bytes[4] }, 'backend sent data outside a command; closing the session');
+    this.socket.write(bytes);
+    this.close('backend ended the session');
+  }
+
+  private onBackendClosed(conn: BackendConnection, err: Error | null): void {
+    if (conn !== this.backend || this.phase === Phase.Closed) return;
+    const reason = err ? err.message : 'connection closed';
+    const where = `${conn.endpoint.name} (${conn.endpoint.host}:${conn.endpoint.port})`;
+    this.log.warn({ backend: conn.endpoint.name, reason }, 'backend connection lost');
+    if (this.phase === Phase.Relaying && this.bytesForwarded > 0) {
+      // Part of a result already reached the client: nothing valid can follow it.
+      this.close(`backend lost mid-response: ${reason}`);
+      return;
+    }
+    const seq = this.phase === Phase.Relaying || this.phase === Phase.Infile ? this.responseSeq : 0;
+    const during = this.phase === Phase.Relaying || this.phase === Phase.Infile ? ' during query' : '';
+    this.sendErr(ErrorCode.SERVER_LOST, `Lost connection to backend ${where}${during}: ${reason}`, seq);
+    this.close(`backend lost: ${reason}`);
+  }
+
+  // ---------------------------------------------------------------- flow control
+
+  private onClientDrain(): void {
+    if (this.backendPaused) {
+      this.backendPaused = false;
+      this.backend?.resume();
+    }
+  }
+
+  private pauseClient(reason: PauseReason): void {
+    if (this.clientPaused === 0) this.socket.pause();
+    this.clientPaused |= reason;
+  }
+
+  private resumeClient(reason: PauseReason): void {
+    if (!(this.clientPaused & reason)) return;
+    this.clientPaused &= ~reason;
+    if (this.clientPaused === 0 && this.phase !== Phase.Closed) this.socket.resume();
+  }
+
+  private onIdleTimeout(): void {
+    if (this.phase === Phase.Ready) this.close('idle timeout');
+  }
+
+  // ---------------------------------------------------------------- commands the proxy answers
+
+  private async kill(targetId: number, scope: 'connection' | 'query'): Promise<void> {
+    const target = this.ctx.sessions.get(targetId);
+    if (!target) {
+      this.sendErr(ErrorCode.NO_SUCH_THREAD, `Unknown thread id: ${targetId}`, this.responseSeq);
+      return;
+    }
+    if (!target.user || target.user.name !== this.user?.name) {
+      this.sendErr(ErrorCode.KILL_DENIED, `You are not owner of thread ${targetId}`, this.responseSeq);
+      return;
+    }
+    if (target === this) {
+      if (scope === 'connection') {
+        this.sendErr({ code: 1927, sqlState: '70100' }, 'Connection was killed', this.responseSeq);
+        this.close('killed itself');
+        return;
+      }
+      this.sendOk();
+      return;
+    }
+    for (const thread of target.backendThreadIds) {
+      const result = await this.backend!.query(`KILL ${scope === 'query' ? 'QUERY ' : ''}${thread}`);
+      // The backend thread may have ended between the lookup and the KILL: that is success for the client.
+      if (result.error && result.error.code !== ErrorCode.NO_SUCH_THREAD.code) {
+        this.sendErr(result.error, result.error.message, this.responseSeq);
+        return;
+      }
+    }
+    if (scope === 'connection') {
+      // The killed backend closes the target's session with the server's own error; this is the fallback.
+      const threads = target.backendThreadIds.length;
+      if (threads === 0) target.terminate(`killed by session ${this.id}`);
+      else setTimeout(() => target.terminate(`killed by session ${this.id}`), 1000).unref();
+    }
+    this.sendOk();
+  }
+
+  private async changeUser(payload: Buffer): Promise<void> {
+    const request = parseChangeUser(payload, this.capabilities);
+    const user = this.findUser(request.user);
+    let token = request.authResponse;
+    let seq = this.responseSeq;
+    if (user && request.authPluginName && request.authPluginName !== NATIVE_PASSWORD_PLUGIN) {
+      this.socket.write(encodePacket(buildAuthSwitchRequest(NATIVE_PASSWORD_PLUGIN, this.scramble), seq));
+      const reply = await this.readClientPacket();
+      token = reply.payload;
+      seq = (reply.lastSeq + 1) & 0xff;
+    }
+    const verdict = user ? verifyNativePassword(token, this.scramble, user) : ({ ok: false } as const);
+    if (!user || !verdict.ok) {
+      this.ctx.observer.authFailed('bad_credentials');
+      this.sendErr(
+        ErrorCode.ACCESS_DENIED,
+        `Access denied for user '${request.user}'@'${this.remoteAddress}' (using password: ${token.length > 0 ? 'YES' : 'NO'})`,
+        seq,
+      );
+      this.close(`COM_CHANGE_USER to '${request.user}' denied`);
+      return;
+    }
+    // A fresh backend login gives exactly the reset that COM_CHANGE_USER promises.
+    const old = this.backend;
+    this.backend = null;
+    old?.quit();
+    this.statements.clear();
+    const conn = await this.openBackend({
+      user: user.name,
+      passwordSha1: verdict.passwordSha1,
+      database: request.database.length > 0 ? request.database : null,
+      characterSet: request.characterSet ?? this.handshake!.characterSet,
+      capabilities: this.capabilities,
+      mariaDbCapabilities: this.handshake!.mariaDbCapabilities,
+      connectAttributes: this.backendAttributes(request.connectAttributes),
+    }).catch((err: Error) => err);
+    if (conn instanceof Error) {
+      const server = conn instanceof BackendError ? conn.serverError : null;
+      this.sendErr(server ?? ErrorCode.CONN_HOST_ERROR, server ? server.message : `wirecache: ${conn.message}`, seq);
+      this.close(`COM_CHANGE_USER backend login failed: ${conn.message}`);
+      return;
+    }
+    if (this.phase === Phase.Closed) {
+      conn.quit();
+      return;
+    }
+    this.user = user;
+    this.useBackend(conn);
+    this.socket.write(encodePacket(conn.loginOk, seq));
+  }
+
+  /** Waits for the client's next packet while the proxy itself drives the exchange (auth switch in COM_CHANGE_USER). */
+  private readClientPacket(): Promise<Packet> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (this.phase === Phase.Closed) {
+          cleanup();
+          reject(new Error('client closed during COM_CHANGE_USER'));
+          return;
+        }
+        const p = this.framer.next();
+        if (p) {
+          cleanup();
+          resolve(p);
+        }
+      };
+      const cleanup = () => {
+        this.socket.off('data', check);
+        this.socket.off('close', check);
+      };
+      this.socket.on('data', check);
+      this.socket.on('close', check);
+      check();
+    });
+  }
+
+  // ---------------------------------------------------------------- output and teardown
+
+  private sendOk(): void {
+    this.socket.write(encodePacket(buildOk({ status: this.serverStatus }), this.responseSeq));
+  }
+
+  private sendErr(spec: { code: number; sqlState: string }, message: string, seq: number): void {
+    if (this.socket.destroyed) return;
+    this.socket.write(encodePacket(buildErr(spec, message), seq));
+  }
+
+  /** An unexpected failure inside the session: tell the client, close this one connection only. */
+  private failSession(err: Error): void {
+    this.log.error({ err }, 'session failed');
+    if (this.phase !== Phase.Relaying || this.bytesForwarded === 0) {
+      this.sendErr(ErrorCode.NEW_ABORTING_CONNECTION, `wirecache: aborted session ${this.id}: ${err.message}`, this.responseSeq);
+    }
+    this.close(`session error: ${err.message}`);
+  }
+
+  close(reason: string): void {
+    if (this.phase === Phase.Closed) return;
+    this.phase = Phase.Closed;
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    this.log.debug({ reason }, 'session closed');
+    const backend = this.backend;
+    this.backend = null;
+    if (backend) {
+      if (this.scanner.active) backend.destroy();
+      else backend.quit();
+    }
+    this.socket.end();
+    // A client that stops reading must not keep the socket (and its buffers) alive.
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+    this.ctx.removed(this);
+  }
+}

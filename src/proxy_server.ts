@@ -1,0 +1,179 @@
+import net from 'node:net';
+import type { BackendConnection, BackendEndpoint } from './backend_connection.js';
+import { BackendConnection as Backend } from './backend_connection.js';
+import { ClientSession, type ServerIdentity, type SessionContext } from './client_session.js';
+import type { WirecacheConfig } from './config_types.js';
+import type { Logger } from './logger.js';
+import type { ProxyObserver } from './observer.js';
+import { Capability, ErrorCode, MariaDbCapability } from './protocol/constants.js';
+import { encodePacket } from './protocol/framing.js';
+import { buildErr } from './protocol/generic_packets.js';
+import type { HandshakeV10 } from './protocol/handshake.js';
+
+/**
+ * Capabilities the proxy implements. Compression, TLS, optional metadata,
+ * query attributes and MariaDB's progress reports, COM_MULTI, bulk execute
+ * and metadata caching are not: they are masked in the greeting so clients
+ * never ask for them.
+ */
+export const SUPPORTED_CAPABILITIES =
+  Capability.CLIENT_MYSQL |
+  Capability.FOUND_ROWS |
+  Capability.LONG_FLAG |
+  Capability.CONNECT_WITH_DB |
+  Capability.NO_SCHEMA |
+  Capability.ODBC |
+  Capability.LOCAL_FILES |
+  Capability.IGNORE_SPACE |
+  Capability.PROTOCOL_41 |
+  Capability.INTERACTIVE |
+  Capability.IGNORE_SIGPIPE |
+  Capability.TRANSACTIONS |
+  Capability.RESERVED |
+  Capability.SECURE_CONNECTION |
+  Capability.MULTI_STATEMENTS |
+  Capability.MULTI_RESULTS |
+  Capability.PS_MULTI_RESULTS |
+  Capability.PLUGIN_AUTH |
+  Capability.CONNECT_ATTRS |
+  Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA |
+  Capability.CAN_HANDLE_EXPIRED_PASSWORDS |
+  Capability.SESSION_TRACK |
+  Capability.DEPRECATE_EOF;
+
+export const SUPPORTED_MARIADB_CAPABILITIES = MariaDbCapability.EXTENDED_TYPE_INFO;
+
+/** What the proxy announces before it has seen any backend. */
+function defaultIdentity(config: WirecacheConfig): ServerIdentity {
+  return {
+    serverVersion: config.serverVersion,
+    capabilities: SUPPORTED_CAPABILITIES,
+    mariaDbCapabilities: 0,
+    characterSet: 45, // utf8mb4_general_ci
+  };
+}
+
+export function identityFromGreeting(greeting: HandshakeV10): ServerIdentity {
+  return {
+    serverVersion: greeting.serverVersion,
+    capabilities: (greeting.capabilities & SUPPORTED_CAPABILITIES) >>> 0,
+    mariaDbCapabilities: greeting.mariaDbCapabilities & SUPPORTED_MARIADB_CAPABILITIES,
+    characterSet: greeting.characterSet,
+  };
+}
+
+/** Accepts client connections, enforces connection limits, and owns the sessions. */
+export class ProxyServer {
+  private readonly server: net.Server;
+  readonly sessions = new Map<number, ClientSession>();
+  private nextId = 1;
+  private currentIdentity: ServerIdentity;
+  private shuttingDown = false;
+  private readonly ctx: SessionContext;
+
+  constructor(
+    private config: WirecacheConfig,
+    private readonly logger: Logger,
+    private readonly observer: ProxyObserver,
+  ) {
+    this.currentIdentity = defaultIdentity(config);
+    this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    this.server.on('error', (err) => this.logger.error({ err }, 'listener error'));
+    this.ctx = {
+      config: () => this.config,
+      logger,
+      observer,
+      identity: () => this.currentIdentity,
+      primary: () => this.primaryEndpoint(),
+      sessions: this.sessions,
+      learnedBackend: (conn: BackendConnection) => {
+        this.currentIdentity = identityFromGreeting(conn.greeting);
+      },
+      removed: (session) => {
+        if (this.sessions.get(session.id) === session) {
+          this.sessions.delete(session.id);
+          this.observer.clientDisconnected();
+        }
+      },
+    };
+  }
+
+  primaryEndpoint(): BackendEndpoint {
+    const b = this.config.backends.find((x) => x.role === 'primary') ?? this.config.backends[0];
+    return { name: b.name, host: b.host, port: b.port };
+  }
+
+  get identity(): ServerIdentity {
+    return this.currentIdentity;
+  }
+
+  /** Learns the primary's version and capabilities (best effort), then listens. */
+  async start(): Promise<net.AddressInfo> {
+    const primary = this.primaryEndpoint();
+    try {
+      this.currentIdentity = identityFromGreeting(await Backend.probe(primary, this.config.timeouts.backendConnectMs));
+    } catch (err) {
+      this.logger.warn(
+        { backend: primary.name, err: (err as Error).message },
+        'primary not reachable at start; announcing the configured server_version until it is',
+      );
+    }
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.config.listen.port, this.config.listen.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = this.server.address() as net.AddressInfo;
+    this.logger.info({ host: address.address, port: address.port }, 'listening for MySQL clients');
+    return address;
+  }
+
+  address(): net.AddressInfo {
+    return this.server.address() as net.AddressInfo;
+  }
+
+  private accept(socket: net.Socket): void {
+    socket.on('error', () => {});
+    if (this.shuttingDown) {
+      this.observer.clientRefused('shutting_down');
+      socket.end(encodePacket(buildErr(ErrorCode.SERVER_SHUTDOWN, 'Server shutdown in progress'), 0));
+      return;
+    }
+    if (this.sessions.size >= this.config.limits.maxClientConnections) {
+      this.observer.clientRefused('max_connections');
+      socket.end(encodePacket(buildErr(ErrorCode.CON_COUNT, 'Too many connections'), 0));
+      return;
+    }
+    const id = this.allocateId();
+    const session = new ClientSession(id, socket, this.ctx);
+    this.sessions.set(id, session);
+    this.observer.clientConnected();
+    session.start();
+  }
+
+  /** Connection ids are what clients see (and KILL); they stay unique among live sessions. */
+  private allocateId(): number {
+    for (;;) {
+      const id = this.nextId;
+      this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+      if (!this.sessions.has(id)) return id;
+    }
+  }
+
+  /**
+   * Graceful stop: no new connections; idle sessions close now, sessions with
+   * a command in flight close when it completes; after `graceMs` the rest are cut.
+   */
+  async shutdown(graceMs = this.config.timeouts.shutdownGraceMs): Promise<void> {
+    if (this.shuttingDown) return;
+    this.shuttingDown = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const s of [...this.sessions.values()]) s.closeAfterCurrentCommand('proxy shutting down');
+    const deadline = Date.now() + graceMs;
+    while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    for (const s of [...this.sessions.values()]) s.terminate('shutdown grace period over');
+    await closed;
+  }
+}

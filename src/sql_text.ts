@@ -1,0 +1,62 @@
+/**
+ * Small lexical helpers over SQL text that the proxy needs before a full
+ * tokenizer exists: skipping leading comments, and recognising the KILL
+ * statement the proxy must answer itself.
+ */
+
+/** Index of the first character that is neither whitespace nor inside a leading comment. */
+export function skipLeadingComments(sql: string): number {
+  let i = 0;
+  const n = sql.length;
+  while (i < n) {
+    const c = sql.charCodeAt(i);
+    if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d || c === 0x0c || c === 0x3b /* ; */) {
+      i++;
+    } else if (c === 0x2f /* / */ && sql.charCodeAt(i + 1) === 0x2a /* * */) {
+      // A /*! ... */ or /*M! ... */ comment is executable code for MySQL/MariaDB, not a comment.
+      const next = sql.charCodeAt(i + 2);
+      if (next === 0x21 /* ! */ || ((next === 0x4d || next === 0x6d) && sql.charCodeAt(i + 3) === 0x21)) return i;
+      const end = sql.indexOf('*/', i + 2);
+      if (end < 0) return n;
+      i = end + 2;
+    } else if (c === 0x23 /* # */ || (c === 0x2d && sql.charCodeAt(i + 1) === 0x2d && isSpaceOrEnd(sql, i + 2))) {
+      const end = sql.indexOf('\n', i);
+      if (end < 0) return n;
+      i = end + 1;
+    } else {
+      return i;
+    }
+  }
+  return n;
+}
+
+function isSpaceOrEnd(sql: string, i: number): boolean {
+  if (i >= sql.length) return true;
+  const c = sql.charCodeAt(i);
+  return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+}
+
+export type KillStatement =
+  | { kind: 'kill'; scope: 'connection' | 'query'; id: number }
+  | { kind: 'unsupported'; reason: string };
+
+const KILL_ID = /^KILL\s+(?:(?:HARD|SOFT)\s+)?(?:(CONNECTION|QUERY)\s+)?(\d+)\s*;?\s*$/i;
+
+/**
+ * Recognises `KILL [HARD|SOFT] [CONNECTION|QUERY] id`. Returns null when the
+ * statement is not a KILL at all, and `unsupported` for KILL forms that name
+ * no proxy connection (KILL USER, KILL QUERY ID): those would reach sessions
+ * of other clients of the same backend, so the proxy refuses them.
+ */
+export function parseKillStatement(sql: string): KillStatement | null {
+  const start = skipLeadingComments(sql);
+  if (sql.length - start < 5 || sql.substr(start, 4).toUpperCase() !== 'KILL') return null;
+  const after = sql.charCodeAt(start + 4);
+  if (!(after === 0x20 || after === 0x09 || after === 0x0a || after === 0x0d || after === 0x2f)) return null;
+  const text = sql.slice(start).replace(/\/\*.*?\*\//gs, ' ').trim();
+  const m = KILL_ID.exec(text);
+  if (!m) return { kind: 'unsupported', reason: 'only KILL [CONNECTION|QUERY] <connection id> is supported through wirecache' };
+  const id = Number(m[2]);
+  if (!Number.isSafeInteger(id)) return { kind: 'unsupported', reason: 'connection id out of range' };
+  return { kind: 'kill', scope: m[1]?.toUpperCase() === 'QUERY' ? 'query' : 'connection', id };
+}

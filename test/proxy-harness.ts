@@ -1,0 +1,76 @@
+import mysql from 'mysql2/promise';
+import type { ServerInfo, TopologyInfo } from '../scripts/topology.js';
+import { doubleSha1 } from '../src/config.js';
+import type { WirecacheConfig } from '../src/config_types.js';
+import { createLogger } from '../src/logger.js';
+import { Metrics } from '../src/metrics.js';
+import { ProxyServer } from '../src/proxy_server.js';
+
+export interface RunningProxy {
+  proxy: ProxyServer;
+  metrics: Metrics;
+  config: WirecacheConfig;
+  host: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** A config for the test topology: every test account, the topology's primary as the only backend. */
+export function testConfig(topo: TopologyInfo, overrides: Partial<WirecacheConfig> = {}, primary: ServerInfo = topo.primary): WirecacheConfig {
+  return {
+    sourcePath: '<test>',
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { host: '127.0.0.1', port: 0 },
+    backends: [{ name: 'primary', host: primary.host, port: primary.port, role: 'primary', weight: 1 }],
+    users: [
+      ...topo.users.map((u) => ({ name: u.name, passwordDoubleSha1: u.password ? doubleSha1(u.password) : Buffer.alloc(0), emptyPassword: u.password === '' })),
+      { name: 'root', passwordDoubleSha1: doubleSha1(topo.rootPassword), emptyPassword: false },
+    ],
+    limits: { maxClientConnections: 200, maxPacketBytes: 64 * 1024 * 1024 },
+    timeouts: { backendConnectMs: 3000, clientHandshakeMs: 5000, clientIdleSeconds: 0, shutdownGraceMs: 2000 },
+    log: { level: 'error' },
+    serverVersion: '5.5.5-10.11.0-MariaDB-wirecache',
+    ...overrides,
+  };
+}
+
+export async function startProxy(topo: TopologyInfo, overrides: Partial<WirecacheConfig> = {}, primary?: ServerInfo): Promise<RunningProxy> {
+  const config = testConfig(topo, overrides, primary);
+  const metrics = new Metrics();
+  const proxy = new ProxyServer(config, createLogger(process.env.WIRECACHE_TEST_LOG ? 'debug' : 'error'), metrics);
+  const address = await proxy.start();
+  return {
+    proxy,
+    metrics,
+    config,
+    host: '127.0.0.1',
+    port: address.port,
+    stop: () => proxy.shutdown(500),
+  };
+}
+
+export function passwordOf(topo: TopologyInfo, user: string): string {
+  if (user === 'root') return topo.rootPassword;
+  const u = topo.users.find((x) => x.name === user);
+  if (!u) throw new Error(`no test user ${user}`);
+  return u.password;
+}
+
+/** A mysql2 connection through the proxy (or directly, given a server's port). */
+export function connect(
+  port: number,
+  topo: TopologyInfo,
+  opts: { user?: string; database?: string; multipleStatements?: boolean; flags?: string[] } = {},
+): Promise<mysql.Connection> {
+  const user = opts.user ?? 'app';
+  return mysql.createConnection({
+    host: '127.0.0.1',
+    port,
+    user,
+    password: passwordOf(topo, user),
+    database: opts.database ?? 'wc_test',
+    multipleStatements: opts.multipleStatements ?? false,
+    flags: opts.flags,
+    supportBigNumbers: true,
+  });
+}
