@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Installs what the test suite / demo / benchmarks need, idempotently and without prompting:
+#   - Debian packages: mariadb-server, mariadb-client, memcached, sysbench, php-cli, php-mysql
+#   - node_modules (npm ci, or npm install when there is no package-lock.json)
+#
+# Usage: scripts/install-deps.sh [--minimal]
+#   --minimal   skip sysbench and php (enough for the demo and the test suite)
+#
+# The system MariaDB service is never used (scripts/topology.ts runs its own
+# mariadbd processes with --no-defaults); whatever the package's postinst does
+# with it is irrelevant.
+set -euo pipefail
+
+log() { printf '[install-deps] %s\n' "$*" >&2; }
+
+minimal=0
+for arg in "$@"; do
+  case "$arg" in
+    --minimal) minimal=1 ;;
+    -h|--help)
+      sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+      exit 0
+      ;;
+    *)
+      log "unknown argument: $arg"
+      exit 2
+      ;;
+  esac
+done
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# mariadbd lives in /usr/sbin, which is not always in a non-root PATH.
+have() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  local d
+  for d in /usr/sbin /usr/local/sbin /sbin; do
+    [ -x "$d/$1" ] && return 0
+  done
+  return 1
+}
+
+missing=()
+have mariadbd || missing+=("mariadbd")
+have mariadb-install-db || missing+=("mariadb-install-db")
+have mariadb || missing+=("mariadb")
+have memcached || missing+=("memcached")
+if [ "$minimal" -eq 0 ]; then
+  have sysbench || missing+=("sysbench")
+  if ! have php; then
+    missing+=("php")
+  else
+    php_modules="$(php -m 2>/dev/null || true)"
+    grep -qix 'mysqli' <<<"$php_modules" || missing+=("php:mysqli")
+    grep -qix 'pdo_mysql' <<<"$php_modules" || missing+=("php:pdo_mysql")
+  fi
+fi
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "missing: ${missing[*]}"
+  packages=(mariadb-server mariadb-client memcached)
+  if [ "$minimal" -eq 0 ]; then
+    packages+=(sysbench php-cli php-mysql)
+  fi
+
+  sudo_cmd=()
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+      sudo_cmd=(sudo -n)
+    else
+      log "not root and sudo is not available: install ${packages[*]} manually"
+      exit 1
+    fi
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    log "apt-get not found: install ${packages[*]} with your package manager"
+    exit 1
+  fi
+
+  export DEBIAN_FRONTEND=noninteractive
+  log "running: apt-get update"
+  ${sudo_cmd[@]+"${sudo_cmd[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get update >&2
+  log "running: apt-get install -y --no-install-recommends ${packages[*]}"
+  ${sudo_cmd[@]+"${sudo_cmd[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${packages[@]}" >&2
+else
+  if [ "$minimal" -eq 1 ]; then
+    log "system packages present (mariadb, memcached)"
+  else
+    log "system packages present (mariadb, memcached, sysbench, php with mysqli + pdo_mysql)"
+  fi
+fi
+
+cd "$repo_root"
+if ! command -v npm >/dev/null 2>&1; then
+  log "npm not found: install Node.js >= 20 first"
+  exit 1
+fi
+if [ -f package-lock.json ]; then
+  if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ] \
+     || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    log "running: npm ci"
+    npm ci >&2
+  else
+    log "node_modules up to date"
+  fi
+else
+  if [ ! -d node_modules ]; then
+    log "no package-lock.json: running npm install"
+    npm install >&2
+  else
+    log "node_modules present (no package-lock.json)"
+  fi
+fi
+log "done"
