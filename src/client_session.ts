@@ -104,6 +104,8 @@ export class ClientSession {
   private nextStatementId = 1;
   private closeWhenIdle = false;
   private handshakeTimer: NodeJS.Timeout | null = null;
+  /** Runs while a client packet is partly received (net_read_timeout). */
+  private readTimer: NodeJS.Timeout | null = null;
   private authSeq = 0;
   private pendingUser: UserConfig | null = null;
   /** Status flags the backend reported last (IN_TRANS, AUTOCOMMIT): what proxy-made OKs must repeat. */
@@ -179,6 +181,9 @@ export class ClientSession {
 
   private onClientData(chunk: Buffer): void {
     if (this.phase === Phase.Closed) return;
+    // Bytes are arriving: the read timeout measures silence, not the length of a big upload.
+    if (this.readTimer) clearTimeout(this.readTimer);
+    this.readTimer = null;
     this.framer.push(chunk);
     this.pump();
   }
@@ -204,6 +209,7 @@ export class ClientSession {
       }
       if (!packet) {
         this.resumeClient(PauseReason.Backlog);
+        this.watchPartialPacket();
         return;
       }
       try {
@@ -226,6 +232,23 @@ export class ClientSession {
         return;
       }
     }
+  }
+
+  /** A packet that started arriving must finish within client_read_ms, or the session ends with ERR 1159. */
+  private watchPartialPacket(): void {
+    if (this.framer.bufferedBytes === 0) {
+      if (this.readTimer) clearTimeout(this.readTimer);
+      this.readTimer = null;
+      return;
+    }
+    if (this.readTimer) return;
+    this.readTimer = setTimeout(() => {
+      this.readTimer = null;
+      if (this.phase === Phase.Closed || this.framer.bufferedBytes === 0) return;
+      this.sendErr(ErrorCode.NET_READ_INTERRUPTED, 'Got timeout reading communication packets', 0);
+      this.close('incomplete client packet timed out');
+    }, this.ctx.config().timeouts.clientReadMs);
+    this.readTimer.unref();
   }
 
   // ---------------------------------------------------------------- login
@@ -754,6 +777,7 @@ export class ClientSession {
     if (this.phase === Phase.Closed) return;
     this.phase = Phase.Closed;
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    if (this.readTimer) clearTimeout(this.readTimer);
     this.log.debug({ reason }, 'session closed');
     const backend = this.backend;
     this.backend = null;

@@ -98,6 +98,7 @@ export const CONFIG_DEFAULTS = {
   timeouts: {
     backendConnectMs: 5000,
     clientHandshakeMs: 10_000,
+    clientReadMs: 30_000,
     clientIdleSeconds: 28_800,
     shutdownGraceMs: 30_000,
   },
@@ -240,6 +241,7 @@ const rootSchema = z.strictObject(
         {
           backend_connect_ms: intIn(1, MAX_TIMER_MS).default(CONFIG_DEFAULTS.timeouts.backendConnectMs),
           client_handshake_ms: intIn(1, MAX_TIMER_MS).default(CONFIG_DEFAULTS.timeouts.clientHandshakeMs),
+          client_read_ms: intIn(1, MAX_TIMER_MS).default(CONFIG_DEFAULTS.timeouts.clientReadMs),
           client_idle_seconds: intIn(0, Math.floor(MAX_TIMER_MS / 1000)).default(
             CONFIG_DEFAULTS.timeouts.clientIdleSeconds,
           ),
@@ -250,6 +252,7 @@ const rootSchema = z.strictObject(
       .default({
         backend_connect_ms: CONFIG_DEFAULTS.timeouts.backendConnectMs,
         client_handshake_ms: CONFIG_DEFAULTS.timeouts.clientHandshakeMs,
+        client_read_ms: CONFIG_DEFAULTS.timeouts.clientReadMs,
         client_idle_seconds: CONFIG_DEFAULTS.timeouts.clientIdleSeconds,
         shutdown_grace_ms: CONFIG_DEFAULTS.timeouts.shutdownGraceMs,
       }),
@@ -641,6 +644,7 @@ function normalise(raw: RawConfig, sourcePath: string): WirecacheConfig {
     timeouts: {
       backendConnectMs: raw.timeouts.backend_connect_ms,
       clientHandshakeMs: raw.timeouts.client_handshake_ms,
+      clientReadMs: raw.timeouts.client_read_ms,
       clientIdleSeconds: raw.timeouts.client_idle_seconds,
       shutdownGraceMs: raw.timeouts.shutdown_grace_ms,
     },

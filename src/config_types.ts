@@ -36,6 +36,11 @@ export interface WirecacheConfig {
     backendConnectMs: number;
     /** A client must finish its login within this time. */
     clientHandshakeMs: number;
+    /**
+     * A client packet that has started arriving must be complete within this
+     * time (MySQL's net_read_timeout), so a truncated packet cannot hold a session.
+     */
+    clientReadMs: number;
     /** Close client sessions idle for longer than this; 0 disables. */
     clientIdleSeconds: number;
     /** On SIGTERM, how long queries in flight may run before sessions are closed. */

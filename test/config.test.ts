@@ -55,7 +55,7 @@ describe('parseConfig', () => {
       backends: [{ name: 'primary', host: 'db.internal', port: 3306, role: 'primary', weight: 1 }],
       users: [{ name: 'app', passwordDoubleSha1: sha1(sha1('app_pw')), emptyPassword: false }],
       limits: { maxClientConnections: 1000, maxPacketBytes: 67108864 },
-      timeouts: { backendConnectMs: 5000, clientHandshakeMs: 10000, clientIdleSeconds: 28800, shutdownGraceMs: 30000 },
+      timeouts: { backendConnectMs: 5000, clientHandshakeMs: 10000, clientReadMs: 30000, clientIdleSeconds: 28800, shutdownGraceMs: 30000 },
       log: { level: 'info' },
       serverVersion: '5.5.5-10.11.0-MariaDB-wirecache',
     });
@@ -71,7 +71,7 @@ backends:
 users:
   - { name: app, password: app_pw }
 limits: { max_client_connections: 5, max_packet_bytes: 1024 }
-timeouts: { backend_connect_ms: 1, client_handshake_ms: 2, client_idle_seconds: 0, shutdown_grace_ms: 0 }
+timeouts: { backend_connect_ms: 1, client_handshake_ms: 2, client_read_ms: 3, client_idle_seconds: 0, shutdown_grace_ms: 0 }
 log: { level: debug }
 server_version: "8.0.36-wirecache"
 `,
@@ -87,6 +87,7 @@ server_version: "8.0.36-wirecache"
     expect(config.timeouts).toEqual({
       backendConnectMs: 1,
       clientHandshakeMs: 2,
+      clientReadMs: 3,
       clientIdleSeconds: 0,
       shutdownGraceMs: 0,
     });

@@ -27,7 +27,7 @@ export function testConfig(topo: TopologyInfo, overrides: Partial<WirecacheConfi
       { name: 'root', passwordDoubleSha1: doubleSha1(topo.rootPassword), emptyPassword: false },
     ],
     limits: { maxClientConnections: 200, maxPacketBytes: 64 * 1024 * 1024 },
-    timeouts: { backendConnectMs: 3000, clientHandshakeMs: 5000, clientIdleSeconds: 0, shutdownGraceMs: 2000 },
+    timeouts: { backendConnectMs: 3000, clientHandshakeMs: 5000, clientReadMs: 5000, clientIdleSeconds: 0, shutdownGraceMs: 2000 },
     log: { level: 'error' },
     serverVersion: '5.5.5-10.11.0-MariaDB-wirecache',
     ...overrides,
