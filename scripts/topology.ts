@@ -256,6 +256,9 @@ export function createTemplate(dir: string): Promise<string> {
 async function doCreateTemplate(dir: string): Promise<string> {
   if (existsSync(path.join(dir, 'mysql_upgrade_info')) && existsSync(path.join(dir, 'mysql'))) return dir;
   await fs.mkdir(path.dirname(dir), { recursive: true });
+  // A private tmpdir: concurrent bootstraps in the shared /tmp collide on their temporary table files.
+  const tmpDir = `${dir}.tmp`;
+  await fs.mkdir(tmpDir, { recursive: true });
   const installDb = findBinary('mariadb-install-db');
   const args = [
     '--no-defaults',
@@ -266,6 +269,7 @@ async function doCreateTemplate(dir: string): Promise<string> {
     // passed through to the bootstrap mariadbd: create the redo log at its final size
     '--innodb-log-file-size=48M',
     '--innodb-buffer-pool-size=64M',
+    `--tmpdir=${tmpDir}`,
   ];
   const out: Buffer[] = [];
   const code = await new Promise<number | null>((resolve, reject) => {
@@ -322,6 +326,7 @@ function mariadbdArgs(m: ServerMeta): string[] {
     `--socket=${m.socket}`,
     `--pid-file=${f.pidFile}`,
     `--log-error=${f.logFile}`,
+    `--tmpdir=${f.serverDir}`,
     ...(IS_ROOT ? ['--user=root'] : []),
     `--bind-address=${HOST}`,
     '--skip-name-resolve',

@@ -24,6 +24,7 @@ import {
   SSL_REQUEST_LENGTH,
   type HandshakeResponse,
 } from './protocol/handshake.js';
+import { ProtocolError } from './protocol/payload_reader.js';
 import { ResponseKind, ResponseScanner, ScanResult } from './protocol/response_scanner.js';
 import { parseKillStatement } from './sql_text.js';
 
@@ -766,9 +767,13 @@ export class ClientSession {
 
   /** An unexpected failure inside the session: tell the client, close this one connection only. */
   private failSession(err: Error): void {
-    this.log.error({ err }, 'session failed');
+    const malformed = err instanceof ProtocolError;
+    // Malformed input from a client is the client's problem, not a proxy fault: no stack trace at error level.
+    if (malformed) this.log.info({ reason: err.message }, 'malformed packet; closing the session');
+    else this.log.error({ err }, 'session failed');
     if (this.phase !== Phase.Relaying || this.bytesForwarded === 0) {
-      this.sendErr(ErrorCode.NEW_ABORTING_CONNECTION, `wirecache: aborted session ${this.id}: ${err.message}`, this.responseSeq);
+      if (malformed) this.sendErr(ErrorCode.MALFORMED_PACKET, `Malformed communication packet: ${err.message}`, this.responseSeq);
+      else this.sendErr(ErrorCode.NEW_ABORTING_CONNECTION, `wirecache: aborted session ${this.id}: ${err.message}`, this.responseSeq);
     }
     this.close(`session error: ${err.message}`);
   }

@@ -191,6 +191,7 @@ export const ErrorCode = {
   UNKNOWN_STMT_HANDLER: { code: 1243, sqlState: 'HY000' },
   NOT_SUPPORTED_YET: { code: 1235, sqlState: '42000' },
   NEW_ABORTING_CONNECTION: { code: 1184, sqlState: '08S01' },
+  MALFORMED_PACKET: { code: 1835, sqlState: 'HY000' },
   /** Client-library codes, used for backend connectivity failures. */
   CONN_HOST_ERROR: { code: 2003, sqlState: 'HY000' },
   SERVER_LOST: { code: 2013, sqlState: 'HY000' },
