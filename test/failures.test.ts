@@ -1,0 +1,119 @@
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import mysql from 'mysql2/promise';
+import { restartMariaDB, startMariaDB, stopMariaDB, type ServerInfo } from '../scripts/topology.js';
+import { connect, startProxy, type RunningProxy } from './proxy-harness.js';
+import { getTopology } from './topology-context.js';
+
+const topo = getTopology();
+
+function metricValue(text: string, name: string, labels = ''): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `) || l.startsWith(`${name}${labels}{`));
+  return line ? Number(line.split(' ').pop()) : NaN;
+}
+
+describe('a backend that dies and comes back', () => {
+  let server: ServerInfo;
+  let px: RunningProxy;
+
+  beforeAll(async () => {
+    server = await startMariaDB({ name: 'doomed', baseDir: path.join(topo.baseDir, 'doomed'), serverId: 91, templateDir: topo.templateDir });
+    px = await startProxy(topo, {}, server);
+  });
+
+  afterAll(async () => {
+    await px?.stop();
+    await stopMariaDB(server).catch(() => {});
+  });
+
+  it('gives clear errors while down, keeps the proxy up, and recovers', async () => {
+    const busy = await connect(px.port, topo);
+    const idle = await connect(px.port, topo);
+    const idleError = new Promise<Error>((resolve) => idle.on('error', resolve));
+    const inFlight = busy.query('SELECT SLEEP(30)').catch((e: Error) => e);
+    await new Promise((r) => setTimeout(r, 300));
+
+    await stopMariaDB(server, { signal: 'SIGKILL' });
+
+    const err = (await inFlight) as mysql.QueryError;
+    expect(err).toBeInstanceOf(Error);
+    expect(err.errno).toBe(2013);
+    expect(err.message).toMatch(/^Lost connection to backend primary \(127\.0\.0\.1:\d+\) during query/);
+    const idleErr = (await idleError) as mysql.QueryError;
+    expect(idleErr.message).toMatch(/Lost connection to backend primary/);
+
+    // While the backend is down, logins fail fast with a message naming the backend.
+    const started = Date.now();
+    const loginErr = (await connect(px.port, topo).catch((e) => e)) as mysql.QueryError;
+    expect(loginErr.errno).toBe(2003);
+    expect(loginErr.message).toMatch(/^wirecache: backend 'primary' \(127\.0\.0\.1:\d+\) unavailable: .*ECONNREFUSED/);
+    expect(Date.now() - started).toBeLessThan(3000);
+    const text = await px.metrics.metricsText();
+    expect(metricValue(text, 'wirecache_backend_connect_errors_total', '{backend="primary"}')).toBeGreaterThanOrEqual(1);
+
+    // The proxy process itself is fine: another proxy in this process still serves the shared primary.
+    const other = await startProxy(topo);
+    const c = await connect(other.port, topo);
+    expect((await c.query('SELECT 1 AS up'))[0]).toEqual([{ up: 1 }]);
+    await c.end();
+    await other.stop();
+
+    server = await restartMariaDB(server);
+    const back = await connect(px.port, topo);
+    expect((await back.query('SELECT 2 AS back'))[0]).toEqual([{ back: 2 }]);
+    await back.end();
+    busy.destroy();
+    idle.destroy();
+  }, 60_000);
+});
+
+describe('limits and shutdown', () => {
+  it('answers ERR 1040 past max_client_connections', async () => {
+    const px = await startProxy(topo, { limits: { maxClientConnections: 2, maxPacketBytes: 1 << 20 } });
+    try {
+      const a = await connect(px.port, topo);
+      const b = await connect(px.port, topo);
+      const err = (await connect(px.port, topo).catch((e) => e)) as mysql.QueryError;
+      expect(err.errno).toBe(1040);
+      expect(err.message).toBe('Too many connections');
+      const text = await px.metrics.metricsText();
+      expect(metricValue(text, 'wirecache_client_connections_refused_total', '{reason="max_connections"}')).toBe(1);
+      await a.end();
+      // A slot frees up once a client leaves.
+      await new Promise((r) => setTimeout(r, 100));
+      const c = await connect(px.port, topo);
+      await c.end();
+      await b.end();
+    } finally {
+      await px.stop();
+    }
+  });
+
+  it('shuts down gracefully: queries in flight finish, idle sessions close, new clients are refused', async () => {
+    const px = await startProxy(topo);
+    const busy = await connect(px.port, topo);
+    const idle = await connect(px.port, topo);
+    const idleClosed = new Promise<void>((resolve) => idle.on('error', () => resolve()));
+    const running = busy.query('SELECT SLEEP(1) AS slept');
+    await new Promise((r) => setTimeout(r, 200));
+    const stopped = px.proxy.shutdown(5000);
+    await idleClosed;
+    expect((await running)[0]).toEqual([{ slept: 0 }]);
+    await stopped;
+    await expect(connect(px.port, topo)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    expect(px.proxy.sessions.size).toBe(0);
+    busy.destroy();
+  });
+
+  it('cuts queries that outlive the shutdown grace period', async () => {
+    const px = await startProxy(topo);
+    const busy = await connect(px.port, topo);
+    const running = busy.query('SELECT SLEEP(20)').catch((e: Error) => e);
+    await new Promise((r) => setTimeout(r, 200));
+    const t0 = Date.now();
+    await px.proxy.shutdown(300);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(await running).toBeInstanceOf(Error);
+    busy.destroy();
+  });
+});
