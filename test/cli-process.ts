@@ -1,0 +1,72 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { TopologyInfo } from '../scripts/topology.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+
+export interface CliProcess {
+  child: ChildProcess;
+  port: number;
+  adminPort: number;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+/** The YAML a test proxy runs with: the topology's primary and its accounts. */
+export function yamlFor(topo: TopologyInfo, extra = ''): string {
+  return `listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+backends:
+  - { name: primary, host: 127.0.0.1, port: ${topo.primary.port} }
+users:
+${topo.users.map((u) => `  - { name: ${u.name}, password: "${u.password}" }`).join('\n')}
+${extra}`;
+}
+
+export async function writeTemp(name: string, text: string): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'wirecache-cli-'));
+  const file = path.join(dir, name);
+  await fs.writeFile(file, text);
+  return file;
+}
+
+/** Runs `wirecache` (from source, through tsx) as its own process and waits until it listens. */
+export async function startCli(args: string[], readyTimeoutMs = 20_000): Promise<CliProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const started = Date.now();
+  for (;;) {
+    const port = /"msg":"listening for MySQL clients"/.test(out) ? Number(/"port":(\d+),[^\n]*listening for MySQL clients/.exec(out)?.[1]) : 0;
+    const admin = /"metrics":"http:\/\/[^:]+:(\d+)\/metrics"/.exec(out);
+    if (port && admin) return { child, port, adminPort: Number(admin[1]), output: () => out, exited };
+    if (child.exitCode !== null) throw new Error(`wirecache exited with ${child.exitCode}:\n${out}`);
+    if (Date.now() - started > readyTimeoutMs) {
+      child.kill('SIGKILL');
+      throw new Error(`wirecache did not start within ${readyTimeoutMs} ms:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Runs the CLI to completion and returns its exit code and output. */
+export function runCli(args: string[], timeoutMs = 20_000): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args], { cwd: ROOT });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(t);
+      resolve({ code, output });
+    });
+  });
+}
