@@ -171,7 +171,11 @@ export class ResponseScanner {
     if (pos > emitStart) out.push(emitStart === 0 && pos === len ? chunk : chunk.subarray(emitStart, pos));
     this.consumed = Math.max(0, pos - heldLength);
     this.bytes += this.consumed;
-    if (result === ScanResult.NeedMore && this.state === State.Done) result = ScanResult.Done;
+    // A response can end with a data packet (the last definition of a prepare under DEPRECATE_EOF):
+    // it is done only once that packet's last byte has gone through.
+    if (result === ScanResult.NeedMore && this.state === State.Done && this.frameRemaining === 0 && !this.continuation) {
+      result = ScanResult.Done;
+    }
     return result;
   }
 
