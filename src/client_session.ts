@@ -107,7 +107,8 @@ export class ClientSession {
   private handshakeTimer: NodeJS.Timeout | null = null;
   /** Runs while a client packet is partly received (net_read_timeout). */
   private readTimer: NodeJS.Timeout | null = null;
-  private authSeq = 0;
+  /** Sequence id of the next packet to the client during login (the greeting was 0). */
+  private authSeq = 1;
   private pendingUser: UserConfig | null = null;
   /** Status flags the backend reported last (IN_TRANS, AUTOCOMMIT): what proxy-made OKs must repeat. */
   private serverStatus = ServerStatus.AUTOCOMMIT;
