@@ -70,6 +70,21 @@ interface PreparedStatement {
   columns: number;
 }
 
+/**
+ * Cheap byte test before decoding a query to look for KILL: the statement
+ * starts (after spaces) with K or with a comment. Keeps string decoding off
+ * the path of every other query.
+ */
+function mayBeKill(payload: Buffer): boolean {
+  if (payload.length > 512) return false;
+  for (let i = 1; i < payload.length; i++) {
+    const c = payload[i];
+    if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) continue;
+    return c === 0x4b || c === 0x6b || c === 0x2f || c === 0x2d || c === 0x23; // K k / - #
+  }
+  return false;
+}
+
 /** Client bytes buffered while a command is in flight before the client socket is paused. */
 const CLIENT_HIGH_WATER = 256 * 1024;
 
@@ -410,7 +425,7 @@ export class ClientSession {
         this.close('client quit');
         return;
       case Command.QUERY: {
-        const kill = payload.length < 512 ? parseKillStatement(payload.toString('utf8', 1)) : null;
+        const kill = mayBeKill(payload) ? parseKillStatement(payload.toString('utf8', 1)) : null;
         if (kill) {
           if (kill.kind === 'unsupported') this.replyLocal(ErrorCode.NOT_SUPPORTED_YET, kill.reason);
           else this.runLocal(() => this.kill(kill.id, kill.scope));
@@ -489,14 +504,14 @@ export class ClientSession {
       else this.replyLocal(ErrorCode.UNKNOWN_STMT_HANDLER, `Unknown prepared statement handler (${proxyId}) given to ${what}`);
       return null;
     }
-    const bytes = encodePacket(payload, packet.seq);
+    const bytes = packet.wire ?? encodePacket(payload, packet.seq);
     bytes.writeUInt32LE(stmt.backendId, 5);
     this.sendToBackend(bytes, kind);
     return proxyId;
   }
 
   private forward(packet: Packet, kind: ResponseKind): void {
-    this.sendToBackend(encodePacket(packet.payload, packet.seq), kind);
+    this.sendToBackend(packet.wire ?? encodePacket(packet.payload, packet.seq), kind);
   }
 
   /** Writes a command to the backend; `kind` null means the command has no response. */
@@ -587,7 +602,7 @@ export class ClientSession {
   private onInfilePacket(packet: Packet): void {
     const backend = this.backend;
     if (!backend) return;
-    if (!backend.write(encodePacket(packet.payload, packet.seq))) this.pauseClient(PauseReason.BackendFull);
+    if (!backend.write(packet.wire ?? encodePacket(packet.payload, packet.seq))) this.pauseClient(PauseReason.BackendFull);
     if (packet.payload.length === 0) {
       this.scanner.resumeAfterInfile();
       this.phase = Phase.Relaying;

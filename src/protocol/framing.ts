@@ -10,6 +10,11 @@ export interface Packet {
   /** Sequence id of its last frame (differs from seq for payloads of 16 MiB and more). */
   lastSeq: number;
   payload: Buffer;
+  /**
+   * The packet exactly as it arrived (header included) when it was one frame
+   * in one chunk: it can be forwarded without framing it again.
+   */
+  wire: Buffer | null;
 }
 
 export class PacketTooLargeError extends ProtocolError {
@@ -99,6 +104,13 @@ export class PacketFramer {
       const seq = header[3];
       if (this.partsLength + len > this.maxPayload) throw new PacketTooLargeError(this.maxPayload);
       if (this.buffered < 4 + len) return null;
+      const first = this.chunks[0];
+      if (len < MAX_FRAME_PAYLOAD && this.parts.length === 0 && first.length >= 4 + len) {
+        // The common case: a whole small packet inside one chunk. A view, no copy.
+        const wire = first.subarray(0, 4 + len);
+        this.take(4 + len);
+        return { seq, lastSeq: seq, payload: wire.subarray(4), wire };
+      }
       this.consume(4);
       const frame = this.take(len);
       if (len === MAX_FRAME_PAYLOAD) {
@@ -107,13 +119,13 @@ export class PacketFramer {
         this.partsLength += len;
         continue;
       }
-      if (this.parts.length === 0) return { seq, lastSeq: seq, payload: frame };
+      if (this.parts.length === 0) return { seq, lastSeq: seq, payload: frame, wire: null };
       this.parts.push(frame);
       const payload = Buffer.concat(this.parts, this.partsLength + len);
-      const first = this.partsSeq;
+      const firstSeq = this.partsSeq;
       this.parts = [];
       this.partsLength = 0;
-      return { seq: first, lastSeq: seq, payload };
+      return { seq: firstSeq, lastSeq: seq, payload, wire: null };
     }
   }
 
