@@ -64,6 +64,7 @@ export class Metrics implements ProxyObserver {
   private readonly commands = new BoundedLabel(COMMAND_RE, MAX_COMMAND_LABELS);
   private readonly backends = new BoundedLabel(BACKEND_RE, MAX_BACKEND_LABELS);
   private current = 0;
+  private readonly commandSeries = new Map<string, { count: { inc(): void }; duration: { observe(v: number): void } }>();
 
   constructor(options: MetricsOptions = {}) {
     this.registry = new Registry();
@@ -159,10 +160,15 @@ export class Metrics implements ProxyObserver {
   }
 
   commandCompleted(command: string, durationSeconds: number): void {
-    const label = { command: this.commands.value(command) };
-    this.queriesTotal.inc(label);
-    const seconds = Number.isFinite(durationSeconds) && durationSeconds > 0 ? durationSeconds : 0;
-    this.queryDuration.observe(label, seconds);
+    let series = this.commandSeries.get(command);
+    if (!series) {
+      // Bound children per command once: this runs for every query, and label hashing is not free.
+      const label = { command: this.commands.value(command) };
+      series = { count: this.queriesTotal.labels(label), duration: this.queryDuration.labels(label) };
+      this.commandSeries.set(command, series);
+    }
+    series.count.inc();
+    series.duration.observe(Number.isFinite(durationSeconds) && durationSeconds > 0 ? durationSeconds : 0);
   }
 
   backendConnectError(backend: string): void {
