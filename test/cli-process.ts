@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TopologyInfo } from '../scripts/topology.js';
+import { runCommand } from './run-command.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -33,7 +34,7 @@ export async function writeTemp(name: string, text: string): Promise<string> {
 }
 
 /** Runs `wirecache` (from source, through tsx) as its own process and waits until it listens. */
-export async function startCli(args: string[], readyTimeoutMs = 20_000): Promise<CliProcess> {
+export async function startCli(args: string[], readyTimeoutMs = 60_000): Promise<CliProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -57,16 +58,7 @@ export async function startCli(args: string[], readyTimeoutMs = 20_000): Promise
 }
 
 /** Runs the CLI to completion and returns its exit code and output. */
-export function runCli(args: string[], timeoutMs = 20_000): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args], { cwd: ROOT });
-    let output = '';
-    child.stdout.on('data', (d) => (output += d));
-    child.stderr.on('data', (d) => (output += d));
-    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('exit', (code) => {
-      clearTimeout(t);
-      resolve({ code, output });
-    });
-  });
+export async function runCli(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; output: string }> {
+  const r = await runCommand(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args], { cwd: ROOT, timeoutMs });
+  return { code: r.code, output: r.stdout + r.stderr };
 }

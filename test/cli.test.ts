@@ -6,7 +6,7 @@ import { getTopology } from './topology-context.js';
 const topo = getTopology();
 
 describe('wirecache command line', () => {
-  it('check-config accepts a valid file and rejects a broken one with file, line and field', async () => {
+  it('check-config accepts a valid file and rejects a broken one with file, line and field', { timeout: 120_000 }, async () => {
     const good = await writeTemp('good.yaml', yamlFor(topo));
     const bad = await writeTemp('bad.yaml', yamlFor(topo, 'limits:\n  max_client_conections: 5\n'));
     const broken = await writeTemp('broken.yaml', 'listen: [unclosed\n');

@@ -6,52 +6,20 @@
  * The client runs as a child process with async spawn: the proxy lives in this
  * worker's event loop, so a synchronous exec would deadlock.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCommand, type RunResult } from './run-command.js';
 import { getTopology } from './topology-context.js';
 import { connect, startProxy, type RunningProxy } from './proxy-harness.js';
 
 const topo = getTopology();
 const RUN_TIMEOUT_MS = 60_000;
+const run = (cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}) =>
+  runCommand(cmd, args, { timeoutMs: RUN_TIMEOUT_MS, ...opts });
 
-interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-}
-
-/** Runs a command without blocking the event loop, optionally feeding stdin; kills it after `timeoutMs`. */
-function run(cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
-  const timeoutMs = opts.timeoutMs ?? RUN_TIMEOUT_MS;
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    // An empty stdin when there is no input: the client sees EOF at once instead of waiting on a terminal.
-    child.stdin.on('error', () => undefined).end(opts.input ?? '');
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, timedOut });
-    });
-  });
-}
 
 interface CliOptions {
   user?: string;

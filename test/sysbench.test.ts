@@ -12,50 +12,20 @@
  * sysbench runs as a child process with async spawn: the proxy lives in this
  * worker's event loop, so a synchronous exec would deadlock.
  */
-import { spawn } from 'node:child_process';
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCommand, type RunResult } from './run-command.js';
 import { getTopology } from './topology-context.js';
 import { connect, startProxy, type RunningProxy } from './proxy-harness.js';
 
 const topo = getTopology();
 const DB = 'sbtest_wc';
 const RUN_TIMEOUT_MS = 60_000;
+const run = (cmd: string, args: string[], timeoutMs = RUN_TIMEOUT_MS) => runCommand(cmd, args, { timeoutMs });
 const RUN_SECONDS = 8;
 const TABLES = 2;
 const TABLE_SIZE = 1000;
 
-interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-}
-
-/** Runs a command without blocking the event loop; kills it (and reports timedOut) after `timeoutMs`. */
-function run(cmd: string, args: string[], timeoutMs = RUN_TIMEOUT_MS): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, timedOut });
-    });
-  });
-}
 
 let px: RunningProxy;
 let root: mysql.Connection;
