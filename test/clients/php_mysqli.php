@@ -14,35 +14,10 @@
 
 declare(strict_types=1);
 
-error_reporting(E_ALL);
-set_error_handler(static function (int $no, string $msg, string $file, int $line): bool {
-    throw new ErrorException($msg, 0, $no, $file, $line);
-});
-
-function arg(int $i, string $env, string $default): string
-{
-    global $argv;
-    if (isset($argv[$i]) && $argv[$i] !== '') return $argv[$i];
-    $v = getenv($env);
-    return $v === false ? $default : $v;
-}
-
-$host = arg(1, 'WC_HOST', '127.0.0.1');
-$port = (int) arg(2, 'WC_PORT', '3306');
-$user = arg(3, 'WC_USER', 'app');
-$password = arg(4, 'WC_PASSWORD', '');
-$db = arg(5, 'WC_DB', 'wc_test');
+require __DIR__ . '/common.php';
 
 const T = 'php_mysqli_items';
 const PROC = 'php_mysqli_two_sets';
-
-/** A deterministic binary string of $n bytes covering every byte value. */
-function blob(int $n): string
-{
-    $out = '';
-    for ($i = 0; strlen($out) < $n; $i++) $out .= hash('sha256', "wirecache-$i", true);
-    return substr($out, 0, $n);
-}
 
 /** Column metadata as plain arrays (everything the server sent, no connection-specific parts). */
 function fields(mysqli_result $r): array
@@ -268,7 +243,7 @@ try {
     $st->close();
 
     // 1 MB blob: once via COM_STMT_SEND_LONG_DATA ('b'), once inline ('s').
-    $big = blob(1024 * 1024);
+    $big = blob(1024 * 1024, 'wirecache-');
     $st = $m->prepare('INSERT INTO ' . T . ' (name, data) VALUES (?, ?)');
     $bname = 'blob-long-data';
     $nullv = null;

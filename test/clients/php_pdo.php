@@ -15,24 +15,7 @@
 
 declare(strict_types=1);
 
-error_reporting(E_ALL);
-set_error_handler(static function (int $no, string $msg, string $file, int $line): bool {
-    throw new ErrorException($msg, 0, $no, $file, $line);
-});
-
-function arg(int $i, string $env, string $default): string
-{
-    global $argv;
-    if (isset($argv[$i]) && $argv[$i] !== '') return $argv[$i];
-    $v = getenv($env);
-    return $v === false ? $default : $v;
-}
-
-$host = arg(1, 'WC_HOST', '127.0.0.1');
-$port = (int) arg(2, 'WC_PORT', '3306');
-$user = arg(3, 'WC_USER', 'app');
-$password = arg(4, 'WC_PASSWORD', '');
-$db = arg(5, 'WC_DB', 'wc_test');
+require __DIR__ . '/common.php';
 $mode = arg(6, 'WC_MODE', 'native');
 if ($mode !== 'emulate' && $mode !== 'native') {
     fwrite(STDERR, "php_pdo.php: MODE must be 'emulate' or 'native', got '$mode'\n");
@@ -41,14 +24,6 @@ if ($mode !== 'emulate' && $mode !== 'native') {
 
 $T = "php_pdo_{$mode}_items";
 $PROC = "php_pdo_{$mode}_two_sets";
-
-/** A deterministic binary string of $n bytes covering every byte value. */
-function blob(int $n): string
-{
-    $out = '';
-    for ($i = 0; strlen($out) < $n; $i++) $out .= hash('sha256', "wirecache-pdo-$i", true);
-    return substr($out, 0, $n);
-}
 
 function pdoError(PDOException $e): array
 {
@@ -242,7 +217,7 @@ try {
     $prep['null_safe_count'] = (int) $st->fetchColumn();
 
     // 1 MB blob parameter: as PARAM_LOB string and as a PARAM_LOB stream.
-    $big = blob(1024 * 1024);
+    $big = blob(1024 * 1024, 'wirecache-pdo-');
     $st = $pdo->prepare("INSERT INTO $T (name, data) VALUES (?, ?)");
     $st->bindValue(1, 'blob-string');
     $st->bindValue(2, $big, PDO::PARAM_LOB);
