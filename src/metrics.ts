@@ -8,7 +8,8 @@
  * further ones are folded into "other", so a bug upstream cannot make the
  * number of series grow without limit.
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { CommandStats } from './command_stats.js';
 import type { ProxyObserver, RefusalReason } from './observer.js';
 
 /** Histogram buckets (seconds) covering 50µs to 10s. */
@@ -57,14 +58,12 @@ export class Metrics implements ProxyObserver {
   private readonly clientConnectionsTotal: Counter;
   private readonly clientConnectionsRefused: Counter<'reason'>;
   private readonly clientAuthFailures: Counter<'reason'>;
-  private readonly queriesTotal: Counter<'command'>;
-  private readonly queryDuration: Histogram<'command'>;
+  private readonly commandStats = new CommandStats('command', QUERY_DURATION_BUCKETS);
   private readonly backendConnectErrors: Counter<'backend'>;
 
   private readonly commands = new BoundedLabel(COMMAND_RE, MAX_COMMAND_LABELS);
   private readonly backends = new BoundedLabel(BACKEND_RE, MAX_BACKEND_LABELS);
   private current = 0;
-  private readonly commandSeries = new Map<string, { count: { inc(): void }; duration: { observe(v: number): void } }>();
 
   constructor(options: MetricsOptions = {}) {
     this.registry = new Registry();
@@ -93,19 +92,14 @@ export class Metrics implements ProxyObserver {
       labelNames: ['reason'],
       registers,
     });
-    this.queriesTotal = new Counter({
-      name: 'wirecache_queries_total',
-      help: 'Client commands completed, by command (COM_QUERY, COM_STMT_EXECUTE, ...).',
-      labelNames: ['command'],
-      registers,
-    });
-    this.queryDuration = new Histogram({
-      name: 'wirecache_query_duration_seconds',
-      help: 'Time from receiving a client command to sending the end of its response, by command.',
-      labelNames: ['command'],
-      buckets: [...QUERY_DURATION_BUCKETS],
-      registers,
-    });
+    this.commandStats.register(
+      this.registry,
+      { name: 'wirecache_queries_total', help: 'Client commands completed, by command (COM_QUERY, COM_STMT_EXECUTE, ...).' },
+      {
+        name: 'wirecache_query_duration_seconds',
+        help: 'Time from receiving a client command to sending the end of its response, by command.',
+      },
+    );
     this.backendConnectErrors = new Counter({
       name: 'wirecache_backend_connect_errors_total',
       help: 'Failed connection or login attempts to a backend, by backend name.',
@@ -160,15 +154,10 @@ export class Metrics implements ProxyObserver {
   }
 
   commandCompleted(command: string, durationSeconds: number): void {
-    let series = this.commandSeries.get(command);
-    if (!series) {
-      // Bound children per command once: this runs for every query, and label hashing is not free.
-      const label = { command: this.commands.value(command) };
-      series = { count: this.queriesTotal.labels(label), duration: this.queryDuration.labels(label) };
-      this.commandSeries.set(command, series);
-    }
-    series.count.inc();
-    series.duration.observe(Number.isFinite(durationSeconds) && durationSeconds > 0 ? durationSeconds : 0);
+    this.commandStats.observe(
+      this.commands.value(command),
+      Number.isFinite(durationSeconds) && durationSeconds > 0 ? durationSeconds : 0,
+    );
   }
 
   backendConnectError(backend: string): void {

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { BackendConnection, BackendEndpoint } from './backend_connection.js';
 import { BackendConnection as Backend } from './backend_connection.js';
 import { ClientSession, type ServerIdentity, type SessionContext } from './client_session.js';
@@ -70,6 +71,7 @@ export class ProxyServer {
   private currentIdentity: ServerIdentity;
   private shuttingDown = false;
   private readonly ctx: SessionContext;
+  private readonly idleSweep: NodeJS.Timeout;
 
   constructor(
     private config: WirecacheConfig,
@@ -79,6 +81,8 @@ export class ProxyServer {
     this.currentIdentity = defaultIdentity(config);
     this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
     this.server.on('error', (err) => this.logger.error({ err }, 'listener error'));
+    this.idleSweep = setInterval(() => this.closeIdleSessions(), 1000);
+    this.idleSweep.unref();
     this.ctx = {
       config: () => this.config,
       logger,
@@ -153,6 +157,13 @@ export class ProxyServer {
     session.start();
   }
 
+  private closeIdleSessions(): void {
+    const idleSeconds = this.config.timeouts.clientIdleSeconds;
+    if (idleSeconds <= 0) return;
+    const now = performance.now();
+    for (const session of this.sessions.values()) session.closeIfIdle(now, idleSeconds * 1000);
+  }
+
   /** Connection ids are what clients see (and KILL); they stay unique among live sessions. */
   private allocateId(): number {
     for (;;) {
@@ -169,6 +180,7 @@ export class ProxyServer {
   async shutdown(graceMs = this.config.timeouts.shutdownGraceMs): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
+    clearInterval(this.idleSweep);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const s of [...this.sessions.values()]) s.closeAfterCurrentCommand('proxy shutting down');
     const deadline = Date.now() + graceMs;

@@ -105,6 +105,25 @@ describe('limits and shutdown', () => {
     busy.destroy();
   });
 
+  it('closes sessions idle past client_idle_seconds, but not one running a long query', async () => {
+    const px = await startProxy(topo, {
+      timeouts: { backendConnectMs: 3000, clientHandshakeMs: 5000, clientReadMs: 5000, clientIdleSeconds: 1, shutdownGraceMs: 500 },
+    });
+    try {
+      const idle = await connect(px.port, topo);
+      const idleClosed = new Promise<void>((resolve) => idle.on('error', () => resolve()));
+      const busy = await connect(px.port, topo);
+      const [slept] = await busy.query('SELECT SLEEP(2.5) AS s');
+      expect(slept).toEqual([{ s: 0 }]);
+      await idleClosed;
+      await expect(idle.query('SELECT 1')).rejects.toBeTruthy();
+      expect([...px.proxy.sessions.keys()]).toEqual([busy.threadId]);
+      busy.destroy();
+    } finally {
+      await px.stop();
+    }
+  });
+
   it('cuts queries that outlive the shutdown grace period', async () => {
     const px = await startProxy(topo);
     const busy = await connect(px.port, topo);

@@ -105,7 +105,7 @@ export const enum Command {
   MARIADB_MULTI = 0xfe,
 }
 
-const COMMAND_NAMES: Record<number, string> = {
+const COMMAND_NAME_BY_CODE: Record<number, string> = {
   0x00: 'COM_SLEEP', 0x01: 'COM_QUIT', 0x02: 'COM_INIT_DB', 0x03: 'COM_QUERY', 0x04: 'COM_FIELD_LIST',
   0x05: 'COM_CREATE_DB', 0x06: 'COM_DROP_DB', 0x07: 'COM_REFRESH', 0x08: 'COM_SHUTDOWN',
   0x09: 'COM_STATISTICS', 0x0a: 'COM_PROCESS_INFO', 0x0b: 'COM_CONNECT', 0x0c: 'COM_PROCESS_KILL',
@@ -116,10 +116,12 @@ const COMMAND_NAMES: Record<number, string> = {
   0x1b: 'COM_SET_OPTION', 0x1c: 'COM_STMT_FETCH', 0x1d: 'COM_DAEMON', 0x1e: 'COM_BINLOG_DUMP_GTID',
   0x1f: 'COM_RESET_CONNECTION', 0xfa: 'COM_STMT_BULK_EXECUTE', 0xfe: 'COM_MULTI',
 };
+/** Indexed by command byte: an array lookup on the per-command path, not a dictionary one. */
+const COMMAND_NAMES: readonly string[] = Array.from({ length: 256 }, (_, code) => COMMAND_NAME_BY_CODE[code] ?? 'COM_UNKNOWN');
 
 /** A bounded label value for metrics and logs: known names, else "COM_UNKNOWN". */
 export function commandName(code: number): string {
-  return COMMAND_NAMES[code] ?? 'COM_UNKNOWN';
+  return COMMAND_NAMES[code & 0xff];
 }
 
 /** First byte of a response payload that marks its kind. */

@@ -79,14 +79,19 @@ export function parseEof(payload: Buffer): EofPacket {
  * Reads only what it needs, for use on the hot path.
  */
 export function statusOfTerminator(payload: Buffer): number {
-  if (payload[0] === PacketHeader.EOF && payload.length < 9) {
-    return payload.length >= 5 ? payload.readUInt16LE(3) : 0;
+  return statusOfTerminatorAt(payload, 0, payload.length);
+}
+
+/** statusOfTerminator for a payload of `length` bytes at `start` inside a larger buffer (no view is created). */
+export function statusOfTerminatorAt(buf: Buffer, start: number, length: number): number {
+  if (buf[start] === PacketHeader.EOF && length < 9) {
+    return length >= 5 ? buf[start + 3] | (buf[start + 4] << 8) : 0;
   }
   // OK layout: header, lenenc affected rows, lenenc insert id, status
-  let off = 1;
-  off = skipLenencAt(payload, off);
-  off = skipLenencAt(payload, off);
-  return off + 2 <= payload.length ? payload.readUInt16LE(off) : 0;
+  let off = start + 1;
+  off = skipLenencAt(buf, off);
+  off = skipLenencAt(buf, off);
+  return off + 2 <= start + length ? buf[off] | (buf[off + 1] << 8) : 0;
 }
 
 function skipLenencAt(buf: Buffer, off: number): number {

@@ -1,5 +1,5 @@
 import { MAX_FRAME_PAYLOAD, PacketHeader, ServerStatus } from './constants.js';
-import { statusOfTerminator } from './generic_packets.js';
+import { statusOfTerminatorAt } from './generic_packets.js';
 import { ProtocolError } from './payload_reader.js';
 
 /** How a backend answers a command; decides the shape the scanner expects. */
@@ -154,9 +154,9 @@ export class ResponseScanner {
           pos = emitStart = len;
           break;
         }
-        const payload = chunk.subarray(pos + 4, pos + 4 + plen);
+        const start = pos + 4;
         pos += 4 + plen;
-        const r = this.onControl(payload);
+        const r = this.onControl(chunk, start, plen);
         if (r !== ScanResult.NeedMore) {
           result = r;
           break;
@@ -233,32 +233,33 @@ export class ResponseScanner {
     }
   }
 
-  private onControl(payload: Buffer): ScanResult {
-    const first = payload.length > 0 ? payload[0] : -1;
+  /** A control packet: `length` payload bytes at `start` in `buf` (read in place: no view on the hot path). */
+  private onControl(buf: Buffer, start: number, length: number): ScanResult {
+    const first = length > 0 ? buf[start] : -1;
     if (first === PacketHeader.ERR && this.state !== State.Done) {
-      this.errorCode = payload.length >= 3 ? payload.readUInt16LE(1) : 0;
+      this.errorCode = length >= 3 ? buf[start + 1] | (buf[start + 2] << 8) : 0;
       this.state = State.Done;
       return ScanResult.Done;
     }
     switch (this.state) {
       case State.First:
         if (this.kind === ResponseKind.Single) {
-          if (first === PacketHeader.OK || first === PacketHeader.EOF) this.lastStatus = statusOfTerminator(payload);
+          if (first === PacketHeader.OK || first === PacketHeader.EOF) this.lastStatus = statusOfTerminatorAt(buf, start, length);
           this.state = State.Done;
           return ScanResult.Done;
         }
-        if (this.kind === ResponseKind.Prepare) return this.onPrepareOkPacket(payload);
-        if (first === PacketHeader.OK) return this.endOfResult(payload);
+        if (this.kind === ResponseKind.Prepare) return this.onPrepareOkPacket(buf.subarray(start, start + length));
+        if (first === PacketHeader.OK) return this.endOfResult(buf, start, length);
         if (first === PacketHeader.LOCAL_INFILE) {
           this.state = State.Infile;
           return ScanResult.LocalInfile;
         }
-        this.remainingDefs = readColumnCount(payload);
+        this.remainingDefs = readColumnCount(buf, start, length);
         this.resultSets++;
         this.state = this.remainingDefs > 0 ? State.Columns : State.Rows;
         return ScanResult.NeedMore;
       case State.ColumnsEof:
-        this.lastStatus = statusOfTerminator(payload);
+        this.lastStatus = statusOfTerminatorAt(buf, start, length);
         // An EOF that announces an open cursor ends the COM_STMT_EXECUTE response: rows come with COM_STMT_FETCH.
         if (this.lastStatus & ServerStatus.CURSOR_EXISTS) {
           this.state = State.Done;
@@ -268,7 +269,7 @@ export class ResponseScanner {
         return ScanResult.NeedMore;
       case State.Rows:
       case State.FieldList:
-        return this.endOfResult(payload);
+        return this.endOfResult(buf, start, length);
       case State.PrepareParamsEof:
         this.startPrepareColumns();
         return (this.state as State) === State.Done ? ScanResult.Done : ScanResult.NeedMore;
@@ -281,8 +282,8 @@ export class ResponseScanner {
   }
 
   /** OK after a statement, or the terminator of a result set: more results follow if the server says so. */
-  private endOfResult(payload: Buffer): ScanResult {
-    this.lastStatus = statusOfTerminator(payload);
+  private endOfResult(buf: Buffer, start: number, length: number): ScanResult {
+    this.lastStatus = statusOfTerminatorAt(buf, start, length);
     if (this.kind === ResponseKind.Query && this.lastStatus & ServerStatus.MORE_RESULTS_EXISTS) {
       this.state = State.First;
       return ScanResult.NeedMore;
@@ -312,10 +313,10 @@ export class ResponseScanner {
   }
 }
 
-function readColumnCount(payload: Buffer): number {
-  const first = payload[0];
+function readColumnCount(buf: Buffer, start: number, length: number): number {
+  const first = buf[start];
   if (first < 0xfb) return first;
-  if (first === 0xfc && payload.length >= 3) return payload.readUInt16LE(1);
-  if (first === 0xfd && payload.length >= 4) return payload.readUIntLE(1, 3);
+  if (first === 0xfc && length >= 3) return buf[start + 1] | (buf[start + 2] << 8);
+  if (first === 0xfd && length >= 4) return buf[start + 1] | (buf[start + 2] << 8) | (buf[start + 3] << 16);
   throw new ProtocolError(`malformed column count packet (first byte 0x${first.toString(16)})`);
 }
