@@ -107,6 +107,7 @@ export class ClientSession {
   private readonly out: Buffer[] = [];
   /** Capabilities the client negotiated with the proxy. */
   private capabilities = 0;
+  private mariaDbCapabilities = 0;
   private handshake: HandshakeResponse | null = null;
   private backend: BackendConnection | null = null;
   private clientPaused = 0;
@@ -287,7 +288,9 @@ export class ClientSession {
       return;
     }
     const identity = this.ctx.identity();
+    // Only what the proxy announced: a client asking for more (compression, progress reports) does not get it.
     this.capabilities = response.capabilities & (identity.capabilities | Capability.CLIENT_MYSQL);
+    this.mariaDbCapabilities = response.mariaDbCapabilities & identity.mariaDbCapabilities;
     this.handshake = response;
     const user = this.findUser(response.user);
     if (!user) {
@@ -323,7 +326,7 @@ export class ClientSession {
       database: handshake.database && handshake.database.length > 0 ? handshake.database : null,
       characterSet: handshake.characterSet,
       capabilities: this.capabilities,
-      mariaDbCapabilities: handshake.mariaDbCapabilities,
+      mariaDbCapabilities: this.mariaDbCapabilities,
       connectAttributes: this.backendAttributes(handshake.connectAttributes),
     };
     void this.openBackend(login).then(
@@ -736,7 +739,7 @@ export class ClientSession {
       database: request.database.length > 0 ? request.database : null,
       characterSet: request.characterSet ?? this.handshake!.characterSet,
       capabilities: this.capabilities,
-      mariaDbCapabilities: this.handshake!.mariaDbCapabilities,
+      mariaDbCapabilities: this.mariaDbCapabilities,
       connectAttributes: this.backendAttributes(request.connectAttributes),
     }).catch((err: Error) => err);
     if (conn instanceof Error) {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Command } from '../src/protocol/constants.js';
+import { Capability, Command, MariaDbCapability } from '../src/protocol/constants.js';
 import { ResponseKind } from '../src/protocol/response_scanner.js';
 import { PayloadWriter } from '../src/protocol/payload_writer.js';
 import { connect, startProxy, type RunningProxy } from './proxy-harness.js';
@@ -181,6 +181,26 @@ for (const deprecateEof of [false, true]) {
     });
   });
 }
+
+describe('capabilities the proxy does not implement', () => {
+  it('are not passed to the backend even when a client asks for them anyway', async () => {
+    // Progress reports, COM_MULTI, bulk execution and metadata caching: all masked in the greeting.
+    const all = MariaDbCapability.PROGRESS | MariaDbCapability.COM_MULTI | MariaDbCapability.STMT_BULK_OPERATIONS |
+      MariaDbCapability.EXTENDED_TYPE_INFO | MariaDbCapability.CACHE_METADATA;
+    const c = await RawClient.login(px.port, 'app', 'app_pw', { database: 'wc_test', mariaDbCapabilities: all, extraCaps: Capability.COMPRESS });
+    expect(c.greeting.mariaDbCapabilities & (all & ~MariaDbCapability.EXTENDED_TYPE_INFO)).toBe(0);
+    expect(c.greeting.capabilities & Capability.COMPRESS).toBe(0);
+    const prepare = Buffer.concat([Buffer.from([Command.STMT_PREPARE]), Buffer.from('SELECT id, vc FROM all_types WHERE id = 1')]);
+    const id = (await c.command(prepare, ResponseKind.Prepare)).readUInt32LE(5);
+    const execute = new PayloadWriter().u8(Command.STMT_EXECUTE).u32(id).u8(0).u32(1).finish();
+    // With metadata caching negotiated, the second response would come without column definitions.
+    const first = await c.command(execute, ResponseKind.Query);
+    const second = await c.command(execute, ResponseKind.Query);
+    expect(second.equals(first)).toBe(true);
+    expect(second.toString('latin1')).toContain('all_types');
+    c.close();
+  });
+});
 
 function frame(payload: Buffer): Buffer {
   const h = Buffer.alloc(4);

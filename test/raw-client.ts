@@ -67,7 +67,7 @@ export class RawClient {
     port: number,
     user: string,
     password: string,
-    opts: { database?: string; deprecateEof?: boolean; extraCaps?: number } = {},
+    opts: { database?: string; deprecateEof?: boolean; extraCaps?: number; mariaDbCapabilities?: number } = {},
   ): Promise<RawClient> {
     const c = await RawClient.open(port);
     const greetingPacket = await c.readPacket();
@@ -75,11 +75,13 @@ export class RawClient {
     let caps = BASE_CLIENT_CAPS | (opts.extraCaps ?? 0);
     if (opts.deprecateEof) caps |= Capability.DEPRECATE_EOF;
     if (!opts.database) caps &= ~Capability.CONNECT_WITH_DB;
+    // MariaDB extended capabilities travel only when the CLIENT_MYSQL bit is clear.
+    if (opts.mariaDbCapabilities) caps &= ~Capability.CLIENT_MYSQL;
     c.capabilities = caps & c.greeting.capabilities;
     const sha1 = password ? createHash('sha1').update(password).digest() : null;
     const response = buildHandshakeResponse({
       capabilities: caps,
-      mariaDbCapabilities: 0,
+      mariaDbCapabilities: opts.mariaDbCapabilities ?? 0,
       maxPacketSize: 1 << 30,
       characterSet: 45,
       user,
