@@ -42,6 +42,13 @@ export class CommandStats {
     s.buckets[i]++;
   }
 
+  /** Observations so far, by label value. */
+  counts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [label, s] of this.series) out[label] = s.count;
+    return out;
+  }
+
   /** Registers a counter family (`name`, counts) and a histogram family (`histogramName`) with a registry. */
   register(registry: Registry, counter: { name: string; help: string }, histogram: { name: string; help: string }): void {
     registry.registerMetric(this.family(counter.name, counter.help, 'counter', () => this.counterValues()) as never);

@@ -126,6 +126,11 @@ export class Metrics implements ProxyObserver {
     return this.registry.metrics();
   }
 
+  /** wirecache_queries_total as a plain object: completed commands by command name. */
+  queriesByCommand(): Record<string, number> {
+    return this.commandStats.counts();
+  }
+
   /** Client connections currently open, as counted by the hooks. */
   get openClientConnections(): number {
     return this.current;

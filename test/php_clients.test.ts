@@ -43,12 +43,7 @@ let px: RunningProxy;
 
 /** wirecache_queries_total by command label. */
 async function commandCounts(): Promise<Record<string, number>> {
-  const metric = px.metrics.registry.getSingleMetric('wirecache_queries_total');
-  if (!metric) throw new Error('wirecache_queries_total not registered');
-  const data = await metric.get();
-  const out: Record<string, number> = {};
-  for (const v of data.values) out[String(v.labels.command)] = v.value;
-  return out;
+  return px.metrics.queriesByCommand();
 }
 
 function delta(before: Record<string, number>, after: Record<string, number>, command: string): number {

@@ -93,13 +93,9 @@ async function serverStatus(): Promise<Record<string, number>> {
   return out;
 }
 
+/** wirecache_queries_total by command label. */
 async function proxyCounts(): Promise<Record<string, number>> {
-  const metric = px.metrics.registry.getSingleMetric('wirecache_queries_total');
-  if (!metric) throw new Error('wirecache_queries_total not registered');
-  const data = await metric.get();
-  const out: Record<string, number> = {};
-  for (const v of data.values) out[String(v.labels.command)] = v.value;
-  return out;
+  return px.metrics.queriesByCommand();
 }
 
 const diff = (a: Record<string, number>, b: Record<string, number>, key: string): number => (b[key] ?? 0) - (a[key] ?? 0);

@@ -33,3 +33,13 @@ $port = (int) arg(2, 'WC_PORT', '3306');
 $user = arg(3, 'WC_USER', 'app');
 $password = arg(4, 'WC_PASSWORD', '');
 $db = arg(5, 'WC_DB', 'wc_test');
+
+/** Columns of the items table both scripts create fresh on every run (so insert ids are equal run to run). */
+const ITEMS_TABLE_DEFINITION = '(
+        id INT AUTO_INCREMENT PRIMARY KEY,
+        name VARCHAR(64) CHARACTER SET utf8mb4 NOT NULL,
+        qty INT NULL,
+        price DECIMAL(10,2) NULL,
+        data LONGBLOB NULL,
+        UNIQUE KEY uq_name (name)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4';

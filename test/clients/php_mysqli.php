@@ -84,14 +84,7 @@ try {
 
     // ------------------------------------------------------------------ setup (fresh table: equal insert ids every run)
     $m->query('DROP TABLE IF EXISTS ' . T);
-    $m->query('CREATE TABLE ' . T . ' (
-        id INT AUTO_INCREMENT PRIMARY KEY,
-        name VARCHAR(64) CHARACTER SET utf8mb4 NOT NULL,
-        qty INT NULL,
-        price DECIMAL(10,2) NULL,
-        data LONGBLOB NULL,
-        UNIQUE KEY uq_name (name)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4');
+    $m->query('CREATE TABLE ' . T . ' ' . ITEMS_TABLE_DEFINITION);
     $m->query('DROP PROCEDURE IF EXISTS ' . PROC);
     $m->query('CREATE PROCEDURE ' . PROC . '(IN p INT) BEGIN
         SELECT p AS v, \'one\' AS tag;

@@ -74,14 +74,7 @@ try {
 
     // ------------------------------------------------------------------ setup (fresh table: equal insert ids every run)
     $pdo->exec("DROP TABLE IF EXISTS $T");
-    $pdo->exec("CREATE TABLE $T (
-        id INT AUTO_INCREMENT PRIMARY KEY,
-        name VARCHAR(64) CHARACTER SET utf8mb4 NOT NULL,
-        qty INT NULL,
-        price DECIMAL(10,2) NULL,
-        data LONGBLOB NULL,
-        UNIQUE KEY uq_name (name)
-    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4");
+    $pdo->exec("CREATE TABLE $T " . ITEMS_TABLE_DEFINITION);
     $pdo->exec("DROP PROCEDURE IF EXISTS $PROC");
     $pdo->exec("CREATE PROCEDURE $PROC(IN p INT) BEGIN
         SELECT p AS v, 'one' AS tag;
