@@ -1,6 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type mysql from 'mysql2/promise';
 import { getTopology } from './topology-context.js';
+import { Command } from '../src/protocol/constants.js';
+import { encodePacket } from '../src/protocol/framing.js';
+import { PayloadWriter } from '../src/protocol/payload_writer.js';
+import { ResponseKind } from '../src/protocol/response_scanner.js';
+import { RawClient } from './raw-client.js';
 import { connect, startProxy, type RunningProxy } from './proxy-harness.js';
 
 const topo = getTopology();
@@ -135,3 +140,36 @@ async function connectWith(port: number, user: string, password: string): Promis
     return e;
   }
 }
+
+describe('statement ids and session resets', () => {
+  it('COM_RESET_CONNECTION drops prepared statements: an old id then gets ERR 1243, new prepares work', async () => {
+    const raw = await RawClient.login(px.port, 'app', 'app_pw', { database: 'wc_test' });
+    const prepare = Buffer.concat([Buffer.from([Command.STMT_PREPARE]), Buffer.from('SELECT ? + 1')]);
+    const first = await raw.command(prepare, ResponseKind.Prepare);
+    const id = first.readUInt32LE(5);
+    expect(id).toBe(1);
+    const ok = await raw.command(Buffer.from([Command.RESET_CONNECTION]), ResponseKind.Single);
+    expect(ok[4]).toBe(0x00);
+    const execute = new PayloadWriter().u8(Command.STMT_EXECUTE).u32(id).u8(0).u32(1).u8(0).u8(1).u16(0x08).u64(1).finish();
+    const err = await raw.command(execute, ResponseKind.Query);
+    expect(err[4]).toBe(0xff);
+    expect(err.readUInt16LE(5)).toBe(1243);
+    const again = await raw.command(prepare, ResponseKind.Prepare);
+    expect(again.readUInt32LE(5)).toBe(2);
+    const result = await raw.command(new PayloadWriter().u8(Command.STMT_EXECUTE).u32(2).u8(0).u32(1).u8(0).u8(1).u16(0x08).u64(41).finish(), ResponseKind.Query);
+    expect(result.includes(Buffer.from([42]))).toBe(true);
+    raw.close();
+  });
+
+  it('answers pipelined commands in order', async () => {
+    const raw = await RawClient.login(px.port, 'app', 'app_pw', { database: 'wc_test' });
+    // Three queries in one write, before any response.
+    raw.socket.write(Buffer.concat(['SELECT 1', 'SELECT SLEEP(0.2), 2', 'SELECT 3'].map((q) => encodePacket(Buffer.from(`\x03${q}`), 0))));
+    const answers: string[] = [];
+    for (let i = 0; i < 3; i++) answers.push((await raw.readResponse(ResponseKind.Query)).toString('latin1'));
+    expect(answers[0]).toMatch(/\x01\x31/);
+    expect(answers[1]).toMatch(/\x01\x32/);
+    expect(answers[2]).toMatch(/\x01\x33/);
+    raw.close();
+  });
+});
