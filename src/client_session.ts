@@ -671,7 +671,9 @@ export class ClientSession {
   // ---------------------------------------------------------------- commands the proxy answers
 
   private async kill(targetId: number, scope: 'connection' | 'query'): Promise<void> {
-    const target = this.ctx.sessions.get(targetId);
+    // The id from the handshake, or (as applications read it from CONNECTION_ID()) a backend thread id.
+    const target =
+      this.ctx.sessions.get(targetId) ?? [...this.ctx.sessions.values()].find((s) => s.backendThreadIds.includes(targetId));
     if (!target) {
       this.sendErr(ErrorCode.NO_SUCH_THREAD, `Unknown thread id: ${targetId}`, this.responseSeq);
       return;

@@ -44,6 +44,13 @@ export const SUPPORTED_CAPABILITIES =
 
 export const SUPPORTED_MARIADB_CAPABILITIES = MariaDbCapability.EXTENDED_TYPE_INFO;
 
+/**
+ * Proxy connection ids start above any backend thread id a server will
+ * reach, so a number given to KILL can only mean one of the two: the proxy
+ * id from the handshake, or the backend thread id from CONNECTION_ID().
+ */
+export const PROXY_ID_BASE = 1_000_000_000;
+
 /** What the proxy announces before it has seen any backend. */
 function defaultIdentity(config: WirecacheConfig): ServerIdentity {
   return {
@@ -67,7 +74,7 @@ export function identityFromGreeting(greeting: HandshakeV10): ServerIdentity {
 export class ProxyServer {
   private readonly server: net.Server;
   readonly sessions = new Map<number, ClientSession>();
-  private nextId = 1;
+  private nextId = PROXY_ID_BASE + 1;
   private currentIdentity: ServerIdentity;
   private shuttingDown = false;
   private readonly ctx: SessionContext;
@@ -168,7 +175,7 @@ export class ProxyServer {
   private allocateId(): number {
     for (;;) {
       const id = this.nextId;
-      this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+      this.nextId = this.nextId >= 0xffffffff ? PROXY_ID_BASE + 1 : this.nextId + 1;
       if (!this.sessions.has(id)) return id;
     }
   }

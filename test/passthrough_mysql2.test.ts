@@ -123,6 +123,15 @@ describe('logins', () => {
     expect(result).toMatchObject({ errno: 1317, sqlState: '70100' });
     const [again] = await victim.query('SELECT 1 AS ok');
     expect(again).toEqual([{ ok: 1 }]);
+    // The thread id an application reads from CONNECTION_ID() names the same session.
+    expect(victimId).toBeGreaterThan(1_000_000_000);
+    const [[{ tid }]] = (await victim.query('SELECT CONNECTION_ID() AS tid')) as unknown as [[{ tid: number }]];
+    expect(tid).toBeLessThan(1_000_000_000);
+    const again2 = victim.query('SELECT SLEEP(20) AS s').catch((e) => e);
+    await new Promise((r) => setTimeout(r, 300));
+    await expect(stranger.query(`KILL QUERY ${tid}`)).rejects.toMatchObject({ errno: 1095 });
+    await killer.query(`KILL QUERY ${tid}`);
+    expect(await again2).toMatchObject({ errno: 1317 });
     await killer.query(`KILL ${victimId}`);
     await expect(victim.query('SELECT 1')).rejects.toBeTruthy();
     await killer.end();
