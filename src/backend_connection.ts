@@ -224,6 +224,8 @@ export class BackendConnection {
     caps &= ~(Capability.SSL | Capability.COMPRESS);
     if (login.database) caps |= Capability.CONNECT_WITH_DB & serverCaps;
     else caps &= ~Capability.CONNECT_WITH_DB;
+    // Attributes only shape the handshake response, so they can be sent whether or not the client sent any.
+    if (login.connectAttributes) caps |= Capability.CONNECT_ATTRS & serverCaps;
     this.capabilities = caps;
     const mariaDbCaps = caps & Capability.CLIENT_MYSQL ? 0 : login.mariaDbCapabilities & this.greeting.mariaDbCapabilities;
 
@@ -231,7 +233,8 @@ export class BackendConnection {
       capabilities: caps,
       mariaDbCapabilities: mariaDbCaps,
       maxPacketSize: 0x40000000,
-      characterSet: login.characterSet,
+      // The handshake has one byte for it; a collation id above 255 is set after login (see ClientSession).
+      characterSet: login.characterSet <= 0xff ? login.characterSet : this.greeting.characterSet,
       user: login.user,
       authResponse: nativePasswordToken(login.passwordSha1, this.greeting.scramble),
       database: login.database,

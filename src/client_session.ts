@@ -26,7 +26,7 @@ import {
 } from './protocol/handshake.js';
 import { ProtocolError } from './protocol/payload_reader.js';
 import { ResponseKind, ResponseScanner, ScanResult } from './protocol/response_scanner.js';
-import { parseKillStatement } from './sql_text.js';
+import { parseKillStatement, startsWithKill } from './sql_text.js';
 
 /** What the proxy announces to clients: mirrors the primary's greeting, minus what the proxy does not implement. */
 export interface ServerIdentity {
@@ -70,20 +70,8 @@ interface PreparedStatement {
   columns: number;
 }
 
-/**
- * Cheap byte test before decoding a query to look for KILL: the statement
- * starts (after spaces) with K or with a comment. Keeps string decoding off
- * the path of every other query.
- */
-function mayBeKill(payload: Buffer): boolean {
-  if (payload.length > 512) return false;
-  for (let i = 1; i < payload.length; i++) {
-    const c = payload[i];
-    if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d) continue;
-    return c === 0x4b || c === 0x6b || c === 0x2f || c === 0x2d || c === 0x23; // K k / - #
-  }
-  return false;
-}
+/** The largest packet accepted before login: a handshake response with connection attributes fits easily. */
+const PRE_LOGIN_MAX_PACKET = 64 * 1024;
 
 /** Client bytes buffered while a command is in flight before the client socket is paused. */
 const CLIENT_HIGH_WATER = 256 * 1024;
@@ -125,7 +113,6 @@ export class ClientSession {
   private readTimer: NodeJS.Timeout | null = null;
   /** Sequence id of the next packet to the client during login (the greeting was 0). */
   private authSeq = 1;
-  private pendingUser: UserConfig | null = null;
   /** performance.now() when the session last finished a command or logged in. */
   private lastActivity = performance.now();
   /** Status flags the backend reported last (IN_TRANS, AUTOCOMMIT): what proxy-made OKs must repeat. */
@@ -142,7 +129,8 @@ export class ClientSession {
   ) {
     this.remoteAddress = (socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '');
     this.log = ctx.logger.child({ session: id, client: `${this.remoteAddress}:${socket.remotePort}` });
-    this.framer = new PacketFramer(ctx.config().limits.maxPacketBytes);
+    // Until the client has logged in it may send only small packets: a stranger must not make the proxy buffer 64 MiB.
+    this.framer = new PacketFramer(PRE_LOGIN_MAX_PACKET);
     socket.setNoDelay(true);
     socket.on('data', (chunk) => this.onClientData(chunk));
     socket.on('error', (err) => this.close(`client socket error: ${err.message}`));
@@ -208,7 +196,20 @@ export class ClientSession {
   }
 
   /** Takes packets from the client while the session can act on them. */
+  private pumping = false;
+
   private pump(): void {
+    // Re-entered from becomeReady() while this loop runs: the running loop takes the next packet.
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      this.pumpLoop();
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private pumpLoop(): void {
     for (;;) {
       if (this.phase === Phase.Closed) return;
       if (this.phase === Phase.Relaying || this.phase === Phase.Working) {
@@ -292,12 +293,7 @@ export class ClientSession {
     this.capabilities = response.capabilities & (identity.capabilities | Capability.CLIENT_MYSQL);
     this.mariaDbCapabilities = response.mariaDbCapabilities & identity.mariaDbCapabilities;
     this.handshake = response;
-    const user = this.findUser(response.user);
-    if (!user) {
-      this.denyAccess(response.user, response.authResponse.length > 0, 'bad_credentials');
-      return;
-    }
-    this.pendingUser = user;
+    // Switch before looking the account up, known or not, as the server does: the reply must not tell them apart.
     if (response.authPluginName !== null && response.authPluginName !== NATIVE_PASSWORD_PLUGIN && response.capabilities & Capability.PLUGIN_AUTH) {
       this.phase = Phase.AuthSwitch;
       this.socket.write(encodePacket(buildAuthSwitchRequest(NATIVE_PASSWORD_PLUGIN, this.scramble), this.authSeq));
@@ -312,8 +308,12 @@ export class ClientSession {
   }
 
   private finishLogin(token: Buffer): void {
-    const user = this.pendingUser!;
     const handshake = this.handshake!;
+    const user = this.findUser(handshake.user);
+    if (!user) {
+      this.denyAccess(handshake.user, token.length > 0, 'bad_credentials');
+      return;
+    }
     const verdict = verifyNativePassword(token, this.scramble, user);
     if (!verdict.ok) {
       this.denyAccess(handshake.user, token.length > 0, 'bad_credentials');
@@ -339,6 +339,7 @@ export class ClientSession {
         this.handshakeTimer = null;
         this.user = user;
         this.useBackend(conn);
+        this.framer.limit = this.ctx.config().limits.maxPacketBytes;
         this.lastActivity = performance.now();
         this.socket.write(encodePacket(conn.loginOk, this.authSeq));
         this.log.debug({ user: user.name, backendThread: conn.threadId }, 'client logged in');
@@ -348,9 +349,16 @@ export class ClientSession {
     );
   }
 
-  private backendAttributes(attrs: [string, string][] | null): [string, string][] | null {
-    if (!attrs) return null;
-    return [...attrs, ['_wirecache_client', `${this.remoteAddress}:${this.socket.remotePort}`]];
+  /**
+   * The client's connection attributes plus `_wirecache_client`, the client's
+   * real address, so a DBA sees it on the server. Sent even when the client
+   * sent none; a value the client supplied under that name is dropped.
+   */
+  private backendAttributes(attrs: [string, string][] | null): [string, string][] {
+    return [
+      ...(attrs ?? []).filter(([key]) => key !== '_wirecache_client'),
+      ['_wirecache_client', `${this.remoteAddress}:${this.socket.remotePort}`],
+    ];
   }
 
   private async openBackend(login: BackendLogin): Promise<BackendConnection> {
@@ -394,6 +402,9 @@ export class ClientSession {
 
   private useBackend(conn: BackendConnection): void {
     this.backend = conn;
+    // Pauses taken on behalf of a previous backend connection end with it.
+    this.backendPaused = false;
+    this.resumeClient(PauseReason.BackendFull);
     conn.attach(
       (chunk) => this.onBackendData(conn, chunk),
       (err) => this.onBackendClosed(conn, err),
@@ -428,7 +439,7 @@ export class ClientSession {
         this.close('client quit');
         return;
       case Command.QUERY: {
-        const kill = mayBeKill(payload) ? parseKillStatement(payload.toString('utf8', 1)) : null;
+        const kill = startsWithKill(payload, 1) ? parseKillStatement(payload.toString('utf8', 1)) : null;
         if (kill) {
           if (kill.kind === 'unsupported') this.replyLocal(ErrorCode.NOT_SUPPORTED_YET, kill.reason);
           else this.runLocal(() => this.kill(kill.id, kill.scope));
@@ -606,6 +617,7 @@ export class ClientSession {
   private onInfilePacket(packet: Packet): void {
     const backend = this.backend;
     if (!backend) return;
+    this.responseSeq = (packet.lastSeq + 1) & 0xff;
     if (!backend.write(packet.wire ?? encodePacket(packet.payload, packet.seq))) this.pauseClient(PauseReason.BackendFull);
     if (packet.payload.length === 0) {
       this.scanner.resumeAfterInfile();
@@ -630,7 +642,8 @@ export class ClientSession {
       this.close(`backend lost mid-response: ${reason}`);
       return;
     }
-    const seq = this.phase === Phase.Relaying || this.phase === Phase.Infile ? this.responseSeq : 0;
+    const inCommand = this.phase === Phase.Relaying || this.phase === Phase.Infile || this.phase === Phase.Working;
+    const seq = inCommand ? this.responseSeq : 0;
     const during = this.phase === Phase.Relaying || this.phase === Phase.Infile ? ' during query' : '';
     this.sendErr(ErrorCode.SERVER_LOST, `Lost connection to backend ${where}${during}: ${reason}`, seq);
     this.close(`backend lost: ${reason}`);
@@ -713,7 +726,7 @@ export class ClientSession {
     const user = this.findUser(request.user);
     let token = request.authResponse;
     let seq = this.responseSeq;
-    if (user && request.authPluginName && request.authPluginName !== NATIVE_PASSWORD_PLUGIN) {
+    if (request.authPluginName && request.authPluginName !== NATIVE_PASSWORD_PLUGIN) {
       this.socket.write(encodePacket(buildAuthSwitchRequest(NATIVE_PASSWORD_PLUGIN, this.scramble), seq));
       const reply = await this.readClientPacket();
       token = reply.payload;
@@ -754,27 +767,63 @@ export class ClientSession {
       conn.quit();
       return;
     }
+    if (request.characterSet !== null && request.characterSet > 0xff) {
+      const failure = await this.applyCollation(conn, request.characterSet);
+      if (failure) {
+        conn.quit();
+        this.sendErr(failure, failure.message, seq);
+        this.close(`COM_CHANGE_USER: collation ${request.characterSet} not applied`);
+        return;
+      }
+    }
     this.user = user;
     this.useBackend(conn);
     this.socket.write(encodePacket(conn.loginOk, seq));
   }
 
+  /**
+   * COM_CHANGE_USER carries a two-byte collation id, the handshake to the
+   * backend only one: a larger id is applied with SET NAMES after login.
+   * Returns the server's error, if any.
+   */
+  private async applyCollation(conn: BackendConnection, collationId: number): Promise<{ code: number; sqlState: string; message: string } | null> {
+    const lookup = await conn.query(`SELECT CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLLATIONS WHERE ID = ${collationId | 0}`);
+    if (lookup.error) return lookup.error;
+    const row = lookup.rows[0];
+    if (!row || !row[0] || !row[1]) return { ...ErrorCode.UNKNOWN_COLLATION, message: `Unknown collation: '${collationId}'` };
+    const set = await conn.query(`SET NAMES '${row[0]}' COLLATE '${row[1]}'`);
+    return set.error;
+  }
+
   /** Waits for the client's next packet while the proxy itself drives the exchange (auth switch in COM_CHANGE_USER). */
   private readClientPacket(): Promise<Packet> {
     return new Promise((resolve, reject) => {
+      // The client owes one small packet: it gets the login time limit, not forever.
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new ProtocolError('client did not answer the authentication switch in time'));
+      }, this.ctx.config().timeouts.clientHandshakeMs);
       const check = () => {
         if (this.phase === Phase.Closed) {
           cleanup();
           reject(new Error('client closed during COM_CHANGE_USER'));
           return;
         }
-        const p = this.framer.next();
+        let p: Packet | null;
+        try {
+          p = this.framer.next();
+        } catch (err) {
+          cleanup();
+          reject(err as Error);
+          return;
+        }
         if (p) {
           cleanup();
           resolve(p);
         }
       };
       const cleanup = () => {
+        clearTimeout(timer);
         this.socket.off('data', check);
         this.socket.off('close', check);
       };
@@ -791,18 +840,21 @@ export class ClientSession {
   }
 
   private sendErr(spec: { code: number; sqlState: string }, message: string, seq: number): void {
-    if (this.socket.destroyed) return;
+    // After end() a write would make Node destroy the socket and drop what is still queued.
+    if (this.socket.destroyed || this.socket.writableEnded) return;
     this.socket.write(encodePacket(buildErr(spec, message), seq));
   }
 
   /** An unexpected failure inside the session: tell the client, close this one connection only. */
   private failSession(err: Error): void {
+    if (this.phase === Phase.Closed) return;
     const malformed = err instanceof ProtocolError;
     // Malformed input from a client is the client's problem, not a proxy fault: no stack trace at error level.
     if (malformed) this.log.info({ reason: err.message }, 'malformed packet; closing the session');
     else this.log.error({ err }, 'session failed');
     if (this.phase !== Phase.Relaying || this.bytesForwarded === 0) {
-      if (malformed) this.sendErr(ErrorCode.MALFORMED_PACKET, `Malformed communication packet: ${err.message}`, this.responseSeq);
+      if (err instanceof PacketTooLargeError) this.sendErr(ErrorCode.NET_PACKET_TOO_LARGE, "Got a packet bigger than 'max_allowed_packet' bytes", this.responseSeq);
+      else if (malformed) this.sendErr(ErrorCode.MALFORMED_PACKET, `Malformed communication packet: ${err.message}`, this.responseSeq);
       else this.sendErr(ErrorCode.NEW_ABORTING_CONNECTION, `wirecache: aborted session ${this.id}: ${err.message}`, this.responseSeq);
     }
     this.close(`session error: ${err.message}`);

@@ -4,13 +4,15 @@
  * statement the proxy must answer itself.
  */
 
+const isSpaceByte = (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d);
+
 /** Index of the first character that is neither whitespace nor inside a leading comment. */
 export function skipLeadingComments(sql: string): number {
   let i = 0;
   const n = sql.length;
   while (i < n) {
     const c = sql.charCodeAt(i);
-    if (c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d || c === 0x0c || c === 0x3b /* ; */) {
+    if (isSpaceByte(c) || c === 0x3b /* ; */) {
       i++;
     } else if (c === 0x2f /* / */ && sql.charCodeAt(i + 1) === 0x2a /* * */) {
       // A /*! ... */ or /*M! ... */ comment is executable code for MySQL/MariaDB, not a comment.
@@ -36,6 +38,49 @@ function isSpaceOrEnd(sql: string, i: number): boolean {
   return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
 }
 
+/**
+ * Whether the statement in `buf` from `offset` begins with the word KILL,
+ * after whitespace, comments and the markers of executable comments
+ * (`/*!NNNNN`, `/*M!NNNNN`, whose content the server runs). Works on bytes
+ * with no length limit, so the text of every other query is never decoded.
+ */
+export function startsWithKill(buf: Buffer, offset: number): boolean {
+  let i = offset;
+  const n = buf.length;
+  while (i < n) {
+    const c = buf[i];
+    if (isSpaceByte(c) || c === 0x3b /* ; */) {
+      i++;
+    } else if (c === 0x2f && buf[i + 1] === 0x2a) {
+      let j = i + 2;
+      if (buf[j] === 0x4d || buf[j] === 0x6d) j++;
+      if (buf[j] === 0x21) {
+        // Executable comment: skip the marker and its optional version number, then read on inside.
+        j++;
+        while (j < n && buf[j] >= 0x30 && buf[j] <= 0x39) j++;
+        i = j;
+        continue;
+      }
+      const end = buf.indexOf('*/', i + 2, 'latin1');
+      if (end < 0) return false;
+      i = end + 2;
+    } else if (c === 0x23 || (c === 0x2d && buf[i + 1] === 0x2d && (i + 2 >= n || isSpaceByte(buf[i + 2])))) {
+      const end = buf.indexOf(0x0a, i);
+      if (end < 0) return false;
+      i = end + 1;
+    } else {
+      return (
+        i + 4 <= n &&
+        (buf[i] | 0x20) === 0x6b &&
+        (buf[i + 1] | 0x20) === 0x69 &&
+        (buf[i + 2] | 0x20) === 0x6c &&
+        (buf[i + 3] | 0x20) === 0x6c
+      );
+    }
+  }
+  return false;
+}
+
 export type KillStatement =
   | { kind: 'kill'; scope: 'connection' | 'query'; id: number }
   | { kind: 'unsupported'; reason: string };
@@ -49,10 +94,16 @@ const KILL_ID = /^KILL\s+(?:(?:HARD|SOFT)\s+)?(?:(CONNECTION|QUERY)\s+)?(\d+)\s*
  * of other clients of the same backend, so the proxy refuses them.
  */
 export function parseKillStatement(sql: string): KillStatement | null {
-  const start = skipLeadingComments(sql);
+  let start = skipLeadingComments(sql);
+  // /*!KILL ...*/ and /*M!100000 KILL ...*/ are executed by the server: read what they contain.
+  const exec = /^\/\*M?!\d*/i.exec(sql.slice(start, start + 12));
+  if (exec) {
+    sql = sql.slice(start + exec[0].length).replace(/\*\/\s*;?\s*$/, '');
+    start = skipLeadingComments(sql);
+  }
   if (sql.length - start < 5 || sql.substr(start, 4).toUpperCase() !== 'KILL') return null;
   const after = sql.charCodeAt(start + 4);
-  if (!(after === 0x20 || after === 0x09 || after === 0x0a || after === 0x0d || after === 0x2f)) return null;
+  if (!(isSpaceByte(after) || after === 0x2f)) return null;
   const text = sql.slice(start).replace(/\/\*.*?\*\//gs, ' ').trim();
   const m = KILL_ID.exec(text);
   if (!m) return { kind: 'unsupported', reason: 'only KILL [CONNECTION|QUERY] <connection id> is supported through wirecache' };

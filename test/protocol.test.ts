@@ -10,7 +10,7 @@ import { buildHandshakeResponse, buildHandshakeV10, parseHandshakeResponse, pars
 import { PayloadReader, ProtocolError } from '../src/protocol/payload_reader.js';
 import { PayloadWriter } from '../src/protocol/payload_writer.js';
 import { ResponseKind, ResponseScanner, ScanResult } from '../src/protocol/response_scanner.js';
-import { skipLeadingComments, parseKillStatement } from '../src/sql_text.js';
+import { parseKillStatement, skipLeadingComments, startsWithKill } from '../src/sql_text.js';
 
 /** Bytes captured from MariaDB 10.11 by scripts/capture-fixtures.ts. */
 const { fixtures } = JSON.parse(readFileSync(new URL('./fixtures/mariadb.json', import.meta.url), 'utf8')) as {
@@ -301,5 +301,23 @@ describe('SQL text helpers', () => {
     expect(parseKillStatement('KILL QUERY ID 3')).toMatchObject({ kind: 'unsupported' });
     expect(parseKillStatement('SELECT 1')).toBeNull();
     expect(parseKillStatement('KILLER()')).toBeNull();
+  });
+});
+
+describe('startsWithKill (byte-level, before any decoding)', () => {
+  const k = (s: string) => startsWithKill(Buffer.from(`\x03${s}`, 'latin1'), 1);
+  it('finds KILL behind whitespace, comments and executable-comment markers, at any length', () => {
+    expect(k('KILL 1')).toBe(true);
+    expect(k(' \f\v\t\r\nkill query 2')).toBe(true);
+    expect(k('/* trace */ -- x\n# y\nKiLl 3')).toBe(true);
+    expect(k('/*!KILL 4*/')).toBe(true);
+    expect(k('/*M!100000 KILL USER x*/')).toBe(true);
+    expect(k(`KILL USER x${' '.repeat(5000)}`)).toBe(true);
+  });
+  it('does not flag other statements', () => {
+    expect(k('SELECT 1')).toBe(false);
+    expect(k('/* KILL 5 */ SELECT 1')).toBe(false);
+    expect(k('KIL')).toBe(false);
+    expect(k('/* unterminated KILL')).toBe(false);
   });
 });

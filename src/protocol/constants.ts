@@ -194,6 +194,7 @@ export const ErrorCode = {
   NOT_SUPPORTED_YET: { code: 1235, sqlState: '42000' },
   NEW_ABORTING_CONNECTION: { code: 1184, sqlState: '08S01' },
   MALFORMED_PACKET: { code: 1835, sqlState: 'HY000' },
+  UNKNOWN_COLLATION: { code: 1273, sqlState: 'HY000' },
   /** Client-library codes, used for backend connectivity failures. */
   CONN_HOST_ERROR: { code: 2003, sqlState: 'HY000' },
   SERVER_LOST: { code: 2013, sqlState: 'HY000' },

@@ -72,7 +72,7 @@ function writeFrames(out: Buffer, offset: number, payload: Buffer, seq: number):
 /**
  * Cuts a byte stream into logical packets. Frames of a split payload are
  * joined; everything else is returned as views of the input without copying.
- * A payload whose declared size passes `maxPayload` raises PacketTooLargeError
+ * A payload whose declared size passes `limit` raises PacketTooLargeError
  * as soon as its frames announce it, before the bytes are buffered.
  */
 export class PacketFramer {
@@ -83,7 +83,8 @@ export class PacketFramer {
   private partsLength = 0;
   private partsSeq = 0;
 
-  constructor(private maxPayload = 1 << 30) {}
+  /** Largest joined payload accepted; may change between packets (it grows after a client logs in). */
+  constructor(public limit = 1 << 30) {}
 
   get bufferedBytes(): number {
     return this.buffered + this.partsLength;
@@ -102,7 +103,7 @@ export class PacketFramer {
       const header = this.peek(4);
       const len = header[0] | (header[1] << 8) | (header[2] << 16);
       const seq = header[3];
-      if (this.partsLength + len > this.maxPayload) throw new PacketTooLargeError(this.maxPayload);
+      if (this.partsLength + len > this.limit) throw new PacketTooLargeError(this.limit);
       if (this.buffered < 4 + len) return null;
       const first = this.chunks[0];
       if (len < MAX_FRAME_PAYLOAD && this.parts.length === 0 && first.length >= 4 + len) {
