@@ -7,4 +7,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/install-deps.sh
 npx tsc -p tsconfig.json --noEmit
 npm run build --silent
-npx vitest run "$@"
+mkdir -p .tmp
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile.json=.tmp/vitest-report.json "$@" || status=$?
+# A plain closing line ("N passed, N failed, N skipped") that any CI log reader understands.
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(".tmp/vitest-report.json", "utf8"));
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
+' || true
+exit "$status"
