@@ -621,6 +621,10 @@ function normalise(raw: RawConfig, sourcePath: string): WirecacheConfig {
     weight: b.weight,
   }));
   const users: UserConfig[] = raw.users.map((u) => {
+    if (u.password !== undefined && HASH_RE.test(u.password)) {
+      // As in ProxySQL: a password in mysql.user's "*" + 40-hex form is that hash, not a plain password.
+      return { name: u.name, passwordDoubleSha1: Buffer.from(u.password.slice(1), 'hex'), emptyPassword: false };
+    }
     if (u.password !== undefined) {
       const empty = u.password === '';
       return { name: u.name, passwordDoubleSha1: empty ? Buffer.alloc(0) : doubleSha1(u.password), emptyPassword: empty };

@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TopologyInfo } from '../scripts/topology.js';
+import { doubleSha1 } from '../src/config.js';
 import { runCommand } from './run-command.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -15,14 +16,25 @@ export interface CliProcess {
   exited: Promise<number | null>;
 }
 
-/** The YAML a test proxy runs with: the topology's primary and its accounts. */
+/**
+ * The YAML a test proxy runs with: the topology's primary and its accounts.
+ * `other` is configured by its mysql.user hash in password_hash and `limited`
+ * by the hash in the password field, so logins are also tested without any
+ * plain password in the config.
+ */
 export function yamlFor(topo: TopologyInfo, extra = ''): string {
+  const hash = (pw: string) => `*${doubleSha1(pw).toString('hex').toUpperCase()}`;
+  const entry = (u: { name: string; password: string }) => {
+    if (u.name === 'other') return `  - { name: other, password_hash: "${hash(u.password)}" }`;
+    if (u.name === 'limited') return `  - { name: limited, password: "${hash(u.password)}" }`;
+    return `  - { name: ${u.name}, password: "${u.password}" }`;
+  };
   return `listen: { host: 127.0.0.1, port: 0 }
 admin: { host: 127.0.0.1, port: 0 }
 backends:
   - { name: primary, host: 127.0.0.1, port: ${topo.primary.port} }
 users:
-${topo.users.map((u) => `  - { name: ${u.name}, password: "${u.password}" }`).join('\n')}
+${topo.users.map(entry).join('\n')}
 ${extra}`;
 }
 

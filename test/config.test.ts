@@ -106,6 +106,7 @@ users:
   - { name: lower, password_hash: "${hash.toLowerCase()}" }
   - { name: mypass, password_hash: "*6C8989366EAF75BB670AD8EA7A7FC1176A95CEF4" }
   - { name: mypass_plain, password: mypass }
+  - { name: hash_in_password, password: "*6c8989366eaf75bb670ad8ea7a7fc1176a95cef4" }
 `,
       't.yaml',
     );
@@ -117,6 +118,10 @@ users:
       '6c8989366eaf75bb670ad8ea7a7fc1176a95cef4',
     );
     expect(findUser(config, 'mypass_plain')?.passwordDoubleSha1).toEqual(
+      findUser(config, 'mypass')?.passwordDoubleSha1,
+    );
+    // ProxySQL's convention: the mysql.user hash written in the password field is the hash.
+    expect(findUser(config, 'hash_in_password')?.passwordDoubleSha1).toEqual(
       findUser(config, 'mypass')?.passwordDoubleSha1,
     );
     for (const u of config.users) expect(u.emptyPassword).toBe(false);
