@@ -26,7 +26,7 @@ import {
 } from './protocol/handshake.js';
 import { ProtocolError } from './protocol/payload_reader.js';
 import { ResponseKind, ResponseScanner, ScanResult } from './protocol/response_scanner.js';
-import { parseKillStatement, startsWithKill } from './sql_text.js';
+import { batchContainsKill, mentionsKill, parseKillStatement, startsWithKill } from './sql_text.js';
 
 /** What the proxy announces to clients: mirrors the primary's greeting, minus what the proxy does not implement. */
 export interface ServerIdentity {
@@ -440,6 +440,13 @@ export class ClientSession {
         return;
       case Command.QUERY: {
         const kill = startsWithKill(payload, 1) ? parseKillStatement(payload.toString('utf8', 1)) : null;
+        if (!kill && payload.indexOf(0x3b, 1) >= 0 && mentionsKill(payload, 1) && batchContainsKill(payload.toString('utf8', 1))) {
+          this.replyLocal(
+            ErrorCode.NOT_SUPPORTED_YET,
+            'KILL inside a multi-statement batch is not supported through wirecache; send it as a statement of its own',
+          );
+          return;
+        }
         if (kill) {
           if (kill.kind === 'unsupported') this.replyLocal(ErrorCode.NOT_SUPPORTED_YET, kill.reason);
           else this.runLocal(() => this.kill(kill.id, kill.scope));

@@ -1,3 +1,5 @@
+import { leadingKeywords } from './sql_tokenizer.js';
+
 /**
  * Small lexical helpers over SQL text that the proxy needs before a full
  * tokenizer exists: skipping leading comments, and recognising the KILL
@@ -79,6 +81,25 @@ export function startsWithKill(buf: Buffer, offset: number): boolean {
     }
   }
   return false;
+}
+
+/** Whether the letters K-I-L-L (any case) occur anywhere in `buf` from `offset`: the cheap test before tokenizing a batch. */
+export function mentionsKill(buf: Buffer, offset: number): boolean {
+  for (let i = offset, n = buf.length - 3; i < n; i++) {
+    if ((buf[i] | 0x20) === 0x6b && (buf[i + 1] | 0x20) === 0x69 && (buf[i + 2] | 0x20) === 0x6c && (buf[i + 3] | 0x20) === 0x6c) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * Whether a multi-statement text has a KILL statement after its first one.
+ * The proxy cannot answer one statement of a batch itself, so such a batch
+ * is refused rather than sent to the backend with an unmapped thread id.
+ */
+export function batchContainsKill(sql: string): boolean {
+  return leadingKeywords(sql).slice(1).includes('KILL');
 }
 
 export type KillStatement =

@@ -258,3 +258,20 @@ describe('COM_CHANGE_USER with a collation id above 255', () => {
     c.close();
   });
 });
+
+describe('KILL in a multi-statement batch', () => {
+  it('is refused with ERR 1235 and never reaches the backend; quoted look-alikes pass', async () => {
+    const c = await connect(px.port, topo, { multipleStatements: true });
+    const victim = await connect(px.port, topo);
+    const [[{ tid }]] = (await victim.query('SELECT CONNECTION_ID() AS tid')) as unknown as [[{ tid: number }]];
+    await expect(c.query(`DO 1; KILL ${tid}`)).rejects.toMatchObject({ errno: 1235 });
+    await expect(c.query(`DO 1; /*!KILL ${tid}*/`)).rejects.toMatchObject({ errno: 1235 });
+    await expect(c.query(`KILL QUERY ${tid}; DO 1`)).rejects.toMatchObject({ errno: 1235 });
+    // The victim's backend session was never touched.
+    expect((await victim.query('SELECT 1 AS alive'))[0]).toEqual([{ alive: 1 }]);
+    const [rows] = await c.query("SELECT 'x; kill 5' AS s; SELECT 2 AS n");
+    expect(rows).toEqual([[{ s: 'x; kill 5' }], [{ n: 2 }]]);
+    await c.end();
+    await victim.end();
+  });
+});
