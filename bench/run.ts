@@ -29,7 +29,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { getFreePorts, startTopology, stopTopology, type TopologyInfo } from '../scripts/topology.js';
+import { getFreePorts, startTopology, stopTopology, waitForPort, type TopologyInfo } from '../scripts/topology.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const HOST = '127.0.0.1';
@@ -127,25 +127,6 @@ async function stopChild(child: ChildProcess, timeoutMs = 5000): Promise<void> {
   clearTimeout(t);
 }
 
-async function waitForPort(port: number, child: ChildProcess, what: string, logFile: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`${what} exited (${child.exitCode ?? child.signalCode}) before listening; log:\n${await tail(logFile)}`);
-    }
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ host: HOST, port });
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await sleep(50);
-  }
-  throw new Error(`${what} did not accept connections on :${port} within ${timeoutMs} ms; log:\n${await tail(logFile)}`);
-}
 
 async function tail(file: string, n = 3000): Promise<string> {
   try {

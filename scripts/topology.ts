@@ -655,14 +655,17 @@ export async function waitForReplication(t: TopologyInfo, timeoutMs = 30_000): P
 // ---------------------------------------------------------------------------
 // memcached
 
-async function waitForPort(port: number, child: ChildProcess, what: string, logFile: string, timeoutMs: number): Promise<void> {
+/** Waits until `port` accepts TCP connections; fails early, with the log's tail, if `child` exits first. */
+export async function waitForPort(port: number, child: ChildProcess, what: string, logFile: string, timeoutMs = 15_000): Promise<void> {
   let exited = false;
   child.once('exit', () => {
     exited = true;
   });
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (exited) throw new Error(`${what} exited during startup:\n${await readTail(logFile)}`);
+    if (exited || child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`${what} exited during startup:\n${await readTail(logFile)}`);
+    }
     const ok = await new Promise<boolean>((resolve) => {
       const sock = net.connect({ host: HOST, port });
       sock.once('connect', () => {
