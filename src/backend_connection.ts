@@ -320,32 +320,13 @@ export class BackendConnection {
   }
 }
 
+/** A text-protocol row: each column a length-encoded string, 0xFB for NULL. */
 function readTextRow(payload: Buffer): (string | null)[] {
+  const r = new PayloadReader(payload);
   const out: (string | null)[] = [];
-  let off = 0;
-  while (off < payload.length) {
-    const first = payload[off];
-    if (first === 0xfb) {
-      out.push(null);
-      off++;
-      continue;
-    }
-    let len: number;
-    if (first < 0xfb) {
-      len = first;
-      off += 1;
-    } else if (first === 0xfc) {
-      len = payload.readUInt16LE(off + 1);
-      off += 3;
-    } else if (first === 0xfd) {
-      len = payload.readUIntLE(off + 1, 3);
-      off += 4;
-    } else {
-      len = Number(payload.readBigUInt64LE(off + 1));
-      off += 9;
-    }
-    out.push(payload.toString('utf8', off, off + len));
-    off += len;
+  while (r.remaining > 0) {
+    const length = r.lenencOrNull();
+    out.push(length === null ? null : r.bytes(length).toString('utf8'));
   }
   return out;
 }

@@ -1,5 +1,5 @@
 import { Capability, PacketHeader, type ErrorSpec } from './constants.js';
-import { PayloadReader } from './payload_reader.js';
+import { PayloadReader, skipLenenc } from './payload_reader.js';
 import { PayloadWriter } from './payload_writer.js';
 
 export interface OkPacket {
@@ -89,17 +89,9 @@ export function statusOfTerminatorAt(buf: Buffer, start: number, length: number)
   }
   // OK layout: header, lenenc affected rows, lenenc insert id, status
   let off = start + 1;
-  off = skipLenencAt(buf, off);
-  off = skipLenencAt(buf, off);
+  off = skipLenenc(buf, off);
+  off = skipLenenc(buf, off);
   return off + 2 <= start + length ? buf[off] | (buf[off + 1] << 8) : 0;
-}
-
-function skipLenencAt(buf: Buffer, off: number): number {
-  const first = buf[off];
-  if (first < 0xfb) return off + 1;
-  if (first === 0xfc) return off + 3;
-  if (first === 0xfd) return off + 4;
-  return off + 9;
 }
 
 export function buildErr(err: ErrorSpec | { code: number; sqlState: string }, message: string): Buffer {

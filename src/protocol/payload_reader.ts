@@ -148,14 +148,6 @@ export class PayloadReader {
   }
 }
 
-/** Bytes a length-encoded integer of this value occupies. */
-export function lenencSize(value: number): number {
-  if (value < 0xfb) return 1;
-  if (value < 0x10000) return 3;
-  if (value < 0x1000000) return 4;
-  return 9;
-}
-
 /** Skips one length-encoded integer at `offset`, returning the offset after it (no bounds check beyond the prefix). */
 export function skipLenenc(buf: Buffer, offset: number): number {
   const first = buf[offset];
