@@ -1,44 +1,12 @@
-import { leadingKeywords } from './sql_tokenizer.js';
+import { forEachToken, leadingKeywords, TokenKind } from './sql_tokenizer.js';
 
 /**
- * Small lexical helpers over SQL text that the proxy needs before a full
- * tokenizer exists: skipping leading comments, and recognising the KILL
- * statement the proxy must answer itself.
+ * Recognising the KILL statements the proxy must answer itself: a byte-level
+ * test that keeps every other query undecoded, and the parsing, on top of
+ * the tokenizer, once a statement does start with KILL.
  */
 
 const isSpaceByte = (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d);
-
-/** Index of the first character that is neither whitespace nor inside a leading comment. */
-export function skipLeadingComments(sql: string): number {
-  let i = 0;
-  const n = sql.length;
-  while (i < n) {
-    const c = sql.charCodeAt(i);
-    if (isSpaceByte(c) || c === 0x3b /* ; */) {
-      i++;
-    } else if (c === 0x2f /* / */ && sql.charCodeAt(i + 1) === 0x2a /* * */) {
-      // A /*! ... */ or /*M! ... */ comment is executable code for MySQL/MariaDB, not a comment.
-      const next = sql.charCodeAt(i + 2);
-      if (next === 0x21 /* ! */ || ((next === 0x4d || next === 0x6d) && sql.charCodeAt(i + 3) === 0x21)) return i;
-      const end = sql.indexOf('*/', i + 2);
-      if (end < 0) return n;
-      i = end + 2;
-    } else if (c === 0x23 /* # */ || (c === 0x2d && sql.charCodeAt(i + 1) === 0x2d && isSpaceOrEnd(sql, i + 2))) {
-      const end = sql.indexOf('\n', i);
-      if (end < 0) return n;
-      i = end + 1;
-    } else {
-      return i;
-    }
-  }
-  return n;
-}
-
-function isSpaceOrEnd(sql: string, i: number): boolean {
-  if (i >= sql.length) return true;
-  const c = sql.charCodeAt(i);
-  return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
-}
 
 /**
  * Whether the statement in `buf` from `offset` begins with the word KILL,
@@ -106,29 +74,35 @@ export type KillStatement =
   | { kind: 'kill'; scope: 'connection' | 'query'; id: number }
   | { kind: 'unsupported'; reason: string };
 
-const KILL_ID = /^KILL\s+(?:(?:HARD|SOFT)\s+)?(?:(CONNECTION|QUERY)\s+)?(\d+)\s*;?\s*$/i;
-
 /**
- * Recognises `KILL [HARD|SOFT] [CONNECTION|QUERY] id`. Returns null when the
- * statement is not a KILL at all, and `unsupported` for KILL forms that name
- * no proxy connection (KILL USER, KILL QUERY ID): those would reach sessions
- * of other clients of the same backend, so the proxy refuses them.
+ * Recognises `KILL [HARD|SOFT] [CONNECTION|QUERY] id` (one statement, an
+ * optional trailing semicolon), reading it with the tokenizer so comments
+ * and executable comments are handled as the server handles them. Returns
+ * null when the statement is not a KILL at all, and `unsupported` for any
+ * other KILL form (KILL USER, KILL QUERY ID, KILL followed by more
+ * statements): those would reach sessions the proxy does not own.
  */
 export function parseKillStatement(sql: string): KillStatement | null {
-  let start = skipLeadingComments(sql);
-  // /*!KILL ...*/ and /*M!100000 KILL ...*/ are executed by the server: read what they contain.
-  const exec = /^\/\*M?!\d*/i.exec(sql.slice(start, start + 12));
-  if (exec) {
-    sql = sql.slice(start + exec[0].length).replace(/\*\/\s*;?\s*$/, '');
-    start = skipLeadingComments(sql);
+  const words: string[] = [];
+  let onlyWords = true;
+  let ended = false;
+  forEachToken(sql, (t) => {
+    if (ended || (t.kind !== TokenKind.Word && t.kind !== TokenKind.Semicolon)) {
+      onlyWords = false;
+      return false;
+    }
+    if (t.kind === TokenKind.Semicolon) ended = true;
+    else words.push(sql.slice(t.start, t.end).toUpperCase());
+  });
+  if (words[0] !== 'KILL') return null;
+  let i = 1;
+  if (words[i] === 'HARD' || words[i] === 'SOFT') i++;
+  const scope = words[i] === 'QUERY' ? 'query' : 'connection';
+  if (words[i] === 'QUERY' || words[i] === 'CONNECTION') i++;
+  if (!onlyWords || i !== words.length - 1 || !/^\d+$/.test(words[i])) {
+    return { kind: 'unsupported', reason: 'only KILL [CONNECTION|QUERY] <connection id> is supported through wirecache' };
   }
-  if (sql.length - start < 5 || sql.substr(start, 4).toUpperCase() !== 'KILL') return null;
-  const after = sql.charCodeAt(start + 4);
-  if (!(isSpaceByte(after) || after === 0x2f)) return null;
-  const text = sql.slice(start).replace(/\/\*.*?\*\//gs, ' ').trim();
-  const m = KILL_ID.exec(text);
-  if (!m) return { kind: 'unsupported', reason: 'only KILL [CONNECTION|QUERY] <connection id> is supported through wirecache' };
-  const id = Number(m[2]);
+  const id = Number(words[i]);
   if (!Number.isSafeInteger(id)) return { kind: 'unsupported', reason: 'connection id out of range' };
-  return { kind: 'kill', scope: m[1]?.toUpperCase() === 'QUERY' ? 'query' : 'connection', id };
+  return { kind: 'kill', scope, id };
 }

@@ -10,7 +10,6 @@ import { buildHandshakeResponse, buildHandshakeV10, parseHandshakeResponse, pars
 import { PayloadReader, ProtocolError } from '../src/protocol/payload_reader.js';
 import { PayloadWriter } from '../src/protocol/payload_writer.js';
 import { ResponseKind, ResponseScanner, ScanResult } from '../src/protocol/response_scanner.js';
-import { parseKillStatement, skipLeadingComments, startsWithKill } from '../src/sql_text.js';
 
 /** Bytes captured from MariaDB 10.11 by scripts/capture-fixtures.ts. */
 const { fixtures } = JSON.parse(readFileSync(new URL('./fixtures/mariadb.json', import.meta.url), 'utf8')) as {
@@ -283,41 +282,5 @@ describe('column definitions and binary rows', () => {
     expect(values[6]).toBeNull();
     expect(values[7]).toBe(18446744073709551615n);
     expect(values[8]).toBe('12.50');
-  });
-});
-
-describe('SQL text helpers', () => {
-  it('skips leading whitespace and comments but not executable comments', () => {
-    expect(skipLeadingComments('  /* a */ -- b\n# c\n SELECT 1')).toBe(20);
-    expect(skipLeadingComments('/*!50000 SELECT */ 1')).toBe(0);
-    expect(skipLeadingComments('/* unterminated')).toBe(15);
-  });
-
-  it('recognises the KILL forms it maps and refuses the ones it cannot', () => {
-    expect(parseKillStatement('KILL 5')).toEqual({ kind: 'kill', scope: 'connection', id: 5 });
-    expect(parseKillStatement(' /*x*/ kill query 12;')).toEqual({ kind: 'kill', scope: 'query', id: 12 });
-    expect(parseKillStatement('KILL HARD CONNECTION 7')).toEqual({ kind: 'kill', scope: 'connection', id: 7 });
-    expect(parseKillStatement('KILL USER app')).toMatchObject({ kind: 'unsupported' });
-    expect(parseKillStatement('KILL QUERY ID 3')).toMatchObject({ kind: 'unsupported' });
-    expect(parseKillStatement('SELECT 1')).toBeNull();
-    expect(parseKillStatement('KILLER()')).toBeNull();
-  });
-});
-
-describe('startsWithKill (byte-level, before any decoding)', () => {
-  const k = (s: string) => startsWithKill(Buffer.from(`\x03${s}`, 'latin1'), 1);
-  it('finds KILL behind whitespace, comments and executable-comment markers, at any length', () => {
-    expect(k('KILL 1')).toBe(true);
-    expect(k(' \f\v\t\r\nkill query 2')).toBe(true);
-    expect(k('/* trace */ -- x\n# y\nKiLl 3')).toBe(true);
-    expect(k('/*!KILL 4*/')).toBe(true);
-    expect(k('/*M!100000 KILL USER x*/')).toBe(true);
-    expect(k(`KILL USER x${' '.repeat(5000)}`)).toBe(true);
-  });
-  it('does not flag other statements', () => {
-    expect(k('SELECT 1')).toBe(false);
-    expect(k('/* KILL 5 */ SELECT 1')).toBe(false);
-    expect(k('KIL')).toBe(false);
-    expect(k('/* unterminated KILL')).toBe(false);
   });
 });
