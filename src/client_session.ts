@@ -2,6 +2,7 @@ import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { generateScramble, verifyNativePassword } from './auth/native_password.js';
 import { BackendConnection, BackendError, type BackendEndpoint, type BackendLogin } from './backend_connection.js';
+import { findUser } from './config.js';
 import type { UserConfig, WirecacheConfig } from './config_types.js';
 import type { Logger } from './logger.js';
 import type { ProxyObserver } from './observer.js';
@@ -63,11 +64,9 @@ const enum Phase {
   Closed,
 }
 
-/** Prepared statement as the client knows it (proxy id) and as the backend knows it. */
+/** A prepared statement, known to the client by its proxy id (the map key). */
 interface PreparedStatement {
   backendId: number;
-  params: number;
-  columns: number;
 }
 
 /** The largest packet accepted before login: a handshake response with connection attributes fits easily. */
@@ -147,10 +146,6 @@ export class ClientSession {
     return this.phase === Phase.Relaying || this.phase === Phase.Infile || this.phase === Phase.Working;
   }
 
-  get closed(): boolean {
-    return this.phase === Phase.Closed;
-  }
-
   start(): void {
     const identity = this.ctx.identity();
     const greeting = buildHandshakeV10({
@@ -172,9 +167,7 @@ export class ClientSession {
   }
 
   /** Ends the session from outside (KILL, shutdown). */
-  terminate(reason: string, error?: { spec: ErrorSpec | { code: number; sqlState: string }; message: string }): void {
-    if (this.phase === Phase.Closed) return;
-    if (error && !this.busy) this.sendErr(error.spec, error.message, 0);
+  terminate(reason: string): void {
     this.close(reason);
   }
 
@@ -309,20 +302,16 @@ export class ClientSession {
 
   private finishLogin(token: Buffer): void {
     const handshake = this.handshake!;
-    const user = this.findUser(handshake.user);
-    if (!user) {
-      this.denyAccess(handshake.user, token.length > 0, 'bad_credentials');
+    const account = this.authenticate(handshake.user, token);
+    if (!account) {
+      this.denyAccess(handshake.user, token, this.authSeq);
       return;
     }
-    const verdict = verifyNativePassword(token, this.scramble, user);
-    if (!verdict.ok) {
-      this.denyAccess(handshake.user, token.length > 0, 'bad_credentials');
-      return;
-    }
+    const { user, passwordSha1 } = account;
     this.phase = Phase.Working;
     const login: BackendLogin = {
       user: user.name,
-      passwordSha1: verdict.passwordSha1,
+      passwordSha1,
       database: handshake.database && handshake.database.length > 0 ? handshake.database : null,
       characterSet: handshake.characterSet,
       capabilities: this.capabilities,
@@ -345,7 +334,9 @@ export class ClientSession {
         this.log.debug({ user: user.name, backendThread: conn.threadId }, 'client logged in');
         this.becomeReady();
       },
-      (err: Error) => this.onLoginBackendError(err),
+      (err: Error) => {
+        if (this.phase !== Phase.Closed) this.failBackendLogin(err, this.authSeq);
+      },
     );
   }
 
@@ -373,31 +364,36 @@ export class ClientSession {
     }
   }
 
-  private onLoginBackendError(err: Error): void {
-    if (this.phase === Phase.Closed) return;
+  /** A login (or COM_CHANGE_USER) the backend did not accept: the client sees the server's own error, or why it was unreachable. */
+  private failBackendLogin(err: Error, seq: number): void {
     if (err instanceof BackendError && err.serverError) {
-      // The server itself refused (unknown database, account differences): the client sees its exact error.
+      // The server itself refused (unknown database, account differences).
       this.ctx.observer.authFailed('backend_refused');
-      this.sendErr(err.serverError, err.serverError.message, this.authSeq);
+      this.sendErr(err.serverError, err.serverError.message, seq);
     } else {
       this.ctx.observer.authFailed('backend_unavailable');
-      this.sendErr(ErrorCode.CONN_HOST_ERROR, `wirecache: ${err.message}`, this.authSeq);
+      this.sendErr(ErrorCode.CONN_HOST_ERROR, `wirecache: ${err.message}`, seq);
     }
     this.close(`backend login failed: ${err.message}`);
   }
 
-  private denyAccess(userName: string, usedPassword: boolean, reason: 'bad_credentials'): void {
-    this.ctx.observer.authFailed(reason);
-    this.sendErr(
-      ErrorCode.ACCESS_DENIED,
-      `Access denied for user '${userName}'@'${this.remoteAddress}' (using password: ${usedPassword ? 'YES' : 'NO'})`,
-      this.authSeq,
-    );
-    this.close(`access denied for '${userName}'`);
+  /** The configured account and the client's SHA1(password), if `token` answers this session's scramble for it. */
+  private authenticate(userName: string, token: Buffer): { user: UserConfig; passwordSha1: Buffer | null } | null {
+    const user = findUser(this.ctx.config(), userName);
+    if (!user) return null;
+    const verdict = verifyNativePassword(token, this.scramble, user);
+    return verdict.ok ? { user, passwordSha1: verdict.passwordSha1 } : null;
   }
 
-  private findUser(name: string): UserConfig | undefined {
-    return this.ctx.config().users.find((u) => u.name === name);
+  /** The server's answer to an unknown user and to a wrong password alike, then the end of the session. */
+  private denyAccess(userName: string, token: Buffer, seq: number): void {
+    this.ctx.observer.authFailed('bad_credentials');
+    this.sendErr(
+      ErrorCode.ACCESS_DENIED,
+      `Access denied for user '${userName}'@'${this.remoteAddress}' (using password: ${token.length > 0 ? 'YES' : 'NO'})`,
+      seq,
+    );
+    this.close(`access denied for '${userName}'`);
   }
 
   private useBackend(conn: BackendConnection): void {
@@ -468,7 +464,7 @@ export class ClientSession {
       case Command.STMT_PREPARE:
         this.scanner.onPrepareOk = (ok, info) => {
           const id = this.nextStatementId++;
-          this.statements.set(id, { backendId: info.statementId, params: info.params, columns: info.columns });
+          this.statements.set(id, { backendId: info.statementId });
           ok.writeUInt32LE(id, 1);
         };
         this.forward(packet, ResponseKind.Prepare);
@@ -730,7 +726,6 @@ export class ClientSession {
 
   private async changeUser(payload: Buffer): Promise<void> {
     const request = parseChangeUser(payload, this.capabilities);
-    const user = this.findUser(request.user);
     let token = request.authResponse;
     let seq = this.responseSeq;
     if (request.authPluginName && request.authPluginName !== NATIVE_PASSWORD_PLUGIN) {
@@ -739,17 +734,12 @@ export class ClientSession {
       token = reply.payload;
       seq = (reply.lastSeq + 1) & 0xff;
     }
-    const verdict = user ? verifyNativePassword(token, this.scramble, user) : ({ ok: false } as const);
-    if (!user || !verdict.ok) {
-      this.ctx.observer.authFailed('bad_credentials');
-      this.sendErr(
-        ErrorCode.ACCESS_DENIED,
-        `Access denied for user '${request.user}'@'${this.remoteAddress}' (using password: ${token.length > 0 ? 'YES' : 'NO'})`,
-        seq,
-      );
-      this.close(`COM_CHANGE_USER to '${request.user}' denied`);
+    const account = this.authenticate(request.user, token);
+    if (!account) {
+      this.denyAccess(request.user, token, seq);
       return;
     }
+    const { user, passwordSha1 } = account;
     // A fresh backend login gives exactly the reset that COM_CHANGE_USER promises.
     const old = this.backend;
     this.backend = null;
@@ -757,7 +747,7 @@ export class ClientSession {
     this.statements.clear();
     const conn = await this.openBackend({
       user: user.name,
-      passwordSha1: verdict.passwordSha1,
+      passwordSha1,
       database: request.database.length > 0 ? request.database : null,
       characterSet: request.characterSet ?? this.handshake!.characterSet,
       capabilities: this.capabilities,
@@ -765,9 +755,7 @@ export class ClientSession {
       connectAttributes: this.backendAttributes(request.connectAttributes),
     }).catch((err: Error) => err);
     if (conn instanceof Error) {
-      const server = conn instanceof BackendError ? conn.serverError : null;
-      this.sendErr(server ?? ErrorCode.CONN_HOST_ERROR, server ? server.message : `wirecache: ${conn.message}`, seq);
-      this.close(`COM_CHANGE_USER backend login failed: ${conn.message}`);
+      this.failBackendLogin(conn, seq);
       return;
     }
     if (this.phase === Phase.Closed) {
