@@ -1,7 +1,6 @@
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { BackendConnection, BackendEndpoint } from './backend_connection.js';
-import { BackendConnection as Backend } from './backend_connection.js';
+import { BackendConnection, type BackendEndpoint } from './backend_connection.js';
 import { ClientSession, type ServerIdentity, type SessionContext } from './client_session.js';
 import type { WirecacheConfig } from './config_types.js';
 import type { Logger } from './logger.js';
@@ -122,7 +121,7 @@ export class ProxyServer {
   async start(): Promise<net.AddressInfo> {
     const primary = this.primaryEndpoint();
     try {
-      this.currentIdentity = identityFromGreeting(await Backend.probe(primary, this.config.timeouts.backendConnectMs));
+      this.currentIdentity = identityFromGreeting(await BackendConnection.probe(primary, this.config.timeouts.backendConnectMs));
     } catch (err) {
       this.logger.warn(
         { backend: primary.name, err: (err as Error).message },

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { nativePasswordToken, sha1, verifyNativePassword } from '../src/auth/native_password.js';
 import { decodeBinaryRow } from '../src/protocol/binary_row.js';
 import { parseColumnDefinition } from '../src/protocol/column_definition.js';
-import { Capability, MAX_FRAME_PAYLOAD, ServerStatus } from '../src/protocol/constants.js';
+import { Capability, commandName, MAX_FRAME_PAYLOAD, ServerStatus } from '../src/protocol/constants.js';
 import { encodePacket, encodePackets, PacketFramer, PacketTooLargeError } from '../src/protocol/framing.js';
 import { buildEof, buildErr, buildOk, parseEof, parseErr, parseOk, statusOfTerminator } from '../src/protocol/generic_packets.js';
 import { buildHandshakeResponse, buildHandshakeV10, parseHandshakeResponse, parseHandshakeV10 } from '../src/protocol/handshake.js';
@@ -282,5 +282,16 @@ describe('column definitions and binary rows', () => {
     expect(values[6]).toBeNull();
     expect(values[7]).toBe(18446744073709551615n);
     expect(values[8]).toBe('12.50');
+  });
+});
+
+describe('command names', () => {
+  it('names every command byte for metrics, unknown ones as COM_UNKNOWN', () => {
+    expect(commandName(0x03)).toBe('COM_QUERY');
+    expect(commandName(0x17)).toBe('COM_STMT_EXECUTE');
+    expect(commandName(0xfa)).toBe('COM_STMT_BULK_EXECUTE');
+    expect(commandName(0x20)).toBe('COM_UNKNOWN');
+    expect(commandName(0x103)).toBe('COM_QUERY'); // only the low byte counts
+    expect(commandName(0xff)).toBe('COM_UNKNOWN');
   });
 });

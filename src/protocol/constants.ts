@@ -67,8 +67,12 @@ export const enum ServerStatus {
   SESSION_STATE_CHANGED = 0x4000,
 }
 
-/** Command bytes: the first byte of every command-phase packet from a client. */
-export const enum Command {
+/**
+ * Command bytes: the first byte of every command-phase packet from a client.
+ * A regular enum, not a const one, so that its reverse mapping gives each
+ * command's name for metrics and logs.
+ */
+export enum Command {
   SLEEP = 0x00,
   QUIT = 0x01,
   INIT_DB = 0x02,
@@ -101,23 +105,16 @@ export const enum Command {
   DAEMON = 0x1d,
   BINLOG_DUMP_GTID = 0x1e,
   RESET_CONNECTION = 0x1f,
-  MARIADB_STMT_BULK_EXECUTE = 0xfa,
-  MARIADB_MULTI = 0xfe,
+  /** MariaDB: bulk COM_STMT_EXECUTE. */
+  STMT_BULK_EXECUTE = 0xfa,
+  /** MariaDB: several commands in one packet. */
+  MULTI = 0xfe,
 }
 
-const COMMAND_NAME_BY_CODE: Record<number, string> = {
-  0x00: 'COM_SLEEP', 0x01: 'COM_QUIT', 0x02: 'COM_INIT_DB', 0x03: 'COM_QUERY', 0x04: 'COM_FIELD_LIST',
-  0x05: 'COM_CREATE_DB', 0x06: 'COM_DROP_DB', 0x07: 'COM_REFRESH', 0x08: 'COM_SHUTDOWN',
-  0x09: 'COM_STATISTICS', 0x0a: 'COM_PROCESS_INFO', 0x0b: 'COM_CONNECT', 0x0c: 'COM_PROCESS_KILL',
-  0x0d: 'COM_DEBUG', 0x0e: 'COM_PING', 0x0f: 'COM_TIME', 0x10: 'COM_DELAYED_INSERT',
-  0x11: 'COM_CHANGE_USER', 0x12: 'COM_BINLOG_DUMP', 0x13: 'COM_TABLE_DUMP', 0x14: 'COM_CONNECT_OUT',
-  0x15: 'COM_REGISTER_SLAVE', 0x16: 'COM_STMT_PREPARE', 0x17: 'COM_STMT_EXECUTE',
-  0x18: 'COM_STMT_SEND_LONG_DATA', 0x19: 'COM_STMT_CLOSE', 0x1a: 'COM_STMT_RESET',
-  0x1b: 'COM_SET_OPTION', 0x1c: 'COM_STMT_FETCH', 0x1d: 'COM_DAEMON', 0x1e: 'COM_BINLOG_DUMP_GTID',
-  0x1f: 'COM_RESET_CONNECTION', 0xfa: 'COM_STMT_BULK_EXECUTE', 0xfe: 'COM_MULTI',
-};
 /** Indexed by command byte: an array lookup on the per-command path, not a dictionary one. */
-const COMMAND_NAMES: readonly string[] = Array.from({ length: 256 }, (_, code) => COMMAND_NAME_BY_CODE[code] ?? 'COM_UNKNOWN');
+const COMMAND_NAMES: readonly string[] = Array.from({ length: 256 }, (_, code) =>
+  Command[code] === undefined ? 'COM_UNKNOWN' : `COM_${Command[code]}`,
+);
 
 /** A bounded label value for metrics and logs: known names, else "COM_UNKNOWN". */
 export function commandName(code: number): string {
