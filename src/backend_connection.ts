@@ -185,6 +185,7 @@ export class BackendConnection {
         w.reject(err as Error);
       }
     };
+    const previousData = this.dataHandler;
     this.dataHandler = (chunk) => {
       framer.push(chunk);
       pump();
@@ -202,8 +203,9 @@ export class BackendConnection {
           waiting = { resolve, reject };
           pump();
         }),
+      // Hands the stream back to whoever owned it before.
       release: () => {
-        this.dataHandler = null;
+        this.dataHandler = previousData;
         this.closeHandler = previousClose;
         return framer.drainRaw();
       },
@@ -284,7 +286,6 @@ export class BackendConnection {
    * KILL on behalf of a client). Only call while no client command is in flight.
    */
   async query(sql: string): Promise<InternalResult> {
-    const owner = { data: this.dataHandler, close: this.closeHandler };
     const packets = this.packetReader();
     try {
       this.socket.write(encodePacket(new PayloadWriter(sql.length + 1).u8(0x03).string(sql).finish(), 0));
@@ -314,8 +315,6 @@ export class BackendConnection {
       return result;
     } finally {
       packets.release();
-      this.dataHandler = owner.data;
-      this.closeHandler = owner.close;
     }
   }
 }
