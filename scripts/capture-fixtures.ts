@@ -52,6 +52,14 @@ async function main(): Promise<void> {
         ResponseKind.Prepare,
       );
       put('prepare_2_params', 'COM_STMT_PREPARE response: 2 params, 1 column', prepare2);
+      put(
+        'text_warnings',
+        "text result set whose rows raise 2 warnings during execution (CAST of 'a' and 'b'), full scan: NO_INDEX_USED",
+        await c.query('SELECT CAST(v AS SIGNED) AS n FROM fx ORDER BY id'),
+      );
+      await c.query('BEGIN');
+      put('text_in_trans', 'text result set inside an open transaction: IN_TRANS set', await c.query('SELECT v FROM fx WHERE id = 1'));
+      await c.query('ROLLBACK');
       if (!deprecateEof) {
         const greeting = await RawClient.open(topo.primary.port);
         const p = await greeting.readPacket();

@@ -94,6 +94,17 @@ export function statusOfTerminatorAt(buf: Buffer, start: number, length: number)
   return off + 2 <= start + length ? buf[off] | (buf[off + 1] << 8) : 0;
 }
 
+/** Warning count of an OK or EOF terminator at `start` (0 when the packet is too short to hold one). */
+export function warningsOfTerminatorAt(buf: Buffer, start: number, length: number): number {
+  if (buf[start] === PacketHeader.EOF && length < 9) {
+    return length >= 3 ? buf[start + 1] | (buf[start + 2] << 8) : 0;
+  }
+  let off = start + 1;
+  off = skipLenenc(buf, off);
+  off = skipLenenc(buf, off);
+  return off + 4 <= start + length ? buf[off + 2] | (buf[off + 3] << 8) : 0;
+}
+
 export function buildErr(err: ErrorSpec | { code: number; sqlState: string }, message: string): Buffer {
   return new PayloadWriter(16 + message.length)
     .u8(PacketHeader.ERR)

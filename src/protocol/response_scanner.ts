@@ -1,5 +1,5 @@
 import { MAX_FRAME_PAYLOAD, PacketHeader, ServerStatus } from './constants.js';
-import { statusOfTerminatorAt } from './generic_packets.js';
+import { statusOfTerminatorAt, warningsOfTerminatorAt } from './generic_packets.js';
 import { ProtocolError } from './payload_reader.js';
 
 /** How a backend answers a command; decides the shape the scanner expects. */
@@ -72,6 +72,8 @@ export class ResponseScanner {
 
   /** Status flags of the last OK/EOF seen (IN_TRANS, AUTOCOMMIT, ...). */
   lastStatus = 0;
+  /** Warning count of the last OK/EOF seen. */
+  lastWarnings = 0;
   /** Error code when the response ended in ERR, else 0. */
   errorCode = 0;
   /** Rows seen in the response (all result sets). */
@@ -96,6 +98,7 @@ export class ResponseScanner {
     this.frameRemaining = 0;
     this.continuation = false;
     this.errorCode = 0;
+    this.lastWarnings = 0;
     this.rows = 0;
     this.resultSets = 0;
     this.bytes = 0;
@@ -244,7 +247,10 @@ export class ResponseScanner {
     switch (this.state) {
       case State.First:
         if (this.kind === ResponseKind.Single) {
-          if (first === PacketHeader.OK || first === PacketHeader.EOF) this.lastStatus = statusOfTerminatorAt(buf, start, length);
+          if (first === PacketHeader.OK || first === PacketHeader.EOF) {
+            this.lastStatus = statusOfTerminatorAt(buf, start, length);
+            this.lastWarnings = warningsOfTerminatorAt(buf, start, length);
+          }
           this.state = State.Done;
           return ScanResult.Done;
         }
@@ -284,6 +290,7 @@ export class ResponseScanner {
   /** OK after a statement, or the terminator of a result set: more results follow if the server says so. */
   private endOfResult(buf: Buffer, start: number, length: number): ScanResult {
     this.lastStatus = statusOfTerminatorAt(buf, start, length);
+    this.lastWarnings = warningsOfTerminatorAt(buf, start, length);
     if (this.kind === ResponseKind.Query && this.lastStatus & ServerStatus.MORE_RESULTS_EXISTS) {
       this.state = State.First;
       return ScanResult.NeedMore;
