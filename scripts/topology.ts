@@ -680,7 +680,19 @@ export async function waitForPort(port: number, child: ChildProcess, what: strin
   throw new Error(`${what} on port ${port} not accepting connections after ${timeoutMs} ms:\n${await readTail(logFile)}`);
 }
 
-async function startMemcached(dir: string, port?: number): Promise<{ host: string; port: number; pid: number }> {
+export interface MemcachedInfo {
+  host: string;
+  port: number;
+  pid: number;
+}
+
+/**
+ * Starts a memcached on 127.0.0.1 (owned by this process: killed when it exits).
+ * `dir` (default: a fresh temp dir) receives memcached.log and memcached.pid;
+ * `port` (default: a free one) lets a test restart a stopped memcached on the same port.
+ */
+export async function startMemcached(dir?: string, port?: number): Promise<MemcachedInfo> {
+  if (dir === undefined) dir = await fs.mkdtemp(path.join(os.tmpdir(), 'wirecache-memcached-'));
   await fs.mkdir(dir, { recursive: true });
   const logFile = path.join(dir, 'memcached.log');
   const bin = findBinary('memcached');
@@ -709,6 +721,22 @@ async function startMemcached(dir: string, port?: number): Promise<{ host: strin
       throw e;
     }
   }
+}
+
+/**
+ * Stops a memcached started by startMemcached: `signal` (default SIGTERM), SIGKILL
+ * after a grace period; resolves once it is gone. A SIGSTOPped memcached is sent
+ * SIGCONT first so that a SIGTERM can take effect.
+ */
+export async function stopMemcached(info: MemcachedInfo, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (signal !== 'SIGKILL' && pidAlive(info.pid, 'memcached')) {
+    try {
+      process.kill(info.pid, 'SIGCONT');
+    } catch {
+      /* gone */
+    }
+  }
+  await killAndWait(info.pid, 'memcached', signal, 3000);
 }
 
 // ---------------------------------------------------------------------------
