@@ -1,5 +1,6 @@
 import type { WirecacheConfig } from './config_types.js';
 import { AdminServer } from './admin_server.js';
+import { registerCacheRoutes } from './cache_admin.js';
 import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { ProxyServer } from './proxy_server.js';
@@ -17,7 +18,7 @@ export interface RunningApp {
 
 export async function startApp(config: WirecacheConfig, logger = createLogger(config.log.level)): Promise<RunningApp> {
   const metrics = new Metrics({ backendNames: config.backends.map((b) => b.name) });
-  const proxy = new ProxyServer(config, logger, metrics);
+  const proxy = new ProxyServer(config, logger, metrics, metrics.cache);
   const admin = new AdminServer({
     host: config.admin.host,
     port: config.admin.port,
@@ -25,6 +26,12 @@ export async function startApp(config: WirecacheConfig, logger = createLogger(co
     logger,
     health: () => ({ ok: true, detail: { sessions: proxy.sessions.size } }),
   });
+  if (proxy.cache) {
+    const cache = proxy.cache;
+    metrics.cache.watch(() => cache.stats);
+    metrics.cache.knownRules(cache.config.rules.map((r) => r.name));
+    registerCacheRoutes(admin, cache, metrics.cache);
+  }
   const adminAddress = await admin.start();
   const address = await proxy.start();
   logger.info({ metrics: `http://${adminAddress.host}:${adminAddress.port}/metrics` }, 'admin listener ready');

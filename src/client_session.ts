@@ -28,6 +28,12 @@ import {
 import { ProtocolError } from './protocol/payload_reader.js';
 import { ResponseKind, ResponseScanner, ScanResult } from './protocol/response_scanner.js';
 import { batchContainsKill, mentionsKill, parseKillStatement, startsWithKill } from './sql_text.js';
+import type { CachePlan } from './cache/cache_policy.js';
+import { SESSION_STATUS_MASK, type LookupResult, type MissTicket, type QueryCache } from './cache/query_cache.js';
+import type { CacheEntry, RefusalReason } from './cache/types.js';
+import { replayInfo, replayResultWith } from './protocol/result_replay.js';
+import { SessionState, STATE_SNAPSHOT_SQL, type Invalidation } from './session_state.js';
+import { classify, type ClassifiedStatement } from './sql_classifier.js';
 
 /** What the proxy announces to clients: mirrors the primary's greeting, minus what the proxy does not implement. */
 export interface ServerIdentity {
@@ -40,6 +46,8 @@ export interface ServerIdentity {
 /** Everything a session needs from the proxy around it. */
 export interface SessionContext {
   config(): WirecacheConfig;
+  /** The query cache, or null when caching is off. */
+  cache: QueryCache | null;
   logger: Logger;
   observer: ProxyObserver;
   identity(): ServerIdentity;
@@ -67,7 +75,24 @@ const enum Phase {
 /** A prepared statement, known to the client by its proxy id (the map key). */
 interface PreparedStatement {
   backendId: number;
+  /** The statement's classification (only when the cache is on). */
+  statement: ClassifiedStatement | null;
+  params: number;
+  /** Parameter types from the last execute that sent them (later executes may omit them). */
+  types: Buffer | null;
+  /** COM_STMT_SEND_LONG_DATA was used since the last execute: that execute is not cached. */
+  longData: boolean;
 }
+
+/** A miss being recorded: the response bytes as they pass, until they exceed the plan's limit. */
+interface Recording {
+  ticket: MissTicket;
+  pieces: Buffer[] | null;
+  bytes: number;
+  limit: number;
+}
+
+const writesData = (s: ClassifiedStatement) => s.tablesWritten === null || s.tablesWritten.length > 0;
 
 /** The largest packet accepted before login: a handshake response with connection attributes fits easily. */
 const PRE_LOGIN_MAX_PACKET = 64 * 1024;
@@ -78,6 +103,8 @@ const CLIENT_HIGH_WATER = 256 * 1024;
 const enum PauseReason {
   Backlog = 1,
   BackendFull = 2,
+  /** A cache replay filled the client socket's buffer. */
+  ClientFull = 4,
 }
 
 /**
@@ -116,6 +143,18 @@ export class ClientSession {
   private lastActivity = performance.now();
   /** Status flags the backend reported last (IN_TRANS, AUTOCOMMIT): what proxy-made OKs must repeat. */
   private serverStatus = ServerStatus.AUTOCOMMIT;
+  /** Schema, session variables and uncommitted writes, tracked for the cache (null when caching is off). */
+  private state: SessionState | null = null;
+  /** The statement in flight, classified (cache on only). */
+  private statement: ClassifiedStatement | null = null;
+  /** A COM_STMT_EXECUTE is in flight: its statement text has placeholders. */
+  private statementBinary = false;
+  private statusBefore = 0;
+  /** Schema named by the COM_INIT_DB in flight. */
+  private lastInitDb = '';
+  private recording: Recording | null = null;
+  /** Response bytes held back until a write's invalidation has reached shared storage. */
+  private heldOutput: Buffer[] | null = null;
 
   user: UserConfig | null = null;
   readonly remoteAddress: string;
@@ -328,6 +367,7 @@ export class ClientSession {
         this.handshakeTimer = null;
         this.user = user;
         this.useBackend(conn);
+        if (this.ctx.cache) this.state = new SessionState(login.database, login.characterSet);
         this.framer.limit = this.ctx.config().limits.maxPacketBytes;
         this.lastActivity = performance.now();
         this.socket.write(encodePacket(conn.loginOk, this.authSeq));
@@ -448,6 +488,13 @@ export class ClientSession {
           else this.runLocal(() => this.kill(kill.id, kill.scope));
           return;
         }
+        const cache = this.ctx.cache;
+        if (cache) {
+          // latin1 maps bytes to characters one to one: two different texts never share a key.
+          const statement = classify(payload.toString('latin1', 1));
+          this.runCacheable(cache, statement, false, '', null, () => this.forward(packet, ResponseKind.Query));
+          return;
+        }
         this.forward(packet, ResponseKind.Query);
         return;
       }
@@ -461,26 +508,35 @@ export class ClientSession {
       case Command.CHANGE_USER:
         this.runLocal(() => this.changeUser(payload));
         return;
-      case Command.STMT_PREPARE:
+      case Command.STMT_PREPARE: {
+        const statement = this.ctx.cache ? classify(payload.toString('latin1', 1)) : null;
         this.scanner.onPrepareOk = (ok, info) => {
           const id = this.nextStatementId++;
-          this.statements.set(id, { backendId: info.statementId });
+          this.statements.set(id, { backendId: info.statementId, statement, params: info.params, types: null, longData: false });
           ok.writeUInt32LE(id, 1);
         };
         this.forward(packet, ResponseKind.Prepare);
         return;
+      }
       case Command.STMT_EXECUTE:
-        this.forwardStatementCommand(packet, ResponseKind.Query, 'mysqld_stmt_execute');
+        if (this.ctx.cache) this.executeCacheable(packet, this.ctx.cache);
+        else this.forwardStatementCommand(packet, ResponseKind.Query, 'mysqld_stmt_execute');
         return;
       case Command.STMT_FETCH:
         this.forwardStatementCommand(packet, ResponseKind.Fetch, 'mysqld_stmt_fetch');
         return;
-      case Command.STMT_RESET:
+      case Command.STMT_RESET: {
+        const stmt = this.statements.get(payload.length >= 5 ? payload.readUInt32LE(1) : -1);
+        if (stmt) stmt.longData = false;
         this.forwardStatementCommand(packet, ResponseKind.Single, 'mysqld_stmt_reset');
         return;
-      case Command.STMT_SEND_LONG_DATA:
+      }
+      case Command.STMT_SEND_LONG_DATA: {
+        const stmt = this.statements.get(payload.length >= 5 ? payload.readUInt32LE(1) : -1);
+        if (stmt) stmt.longData = true;
         this.forwardStatementCommand(packet, null, 'mysqld_stmt_send_long_data');
         return;
+      }
       case Command.STMT_CLOSE: {
         const stmt = this.forwardStatementCommand(packet, null, 'mysqld_stmt_close');
         if (stmt !== null) this.statements.delete(stmt);
@@ -493,6 +549,9 @@ export class ClientSession {
         this.forward(packet, ResponseKind.Query);
         return;
       case Command.INIT_DB:
+        this.lastInitDb = payload.toString('utf8', 1);
+        this.forward(packet, ResponseKind.Single);
+        return;
       case Command.PING:
       case Command.STATISTICS:
       case Command.SET_OPTION:
@@ -508,6 +567,175 @@ export class ClientSession {
         this.replyLocal(ErrorCode.UNKNOWN_COM, 'Unknown command');
         return;
     }
+  }
+
+  // ---------------------------------------------------------------- the query cache
+
+  /** COM_STMT_EXECUTE with the cache on: keyed on the statement, parameter types and values. */
+  private executeCacheable(packet: Packet, cache: QueryCache): void {
+    const payload = packet.payload;
+    const send = () => void this.forwardStatementCommand(packet, ResponseKind.Query, 'mysqld_stmt_execute');
+    const stmt = this.statements.get(payload.length >= 5 ? payload.readUInt32LE(1) : -1);
+    const params = stmt && payload.length >= 10 ? executeParams(stmt, payload) : null;
+    if (!stmt || !stmt.statement || params === null) {
+      send();
+      return;
+    }
+    const refusal: RefusalReason | null = payload[5] !== 0 ? 'cursor' : stmt.longData ? 'long_data' : null;
+    stmt.longData = false;
+    this.runCacheable(cache, stmt.statement, true, params, refusal, send);
+  }
+
+  /**
+   * A COM_QUERY or COM_STMT_EXECUTE with the cache on: served from the cache,
+   * or sent with `send` (and recorded when the plan says so).
+   */
+  private runCacheable(
+    cache: QueryCache,
+    statement: ClassifiedStatement,
+    binary: boolean,
+    params: string,
+    refusal: RefusalReason | null,
+    send: () => void,
+  ): void {
+    const state = this.state!;
+    this.statement = statement;
+    this.statementBinary = binary;
+    this.statusBefore = this.serverStatus;
+    // A write, or anything that may end a transaction, must not be acknowledged before other proxies see its invalidation.
+    const holdReply = cache.sharedInvalidation && (writesData(statement) || (this.serverStatus & ServerStatus.IN_TRANS) !== 0);
+    const go = () => {
+      if (holdReply) this.heldOutput = [];
+      send();
+    };
+    if (!state.known && statement.type === 'select' && !statement.multiStatement && cache.mayCache(statement)) {
+      // What the session changed is unknown (after CALL, a reset, ...): read it back once, then decide.
+      this.phase = Phase.Working;
+      this.backend!.query(STATE_SNAPSHOT_SQL).then(
+        (result) => {
+          if (this.phase === Phase.Closed) return;
+          if (result.rows[0]) state.setSnapshot(result.rows[0]);
+          else this.log.debug({ error: result.error?.message }, 'session state snapshot failed; not caching');
+          this.lookup(cache, statement, binary, params, refusal, go);
+        },
+        (err: Error) => this.failSession(err),
+      );
+      return;
+    }
+    this.lookup(cache, statement, binary, params, refusal, go);
+  }
+
+  private lookup(
+    cache: QueryCache,
+    statement: ClassifiedStatement,
+    binary: boolean,
+    params: string,
+    refusal: RefusalReason | null,
+    send: () => void,
+  ): void {
+    const state = this.state!;
+    const plan = cache.decide(
+      {
+        statement,
+        binary,
+        params,
+        user: this.user!.name,
+        schema: state.schema,
+        stateKey: state.stateKey,
+        clientAddress: this.remoteAddress,
+        status: this.serverStatus,
+      },
+      refusal,
+    );
+    if (!plan) {
+      send();
+      return;
+    }
+    const result = cache.lookup(plan);
+    if (result instanceof Promise) {
+      this.phase = Phase.Working;
+      result.then(
+        (r) => this.afterLookup(cache, plan, r, send),
+        (err: Error) => this.failSession(err),
+      );
+    } else {
+      this.afterLookup(cache, plan, result, send);
+    }
+  }
+
+  private afterLookup(cache: QueryCache, plan: CachePlan, result: LookupResult, send: () => void): void {
+    if (this.phase === Phase.Closed) {
+      if (result.kind === 'miss') cache.abandon(result.ticket);
+      return;
+    }
+    if (result.kind === 'hit') {
+      this.replay(result.entry);
+      return;
+    }
+    if (result.kind === 'miss') this.recording = { ticket: result.ticket, pieces: [], bytes: 0, limit: plan.maxResultBytes };
+    send();
+  }
+
+  /** Sends a cached result, reframed for this client and its transaction state. */
+  private replay(entry: CacheEntry): void {
+    entry.replay ??= replayInfo(entry.wire, entry.deprecateEof);
+    const bytes = replayResultWith(entry.wire, entry.deprecateEof, entry.replay, {
+      deprecateEof: (this.capabilities & Capability.DEPRECATE_EOF) !== 0,
+      firstSeq: this.responseSeq,
+      status: this.serverStatus & SESSION_STATUS_MASK,
+      statusMask: SESSION_STATUS_MASK,
+      warnings: 0,
+    });
+    this.statement = null;
+    if (!this.socket.write(bytes)) this.pauseClient(PauseReason.ClientFull);
+    this.finishCommand();
+  }
+
+  /**
+   * The response to a command seen by the cache is complete: record it, track
+   * what it changed in the session, invalidate what it wrote. Returns a
+   * promise when the client's next command must wait for shared invalidation.
+   */
+  private cacheAfterResponse(cache: QueryCache): Promise<void> | void {
+    const statement = this.statement;
+    const state = this.state!;
+    this.statement = null;
+    const failed = this.scanner.errorCode !== 0;
+    const recording = this.recording;
+    if (recording) {
+      this.recording = null;
+      const wire = recording.pieces && !failed ? Buffer.concat(recording.pieces, recording.bytes) : null;
+      if (wire === null && failed) cache.abandon(recording.ticket);
+      else {
+        const stored = cache.complete(recording.ticket, wire, (this.backend!.capabilities & Capability.DEPRECATE_EOF) !== 0);
+        if (stored instanceof Promise) stored.catch((err: Error) => this.log.warn({ err }, 'storing a cache entry failed'));
+      }
+    }
+    if (!statement) return;
+    if (this.statementBinary && (statement.type === 'set' || statement.type === 'use')) state.markUnknown();
+    else state.statementDone(statement, failed);
+    const written = writesData(statement) ? this.qualify(statement.tablesWritten) : undefined;
+    const invalidation = state.writeDone(written, statement, this.statusBefore, this.serverStatus, this.scanner.lastWarnings);
+    return this.invalidate(cache, invalidation);
+  }
+
+  private qualify(tables: ClassifiedStatement['tablesWritten']): string[] | null {
+    if (tables === null) return null;
+    const schema = this.state?.schema?.toLowerCase() ?? '';
+    return tables.map((t) => `${t.schema ?? schema}.${t.table}`);
+  }
+
+  private invalidate(cache: QueryCache, invalidation: Invalidation): Promise<void> | void {
+    if (!invalidation) return;
+    return cache.invalidate('everything' in invalidation ? null : invalidation.tables);
+  }
+
+  /** Writes response bytes held back for a write's invalidation. */
+  private releaseHeldOutput(): void {
+    const held = this.heldOutput;
+    this.heldOutput = null;
+    if (!held) return;
+    for (const piece of held) this.socket.write(piece);
   }
 
   /** Commands that name a prepared statement: the proxy's id is swapped for the backend's. Returns the proxy id, or null if unknown. */
@@ -589,15 +817,28 @@ export class ClientSession {
       this.failSession(err as Error);
       return;
     }
+    const recording = this.recording;
+    const held = this.heldOutput;
     for (const piece of out) {
       this.bytesForwarded += piece.length;
-      if (!this.socket.write(piece) && !this.backendPaused) {
+      if (recording?.pieces) {
+        if (recording.bytes + piece.length <= recording.limit) {
+          recording.pieces.push(piece);
+          recording.bytes += piece.length;
+        } else {
+          // Over the limit: the client still gets every byte; only the recording is dropped.
+          recording.pieces = null;
+        }
+      }
+      if (held) held.push(piece);
+      else if (!this.socket.write(piece) && !this.backendPaused) {
         this.backendPaused = true;
         conn.pause();
       }
     }
     if (result === ScanResult.NeedMore) return;
     if (result === ScanResult.LocalInfile) {
+      this.releaseHeldOutput();
       this.phase = Phase.Infile;
       this.pump();
       return;
@@ -609,9 +850,30 @@ export class ClientSession {
   private onResponseComplete(): void {
     this.scanner.onPrepareOk = null;
     if (this.scanner.lastStatus !== 0) this.serverStatus = this.scanner.lastStatus & ~ServerStatus.MORE_RESULTS_EXISTS;
-    if (this.commandCode === Command.RESET_CONNECTION && this.scanner.errorCode === 0) {
-      // The server dropped every prepared statement of the session.
+    const ok = this.scanner.errorCode === 0;
+    if (this.commandCode === Command.RESET_CONNECTION && ok) {
+      // The server dropped every prepared statement of the session, and rolled back its transaction.
       this.statements.clear();
+      this.state?.abandonTransaction(false);
+      this.state?.markUnknown();
+    }
+    const cache = this.ctx.cache;
+    if (cache && this.state) {
+      if (this.commandCode === Command.INIT_DB && ok) this.state.initDb(this.lastInitDb);
+      const pending = this.cacheAfterResponse(cache);
+      if (pending) {
+        this.phase = Phase.Working;
+        pending.then(
+          () => {
+            if (this.phase === Phase.Closed) return;
+            this.releaseHeldOutput();
+            this.finishCommand();
+          },
+          (err: Error) => this.failSession(err),
+        );
+        return;
+      }
+      this.releaseHeldOutput();
     }
     this.finishCommand();
   }
@@ -655,6 +917,7 @@ export class ClientSession {
   // ---------------------------------------------------------------- flow control
 
   private onClientDrain(): void {
+    this.resumeClient(PauseReason.ClientFull);
     if (this.backendPaused) {
       this.backendPaused = false;
       this.backend?.resume();
@@ -745,6 +1008,8 @@ export class ClientSession {
     this.backend = null;
     old?.quit();
     this.statements.clear();
+    // The server rolls the old session's transaction back.
+    this.state?.abandonTransaction(false);
     const conn = await this.openBackend({
       user: user.name,
       passwordSha1,
@@ -773,6 +1038,7 @@ export class ClientSession {
     }
     this.user = user;
     this.useBackend(conn);
+    this.state?.reset(request.database.length > 0 ? request.database : null, request.characterSet ?? this.handshake!.characterSet);
     this.socket.write(encodePacket(conn.loginOk, seq));
   }
 
@@ -861,6 +1127,15 @@ export class ClientSession {
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     if (this.readTimer) clearTimeout(this.readTimer);
     this.log.debug({ reason }, 'session closed');
+    const cache = this.ctx.cache;
+    if (cache) {
+      if (this.recording) cache.abandon(this.recording.ticket);
+      this.recording = null;
+      // A COMMIT in flight may have run: flush its writes rather than risk stale entries.
+      const invalidation = this.state?.abandonTransaction(this.scanner.active) ?? null;
+      const pending = this.invalidate(cache, invalidation);
+      if (pending) pending.catch(() => undefined);
+    }
     const backend = this.backend;
     this.backend = null;
     if (backend) {
@@ -872,4 +1147,25 @@ export class ClientSession {
     setTimeout(() => this.socket.destroy(), 2000).unref();
     this.ctx.removed(this);
   }
+}
+
+/**
+ * The cache-key part of a COM_STMT_EXECUTE: parameter types (sent now or
+ * remembered from an earlier execute), NULL bitmap and values, as latin1
+ * text. Null when the packet is too short to hold them.
+ */
+function executeParams(stmt: PreparedStatement, payload: Buffer): string | null {
+  const n = stmt.params;
+  if (n === 0) return '';
+  const nullBytes = (n + 7) >> 3;
+  const boundAt = 10 + nullBytes;
+  if (payload.length <= boundAt) return null;
+  let valuesAt = boundAt + 1;
+  if (payload[boundAt] === 1) {
+    if (payload.length < valuesAt + 2 * n) return null;
+    stmt.types = Buffer.from(payload.subarray(valuesAt, valuesAt + 2 * n));
+    valuesAt += 2 * n;
+  }
+  if (!stmt.types) return null;
+  return `${stmt.types.toString('latin1')}\u0001${payload.toString('latin1', 10, boundAt)}\u0001${payload.toString('latin1', valuesAt)}`;
 }

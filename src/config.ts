@@ -15,7 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { resolve as resolvePath } from 'node:path';
+import { dirname, resolve as resolvePath } from 'node:path';
 import {
   isAlias,
   isMap,
@@ -27,7 +27,8 @@ import {
   type Document,
 } from 'yaml';
 import * as z from 'zod';
-import type { BackendConfig, UserConfig, WirecacheConfig } from './config_types.js';
+import { compileRule, rulesFileSchema, rulesListSchema, type CacheRule, type RawRule } from './cache/cache_rules.js';
+import type { BackendConfig, CacheConfig, UserConfig, WirecacheConfig } from './config_types.js';
 
 // ---------------------------------------------------------------------------
 // Errors
@@ -103,6 +104,17 @@ export const CONFIG_DEFAULTS = {
     shutdownGraceMs: 30_000,
   },
   logLevel: 'info',
+  cache: {
+    mode: 'hinted',
+    defaultTtlSeconds: 60,
+    maxResultBytes: 1_048_576,
+    coalesceWaitMs: 2000,
+    memoryBytes: 268_435_456,
+    memcachedTimeoutMs: 20,
+    memcachedItemLimitBytes: 1_048_576,
+    memcachedMaxItemsPerEntry: 16,
+    memcachedKeyPrefix: 'wc',
+  },
   serverVersion: '5.5.5-10.11.0-MariaDB-wirecache',
 } as const;
 
@@ -214,6 +226,52 @@ const userSchema = z.strictObject(
   { error: msg('must be a mapping', false) },
 );
 
+
+const memcachedServerSchema = z
+  .string({ error: msg('must be "host:port"') })
+  .regex(/^[^\s:/]+:\d{1,5}$/, { error: msg('must be "host:port"') });
+
+const cacheSchema = z.strictObject(
+  {
+    mode: z.enum(['hinted', 'all'], { error: msg('must be "hinted" or "all"') }).default(CONFIG_DEFAULTS.cache.mode),
+    default_ttl: intIn(1, 31_536_000).default(CONFIG_DEFAULTS.cache.defaultTtlSeconds),
+    default_soft_ttl: intIn(0, 31_536_000).optional(),
+    max_result_bytes: intIn(1, MAX_PACKET_MAX).default(CONFIG_DEFAULTS.cache.maxResultBytes),
+    cache_results_with_warnings: z.boolean({ error: msg('must be true or false') }).default(false),
+    allow_read_only_transactions: z.boolean({ error: msg('must be true or false') }).default(false),
+    coalesce_wait_ms: intIn(0, 600_000).default(CONFIG_DEFAULTS.cache.coalesceWaitMs),
+    storage: z
+      .enum(['memory', 'memcached', 'tiered'], { error: msg('must be "memory", "memcached" or "tiered"') })
+      .default('memory'),
+    memory: z
+      .strictObject(
+        { max_bytes: intIn(1_048_576, Number.MAX_SAFE_INTEGER).default(CONFIG_DEFAULTS.cache.memoryBytes) },
+        { error: msg('must be a mapping', false) },
+      )
+      .default({ max_bytes: CONFIG_DEFAULTS.cache.memoryBytes }),
+    memcached: z
+      .strictObject(
+        {
+          servers: z
+            .array(memcachedServerSchema, { error: msg('must be a list of "host:port"', false) })
+            .min(1, { error: 'must list at least one server' }),
+          timeout_ms: intIn(1, 60_000).default(CONFIG_DEFAULTS.cache.memcachedTimeoutMs),
+          item_limit_bytes: intIn(1024, 134_217_728).default(CONFIG_DEFAULTS.cache.memcachedItemLimitBytes),
+          max_items_per_entry: intIn(1, 1024).default(CONFIG_DEFAULTS.cache.memcachedMaxItemsPerEntry),
+          key_prefix: z
+            .string({ error: msg('must be a string') })
+            .regex(/^[A-Za-z0-9_.-]{1,32}$/, { error: msg('must be 1-32 letters, digits, "_", "." or "-"') })
+            .default(CONFIG_DEFAULTS.cache.memcachedKeyPrefix),
+        },
+        { error: msg('must be a mapping', false) },
+      )
+      .optional(),
+    rules_file: z.string({ error: msg('must be a path') }).min(1).optional(),
+    rules: rulesListSchema.optional(),
+  },
+  { error: msg('must be a mapping', false) },
+);
+
 const rootSchema = z.strictObject(
   {
     listen: endpoint(CONFIG_DEFAULTS.listen),
@@ -256,6 +314,7 @@ const rootSchema = z.strictObject(
         client_idle_seconds: CONFIG_DEFAULTS.timeouts.clientIdleSeconds,
         shutdown_grace_ms: CONFIG_DEFAULTS.timeouts.shutdownGraceMs,
       }),
+    cache: cacheSchema.optional(),
     log: z
       .strictObject(
         {
@@ -288,8 +347,7 @@ function fallbackMessage(iss: { code: string; input?: unknown; expected?: unknow
 }
 
 /** Keys a strict object in the schema accepts at `path`, for "did you mean". */
-function knownKeysAt(path: readonly PathSegment[]): string[] {
-  let schema: z.core.$ZodType = rootSchema;
+function knownKeysAt(root: z.core.$ZodType, path: readonly PathSegment[]): string[] {
   const unwrap = (s: z.core.$ZodType): z.core.$ZodType => {
     for (;;) {
       const def = s._zod.def as { type: string; innerType?: z.core.$ZodType };
@@ -297,19 +355,29 @@ function knownKeysAt(path: readonly PathSegment[]): string[] {
       else return s;
     }
   };
-  schema = unwrap(schema);
-  for (const seg of path) {
+  const walk = (start: z.core.$ZodType, rest: readonly PathSegment[]): string[] => {
+    const schema = unwrap(start);
     const def = schema._zod.def as {
       type: string;
       shape?: Record<string, z.core.$ZodType>;
       element?: z.core.$ZodType;
+      options?: z.core.$ZodType[];
     };
-    if (def.type === 'object' && typeof seg === 'string' && def.shape?.[seg]) schema = unwrap(def.shape[seg]);
-    else if (def.type === 'array' && typeof seg === 'number' && def.element) schema = unwrap(def.element);
-    else return [];
-  }
-  const def = schema._zod.def as { type: string; shape?: Record<string, unknown> };
-  return def.type === 'object' && def.shape ? Object.keys(def.shape) : [];
+    // A union (a rules file is a list or a mapping with "rules"): the first option the path fits.
+    if (def.type === 'union' && def.options) {
+      for (const option of def.options) {
+        const keys = walk(option, rest);
+        if (keys.length > 0) return keys;
+      }
+      return [];
+    }
+    if (rest.length === 0) return def.type === 'object' && def.shape ? Object.keys(def.shape) : [];
+    const [seg, ...tail] = rest;
+    if (def.type === 'object' && typeof seg === 'string' && def.shape?.[seg]) return walk(def.shape[seg], tail);
+    if (def.type === 'array' && typeof seg === 'number' && def.element) return walk(def.element, tail);
+    return [];
+  };
+  return walk(root, path);
 }
 
 function editDistance(a: string, b: string): number {
@@ -358,7 +426,7 @@ interface Located {
   column: number;
 }
 
-class Locator {
+export class Locator {
   constructor(
     private readonly doc: Document.Parsed,
     private readonly lines: LineCounter,
@@ -439,6 +507,95 @@ export function findUser(config: Pick<WirecacheConfig, 'users'>, name: string): 
   return config.users.find((u) => u.name === name);
 }
 
+
+/**
+ * Parses YAML `text` and validates it against `schema`: syntax errors, unknown
+ * aliases, then zod issues, each located at its file, line and column. Throws
+ * ConfigError; returns the parsed data and a locator for further checks.
+ */
+export function validateYaml<S extends z.ZodType>(
+  text: string,
+  file: string,
+  schema: S,
+  emptyMessage: string,
+): { data: z.output<S>; locator: Locator } {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const locator = new Locator(doc, lineCounter);
+
+  // 1. YAML syntax.
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      doc.errors.map((e) => ({
+        file,
+        ...locator.at(e.pos[0]),
+        message:
+          e.code === 'MULTIPLE_DOCS'
+            ? 'YAML syntax error: the file must be a single YAML document (remove the extra "---")'
+            : `YAML syntax error: ${e.message}`,
+      })),
+    );
+  }
+  const aliasIssues: ConfigIssue[] = [];
+  visit(doc, {
+    Alias(_key, node) {
+      if (!node.resolve(doc)) {
+        const start = node.range?.[0];
+        aliasIssues.push({
+          file,
+          ...(start === undefined ? {} : locator.at(start)),
+          message:
+            `YAML syntax error: unknown alias "*${node.source}"; a value starting with "*" ` +
+            `must be quoted, e.g. password_hash: "*${node.source}"`,
+        });
+      }
+    },
+  });
+  if (aliasIssues.length > 0) throw new ConfigError(aliasIssues);
+  if (doc.contents === null) {
+    throw new ConfigError({ file, line: 1, column: 1, message: emptyMessage });
+  }
+
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw new ConfigError({ file, line: 1, column: 1, message: `YAML error: ${(err as Error).message}` });
+  }
+
+  // 2. Shape, types, ranges.
+  const parsed = schema.safeParse(data, { error: fallbackMessage });
+  if (!parsed.success) {
+    const issues: Array<ConfigIssue & { order: number }> = [];
+    for (const iss of parsed.error.issues) {
+      const path = iss.path.filter((p): p is PathSegment => typeof p !== 'symbol');
+      if (iss.code === 'unrecognized_keys') {
+        const known = knownKeysAt(schema, path);
+        for (const key of iss.keys) {
+          const hint = suggestKey(key, known);
+          issues.push({
+            file,
+            ...locator.locate(path, key),
+            field: formatFieldPath([...path, key]),
+            message: `unknown key "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}`,
+            order: issues.length,
+          });
+        }
+      } else {
+        issues.push({
+          file,
+          ...locator.locate(path),
+          field: path.length ? formatFieldPath(path) : undefined,
+          message: iss.message,
+          order: issues.length,
+        });
+      }
+    }
+    throw new ConfigError(sortIssues(issues));
+  }
+  return { data: parsed.data, locator };
+}
+
 /** Reads and validates a YAML config file. Throws ConfigError. */
 export function loadConfig(path: string): WirecacheConfig {
   let text: string;
@@ -464,84 +621,9 @@ export function loadConfig(path: string): WirecacheConfig {
  * and stored, made absolute, as `sourcePath` in the result. Throws ConfigError.
  */
 export function parseConfig(text: string, sourcePath: string): WirecacheConfig {
+  const { data: raw, locator } = validateYaml(text, sourcePath, rootSchema, 'the config file is empty');
   const file = sourcePath;
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  const locator = new Locator(doc, lineCounter);
-
-  // 1. YAML syntax.
-  if (doc.errors.length > 0) {
-    throw new ConfigError(
-      doc.errors.map((e) => ({
-        file,
-        ...locator.at(e.pos[0]),
-        message:
-          e.code === 'MULTIPLE_DOCS'
-            ? 'YAML syntax error: the config must be a single YAML document (remove the extra "---")'
-            : `YAML syntax error: ${e.message}`,
-      })),
-    );
-  }
-  const aliasIssues: ConfigIssue[] = [];
-  visit(doc, {
-    Alias(_key, node) {
-      if (!node.resolve(doc)) {
-        const start = node.range?.[0];
-        aliasIssues.push({
-          file,
-          ...(start === undefined ? {} : locator.at(start)),
-          message:
-            `YAML syntax error: unknown alias "*${node.source}"; a value starting with "*" ` +
-            `must be quoted, e.g. password_hash: "*${node.source}"`,
-        });
-      }
-    },
-  });
-  if (aliasIssues.length > 0) throw new ConfigError(aliasIssues);
-  if (doc.contents === null) {
-    throw new ConfigError({ file, line: 1, column: 1, message: 'the config file is empty' });
-  }
-
-  let data: unknown;
-  try {
-    data = doc.toJS({ maxAliasCount: 100 });
-  } catch (err) {
-    throw new ConfigError({ file, line: 1, column: 1, message: `YAML error: ${(err as Error).message}` });
-  }
-
-  // 2. Shape, types, ranges.
-  const parsed = rootSchema.safeParse(data, { error: fallbackMessage });
-  if (!parsed.success) {
-    const issues: Array<ConfigIssue & { order: number }> = [];
-    for (const iss of parsed.error.issues) {
-      const path = iss.path.filter((p): p is PathSegment => typeof p !== 'symbol');
-      if (iss.code === 'unrecognized_keys') {
-        const known = knownKeysAt(path);
-        for (const key of iss.keys) {
-          const hint = suggestKey(key, known);
-          issues.push({
-            file,
-            ...locator.locate(path, key),
-            field: formatFieldPath([...path, key]),
-            message: `unknown key "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}`,
-            order: issues.length,
-          });
-        }
-      } else {
-        issues.push({
-          file,
-          ...locator.locate(path),
-          field: path.length ? formatFieldPath(path) : undefined,
-          message: iss.message,
-          order: issues.length,
-        });
-      }
-    }
-    throw new ConfigError(sortIssues(issues));
-  }
-
   // 3. Cross-field rules.
-  const raw = parsed.data;
   const issues: Array<ConfigIssue & { order: number }> = [];
   const problem = (path: PathSegment[], message: string) =>
     issues.push({ file, ...locator.locate(path), field: formatFieldPath(path), message, order: issues.length });
@@ -549,9 +631,12 @@ export function parseConfig(text: string, sourcePath: string): WirecacheConfig {
 
   checkBackends(raw, problem, lineOf);
   checkUsers(raw, problem, lineOf);
+  checkCache(raw, problem);
   if (issues.length > 0) throw new ConfigError(sortIssues(issues));
 
-  return normalise(raw, resolvePath(sourcePath));
+  const config = normalise(raw, resolvePath(sourcePath));
+  if (raw.cache) config.cache = normaliseCache(raw.cache, sourcePath, locator, raw.backends.map((b) => b.name));
+  return config;
 }
 
 function sortIssues(issues: Array<ConfigIssue & { order: number }>): ConfigIssue[] {
@@ -652,7 +737,88 @@ function normalise(raw: RawConfig, sourcePath: string): WirecacheConfig {
       clientIdleSeconds: raw.timeouts.client_idle_seconds,
       shutdownGraceMs: raw.timeouts.shutdown_grace_ms,
     },
+    cache: null,
     log: { level: raw.log.level },
     serverVersion: raw.server_version,
+  };
+}
+
+function checkCache(raw: RawConfig, problem: Problem): void {
+  const cache = raw.cache;
+  if (!cache) return;
+  if (cache.storage !== 'memory' && !cache.memcached) {
+    problem(['cache', 'storage'], `storage "${cache.storage}" needs a cache.memcached section with servers`);
+  }
+  if (cache.default_soft_ttl !== undefined && cache.default_soft_ttl > cache.default_ttl) {
+    problem(['cache', 'default_soft_ttl'], 'must not be longer than default_ttl');
+  }
+}
+
+/**
+ * Reads a rules file and validates it (errors point into that file). Rule
+ * names must be unique across the file and the config's inline rules.
+ */
+export function loadRulesFile(path: string): { raw: RawRule[]; sources: string[] } {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError({ file: path, message: `cannot read rules file: ${(err as Error).message}` }, { cause: err });
+  }
+  const { data, locator } = validateYaml(text, path, rulesFileSchema, 'the rules file is empty');
+  const list = Array.isArray(data) ? data : data.rules;
+  const prefix = Array.isArray(data) ? [] : ['rules'];
+  return { raw: list, sources: list.map((_, i) => `${path}:${locator.locate([...prefix, i]).line}`) };
+}
+
+function normaliseCache(
+  raw: NonNullable<RawConfig['cache']>,
+  sourcePath: string,
+  locator: Locator,
+  backendNames: string[],
+): CacheConfig {
+  const rulesFile = raw.rules_file === undefined ? null : resolvePath(dirname(resolvePath(sourcePath)), raw.rules_file);
+  const entries: { rule: RawRule; source: string; file: string; path: PathSegment[]; locate: Locator | null }[] = [];
+  raw.rules?.forEach((rule, i) =>
+    entries.push({ rule, source: `${sourcePath}:${locator.locate(['cache', 'rules', i]).line}`, file: sourcePath, path: ['cache', 'rules', i], locate: locator }),
+  );
+  if (rulesFile) {
+    const loaded = loadRulesFile(rulesFile);
+    loaded.raw.forEach((rule, i) => entries.push({ rule, source: loaded.sources[i], file: rulesFile, path: [i], locate: null }));
+  }
+  const issues: ConfigIssue[] = [];
+  const seen = new Map<string, string>();
+  for (const e of entries) {
+    const where = e.source.slice(e.source.lastIndexOf(':') + 1);
+    const first = seen.get(e.rule.name);
+    if (first) issues.push({ file: e.file, line: Number(where), field: formatFieldPath([...e.path, 'name']), message: `duplicate rule name "${e.rule.name}" (first defined at ${first})` });
+    else seen.set(e.rule.name, e.source);
+    const route = e.rule.route;
+    if (route !== undefined && route !== 'primary' && route !== 'replica' && !backendNames.includes(route)) {
+      issues.push({ file: e.file, line: Number(where), field: formatFieldPath([...e.path, 'route']), message: `must be "primary", "replica" or a backend name (${backendNames.join(', ')}), got ${JSON.stringify(route)}` });
+    }
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+  const rules: CacheRule[] = entries.map((e) => compileRule(e.rule, e.source));
+  const mc = raw.memcached;
+  return {
+    mode: raw.mode,
+    defaultTtlSeconds: raw.default_ttl,
+    defaultSoftTtlSeconds: raw.default_soft_ttl ?? null,
+    maxResultBytes: raw.max_result_bytes,
+    cacheResultsWithWarnings: raw.cache_results_with_warnings,
+    allowReadOnlyTransactions: raw.allow_read_only_transactions,
+    coalesceWaitMs: raw.coalesce_wait_ms,
+    storage: raw.storage,
+    memory: { maxBytes: raw.memory.max_bytes },
+    memcached: {
+      servers: mc?.servers ?? [],
+      timeoutMs: mc?.timeout_ms ?? CONFIG_DEFAULTS.cache.memcachedTimeoutMs,
+      itemLimitBytes: mc?.item_limit_bytes ?? CONFIG_DEFAULTS.cache.memcachedItemLimitBytes,
+      maxItemsPerEntry: mc?.max_items_per_entry ?? CONFIG_DEFAULTS.cache.memcachedMaxItemsPerEntry,
+      keyPrefix: mc?.key_prefix ?? CONFIG_DEFAULTS.cache.memcachedKeyPrefix,
+    },
+    rules,
+    rulesFile,
   };
 }

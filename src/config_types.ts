@@ -1,3 +1,5 @@
+import type { CacheRule } from './cache/cache_rules.js';
+
 /** The validated, normalised configuration the rest of the proxy consumes. */
 export interface BackendConfig {
   name: string;
@@ -46,7 +48,31 @@ export interface WirecacheConfig {
     /** On SIGTERM, how long queries in flight may run before sessions are closed. */
     shutdownGraceMs: number;
   };
+  /** The query cache; null when the config has no `cache` section. */
+  cache: CacheConfig | null;
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' };
   /** Version string announced to clients when no backend has been reached yet. */
   serverVersion: string;
+}
+
+export interface CacheConfig {
+  /** hinted: only qc=on hints and rules with cache: true; all: every cacheable SELECT unless qc=off or a rule says no. */
+  mode: 'hinted' | 'all';
+  defaultTtlSeconds: number;
+  /** Seconds after which an entry is served stale while one reader refreshes it; null: no stale serving. */
+  defaultSoftTtlSeconds: number | null;
+  maxResultBytes: number;
+  /** Store results whose terminator reports warnings. */
+  cacheResultsWithWarnings: boolean;
+  /** Serve and store inside START TRANSACTION READ ONLY. */
+  allowReadOnlyTransactions: boolean;
+  /** How long identical concurrent misses wait for the first one's result before going to the database themselves. */
+  coalesceWaitMs: number;
+  storage: 'memory' | 'memcached' | 'tiered';
+  memory: { maxBytes: number };
+  memcached: { servers: string[]; timeoutMs: number; itemLimitBytes: number; maxItemsPerEntry: number; keyPrefix: string };
+  /** The rules in order; from `rules_file` and/or inline `rules`. */
+  rules: CacheRule[];
+  /** Absolute path of the rules file, if any (for reloads and messages). */
+  rulesFile: string | null;
 }

@@ -9,6 +9,7 @@
  * number of series grow without limit.
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { CacheMetrics } from './cache_metrics.js';
 import { CommandStats } from './command_stats.js';
 import type { ProxyObserver, RefusalReason } from './observer.js';
 
@@ -64,9 +65,12 @@ export class Metrics implements ProxyObserver {
   private readonly commands = new BoundedLabel(COMMAND_RE, MAX_COMMAND_LABELS);
   private readonly backends = new BoundedLabel(BACKEND_RE, MAX_BACKEND_LABELS);
   private current = 0;
+  /** The query cache's metrics (the CacheObserver handed to the cache). */
+  readonly cache: CacheMetrics;
 
   constructor(options: MetricsOptions = {}) {
     this.registry = new Registry();
+    this.cache = new CacheMetrics(this.registry);
     const registers = [this.registry];
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
 

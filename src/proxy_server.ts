@@ -9,6 +9,8 @@ import { Capability, ErrorCode, MariaDbCapability } from './protocol/constants.j
 import { encodePacket } from './protocol/framing.js';
 import { buildErr } from './protocol/generic_packets.js';
 import type { HandshakeV10 } from './protocol/handshake.js';
+import { QueryCache } from './cache/query_cache.js';
+import { nullCacheObserver, type CacheObserver } from './cache/types.js';
 
 /**
  * Capabilities the proxy implements. Compression, TLS, optional metadata,
@@ -78,12 +80,16 @@ export class ProxyServer {
   private shuttingDown = false;
   private readonly ctx: SessionContext;
   private readonly idleSweep: NodeJS.Timeout;
+  /** The query cache, when the config has one. */
+  readonly cache: QueryCache | null;
 
   constructor(
     private config: WirecacheConfig,
     private readonly logger: Logger,
     private readonly observer: ProxyObserver,
+    cacheObserver: CacheObserver = nullCacheObserver,
   ) {
+    this.cache = config.cache ? new QueryCache(config.cache, cacheObserver) : null;
     this.currentIdentity = defaultIdentity(config);
     this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
     this.server.on('error', (err) => this.logger.error({ err }, 'listener error'));
@@ -91,6 +97,7 @@ export class ProxyServer {
     this.idleSweep.unref();
     this.ctx = {
       config: () => this.config,
+      cache: this.cache,
       logger,
       observer,
       identity: () => this.currentIdentity,
@@ -193,5 +200,6 @@ export class ProxyServer {
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
     for (const s of [...this.sessions.values()]) s.terminate('shutdown grace period over');
     await closed;
+    this.cache?.close();
   }
 }

@@ -56,6 +56,7 @@ describe('parseConfig', () => {
       users: [{ name: 'app', passwordDoubleSha1: sha1(sha1('app_pw')), emptyPassword: false }],
       limits: { maxClientConnections: 1000, maxPacketBytes: 67108864 },
       timeouts: { backendConnectMs: 5000, clientHandshakeMs: 10000, clientReadMs: 30000, clientIdleSeconds: 28800, shutdownGraceMs: 30000 },
+      cache: null,
       log: { level: 'info' },
       serverVersion: '5.5.5-10.11.0-MariaDB-wirecache',
     });
@@ -338,5 +339,73 @@ describe('loadConfig', () => {
   it('reports an unreadable file', () => {
     const file = join(dir, 'missing.yaml');
     expect(() => loadConfig(file)).toThrow(`${file}: cannot read config: file not found`);
+  });
+});
+
+describe('cache section and rules file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'wirecache-rules-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads the cache options with their defaults, and inline rules', () => {
+    const config = parseConfig(
+      `${MINIMAL}cache:
+  mode: all
+  default_ttl: 30
+  rules:
+    - name: points
+      match: { digest: "select c from sbtest1 where id = 5", users: app }
+      cache: true
+      ttl: 10
+      soft_ttl: 5
+`,
+      'test.yaml',
+    );
+    const cache = config.cache!;
+    expect(cache).toMatchObject({
+      mode: 'all',
+      defaultTtlSeconds: 30,
+      defaultSoftTtlSeconds: null,
+      maxResultBytes: 1_048_576,
+      storage: 'memory',
+      memory: { maxBytes: 268_435_456 },
+      coalesceWaitMs: 2000,
+      rulesFile: null,
+    });
+    expect(cache.rules).toHaveLength(1);
+    expect(cache.rules[0]).toMatchObject({ name: 'points', source: 'test.yaml:11', cache: true, ttlSeconds: 10, softTtlSeconds: 5 });
+    // The digest is normalised like a query's: literals, case and spacing do not matter.
+    expect(cache.rules[0].match.digest).toBe('SELECT C FROM SBTEST1 WHERE ID = ?');
+    expect(cache.rules[0].match.users).toEqual(['app']);
+  });
+
+  it('loads a rules file relative to the config and reports its mistakes with file, line and field', () => {
+    writeFileSync(join(dir, 'rules.yaml'), 'rules:\n  - name: a\n    match: { tables: t1 }\n    cache: true\n');
+    const configFile = join(dir, 'wirecache.yaml');
+    writeFileSync(configFile, `${MINIMAL}cache:\n  rules_file: rules.yaml\n`);
+    const config = loadConfig(configFile);
+    expect(config.cache!.rulesFile).toBe(join(dir, 'rules.yaml'));
+    expect(config.cache!.rules.map((r) => [r.name, r.match.tables])).toEqual([['a', ['t1']]]);
+
+    writeFileSync(join(dir, 'rules.yaml'), '- name: a\n  match: {}\n  cache: true\n  tll: 5\n');
+    expect(() => loadConfig(configFile)).toThrow(`${join(dir, 'rules.yaml')}:4:3: field [0].tll: unknown key "tll" (did you mean "ttl"?)`);
+    writeFileSync(join(dir, 'rules.yaml'), '- name: a\n  match: { regex: "(" }\n');
+    expect(() => loadConfig(configFile)).toThrow(/rules\.yaml:2:19: field \[0\]\.match\.regex: is not a valid regular expression/);
+    writeFileSync(join(dir, 'rules.yaml'), '- name: a\n  match: { clients: "10.0.0.0/33" }\n');
+    expect(() => loadConfig(configFile)).toThrow(/field \[0\]\.match\.clients: must be IP addresses or CIDR ranges/);
+    writeFileSync(join(dir, 'rules.yaml'), '- name: a\n  match: {}\n  ttl: 5\n  soft_ttl: 9\n');
+    expect(() => loadConfig(configFile)).toThrow(/rules\.yaml:4:13: field \[0\]\.soft_ttl: soft_ttl must not be longer than ttl/);
+    writeFileSync(join(dir, 'rules.yaml'), '- name: a\n  match: {}\n- name: a\n  match: {}\n');
+    expect(() => loadConfig(configFile)).toThrow(/rules\.yaml:3: field \[1\]\.name: duplicate rule name "a"/);
+    writeFileSync(join(dir, 'rules.yaml'), '- name: a\n  match: {}\n  route: nowhere\n');
+    expect(() => loadConfig(configFile)).toThrow(/field \[0\]\.route: must be "primary", "replica" or a backend name \(primary\)/);
+    rmSync(join(dir, 'rules.yaml'));
+    expect(() => loadConfig(configFile)).toThrow(/rules\.yaml: cannot read rules file/);
+  });
+
+  it('checks the cache options', () => {
+    expect(configError(`${MINIMAL}cache: { mode: sometimes }\n`).message).toMatch(/field cache\.mode: must be "hinted" or "all"/);
+    expect(configError(`${MINIMAL}cache: { storage: memcached }\n`).message).toMatch(/field cache\.storage: storage "memcached" needs a cache\.memcached section/);
+    expect(configError(`${MINIMAL}cache: { memcached: { servers: [localhost] } }\n`).message).toMatch(/field cache\.memcached\.servers\[0\]: must be "host:port"/);
+    expect(configError(`${MINIMAL}cache: { default_ttl: 5, default_soft_ttl: 6 }\n`).message).toMatch(/default_soft_ttl: must not be longer than default_ttl/);
   });
 });

@@ -1,7 +1,7 @@
 import mysql from 'mysql2/promise';
 import type { ServerInfo, TopologyInfo } from '../scripts/topology.js';
 import { doubleSha1 } from '../src/config.js';
-import type { WirecacheConfig } from '../src/config_types.js';
+import type { CacheConfig, WirecacheConfig } from '../src/config_types.js';
 import { createLogger } from '../src/logger.js';
 import { Metrics } from '../src/metrics.js';
 import { ProxyServer } from '../src/proxy_server.js';
@@ -28,8 +28,28 @@ export function testConfig(topo: TopologyInfo, overrides: Partial<WirecacheConfi
     ],
     limits: { maxClientConnections: 200, maxPacketBytes: 64 * 1024 * 1024 },
     timeouts: { backendConnectMs: 3000, clientHandshakeMs: 5000, clientReadMs: 5000, clientIdleSeconds: 0, shutdownGraceMs: 2000 },
+    cache: null,
     log: { level: 'error' },
     serverVersion: '5.5.5-10.11.0-MariaDB-wirecache',
+    ...overrides,
+  };
+}
+
+/** A memory-only cache config for tests; `overrides` replace single fields. */
+export function testCacheConfig(overrides: Partial<CacheConfig> = {}): CacheConfig {
+  return {
+    mode: 'hinted',
+    defaultTtlSeconds: 60,
+    defaultSoftTtlSeconds: null,
+    maxResultBytes: 1_048_576,
+    cacheResultsWithWarnings: false,
+    allowReadOnlyTransactions: false,
+    coalesceWaitMs: 2000,
+    storage: 'memory',
+    memory: { maxBytes: 64 * 1024 * 1024 },
+    memcached: { servers: [], timeoutMs: 20, itemLimitBytes: 1_048_576, maxItemsPerEntry: 16, keyPrefix: 'wc' },
+    rules: [],
+    rulesFile: null,
     ...overrides,
   };
 }
@@ -37,7 +57,8 @@ export function testConfig(topo: TopologyInfo, overrides: Partial<WirecacheConfi
 export async function startProxy(topo: TopologyInfo, overrides: Partial<WirecacheConfig> = {}, primary?: ServerInfo): Promise<RunningProxy> {
   const config = testConfig(topo, overrides, primary);
   const metrics = new Metrics();
-  const proxy = new ProxyServer(config, createLogger(process.env.WIRECACHE_TEST_LOG ? 'debug' : 'error'), metrics);
+  const proxy = new ProxyServer(config, createLogger(process.env.WIRECACHE_TEST_LOG ? 'debug' : 'error'), metrics, metrics.cache);
+  if (proxy.cache) metrics.cache.watch(() => proxy.cache!.stats);
   const address = await proxy.start();
   return {
     proxy,

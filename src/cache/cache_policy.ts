@@ -1,0 +1,120 @@
+/**
+ * Decides, from a classified statement and the session's state, whether a
+ * query is served from and recorded into the cache, under which key, for
+ * how long, and what it depends on. Never touches storage or sockets.
+ */
+import { ServerStatus } from '../protocol/constants.js';
+import type { ClassifiedStatement } from '../sql_classifier.js';
+import type { CacheConfig } from '../config_types.js';
+import { findRule, type CacheRule } from './cache_rules.js';
+import type { RefusalReason } from './types.js';
+
+/** What the session knows when a statement arrives. */
+export interface CacheRequest {
+  statement: ClassifiedStatement;
+  /** COM_STMT_EXECUTE (binary rows) rather than COM_QUERY. */
+  binary: boolean;
+  /** For COM_STMT_EXECUTE: parameter types, NULL bitmap and values, as a latin1 string; '' otherwise. */
+  params: string;
+  user: string;
+  schema: string | null;
+  /** Everything else about the session that can change a result (character sets, sql_mode, time_zone, ...); null when unknown. */
+  stateKey: string | null;
+  clientAddress: string;
+  /** The server's last status flags for this session (IN_TRANS, AUTOCOMMIT, ...). */
+  status: number;
+}
+
+interface DecisionBase {
+  /** The matching rule, if any. */
+  rule: CacheRule | null;
+  /** Metric label: the rule's name, "hint" or "all". */
+  label: string;
+}
+
+export interface CacheBypass extends DecisionBase {
+  cache: false;
+  /** Why a statement chosen for caching cannot be cached; null when nothing chose it. */
+  reason: RefusalReason | null;
+}
+
+export interface CachePlan extends DecisionBase {
+  cache: true;
+  key: string;
+  /** Generation names the result depends on: "*", "rule:<name>", and each table read. */
+  deps: string[];
+  ttlMs: number;
+  softTtlMs: number;
+  maxResultBytes: number;
+}
+
+export type CacheDecision = CacheBypass | CachePlan;
+
+const TRANSACTION_FLAGS = ServerStatus.IN_TRANS | ServerStatus.AUTOCOMMIT;
+/** START TRANSACTION READ ONLY (not in the const enum because only the cache cares). */
+export const STATUS_IN_TRANS_READONLY = 0x2000;
+
+/** "schema.table" for each table the statement reads, qualifying bare names with the default schema. */
+export function qualifiedTables(statement: ClassifiedStatement, schema: string | null): string[] {
+  const out: string[] = [];
+  for (const t of statement.tablesRead) {
+    const name = `${t.schema ?? schema?.toLowerCase() ?? ''}.${t.table}`;
+    if (!out.includes(name)) out.push(name);
+  }
+  return out;
+}
+
+export function decide(config: CacheConfig, req: CacheRequest): CacheDecision {
+  const s = req.statement;
+  const tables = qualifiedTables(s, req.schema);
+  const rule =
+    config.rules.length === 0
+      ? null
+      : findRule(config.rules, {
+          digest: s.digestText,
+          text: s.keyText,
+          tables,
+          user: req.user,
+          schema: req.schema,
+          clientAddress: req.clientAddress,
+        });
+  const label = rule ? rule.name : s.hints.cache === 'on' ? 'hint' : 'all';
+  const chosen =
+    s.hints.cache !== 'off' &&
+    rule?.cache !== false &&
+    (rule?.cache === true || s.hints.cache === 'on' || config.mode === 'all');
+  if (!chosen) return { cache: false, rule, label, reason: null };
+  const reason = refusal(config, req, rule);
+  if (reason) {
+    // In cache-everything mode a write is simply not a candidate: only count refusals of what could be a read.
+    const quiet = config.mode === 'all' && rule === null && s.hints.cache === null && reason === 'not_select';
+    return { cache: false, rule, label, reason: quiet ? null : reason };
+  }
+  const ttlSeconds = s.hints.ttlSeconds ?? rule?.ttlSeconds ?? config.defaultTtlSeconds;
+  const softSeconds = rule?.softTtlSeconds ?? config.defaultSoftTtlSeconds ?? ttlSeconds;
+  const shared = rule?.shareAcrossUsers ?? false;
+  const key = `${req.binary ? 'B' : 'T'}\0${shared ? '' : req.user}\0${req.schema ?? ''}\0${req.stateKey}\0${s.keyText}\0${req.params}`;
+  return {
+    cache: true,
+    rule,
+    label,
+    key,
+    deps: ['*', `rule:${rule?.name ?? ''}`, ...tables],
+    ttlMs: ttlSeconds * 1000,
+    softTtlMs: Math.min(softSeconds, ttlSeconds) * 1000,
+    maxResultBytes: rule?.maxResultBytes ?? config.maxResultBytes,
+  };
+}
+
+function refusal(config: CacheConfig, req: CacheRequest, rule: CacheRule | null): RefusalReason | null {
+  const s = req.statement;
+  if (s.multiStatement) return 'multi_statement';
+  if (s.type !== 'select') return 'not_select';
+  if (s.lockingRead) return 'locking_read';
+  if (s.selectInto) return 'select_into';
+  const readOnlyTransaction = config.allowReadOnlyTransactions && (req.status & STATUS_IN_TRANS_READONLY) !== 0;
+  if ((req.status & TRANSACTION_FLAGS) !== ServerStatus.AUTOCOMMIT && !readOnlyTransaction) return 'in_transaction';
+  if (s.nonDeterministic !== null && !rule?.allowNondeterministic) return 'non_deterministic';
+  if (req.stateKey === null) return 'session_state';
+  return null;
+}

@@ -1,0 +1,308 @@
+/**
+ * The query cache: looks entries up, records new ones, coalesces identical
+ * misses, serves stale entries while one reader refreshes, and invalidates
+ * through generation counters. Storage is process memory, memcached, or
+ * memory in front of memcached. Callers hand it decisions from
+ * cache_policy.ts and wire bytes; it never touches sockets.
+ *
+ * Race freedom: before a miss goes to the database the generations of
+ * everything the result depends on are read; the entry records them, and it
+ * is stored only if they are unchanged when the result is complete, and
+ * served only while they still are. A write bumps its tables' generations
+ * after the server acknowledged it, so a result that may have been read
+ * before the write can never be stored or served after it.
+ */
+import type { CacheConfig } from '../config_types.js';
+import { inspectResult } from '../protocol/result_replay.js';
+import { decide, type CachePlan, type CacheRequest } from './cache_policy.js';
+import type { ClassifiedStatement } from '../sql_classifier.js';
+import { LocalGenerations, type Generations } from './generations.js';
+import { MemcachedStore } from './memcached_store.js';
+import { MemoryStore } from './memory_store.js';
+import type { CacheEntry, CacheObserver, RefusalReason } from './types.js';
+
+/** Status flags a replay may not repeat from the recording: the session decides them. */
+export const SESSION_STATUS_MASK = 0x0001 /* IN_TRANS */ | 0x0002 /* AUTOCOMMIT */ | 0x0008 /* MORE_RESULTS */ | 0x2000; /* IN_TRANS_READONLY */
+/** The terminator of a result with session-state changes: such a result is not replayable to other sessions. */
+const SESSION_STATE_CHANGED = 0x4000;
+
+export type LookupResult =
+  | { kind: 'hit'; entry: CacheEntry; stale: boolean }
+  /** Not cached (or stale and this reader refreshes): send the query and record it with the ticket. */
+  | { kind: 'miss'; ticket: MissTicket }
+  /** The cache could not be used (memcached down): send the query without recording. */
+  | { kind: 'bypass' };
+
+/** A miss in progress: the generations it started from, and the readers waiting for it. */
+export class MissTicket {
+  /** Readers of the same key that wait for this result instead of sending their own query. */
+  waiters: ((entry: CacheEntry | null) => void)[] = [];
+  settled = false;
+
+  constructor(
+    readonly plan: CachePlan,
+    readonly gens: number[],
+    /** True when a stale entry is being refreshed (other readers get the stale copy meanwhile). */
+    readonly refresh: boolean,
+  ) {}
+}
+
+export interface CacheStats {
+  entries: number;
+  bytes: number;
+}
+
+export class QueryCache {
+  private readonly memory: MemoryStore | null;
+  private readonly remote: MemcachedStore | null;
+  private readonly generations: Generations;
+  /** Misses in flight by key: identical readers wait on them. */
+  private readonly inflight = new Map<string, MissTicket>();
+
+  constructor(
+    readonly config: CacheConfig,
+    private readonly observer: CacheObserver,
+  ) {
+    this.memory = config.storage === 'memcached' ? null : new MemoryStore({ maxBytes: config.memory.maxBytes, observer });
+    this.remote =
+      config.storage === 'memory'
+        ? null
+        : new MemcachedStore({
+            servers: config.memcached.servers,
+            timeoutMs: config.memcached.timeoutMs,
+            itemLimitBytes: config.memcached.itemLimitBytes,
+            maxItemsPerEntry: config.memcached.maxItemsPerEntry,
+            keyPrefix: config.memcached.keyPrefix,
+            observer,
+          });
+    this.generations = this.remote ? this.remote.generations : new LocalGenerations();
+  }
+
+  /** Invalidations must reach memcached before a write is acknowledged: other proxies read the counters there. */
+  get sharedInvalidation(): boolean {
+    return this.remote !== null;
+  }
+
+  /** Whether anything could choose `statement` for caching (a hint, the mode, or some rule). */
+  mayCache(statement: ClassifiedStatement): boolean {
+    return statement.hints.cache === 'on' || (statement.hints.cache === null && this.config.mode === 'all') || this.config.rules.length > 0;
+  }
+
+  /**
+   * The plan for a statement, or null when it is not cached; refusals of
+   * statements that were chosen for caching are counted. `refusal` is a
+   * reason the caller already knows (a cursor, long data).
+   */
+  decide(req: CacheRequest, refusal: RefusalReason | null = null): CachePlan | null {
+    const decision = decide(this.config, req);
+    if (!decision.cache) {
+      if (decision.reason) this.observer.refused(decision.label, decision.reason);
+      return null;
+    }
+    if (refusal) {
+      this.observer.refused(decision.label, refusal);
+      return null;
+    }
+    return decision;
+  }
+
+  get stats(): CacheStats {
+    return { entries: this.memory?.entries ?? 0, bytes: this.memory?.bytes ?? 0 };
+  }
+
+  close(): void {
+    this.remote?.close();
+  }
+
+  /**
+   * Looks `plan.key` up. Synchronous with memory storage; a Promise with
+   * memcached. A reader that finds an identical miss in flight waits for it
+   * (up to coalesce_wait_ms) and then either gets its entry or misses itself.
+   */
+  lookup(plan: CachePlan): LookupResult | Promise<LookupResult> {
+    if (this.remote) return this.lookupRemote(plan);
+    const entry = this.memory!.get(plan.key);
+    const now = Date.now();
+    const gens = this.generations.read(plan.deps) as number[];
+    if (entry && sameGenerations(entry, plan.deps, gens)) {
+      if (now < entry.softExpiresAt) return this.hit(plan, entry, false);
+      if (this.inflight.has(plan.key)) return this.hit(plan, entry, true);
+      return this.startMiss(plan, gens, true);
+    }
+    return this.missOrWait(plan, gens);
+  }
+
+  private async lookupRemote(plan: CachePlan): Promise<LookupResult> {
+    const remote = this.remote!;
+    const local = this.memory?.get(plan.key);
+    const [gens, fetched] = await Promise.all([
+      this.generations.read(plan.deps),
+      local ? Promise.resolve(local) : remote.get(plan.key),
+    ]);
+    if (gens === null) {
+      this.observer.refused(plan.label, 'store_unavailable');
+      return { kind: 'bypass' };
+    }
+    const entry = fetched && sameGenerations(fetched, plan.deps, gens) ? fetched : undefined;
+    if (entry) {
+      if (!local && this.memory) this.memory.set(plan.key, entry);
+      if (Date.now() < entry.softExpiresAt) return this.hit(plan, entry, false);
+      if (this.inflight.has(plan.key)) return this.hit(plan, entry, true);
+      // One refresher across every proxy sharing this memcached: the others keep serving the stale copy.
+      const leaseSeconds = Math.max(1, Math.ceil(Math.min(entry.expiresAt - Date.now(), 30_000) / 1000));
+      if (!(await remote.acquireLease(plan.key, leaseSeconds))) return this.hit(plan, entry, true);
+      return this.startMiss(plan, gens, true);
+    }
+    return this.missOrWait(plan, gens);
+  }
+
+  private hit(plan: CachePlan, entry: CacheEntry, stale: boolean): LookupResult {
+    this.observer.hit(plan.label, stale);
+    return { kind: 'hit', entry, stale };
+  }
+
+  private missOrWait(plan: CachePlan, gens: number[]): LookupResult | Promise<LookupResult> {
+    const leader = this.inflight.get(plan.key);
+    if (!leader || this.config.coalesceWaitMs === 0) return this.startMiss(plan, gens, false);
+    return new Promise<LookupResult>((resolve) => {
+      const timer = setTimeout(() => {
+        done(null, 'timeout');
+      }, this.config.coalesceWaitMs);
+      timer.unref();
+      let finished = false;
+      const done = (entry: CacheEntry | null, outcome: 'served' | 'timeout' | 'not_stored') => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(timer);
+        this.observer.coalescedWait(plan.label, outcome);
+        if (entry) {
+          this.observer.hit(plan.label, false);
+          resolve({ kind: 'hit', entry, stale: false });
+        } else {
+          // Go to the database without recording: the leader's result was refused or is late.
+          this.observer.miss(plan.label);
+          resolve({ kind: 'bypass' });
+        }
+      };
+      leader.waiters.push((entry) => done(entry, entry ? 'served' : 'not_stored'));
+    });
+  }
+
+  private startMiss(plan: CachePlan, gens: number[], refresh: boolean): LookupResult {
+    this.observer.miss(plan.label);
+    const ticket = new MissTicket(plan, gens, refresh);
+    this.inflight.set(plan.key, ticket);
+    return { kind: 'miss', ticket };
+  }
+
+  /**
+   * The response for a miss is complete: store it if it is a single result
+   * set with nothing that forbids it and nothing it depends on changed since
+   * the ticket was taken. `wire` must be compact (not a view into a bigger
+   * buffer): it is kept as it is. `tooLarge` says the recording was dropped.
+   */
+  complete(ticket: MissTicket, wire: Buffer | null, deprecateEof: boolean): void | Promise<void> {
+    const plan = ticket.plan;
+    const refused = (reason: RefusalReason) => {
+      this.observer.refused(plan.label, reason);
+      this.settle(ticket, null);
+    };
+    if (wire === null) return refused('too_large');
+    const verdict = inspectResult(wire, deprecateEof);
+    if (!verdict.cacheable) return refused(verdict.reason === 'multiple_results' ? 'multi_statement' : verdict.reason === 'malformed' ? 'not_result_set' : verdict.reason);
+    if (verdict.warnings > 0 && !this.config.cacheResultsWithWarnings) return refused('warnings');
+    if (verdict.status & SESSION_STATE_CHANGED) return refused('session_state');
+    if (plan.ttlMs <= 0) return refused('too_large');
+    const now = Date.now();
+    const entry: CacheEntry = {
+      wire,
+      deprecateEof,
+      deps: plan.deps,
+      gens: ticket.gens,
+      rule: plan.rule?.name ?? '',
+      createdAt: now,
+      softExpiresAt: now + plan.softTtlMs,
+      expiresAt: now + plan.ttlMs,
+    };
+    const current = this.generations.read(plan.deps);
+    if (current instanceof Promise) return current.then((gens) => this.store(ticket, entry, gens));
+    return this.store(ticket, entry, current);
+  }
+
+  private store(ticket: MissTicket, entry: CacheEntry, current: number[] | null): void | Promise<void> {
+    const plan = ticket.plan;
+    if (current === null) {
+      this.observer.refused(plan.label, 'store_unavailable');
+      this.settle(ticket, null);
+      return;
+    }
+    if (!sameGenerations(entry, plan.deps, current)) {
+      this.observer.refused(plan.label, 'concurrent_write');
+      this.settle(ticket, null);
+      return;
+    }
+    if (this.memory && !this.memory.set(plan.key, entry)) {
+      this.observer.refused(plan.label, 'too_large');
+      this.settle(ticket, null);
+      return;
+    }
+    this.observer.stored(plan.label, entry.wire.length);
+    // Waiters are served from the new entry at once; memcached gets it in the background.
+    this.settle(ticket, entry);
+    if (this.remote) {
+      return this.remote.set(plan.key, entry).then((ok) => {
+        if (!ok && !this.memory) this.observer.refused(plan.label, 'store_unavailable');
+      });
+    }
+  }
+
+  /** The miss ended without a storable result (error, client gone, backend lost). */
+  abandon(ticket: MissTicket): void {
+    this.settle(ticket, null);
+  }
+
+  private settle(ticket: MissTicket, entry: CacheEntry | null): void {
+    if (ticket.settled) return;
+    ticket.settled = true;
+    if (this.inflight.get(ticket.plan.key) === ticket) this.inflight.delete(ticket.plan.key);
+    for (const w of ticket.waiters) w(entry);
+    ticket.waiters.length = 0;
+  }
+
+  /**
+   * A write changed `tables` ("schema.table"; null: unknown, so everything).
+   * Resolves once every proxy sharing the storage will see it.
+   */
+  invalidate(tables: readonly string[] | null): void | Promise<void> {
+    const names = tables === null ? ['*'] : tables;
+    for (const t of names) this.observer.invalidated(t);
+    return this.generations.bump(names);
+  }
+
+  /** Manual purge: everything, one table, or one rule's entries. Returns the entries dropped from memory. */
+  async purge(target: { all: true } | { table: string } | { rule: string }): Promise<number> {
+    let dropped = 0;
+    if ('all' in target) {
+      dropped = this.memory?.entries ?? 0;
+      this.memory?.clear();
+      await this.generations.bump(['*']);
+    } else if ('table' in target) {
+      const name = target.table.toLowerCase();
+      dropped = this.memory?.deleteWhere((e) => e.deps.includes(name)) ?? 0;
+      await this.invalidate([name]);
+    } else {
+      const name = `rule:${target.rule}`;
+      dropped = this.memory?.deleteWhere((e) => e.rule === target.rule) ?? 0;
+      await this.generations.bump([name]);
+    }
+    return dropped;
+  }
+}
+
+/** True when `gens` (read now for `deps`) equals what the entry recorded. */
+function sameGenerations(entry: CacheEntry, deps: readonly string[], gens: readonly number[]): boolean {
+  const recorded = entry.gens;
+  if (entry.deps.length !== deps.length) return false;
+  for (let i = 0; i < recorded.length; i++) if (recorded[i] !== gens[i] || entry.deps[i] !== deps[i]) return false;
+  return true;
+}

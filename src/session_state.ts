@@ -1,0 +1,200 @@
+/**
+ * What a client session has changed on the server that can change a
+ * query's result (default schema, character sets, sql_mode, time_zone and
+ * other session variables), learnt from the statements it sends, and the
+ * writes it made inside a transaction that still wait for COMMIT before
+ * they invalidate cached results.
+ *
+ * Session variables are tracked as an ordered log of assignments: a later
+ * assignment of the same variable with a self-contained value replaces the
+ * earlier one, a value that refers to variables (`CONCAT(@@sql_mode, ...)`)
+ * is appended. Two sessions share cache entries only if their logs are equal,
+ * which can split the cache between equal states but never joins different ones.
+ */
+import { ServerStatus } from './protocol/constants.js';
+import type { ClassifiedStatement } from './sql_classifier.js';
+
+/** Variables that cannot change what a SELECT returns. */
+const IRRELEVANT_VARIABLES = new Set([
+  'autocommit',
+  'wait_timeout',
+  'interactive_timeout',
+  'net_read_timeout',
+  'net_write_timeout',
+  'net_retry_count',
+  'sql_log_bin',
+  'profiling',
+  'profiling_history_size',
+  'innodb_lock_wait_timeout',
+  'lock_wait_timeout',
+  'max_statement_time',
+  'max_execution_time',
+  'sql_notes',
+  'sql_warnings',
+  'session_track_schema',
+  'session_track_state_change',
+  'session_track_system_variables',
+  'session_track_transaction_info',
+  'session_track_gtids',
+]);
+
+/** SET NAMES and SET CHARACTER SET replace all of these. */
+const CHARSET_GROUP = new Set([
+  'names',
+  'character set',
+  'character_set_client',
+  'character_set_connection',
+  'character_set_results',
+  'collation_connection',
+]);
+
+const MAX_LOG_ENTRIES = 64;
+
+/** The query that reads back everything tracked, when statements alone cannot tell (after CALL, reset, ...). */
+export const STATE_SNAPSHOT_SQL =
+  'SELECT DATABASE(), @@character_set_client, @@character_set_connection, @@character_set_results, ' +
+  '@@collation_connection, @@sql_mode, @@time_zone, @@div_precision_increment, @@lc_time_names, ' +
+  '@@sql_select_limit, @@group_concat_max_len, @@max_sort_length, @@sql_big_selects';
+
+/** Process-wide count of SET GLOBAL seen: a session's "server default" state includes the count at its start. */
+let globalEpoch = 0;
+
+/** What a statement's completion asks the cache to invalidate. */
+export type Invalidation = { tables: string[] } | { everything: true } | null;
+
+export class SessionState {
+  schema: string | null;
+  private log: { name: string; value: string }[] | null;
+  private key: string | null = null;
+  /** Tables written inside the open transaction; `everything` after a write whose tables are unknown. */
+  private pending = new Set<string>();
+  private pendingEverything = false;
+
+  constructor(schema: string | null, collationId: number) {
+    this.schema = schema;
+    this.log = [{ name: 'login', value: `${collationId}/${globalEpoch}` }];
+  }
+
+  /** Back to a fresh login's state (COM_CHANGE_USER). Pending writes were rolled back by the server. */
+  reset(schema: string | null, collationId: number): void {
+    this.schema = schema;
+    this.log = [{ name: 'login', value: `${collationId}/${globalEpoch}` }];
+    this.key = null;
+    this.pending.clear();
+    this.pendingEverything = false;
+  }
+
+  /** The state part of a cache key; null when unknown (a snapshot must be read first). */
+  get stateKey(): string | null {
+    if (this.log === null) return null;
+    if (this.key === null) this.key = this.log.map((e) => `${e.name}=${e.value}`).join('\u0001');
+    return this.key;
+  }
+
+  get known(): boolean {
+    return this.log !== null;
+  }
+
+  markUnknown(): void {
+    this.log = null;
+    this.key = null;
+  }
+
+  /** Values read with STATE_SNAPSHOT_SQL, in its column order. */
+  setSnapshot(values: (string | null)[]): void {
+    this.schema = values[0] ?? null;
+    this.log = [{ name: 'snapshot', value: values.slice(1).map((v) => v ?? '\u0000').join('\u0002') }];
+    this.key = null;
+  }
+
+  initDb(schema: string): void {
+    this.schema = schema;
+  }
+
+  /** A statement completed; `failed` when it ended in ERR. Updates schema and variables. */
+  statementDone(s: ClassifiedStatement, failed: boolean): void {
+    if (s.multiStatement) {
+      // Any part may SET or USE, and parts may have run before an error: read the state back before caching again.
+      this.markUnknown();
+      return;
+    }
+    if (s.type === 'call' || s.keyword === 'EXECUTE' || (s.keyword === 'BEGIN' && s.type === 'other')) {
+      // Procedures and compound statements may SET anything.
+      if (!failed || s.type === 'call') this.markUnknown();
+      return;
+    }
+    if (failed) return;
+    if (s.type === 'use' && s.useSchema !== null) {
+      this.schema = s.useSchema;
+      return;
+    }
+    if ((s.type === 'drop' && /^DROP (DATABASE|SCHEMA)\b/i.test(s.digestText)) || s.keyword === 'RESET') {
+      this.markUnknown();
+      return;
+    }
+    if (s.type !== 'set') return;
+    if (s.setsGlobal) globalEpoch++;
+    const assignments = s.sessionAssignments;
+    if (assignments === null) return;
+    if (assignments.length === 0) {
+      // SET TRANSACTION and the like: kept whole, since isolation can change what a read sees.
+      if (!s.setsGlobal) this.append({ name: 'statement', value: s.keyText }, false);
+      return;
+    }
+    for (const a of assignments) {
+      if (IRRELEVANT_VARIABLES.has(a.name)) continue;
+      this.append(a, !a.value.includes('@'));
+    }
+  }
+
+  private append(entry: { name: string; value: string }, replaces: boolean): void {
+    if (this.log === null) return;
+    this.key = null;
+    if (replaces) {
+      const group = entry.name === 'names' || entry.name === 'character set';
+      this.log = this.log.filter((e) => (group ? !CHARSET_GROUP.has(e.name) : e.name !== entry.name));
+    }
+    this.log.push(entry);
+    if (this.log.length > MAX_LOG_ENTRIES) this.markUnknown();
+  }
+
+  /**
+   * A statement that may have written `tables` (null: unknown tables) finished
+   * with status `after`, the transaction state being `before` when it started.
+   * Returns what to invalidate now: writes inside a transaction wait for its
+   * end; COMMIT (or an implicit commit) releases them, a clean ROLLBACK drops them.
+   */
+  writeDone(tables: string[] | null | undefined, s: ClassifiedStatement | null, before: number, after: number, warnings: number): Invalidation {
+    const wasIn = (before & ServerStatus.IN_TRANS) !== 0;
+    const nowIn = (after & ServerStatus.IN_TRANS) !== 0;
+    const writes = tables !== undefined && (tables === null || tables.length > 0);
+    if (writes && nowIn) {
+      if (tables === null) this.pendingEverything = true;
+      else for (const t of tables) this.pending.add(t);
+      return null;
+    }
+    let everything = writes && tables === null;
+    const now = new Set<string>(writes && tables ? tables : []);
+    if (wasIn && !nowIn) {
+      // A ROLLBACK with warnings left non-transactional tables changed (warning 1196): treat it as a commit.
+      const rolledBack = s !== null && s.type === 'rollback' && warnings === 0;
+      if (!rolledBack) {
+        everything ||= this.pendingEverything;
+        for (const t of this.pending) now.add(t);
+      }
+      this.pending.clear();
+      this.pendingEverything = false;
+    }
+    if (everything) return { everything: true };
+    return now.size > 0 ? { tables: [...now] } : null;
+  }
+
+  /** The session ends or is reset while `inFlight` (a COMMIT may have run): pending writes are flushed, else dropped. */
+  abandonTransaction(inFlight: boolean): Invalidation {
+    const result: Invalidation =
+      !inFlight ? null : this.pendingEverything ? { everything: true } : this.pending.size > 0 ? { tables: [...this.pending] } : null;
+    this.pending.clear();
+    this.pendingEverything = false;
+    return result;
+  }
+}
