@@ -854,8 +854,7 @@ export class ClientSession {
     if (this.commandCode === Command.RESET_CONNECTION && ok) {
       // The server dropped every prepared statement of the session, and rolled back its transaction.
       this.statements.clear();
-      this.state?.abandonTransaction(false);
-      this.state?.markUnknown();
+      this.state?.connectionReset();
     }
     const cache = this.ctx.cache;
     if (cache && this.state) {

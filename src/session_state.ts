@@ -11,6 +11,7 @@
  * is appended. Two sessions share cache entries only if their logs are equal,
  * which can split the cache between equal states but never joins different ones.
  */
+import { randomUUID } from 'node:crypto';
 import { ServerStatus } from './protocol/constants.js';
 import type { ClassifiedStatement } from './sql_classifier.js';
 
@@ -78,6 +79,7 @@ export class SessionState {
   /** Back to a fresh login's state (COM_CHANGE_USER). Pending writes were rolled back by the server. */
   reset(schema: string | null, collationId: number): void {
     this.schema = schema;
+    this.lastTemporary = null;
     this.log = [{ name: 'login', value: `${collationId}/${globalEpoch}` }];
     this.key = null;
     this.pending.clear();
@@ -95,7 +97,19 @@ export class SessionState {
     return this.log !== null;
   }
 
+  /** COM_RESET_CONNECTION: variables back to defaults, temporary tables gone; the schema is read back before caching again. */
+  connectionReset(): void {
+    this.abandonTransaction(false);
+    this.log = null;
+    this.key = null;
+    this.lastTemporary = null;
+  }
+
+  /** The temporary-table marker, kept across unknown states (only a reset or COM_CHANGE_USER drops it). */
+  private lastTemporary: { name: string; value: string } | null = null;
+
   markUnknown(): void {
+    this.lastTemporary = this.log?.find((e) => e.name === 'temporary') ?? this.lastTemporary;
     this.log = null;
     this.key = null;
   }
@@ -103,7 +117,10 @@ export class SessionState {
   /** Values read with STATE_SNAPSHOT_SQL, in its column order. */
   setSnapshot(values: (string | null)[]): void {
     this.schema = values[0] ?? null;
+    // Temporary tables survive what made the state unknown (CALL, a multi-statement): so does their marker.
+    const temporary = this.lastTemporary;
     this.log = [{ name: 'snapshot', value: values.slice(1).map((v) => v ?? '\u0000').join('\u0002') }];
+    if (temporary) this.log.push(temporary);
     this.key = null;
   }
 
@@ -122,6 +139,11 @@ export class SessionState {
       // Procedures and compound statements may SET anything.
       if (!failed || s.type === 'call') this.markUnknown();
       return;
+    }
+    if (s.temporaryTable && s.type === 'create') {
+      // A temporary table hides a real one of the same name for this session only: from now on
+      // its results are its own (the marker stays until the session is reset).
+      if (this.log !== null && !this.log.some((e) => e.name === 'temporary')) this.append({ name: 'temporary', value: randomUUID() }, false);
     }
     if (failed) return;
     if (s.type === 'use' && s.useSchema !== null) {

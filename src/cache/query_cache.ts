@@ -241,6 +241,11 @@ export class QueryCache {
       this.settle(ticket, null);
       return;
     }
+    if (!this.memory && this.remote!.itemsFor(entry) === null) {
+      this.observer.refused(plan.label, 'too_large');
+      this.settle(ticket, null);
+      return;
+    }
     if (this.memory && !this.memory.set(plan.key, entry)) {
       this.observer.refused(plan.label, 'too_large');
       this.settle(ticket, null);
