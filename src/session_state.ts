@@ -159,8 +159,8 @@ export class SessionState {
     const assignments = s.sessionAssignments;
     if (assignments === null) return;
     if (assignments.length === 0) {
-      // SET TRANSACTION and the like: kept whole, since isolation can change what a read sees.
-      if (!s.setsGlobal) this.append({ name: 'statement', value: s.keyText }, false);
+      // SET [SESSION] TRANSACTION: kept whole, since READ UNCOMMITTED changes what a read sees. (User variables: nothing.)
+      if (!s.setsGlobal && /^SET (SESSION |LOCAL )?TRANSACTION\b/.test(s.digestText)) this.append({ name: 'statement', value: s.keyText }, false);
       return;
     }
     for (const a of assignments) {

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type mysql from 'mysql2/promise';
-import { connect, startProxy, type RunningProxy } from './proxy-harness.js';
+import { connect, startProxy, testCacheConfig, type RunningProxy } from './proxy-harness.js';
 import { RawClient } from './raw-client.js';
 import { getTopology } from './topology-context.js';
 
@@ -71,6 +71,8 @@ beforeAll(async () => {
   px = await startProxy(topo, {
     timeouts: { backendConnectMs: 3000, clientHandshakeMs: 1500, clientReadMs: 800, clientIdleSeconds: 0, shutdownGraceMs: 500 },
     limits: { maxClientConnections: 500, maxPacketBytes: 1024 * 1024 },
+    // Cache everything: every fuzzed query and execute also goes through classification, keys and replay.
+    cache: testCacheConfig({ mode: 'all' }),
   });
   canary = await connect(px.port, topo);
   console.log(`fuzz seed ${SEED} (replay with FUZZ_SEED=${SEED})`);
@@ -155,7 +157,7 @@ describe('fuzzing the command phase', () => {
         const code = r.pick(COMMANDS);
         let payload: Buffer;
         if (code === 0x17 && r.int(2) === 0) payload = Buffer.concat([Buffer.from([0x17, 1, 0, 0, 0]), r.bytes(r.int(40))]);
-        else if (code === 0x03) payload = Buffer.concat([Buffer.from([0x03]), Buffer.from(r.pick(['SELECT ', 'SELECT * FROM ', "SELECT '", 'KILL ', 'SHOW ', '/*', '']), 'latin1'), r.bytes(r.int(60))]);
+        else if (code === 0x03) payload = Buffer.concat([Buffer.from([0x03]), Buffer.from(r.pick(['SELECT ', 'SELECT * FROM ', "SELECT '", 'KILL ', 'SHOW ', '/*', '', '/*qc=on*/ SELECT ', 'SET ', 'UPDATE ', 'WITH ']), 'latin1'), r.bytes(r.int(60))]);
         else payload = Buffer.concat([Buffer.from([code]), r.bytes(r.int(64))]);
         c.socket.write(frame(payload, 0));
         sent++;
