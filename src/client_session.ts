@@ -702,21 +702,25 @@ export class ClientSession {
     this.statement = null;
     const failed = this.scanner.errorCode !== 0;
     const recording = this.recording;
+    // With memcached, the session's next command waits until the entry is stored (bounded by the
+    // memcached budget), so a client re-reading what it just read finds it.
+    let storing: Promise<void> | undefined;
     if (recording) {
       this.recording = null;
       const wire = recording.pieces && !failed ? Buffer.concat(recording.pieces, recording.bytes) : null;
       if (wire === null && failed) cache.abandon(recording.ticket);
       else {
         const stored = cache.complete(recording.ticket, wire, (this.backend!.capabilities & Capability.DEPRECATE_EOF) !== 0);
-        if (stored instanceof Promise) stored.catch((err: Error) => this.log.warn({ err }, 'storing a cache entry failed'));
+        if (stored instanceof Promise) storing = stored.catch((err: Error) => this.log.warn({ err }, 'storing a cache entry failed'));
       }
     }
-    if (!statement) return;
+    if (!statement) return storing;
     if (this.statementBinary && (statement.type === 'set' || statement.type === 'use')) state.markUnknown();
     else state.statementDone(statement, failed);
     const written = writesData(statement) ? this.qualify(statement.tablesWritten) : undefined;
     const invalidation = state.writeDone(written, statement, this.statusBefore, this.serverStatus, this.scanner.lastWarnings);
-    return this.invalidate(cache, invalidation);
+    const invalidating = this.invalidate(cache, invalidation);
+    return storing && invalidating ? Promise.all([storing, invalidating]).then(() => undefined) : (storing ?? invalidating);
   }
 
   private qualify(tables: ClassifiedStatement['tablesWritten']): string[] | null {

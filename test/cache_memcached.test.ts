@@ -11,7 +11,9 @@ import type mysql from 'mysql2/promise';
 import { startMemcached, stopMemcached, type MemcachedInfo } from '../scripts/topology.js';
 import type { CacheConfig } from '../src/config_types.js';
 import { getTopology } from './topology-context.js';
-import { connect, startProxy, testCacheConfig, type RunningProxy } from './proxy-harness.js';
+import { connect, passwordOf, startProxy, testCacheConfig, type RunningProxy } from './proxy-harness.js';
+import { startCli, writeTemp, yamlFor } from './cli-process.js';
+import mysqlClient from 'mysql2/promise';
 
 const topo = getTopology();
 let root: mysql.Connection;
@@ -131,6 +133,35 @@ describe('memcached storage', () => {
       await Promise.all([ca.end(), cb.end()]);
     });
   }
+});
+
+describe('two wirecache processes sharing one memcached', () => {
+  it('a write through one process invalidates the other process\'s next read', { timeout: 120_000 }, async () => {
+    const yaml = yamlFor(
+      topo,
+      `cache:\n  storage: tiered\n  memcached: { servers: ["${mc.host}:${mc.port}"], key_prefix: ${keyPrefix} }\n`,
+    );
+    const file = await writeTemp('shared.yaml', yaml);
+    const [one, two] = await Promise.all([startCli(['--config', file]), startCli(['--config', file])]);
+    const open = (port: number) =>
+      mysqlClient.createConnection({ host: '127.0.0.1', port, user: 'app', password: passwordOf(topo, 'app'), database: 'wc_test' });
+    try {
+      const [c1, c2] = await Promise.all([open(one.port), open(two.port)]);
+      const m = mark();
+      const sql = `/*qc=on*/ SELECT v FROM mc_items WHERE id = 1 ${m}`;
+      expect(await value(c1, sql)).toBe('one');
+      // The second process finds the first one's entry in memcached.
+      expect(await value(c2, sql)).toBe('one');
+      expect(await serverRan(m)).toBe(1);
+      await c1.query("UPDATE mc_items SET v = 'ein' WHERE id = 1");
+      expect(await value(c2, sql)).toBe('ein');
+      expect(await value(c1, sql)).toBe('ein');
+      await Promise.all([c1.end(), c2.end()]);
+    } finally {
+      for (const p of [one, two]) p.child.kill('SIGTERM');
+      await Promise.all([one.exited, two.exited]);
+    }
+  });
 });
 
 describe('memcached failures', () => {
