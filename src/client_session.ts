@@ -9,6 +9,7 @@ import type { ProxyObserver } from './observer.js';
 import {
   Capability,
   Command,
+  MariaDbCapability,
   commandName,
   ErrorCode,
   NATIVE_PASSWORD_PLUGIN,
@@ -638,6 +639,7 @@ export class ClientSession {
       {
         statement,
         binary,
+        metadataFlags: this.mariaDbCapabilities & MariaDbCapability.EXTENDED_TYPE_INFO,
         params,
         user: this.user!.name,
         schema: state.schema,

@@ -11,6 +11,7 @@ function request(sql: string, over: Partial<CacheRequest> = {}): CacheRequest {
   return {
     statement: classify(sql),
     binary: false,
+    metadataFlags: 0,
     params: '',
     user: 'app',
     schema: 'shop',
@@ -118,6 +119,7 @@ describe('cache decisions', () => {
     expect(key(sql)).not.toBe(key(sql, { schema: 'shop2' }));
     expect(key(sql)).not.toBe(key(sql, { stateKey: 'login=8/0' }));
     expect(key(sql)).not.toBe(key(sql, { binary: true }));
+    expect(key(sql)).not.toBe(key(sql, { metadataFlags: 1 }));
     expect(key(sql, { binary: true, params: 'a' })).not.toBe(key(sql, { binary: true, params: 'b' }));
     expect(key('SELECT * FROM pub')).toBe(key('SELECT * FROM pub', { user: 'other' }));
     const d = decide(config, request('/*qc=on*/ SELECT * FROM t JOIN other.u USING (id)'));

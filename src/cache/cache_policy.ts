@@ -14,6 +14,12 @@ export interface CacheRequest {
   statement: ClassifiedStatement;
   /** COM_STMT_EXECUTE (binary rows) rather than COM_QUERY. */
   binary: boolean;
+  /**
+   * Capabilities that change the bytes of column definitions (MariaDB's
+   * extended type info adds a field to each): entries are never shared
+   * across them. DEPRECATE_EOF is not here: replay converts its framing.
+   */
+  metadataFlags: number;
   /** For COM_STMT_EXECUTE: parameter types, NULL bitmap and values, as a latin1 string; '' otherwise. */
   params: string;
   user: string;
@@ -93,7 +99,7 @@ export function decide(config: CacheConfig, req: CacheRequest): CacheDecision {
   const ttlSeconds = s.hints.ttlSeconds ?? rule?.ttlSeconds ?? config.defaultTtlSeconds;
   const softSeconds = rule?.softTtlSeconds ?? config.defaultSoftTtlSeconds ?? ttlSeconds;
   const shared = rule?.shareAcrossUsers ?? false;
-  const key = `${req.binary ? 'B' : 'T'}\0${shared ? '' : req.user}\0${req.schema ?? ''}\0${req.stateKey}\0${s.keyText}\0${req.params}`;
+  const key = `${req.binary ? 'B' : 'T'}${req.metadataFlags}\0${shared ? '' : req.user}\0${req.schema ?? ''}\0${req.stateKey}\0${s.keyText}\0${req.params}`;
   return {
     cache: true,
     rule,
