@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type mysql from 'mysql2/promise';
 import { startMemcached, stopMemcached, type MemcachedInfo } from '../scripts/topology.js';
+import { compileRule } from '../src/cache/cache_rules.js';
 import type { CacheConfig } from '../src/config_types.js';
 import { getTopology } from './topology-context.js';
 import { connect, passwordOf, startProxy, testCacheConfig, type RunningProxy } from './proxy-harness.js';
@@ -133,6 +134,27 @@ describe('memcached storage', () => {
       await Promise.all([ca.end(), cb.end()]);
     });
   }
+});
+
+describe('slam defense across proxies', () => {
+  it('after the soft TTL a memcached lease lets only one of several proxies refresh; the others serve the stale copy', async () => {
+    const rules = [compileRule({ name: 'soft', match: { regex: 'SLEEP' }, cache: true, ttl: 30, soft_ttl: 1, allow_nondeterministic: true }, 'test')];
+    const pxs = await Promise.all([proxyWith('memcached', { rules }), proxyWith('memcached', { rules }), proxyWith('tiered', { rules })]);
+    const clients = await Promise.all(pxs.map((px) => connect(px.port, topo)));
+    const m = mark();
+    const sql = `SELECT v, SLEEP(0.3) AS s FROM mc_items WHERE id = 1 ${m}`;
+    expect(await value(clients[0], sql)).toBe('one');
+    await root.query("UPDATE wc_test.mc_items SET v = 'changed behind the proxies' WHERE id = 1");
+    await sleep(1100);
+    const results = await Promise.all(clients.map((c) => value(c, sql)));
+    // Exactly one proxy went to the database for the refresh; the other two served the stale copy.
+    expect(await serverRan(m)).toBe(2);
+    expect(results.filter((v) => v === 'one')).toHaveLength(2);
+    expect(results.filter((v) => v === 'changed behind the proxies')).toHaveLength(1);
+    const stale = pxs.reduce((n, px) => n + px.metrics.cache.value('staleHits', 'soft'), 0);
+    expect(stale).toBe(2);
+    await Promise.all(clients.map((c) => c.end()));
+  });
 });
 
 describe('two wirecache processes sharing one memcached', () => {
