@@ -800,6 +800,12 @@ export class ClientSession {
   }
 
   private finishCommand(): void {
+    if (this.recording) {
+      // The command ended without a response to record (a reply the proxy made itself).
+      this.ctx.cache?.abandon(this.recording.ticket);
+      this.recording = null;
+    }
+    this.statement = null;
     const now = performance.now();
     this.lastActivity = now;
     this.ctx.observer.commandCompleted(commandName(this.commandCode), (now - this.commandStart) / 1000);

@@ -76,6 +76,7 @@ describe('cache decisions', () => {
     expect(decide(config, request('SELECT * FROM other'))).toMatchObject({ cache: false, reason: null });
     expect(decide(config, request('/*qc=on*/ SELECT * FROM other'))).toMatchObject({ cache: true, label: 'hint', ttlMs: 60_000, softTtlMs: 60_000 });
     expect(decide(config, request('/*qc=on*/ /*qc_ttl=5*/ SELECT * FROM other'))).toMatchObject({ cache: true, ttlMs: 5000 });
+    expect(decide(config, request('/*qc=on*/ /*qc_ttl=0*/ SELECT * FROM other'))).toMatchObject({ cache: false, reason: null });
     expect(decide(config, request('SELECT * FROM items'))).toMatchObject({ cache: true, label: 'yes', ttlMs: 7000, softTtlMs: 3000 });
     expect(decide(config, request('/*qc=off*/ SELECT * FROM items'))).toMatchObject({ cache: false, reason: null });
     expect(decide(config, request('/*qc=on*/ SELECT * FROM secret'))).toMatchObject({ cache: false, reason: null, label: 'no' });

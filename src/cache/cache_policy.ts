@@ -97,6 +97,8 @@ export function decide(config: CacheConfig, req: CacheRequest): CacheDecision {
     return { cache: false, rule, label, reason: quiet ? null : reason };
   }
   const ttlSeconds = s.hints.ttlSeconds ?? rule?.ttlSeconds ?? config.defaultTtlSeconds;
+  // A TTL of 0 (/*qc_ttl=0*/ or ttl: 0) asks for no caching.
+  if (ttlSeconds === 0) return { cache: false, rule, label, reason: null };
   const softSeconds = rule?.softTtlSeconds ?? config.defaultSoftTtlSeconds ?? ttlSeconds;
   const shared = rule?.shareAcrossUsers ?? false;
   const key = `${req.binary ? 'B' : 'T'}${req.metadataFlags}\0${shared ? '' : req.user}\0${req.schema ?? ''}\0${req.stateKey}\0${s.keyText}\0${req.params}`;

@@ -212,7 +212,6 @@ export class QueryCache {
     if (!verdict.cacheable) return refused(verdict.reason === 'multiple_results' ? 'multi_statement' : verdict.reason === 'malformed' ? 'not_result_set' : verdict.reason);
     if (verdict.warnings > 0 && !this.config.cacheResultsWithWarnings) return refused('warnings');
     if (verdict.status & SESSION_STATE_CHANGED) return refused('session_state');
-    if (plan.ttlMs <= 0) return refused('too_large');
     const now = Date.now();
     const entry: CacheEntry = {
       wire,
