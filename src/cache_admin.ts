@@ -49,6 +49,7 @@ export function registerCacheRoutes(admin: AdminServer, cache: QueryCache, metri
       if (!cache.config.rules.some((r) => r.name === rule)) return { status: 404, json: { error: `no rule named ${JSON.stringify(rule)}` } };
       return { json: { purged: 'rule', rule, dropped: await cache.purge({ rule }) } };
     }
+    if (all !== '1' && all !== 'true') return { status: 400, json: { error: 'write ?all=1 to purge everything' } };
     return { json: { purged: 'all', dropped: await cache.purge({ all: true }) } };
   });
 }

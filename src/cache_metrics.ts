@@ -37,7 +37,7 @@ export class CacheMetrics implements CacheObserver {
     this.refusals = f('wirecache_cache_refused_total', 'Statements or results chosen for caching but not cached, by rule and reason.', ['rule', 'reason']);
     this.coalesced = f('wirecache_cache_coalesced_waits_total', 'Readers that waited for an identical query in flight instead of sending their own, by rule and outcome (served, not_stored, timeout).', ['rule', 'outcome']);
     this.evictions = f('wirecache_cache_evictions_total', 'Entries evicted from the memory tier to stay under its byte limit.', []);
-    this.invalidations = f('wirecache_cache_invalidations_total', 'Invalidations by written table ("*" for writes whose tables are unknown, and purges of everything).', ['table']);
+    this.invalidations = f('wirecache_cache_invalidations_total', 'Invalidations by written table ("*" for writes whose tables are unknown and for purges of everything); purges by table count under the table.', ['table']);
     this.memcached = f('wirecache_cache_memcached_problems_total', 'memcached operations that failed, ran over their time budget, or were skipped while it was down, by operation and kind.', ['operation', 'kind']);
     this.evictions.inc([], 0);
     const self = this;

@@ -98,6 +98,9 @@ const writesData = (s: ClassifiedStatement) => s.tablesWritten === null || s.tab
 /** The largest packet accepted before login: a handshake response with connection attributes fits easily. */
 const PRE_LOGIN_MAX_PACKET = 64 * 1024;
 
+/** Bytes of a write's reply held back for its invalidation before they are let through anyway. */
+const HELD_OUTPUT_LIMIT = 64 * 1024;
+
 /** Client bytes buffered while a command is in flight before the client socket is paused. */
 const CLIENT_HIGH_WATER = 256 * 1024;
 
@@ -156,6 +159,7 @@ export class ClientSession {
   private recording: Recording | null = null;
   /** Response bytes held back until a write's invalidation has reached shared storage. */
   private heldOutput: Buffer[] | null = null;
+  private heldBytes = 0;
 
   user: UserConfig | null = null;
   readonly remoteAddress: string;
@@ -368,7 +372,7 @@ export class ClientSession {
         this.handshakeTimer = null;
         this.user = user;
         this.useBackend(conn);
-        if (this.ctx.cache) this.state = new SessionState(login.database, login.characterSet);
+        if (this.ctx.cache) this.state = new SessionState(asLatin1(login.database), login.characterSet);
         this.framer.limit = this.ctx.config().limits.maxPacketBytes;
         this.lastActivity = performance.now();
         this.socket.write(encodePacket(conn.loginOk, this.authSeq));
@@ -550,7 +554,8 @@ export class ClientSession {
         this.forward(packet, ResponseKind.Query);
         return;
       case Command.INIT_DB:
-        this.lastInitDb = payload.toString('utf8', 1);
+        // latin1, like statement text: schema names compare byte for byte with the tables statements name.
+        this.lastInitDb = payload.toString('latin1', 1);
         this.forward(packet, ResponseKind.Single);
         return;
       case Command.PING:
@@ -577,14 +582,17 @@ export class ClientSession {
     const payload = packet.payload;
     const send = () => void this.forwardStatementCommand(packet, ResponseKind.Query, 'mysqld_stmt_execute');
     const stmt = this.statements.get(payload.length >= 5 ? payload.readUInt32LE(1) : -1);
-    const params = stmt && payload.length >= 10 ? executeParams(stmt, payload) : null;
-    if (!stmt || !stmt.statement || params === null) {
+    if (!stmt || !stmt.statement || payload.length < 10) {
+      // The server answers with its error; nothing to cache or invalidate.
       send();
       return;
     }
-    const refusal: RefusalReason | null = payload[5] !== 0 ? 'cursor' : stmt.longData ? 'long_data' : null;
+    const params = executeParams(stmt, payload);
+    const refusal: RefusalReason | null =
+      payload[5] !== 0 ? 'cursor' : stmt.longData ? 'long_data' : params === null ? 'unknown_parameters' : null;
     stmt.longData = false;
-    this.runCacheable(cache, stmt.statement, true, params, refusal, send);
+    // Writes go this way too, so that their invalidation is never skipped.
+    this.runCacheable(cache, stmt.statement, true, params ?? '', refusal, send);
   }
 
   /**
@@ -604,7 +612,8 @@ export class ClientSession {
     this.statementBinary = binary;
     this.statusBefore = this.serverStatus;
     // A write, or anything that may end a transaction, must not be acknowledged before other proxies see its invalidation.
-    const holdReply = cache.sharedInvalidation && (writesData(statement) || (this.serverStatus & ServerStatus.IN_TRANS) !== 0);
+    const mayEndTransaction = (this.serverStatus & ServerStatus.IN_TRANS) !== 0 && statement.type !== 'select' && statement.type !== 'show';
+    const holdReply = cache.sharedInvalidation && (writesData(statement) || mayEndTransaction);
     const go = () => {
       if (holdReply) this.heldOutput = [];
       send();
@@ -615,7 +624,7 @@ export class ClientSession {
       this.backend!.query(STATE_SNAPSHOT_SQL).then(
         (result) => {
           if (this.phase === Phase.Closed) return;
-          if (result.rows[0]) state.setSnapshot(result.rows[0]);
+          if (result.rows[0]) state.setSnapshot(result.rows[0].map(asLatin1));
           else this.log.debug({ error: result.error?.message }, 'session state snapshot failed; not caching');
           this.lookup(cache, statement, binary, params, refusal, go);
         },
@@ -710,7 +719,7 @@ export class ClientSession {
     if (recording) {
       this.recording = null;
       const wire = recording.pieces && !failed ? Buffer.concat(recording.pieces, recording.bytes) : null;
-      if (wire === null && failed) cache.abandon(recording.ticket);
+      if (failed) cache.refuse(recording.ticket, 'error');
       else {
         const stored = cache.complete(recording.ticket, wire, (this.backend!.capabilities & Capability.DEPRECATE_EOF) !== 0);
         if (stored instanceof Promise) storing = stored.catch((err: Error) => this.log.warn({ err }, 'storing a cache entry failed'));
@@ -740,6 +749,7 @@ export class ClientSession {
   private releaseHeldOutput(): void {
     const held = this.heldOutput;
     this.heldOutput = null;
+    this.heldBytes = 0;
     if (!held) return;
     for (const piece of held) this.socket.write(piece);
   }
@@ -842,8 +852,12 @@ export class ClientSession {
           recording.pieces = null;
         }
       }
-      if (held) held.push(piece);
-      else if (!this.socket.write(piece) && !this.backendPaused) {
+      if (held) {
+        held.push(piece);
+        this.heldBytes += piece.length;
+        // A write's reply is a few bytes; a big one (INSERT ... RETURNING) is let through rather than buffered.
+        if (this.heldBytes > HELD_OUTPUT_LIMIT) this.releaseHeldOutput();
+      } else if (!this.socket.write(piece) && !this.backendPaused) {
         this.backendPaused = true;
         conn.pause();
       }
@@ -861,7 +875,8 @@ export class ClientSession {
 
   private onResponseComplete(): void {
     this.scanner.onPrepareOk = null;
-    if (this.scanner.lastStatus !== 0) this.serverStatus = this.scanner.lastStatus & ~ServerStatus.MORE_RESULTS_EXISTS;
+    // Status 0 is a real answer (autocommit off, no transaction): only a response without a terminator keeps the old flags.
+    if (this.scanner.statusSeen) this.serverStatus = this.scanner.lastStatus & ~ServerStatus.MORE_RESULTS_EXISTS;
     const ok = this.scanner.errorCode === 0;
     if (this.commandCode === Command.RESET_CONNECTION && ok) {
       // The server dropped every prepared statement of the session, and rolled back its transaction.
@@ -871,6 +886,12 @@ export class ClientSession {
     const cache = this.ctx.cache;
     if (cache && this.state) {
       if (this.commandCode === Command.INIT_DB && ok) this.state.initDb(this.lastInitDb);
+      if (this.commandCode === Command.DROP_DB || this.commandCode === Command.CREATE_DB) {
+        // The old commands for DROP/CREATE DATABASE: everything in the schema may be gone, and the session's schema with it.
+        this.state.markUnknown();
+        const dropped = this.commandCode === Command.DROP_DB ? cache.invalidate(null) : undefined;
+        if (dropped) dropped.catch(() => undefined);
+      }
       const pending = this.cacheAfterResponse(cache);
       if (pending) {
         this.phase = Phase.Working;
@@ -1049,7 +1070,7 @@ export class ClientSession {
     }
     this.user = user;
     this.useBackend(conn);
-    this.state?.reset(request.database.length > 0 ? request.database : null, request.characterSet ?? this.handshake!.characterSet);
+    this.state?.reset(request.database.length > 0 ? asLatin1(request.database) : null, request.characterSet ?? this.handshake!.characterSet);
     this.socket.write(encodePacket(conn.loginOk, seq));
   }
 
@@ -1179,4 +1200,9 @@ function executeParams(stmt: PreparedStatement, payload: Buffer): string | null 
   }
   if (!stmt.types) return null;
   return `${stmt.types.toString('latin1')}\u0001${payload.toString('latin1', 10, boundAt)}\u0001${payload.toString('latin1', valuesAt)}`;
+}
+
+/** A name decoded as UTF-8 (handshake, internal queries) re-read as latin1, the way statement text is decoded for the cache. */
+function asLatin1(name: string | null): string | null {
+  return name === null ? null : Buffer.from(name, 'utf8').toString('latin1');
 }

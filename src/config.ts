@@ -765,7 +765,9 @@ export function loadRulesFile(path: string): { raw: RawRule[]; sources: string[]
   } catch (err) {
     throw new ConfigError({ file: path, message: `cannot read rules file: ${(err as Error).message}` }, { cause: err });
   }
-  const { data, locator } = validateYaml(text, path, rulesFileSchema, 'the rules file is empty');
+  // A list, or a mapping with "rules": validated against the shape it has, so errors name the real field.
+  const isList = isSeq(parseDocument(text).contents);
+  const { data, locator } = validateYaml(text, path, isList ? rulesListSchema : rulesFileSchema, 'the rules file is empty');
   const list = Array.isArray(data) ? data : data.rules;
   const prefix = Array.isArray(data) ? [] : ['rules'];
   return { raw: list, sources: list.map((_, i) => `${path}:${locator.locate([...prefix, i]).line}`) };

@@ -55,7 +55,7 @@ const MAX_LOG_ENTRIES = 64;
 export const STATE_SNAPSHOT_SQL =
   'SELECT DATABASE(), @@character_set_client, @@character_set_connection, @@character_set_results, ' +
   '@@collation_connection, @@sql_mode, @@time_zone, @@div_precision_increment, @@lc_time_names, ' +
-  '@@sql_select_limit, @@group_concat_max_len, @@max_sort_length, @@sql_big_selects';
+  '@@sql_select_limit, @@group_concat_max_len, @@max_sort_length, @@sql_big_selects, @@default_week_format, @@sql_auto_is_null';
 
 /** Process-wide count of SET GLOBAL seen: a session's "server default" state includes the count at its start. */
 let globalEpoch = 0;
@@ -80,6 +80,7 @@ export class SessionState {
   reset(schema: string | null, collationId: number): void {
     this.schema = schema;
     this.lastTemporary = null;
+    this.before = [];
     this.log = [{ name: 'login', value: `${collationId}/${globalEpoch}` }];
     this.key = null;
     this.pending.clear();
@@ -100,6 +101,7 @@ export class SessionState {
   /** COM_RESET_CONNECTION: variables back to defaults, temporary tables gone; the schema is read back before caching again. */
   connectionReset(): void {
     this.abandonTransaction(false);
+    this.before = [];
     this.log = null;
     this.key = null;
     this.lastTemporary = null;
@@ -108,8 +110,12 @@ export class SessionState {
   /** The temporary-table marker, kept across unknown states (only a reset or COM_CHANGE_USER drops it). */
   private lastTemporary: { name: string; value: string } | null = null;
 
+  /** The log before the state became unknown: kept under the snapshot, for variables the snapshot does not read. */
+  private before: { name: string; value: string }[] = [];
+
   markUnknown(): void {
     this.lastTemporary = this.log?.find((e) => e.name === 'temporary') ?? this.lastTemporary;
+    if (this.log) this.before = this.log.filter((e) => e.name !== 'temporary' && e.name !== 'snapshot');
     this.log = null;
     this.key = null;
   }
@@ -119,7 +125,8 @@ export class SessionState {
     this.schema = values[0] ?? null;
     // Temporary tables survive what made the state unknown (CALL, a multi-statement): so does their marker.
     const temporary = this.lastTemporary;
-    this.log = [{ name: 'snapshot', value: values.slice(1).map((v) => v ?? '\u0000').join('\u0002') }];
+    // What was set before stays in the key too: the snapshot reads only the variables it names.
+    this.log = [...this.before, { name: 'snapshot', value: values.slice(1).map((v) => v ?? '\u0000').join('\u0002') }];
     if (temporary) this.log.push(temporary);
     this.key = null;
   }

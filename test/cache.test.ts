@@ -299,6 +299,37 @@ describe('invalidation', () => {
     });
   });
 
+  it('a prepared UPDATE invalidates like a text one', async () => {
+    await withProxy({}, async (px) => {
+      const c = await connect(px.port, topo);
+      const sql = '/*qc=on*/ SELECT v FROM qc_items WHERE id = 1';
+      expect(await value(c, sql)).toBe('one');
+      await c.execute('UPDATE qc_items SET v = ? WHERE id = ?', ['prepared', 1]);
+      expect(await value(c, sql)).toBe('prepared');
+      await c.end();
+    });
+  });
+
+  it('inside START TRANSACTION READ ONLY (when allowed) entries are served but never stored', async () => {
+    await withProxy({ allowReadOnlyTransactions: true }, async (px) => {
+      const c = await connect(px.port, topo);
+      const m = mark();
+      const sql = `/*qc=on*/ SELECT v FROM qc_items WHERE id = 2 ${m}`;
+      await c.query('START TRANSACTION READ ONLY');
+      expect(await value(c, sql)).toBe('two');
+      expect(await value(c, sql)).toBe('two');
+      await c.query('COMMIT');
+      expect(await serverRan(m)).toBe(2);
+      expect(px.metrics.cache.refusedCount('hint', 'in_transaction')).toBe(2);
+      expect(await value(c, sql)).toBe('two');
+      await c.query('START TRANSACTION READ ONLY');
+      expect(await value(c, sql)).toBe('two');
+      await c.query('COMMIT');
+      expect(await serverRan(m)).toBe(3);
+      await c.end();
+    });
+  });
+
   it('DDL and writes whose tables cannot be told invalidate everything they may touch', async () => {
     await withProxy({}, async (px) => {
       const c = await connect(px.port, topo, { multipleStatements: true });

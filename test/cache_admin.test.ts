@@ -81,6 +81,7 @@ describe('cache admin endpoints', () => {
     expect(await admin('/cache/purge?table=nodot', 'POST')).toMatchObject({ status: 400, body: { error: 'table must be "schema.table"' } });
     expect(await admin('/cache/purge?rule=nope', 'POST')).toMatchObject({ status: 404 });
     expect(await admin('/cache/purge?all=1&rule=table-b', 'POST')).toMatchObject({ status: 400 });
+    expect(await admin('/cache/purge?all=0', 'POST')).toMatchObject({ status: 400, body: { error: 'write ?all=1 to purge everything' } });
     expect((await admin('/cache/purge?all=1')).status).toBe(405);
   });
 });

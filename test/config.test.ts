@@ -388,6 +388,10 @@ describe('cache section and rules file', () => {
 
     writeFileSync(join(dir, 'rules.yaml'), '- name: a\n  match: {}\n  cache: true\n  tll: 5\n');
     expect(() => loadConfig(configFile)).toThrow(`${join(dir, 'rules.yaml')}:4:3: field [0].tll: unknown key "tll" (did you mean "ttl"?)`);
+    writeFileSync(join(dir, 'rules.yaml'), 'rules:\n  - name: a\n    cache: true\n');
+    expect(() => loadConfig(configFile)).toThrow(/rules\.yaml:2:\d+: field rules\[0\]\.match: /);
+    writeFileSync(join(dir, 'rules.yaml'), '- name: a\n  cache: true\n');
+    expect(() => loadConfig(configFile)).toThrow(/rules\.yaml:1:\d+: field \[0\]\.match: /);
     writeFileSync(join(dir, 'rules.yaml'), '- name: a\n  match: { regex: "(" }\n');
     expect(() => loadConfig(configFile)).toThrow(/rules\.yaml:2:19: field \[0\]\.match\.regex: is not a valid regular expression/);
     writeFileSync(join(dir, 'rules.yaml'), '- name: a\n  match: { clients: "10.0.0.0/33" }\n');

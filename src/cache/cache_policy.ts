@@ -52,13 +52,13 @@ export interface CachePlan extends DecisionBase {
   ttlMs: number;
   softTtlMs: number;
   maxResultBytes: number;
+  /** Inside START TRANSACTION READ ONLY (allow_read_only_transactions): hits are served, results never stored. */
+  readOnlyTransaction: boolean;
 }
 
 export type CacheDecision = CacheBypass | CachePlan;
 
 const TRANSACTION_FLAGS = ServerStatus.IN_TRANS | ServerStatus.AUTOCOMMIT;
-/** START TRANSACTION READ ONLY (not in the const enum because only the cache cares). */
-export const STATUS_IN_TRANS_READONLY = 0x2000;
 
 /** "schema.table" for each table the statement reads, qualifying bare names with the default schema. */
 export function qualifiedTables(statement: ClassifiedStatement, schema: string | null): string[] {
@@ -92,8 +92,9 @@ export function decide(config: CacheConfig, req: CacheRequest): CacheDecision {
   if (!chosen) return { cache: false, rule, label, reason: null };
   const reason = refusal(config, req, rule);
   if (reason) {
-    // In cache-everything mode a write is simply not a candidate: only count refusals of what could be a read.
-    const quiet = config.mode === 'all' && rule === null && s.hints.cache === null && reason === 'not_select';
+    // A write is simply not a candidate (cache-everything mode, a rule matching its table): only a
+    // /*qc=on*/ hint on a non-SELECT is worth counting as a refusal.
+    const quiet = reason === 'not_select' && s.hints.cache !== 'on';
     return { cache: false, rule, label, reason: quiet ? null : reason };
   }
   const ttlSeconds = s.hints.ttlSeconds ?? rule?.ttlSeconds ?? config.defaultTtlSeconds;
@@ -111,6 +112,7 @@ export function decide(config: CacheConfig, req: CacheRequest): CacheDecision {
     ttlMs: ttlSeconds * 1000,
     softTtlMs: Math.min(softSeconds, ttlSeconds) * 1000,
     maxResultBytes: rule?.maxResultBytes ?? config.maxResultBytes,
+    readOnlyTransaction: (req.status & ServerStatus.IN_TRANS) !== 0,
   };
 }
 
@@ -120,7 +122,7 @@ function refusal(config: CacheConfig, req: CacheRequest, rule: CacheRule | null)
   if (s.type !== 'select') return 'not_select';
   if (s.lockingRead) return 'locking_read';
   if (s.selectInto) return 'select_into';
-  const readOnlyTransaction = config.allowReadOnlyTransactions && (req.status & STATUS_IN_TRANS_READONLY) !== 0;
+  const readOnlyTransaction = config.allowReadOnlyTransactions && (req.status & ServerStatus.IN_TRANS_READONLY) !== 0;
   if ((req.status & TRANSACTION_FLAGS) !== ServerStatus.AUTOCOMMIT && !readOnlyTransaction) return 'in_transaction';
   if (s.nonDeterministic !== null && !rule?.allowNondeterministic) return 'non_deterministic';
   if (req.stateKey === null) return 'session_state';

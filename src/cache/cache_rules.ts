@@ -114,8 +114,8 @@ export const ruleSchema = z
 export const rulesListSchema = z.array(ruleSchema, { error: 'must be a list of rules' });
 
 /** A rules file: either a bare list or a mapping with `rules:`. */
-export const rulesFileSchema = z.union(
-  [rulesListSchema, z.strictObject({ rules: rulesListSchema })],
+export const rulesFileSchema = z.strictObject(
+  { rules: rulesListSchema },
   { error: 'a rules file must be a list of rules, or a mapping with a "rules" list' },
 );
 

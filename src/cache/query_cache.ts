@@ -212,6 +212,8 @@ export class QueryCache {
     if (!verdict.cacheable) return refused(verdict.reason === 'multiple_results' ? 'multi_statement' : verdict.reason === 'malformed' ? 'not_result_set' : verdict.reason);
     if (verdict.warnings > 0 && !this.config.cacheResultsWithWarnings) return refused('warnings');
     if (verdict.status & SESSION_STATE_CHANGED) return refused('session_state');
+    // A read-only transaction may read an older snapshot than the counters say: serve from the cache, never store.
+    if (plan.readOnlyTransaction) return refused('in_transaction');
     const now = Date.now();
     const entry: CacheEntry = {
       wire,
@@ -250,14 +252,25 @@ export class QueryCache {
       this.settle(ticket, null);
       return;
     }
-    this.observer.stored(plan.label, entry.wire.length);
-    // Waiters are served from the new entry at once; memcached gets it in the background.
+    // Waiters are served from the new entry at once.
     this.settle(ticket, entry);
-    if (this.remote) {
-      return this.remote.set(plan.key, entry).then((ok) => {
-        if (!ok && !this.memory) this.observer.refused(plan.label, 'store_unavailable');
-      });
+    if (!this.remote) {
+      this.observer.stored(plan.label, entry.wire.length);
+      return;
     }
+    if (this.memory) this.observer.stored(plan.label, entry.wire.length);
+    return this.remote.set(plan.key, entry).then((ok) => {
+      // With memcached alone, a store counts once memcached has it.
+      if (this.memory) return;
+      if (ok) this.observer.stored(plan.label, entry.wire.length);
+      else this.observer.refused(plan.label, 'store_unavailable');
+    });
+  }
+
+  /** The miss ended in a way that must not be stored (the statement failed): counted, waiters go themselves. */
+  refuse(ticket: MissTicket, reason: RefusalReason): void {
+    this.observer.refused(ticket.plan.label, reason);
+    this.settle(ticket, null);
   }
 
   /** The miss ended without a storable result (error, client gone, backend lost). */
@@ -289,7 +302,7 @@ export class QueryCache {
     if ('all' in target) {
       dropped = this.memory?.entries ?? 0;
       this.memory?.clear();
-      await this.generations.bump(['*']);
+      await this.invalidate(null);
     } else if ('table' in target) {
       const name = target.table.toLowerCase();
       dropped = this.memory?.deleteWhere((e) => e.deps.includes(name)) ?? 0;

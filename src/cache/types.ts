@@ -55,6 +55,7 @@ export type RefusalReason =
   | 'not_result_set'
   | 'cursor'
   | 'long_data'
+  | 'unknown_parameters'
   | 'concurrent_write'
   | 'session_state'
   | 'store_unavailable';

@@ -72,6 +72,8 @@ export class ResponseScanner {
 
   /** Status flags of the last OK/EOF seen (IN_TRANS, AUTOCOMMIT, ...). */
   lastStatus = 0;
+  /** Whether the current response carried status flags at all (an ERR or a COM_STATISTICS string does not). */
+  statusSeen = false;
   /** Warning count of the last OK/EOF seen. */
   lastWarnings = 0;
   /** Error code when the response ended in ERR, else 0. */
@@ -99,6 +101,7 @@ export class ResponseScanner {
     this.continuation = false;
     this.errorCode = 0;
     this.lastWarnings = 0;
+    this.statusSeen = false;
     this.rows = 0;
     this.resultSets = 0;
     this.bytes = 0;
@@ -250,6 +253,7 @@ export class ResponseScanner {
           if (first === PacketHeader.OK || first === PacketHeader.EOF) {
             this.lastStatus = statusOfTerminatorAt(buf, start, length);
             this.lastWarnings = warningsOfTerminatorAt(buf, start, length);
+            this.statusSeen = true;
           }
           this.state = State.Done;
           return ScanResult.Done;
@@ -266,6 +270,7 @@ export class ResponseScanner {
         return ScanResult.NeedMore;
       case State.ColumnsEof:
         this.lastStatus = statusOfTerminatorAt(buf, start, length);
+        this.statusSeen = true;
         // An EOF that announces an open cursor ends the COM_STMT_EXECUTE response: rows come with COM_STMT_FETCH.
         if (this.lastStatus & ServerStatus.CURSOR_EXISTS) {
           this.state = State.Done;
@@ -291,6 +296,7 @@ export class ResponseScanner {
   private endOfResult(buf: Buffer, start: number, length: number): ScanResult {
     this.lastStatus = statusOfTerminatorAt(buf, start, length);
     this.lastWarnings = warningsOfTerminatorAt(buf, start, length);
+    this.statusSeen = true;
     if (this.kind === ResponseKind.Query && this.lastStatus & ServerStatus.MORE_RESULTS_EXISTS) {
       this.state = State.First;
       return ScanResult.NeedMore;
