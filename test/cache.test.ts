@@ -68,7 +68,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await root?.query('SET GLOBAL general_log = 0');
+  // Other files list the server's databases: leave only what the topology made.
+  await root?.query("SET GLOBAL general_log = 0; SET GLOBAL log_output = 'FILE'; DROP DATABASE IF EXISTS wc_test2; DROP DATABASE IF EXISTS wc_secret");
   await root?.end();
 });
 

@@ -26,11 +26,17 @@ let testNo = 0;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * memcached's time budget in these tests: generous, so a busy machine does not turn hits into
+ * misses; the failure tests below rely on down detection, not on the budget's size.
+ */
+const BUDGET_MS = 500;
+
 async function proxyWith(storage: CacheConfig['storage'], extra: Partial<CacheConfig> = {}): Promise<RunningProxy> {
   const px = await startProxy(topo, {
     cache: testCacheConfig({
       storage,
-      memcached: { servers: [`${mc.host}:${mc.port}`], timeoutMs: 50, itemLimitBytes: 1_048_576, maxItemsPerEntry: 16, keyPrefix },
+      memcached: { servers: [`${mc.host}:${mc.port}`], timeoutMs: BUDGET_MS, itemLimitBytes: 1_048_576, maxItemsPerEntry: 16, keyPrefix },
       ...extra,
     }),
   });
@@ -161,7 +167,7 @@ describe('two wirecache processes sharing one memcached', () => {
   it('a write through one process invalidates the other process\'s next read', { timeout: 120_000 }, async () => {
     const yaml = yamlFor(
       topo,
-      `cache:\n  storage: tiered\n  memcached: { servers: ["${mc.host}:${mc.port}"], key_prefix: ${keyPrefix} }\n`,
+      `cache:\n  storage: tiered\n  memcached: { servers: ["${mc.host}:${mc.port}"], key_prefix: ${keyPrefix}, timeout_ms: 500 }\n`,
     );
     const file = await writeTemp('shared.yaml', yaml);
     const [one, two] = await Promise.all([startCli(['--config', file]), startCli(['--config', file])]);
