@@ -121,15 +121,15 @@ export class QueryCache {
    */
   lookup(plan: CachePlan): LookupResult | Promise<LookupResult> {
     if (this.remote) return this.lookupRemote(plan);
+    const local = this.generations as LocalGenerations;
     const entry = this.memory!.get(plan.key);
-    const now = Date.now();
-    const gens = this.generations.read(plan.deps) as number[];
-    if (entry && sameGenerations(entry, plan.deps, gens)) {
-      if (now < entry.softExpiresAt) return this.hit(plan, entry, false);
+    // The hit path compares counters in place; only a miss reads them into the array its entry will keep.
+    if (entry && sameDeps(entry.deps, plan.deps) && local.matches(entry.deps, entry.gens)) {
+      if (Date.now() < entry.softExpiresAt) return this.hit(plan, entry, false);
       if (this.inflight.has(plan.key)) return this.hit(plan, entry, true);
-      return this.startMiss(plan, gens, true);
+      return this.startMiss(plan, local.read(plan.deps), true);
     }
-    return this.missOrWait(plan, gens);
+    return this.missOrWait(plan, local.read(plan.deps));
   }
 
   private async lookupRemote(plan: CachePlan): Promise<LookupResult> {
@@ -314,6 +314,13 @@ export class QueryCache {
     }
     return dropped;
   }
+}
+
+function sameDeps(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** True when `gens` (read now for `deps`) equals what the entry recorded. */
