@@ -70,6 +70,25 @@ export function qualifiedTables(statement: ClassifiedStatement, schema: string |
   return out;
 }
 
+/**
+ * One shared array per distinct dependency list: an entry keeps the array its
+ * plan had, so checking on a hit that the entry depends on what the query
+ * reads is one pointer comparison instead of comparing strings (bounded: cleared when large).
+ */
+const depsByKey = new Map<string, string[]>();
+const MAX_INTERNED_DEPS = 10_000;
+
+function internDeps(ruleName: string, tables: string[]): string[] {
+  const key = tables.length === 1 ? `${ruleName}\0${tables[0]}` : `${ruleName}\0${tables.join('\0')}`;
+  let deps = depsByKey.get(key);
+  if (!deps) {
+    if (depsByKey.size >= MAX_INTERNED_DEPS) depsByKey.clear();
+    deps = ['*', `rule:${ruleName}`, ...tables];
+    depsByKey.set(key, deps);
+  }
+  return deps;
+}
+
 export function decide(config: CacheConfig, req: CacheRequest): CacheDecision {
   const s = req.statement;
   const tables = qualifiedTables(s, req.schema);
@@ -108,7 +127,7 @@ export function decide(config: CacheConfig, req: CacheRequest): CacheDecision {
     rule,
     label,
     key,
-    deps: ['*', `rule:${rule?.name ?? ''}`, ...tables],
+    deps: internDeps(rule?.name ?? '', tables),
     ttlMs: ttlSeconds * 1000,
     softTtlMs: Math.min(softSeconds, ttlSeconds) * 1000,
     maxResultBytes: rule?.maxResultBytes ?? config.maxResultBytes,
