@@ -85,6 +85,16 @@ interface PreparedStatement {
   longData: boolean;
 }
 
+/** A COM_QUERY or COM_STMT_EXECUTE as the cache sees it. */
+interface CacheableCommand {
+  statement: ClassifiedStatement;
+  /** COM_STMT_EXECUTE: binary rows, keyed on `params` too. */
+  binary: boolean;
+  params: string;
+  /** A reason known up front not to cache (a cursor, long data). */
+  refusal: RefusalReason | null;
+}
+
 /** A miss being recorded: the response bytes as they pass, until they exceed the plan's limit. */
 interface Recording {
   ticket: MissTicket;
@@ -497,7 +507,7 @@ export class ClientSession {
         if (cache) {
           // latin1 maps bytes to characters one to one: two different texts never share a key.
           const statement = classify(payload.toString('latin1', 1));
-          this.runCacheable(cache, statement, false, '', null, () => this.forward(packet, ResponseKind.Query));
+          this.runCacheable(cache, { statement, binary: false, params: '', refusal: null }, () => this.forward(packet, ResponseKind.Query));
           return;
         }
         this.forward(packet, ResponseKind.Query);
@@ -592,24 +602,18 @@ export class ClientSession {
       payload[5] !== 0 ? 'cursor' : stmt.longData ? 'long_data' : params === null ? 'unknown_parameters' : null;
     stmt.longData = false;
     // Writes go this way too, so that their invalidation is never skipped.
-    this.runCacheable(cache, stmt.statement, true, params ?? '', refusal, send);
+    this.runCacheable(cache, { statement: stmt.statement, binary: true, params: params ?? '', refusal }, send);
   }
 
   /**
    * A COM_QUERY or COM_STMT_EXECUTE with the cache on: served from the cache,
    * or sent with `send` (and recorded when the plan says so).
    */
-  private runCacheable(
-    cache: QueryCache,
-    statement: ClassifiedStatement,
-    binary: boolean,
-    params: string,
-    refusal: RefusalReason | null,
-    send: () => void,
-  ): void {
+  private runCacheable(cache: QueryCache, command: CacheableCommand, send: () => void): void {
     const state = this.state!;
+    const statement = command.statement;
     this.statement = statement;
-    this.statementBinary = binary;
+    this.statementBinary = command.binary;
     this.statusBefore = this.serverStatus;
     // A write, or anything that may end a transaction, must not be acknowledged before other proxies see its invalidation.
     const mayEndTransaction = (this.serverStatus & ServerStatus.IN_TRANS) !== 0 && statement.type !== 'select' && statement.type !== 'show';
@@ -626,37 +630,30 @@ export class ClientSession {
           if (this.phase === Phase.Closed) return;
           if (result.rows[0]) state.setSnapshot(result.rows[0].map(asLatin1));
           else this.log.debug({ error: result.error?.message }, 'session state snapshot failed; not caching');
-          this.lookup(cache, statement, binary, params, refusal, go);
+          this.lookup(cache, command, go);
         },
         (err: Error) => this.failSession(err),
       );
       return;
     }
-    this.lookup(cache, statement, binary, params, refusal, go);
+    this.lookup(cache, command, go);
   }
 
-  private lookup(
-    cache: QueryCache,
-    statement: ClassifiedStatement,
-    binary: boolean,
-    params: string,
-    refusal: RefusalReason | null,
-    send: () => void,
-  ): void {
+  private lookup(cache: QueryCache, command: CacheableCommand, send: () => void): void {
     const state = this.state!;
     const plan = cache.decide(
       {
-        statement,
-        binary,
+        statement: command.statement,
+        binary: command.binary,
         metadataFlags: this.mariaDbCapabilities & MariaDbCapability.EXTENDED_TYPE_INFO,
-        params,
+        params: command.params,
         user: this.user!.name,
         schema: state.schema,
         stateKey: state.stateKey,
         clientAddress: this.remoteAddress,
         status: this.serverStatus,
       },
-      refusal,
+      command.refusal,
     );
     if (!plan) {
       send();

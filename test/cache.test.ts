@@ -11,6 +11,7 @@ import { compileRule, type RawRule } from '../src/cache/cache_rules.js';
 import type { CacheConfig } from '../src/config_types.js';
 import { getTopology } from './topology-context.js';
 import { connect, startProxy, testCacheConfig, type RunningProxy } from './proxy-harness.js';
+import { disableGeneralLog, enableGeneralLog, markers, serverRan as countRan } from './general-log.js';
 
 const topo = getTopology();
 let root: mysql.Connection;
@@ -26,18 +27,9 @@ async function withProxy<T>(cache: Partial<CacheConfig>, fn: (px: RunningProxy) 
   }
 }
 
-/** Statements the server ran whose text contains `marker` (from its general log). */
-async function serverRan(marker: string): Promise<number> {
-  const [rows] = await root.query(
-    "SELECT COUNT(*) AS n FROM mysql.general_log WHERE command_type IN ('Query', 'Execute') AND CONVERT(argument USING utf8mb4) LIKE ? AND CONVERT(argument USING utf8mb4) NOT LIKE '%general_log%'",
-    [`%${marker}%`],
-  );
-  return Number((rows as { n: number }[])[0].n);
-}
-
-let markerSeq = 0;
+const serverRan = (marker: string) => countRan(root, marker);
 /** A unique comment to find a statement in the general log (comments do not change the cache key). */
-const mark = () => `/*m${process.pid}_${++markerSeq}*/`;
+const mark = markers('m');
 
 async function value(c: mysql.Connection, sql: string, params?: (string | number)[]): Promise<unknown> {
   const [rows] = params ? await c.execute(sql, params) : await c.query(sql);
@@ -62,14 +54,15 @@ beforeAll(async () => {
     INSERT INTO wc_secret.s VALUES (1, 'secret');
     CREATE TABLE IF NOT EXISTS wc_test.qc_big (id INT PRIMARY KEY, v MEDIUMTEXT);
     TRUNCATE wc_test.qc_big;
-    SET GLOBAL log_output = 'TABLE';
-    SET GLOBAL general_log = 1;
   `);
+  await enableGeneralLog(root);
 });
 
 afterAll(async () => {
   // Other files list the server's databases: leave only what the topology made.
-  await root?.query("SET GLOBAL general_log = 0; SET GLOBAL log_output = 'FILE'; DROP DATABASE IF EXISTS wc_test2; DROP DATABASE IF EXISTS wc_secret");
+  if (!root) return;
+  await disableGeneralLog(root);
+  await root.query('DROP DATABASE IF EXISTS wc_test2; DROP DATABASE IF EXISTS wc_secret');
   await root?.end();
 });
 

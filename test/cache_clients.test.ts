@@ -37,6 +37,7 @@ import { RawClient } from './raw-client.js';
 import { runCommand } from './run-command.js';
 import { getTopology } from './topology-context.js';
 import { connect, startProxy, testCacheConfig, type RunningProxy } from './proxy-harness.js';
+import { disableGeneralLog, enableGeneralLog, markers, serverRan as countRan } from './general-log.js';
 
 const topo = getTopology();
 const CLIENTS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'clients');
@@ -66,18 +67,9 @@ const ALL_ROWS: Rows = [
 
 let root: mysql.Connection;
 
-/** Statements the server ran whose text contains `marker` (from its general log). */
-async function serverRan(marker: string): Promise<number> {
-  const [rows] = await root.query(
-    "SELECT COUNT(*) AS n FROM mysql.general_log WHERE command_type IN ('Query', 'Execute') AND CONVERT(argument USING utf8mb4) LIKE ? AND CONVERT(argument USING utf8mb4) NOT LIKE '%general_log%'",
-    [`%${marker}%`],
-  );
-  return Number((rows as { n: number }[])[0].n);
-}
-
-let markerSeq = 0;
+const serverRan = (marker: string) => countRan(root, marker);
 /** A unique comment to find a statement in the general log (comments do not change the cache key). */
-const mark = () => `/*cc${process.pid}_${++markerSeq}*/`;
+const mark = markers('cc');
 
 // ---------------------------------------------------------------- spy relay
 
@@ -361,9 +353,8 @@ beforeAll(async () => {
       (2, NULL, 'n', -0.05, NULL),
       (3, '😀 héllo ✓', NULL, 99999999.99, '1999-12-31 23:59:59'),
       (4, '', NULL, 0.00, '2000-01-01 00:00:00');
-    SET GLOBAL log_output = 'TABLE';
-    SET GLOBAL general_log = 1;
   `);
+  await enableGeneralLog(root);
   const px = await startProxy(topo, { cache: testCacheConfig() });
   try {
     const c = await RawClient.open(px.port);
@@ -376,7 +367,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const c of directRaw.values()) c.close();
-  await root?.query('SET GLOBAL general_log = 0; DROP TABLE IF EXISTS wc_test.cc_items');
+  if (root) {
+    await disableGeneralLog(root);
+    await root.query('DROP TABLE IF EXISTS wc_test.cc_items');
+  }
   await root?.end();
 });
 

@@ -14,6 +14,7 @@ import type { CacheConfig } from '../src/config_types.js';
 import { getTopology } from './topology-context.js';
 import { connect, passwordOf, startProxy, testCacheConfig, type RunningProxy } from './proxy-harness.js';
 import { startCli, writeTemp, yamlFor } from './cli-process.js';
+import { disableGeneralLog, enableGeneralLog, markers, serverRan as countRan } from './general-log.js';
 import mysqlClient from 'mysql2/promise';
 
 const topo = getTopology();
@@ -44,16 +45,8 @@ async function proxyWith(storage: CacheConfig['storage'], extra: Partial<CacheCo
   return px;
 }
 
-async function serverRan(marker: string): Promise<number> {
-  const [rows] = await root.query(
-    "SELECT COUNT(*) AS n FROM mysql.general_log WHERE command_type IN ('Query', 'Execute') AND CONVERT(argument USING utf8mb4) LIKE ? AND CONVERT(argument USING utf8mb4) NOT LIKE '%general_log%'",
-    [`%${marker}%`],
-  );
-  return Number((rows as { n: number }[])[0].n);
-}
-
-let seq = 0;
-const mark = () => `/*mc${process.pid}_${++seq}*/`;
+const serverRan = (marker: string) => countRan(root, marker);
+const mark = markers('mc');
 
 async function value(c: mysql.Connection, sql: string): Promise<unknown> {
   const [rows] = await c.query(sql);
@@ -83,9 +76,8 @@ beforeAll(async () => {
   root = await connect(topo.primary.port, topo, { user: 'root', multipleStatements: true });
   await root.query(`
     CREATE TABLE IF NOT EXISTS wc_test.mc_items (id INT PRIMARY KEY, v VARCHAR(64));
-    SET GLOBAL log_output = 'TABLE';
-    SET GLOBAL general_log = 1;
   `);
+  await enableGeneralLog(root);
   mc = await startMemcached(path.join(topo.baseDir, `memcached-proxy-${process.pid}`));
 });
 
@@ -99,7 +91,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  await root?.query('SET GLOBAL general_log = 0');
+  if (root) await disableGeneralLog(root);
   await root?.end();
   if (mc) await stopMemcached(mc, 'SIGKILL').catch(() => undefined);
 });
@@ -178,6 +170,8 @@ describe('two wirecache processes sharing one memcached', () => {
       const m = mark();
       const sql = `/*qc=on*/ SELECT v FROM mc_items WHERE id = 1 ${m}`;
       expect(await value(c1, sql)).toBe('one');
+      // The session takes its next command once the entry is in memcached: after this, it is there.
+      await c1.query('DO 0');
       // The second process finds the first one's entry in memcached.
       expect(await value(c2, sql)).toBe('one');
       expect(await serverRan(m)).toBe(1);
