@@ -55,7 +55,7 @@ import {
   checkInterrupted,
   connArgs,
   describeMeasurement,
-  disturbed,
+  measureUndisturbed,
   envInt,
   envList,
   FOREIGN_CPU_WARN_PCT,
@@ -68,7 +68,6 @@ import {
   median,
   PASSWORD,
   procStatusKb,
-  RETRY_WAIT_MS,
   ROOT,
   sleep,
   spawnTracked,
@@ -315,21 +314,7 @@ async function main(): Promise<number> {
     let order = [...endpoints];
     for (let round = 1; round <= rounds; round++) {
       for (const psMode of psModes) {
-        for (const ep of order) {
-          let r: RunResult | undefined;
-          for (let attempt = 0; attempt <= retries; attempt++) {
-            checkInterrupted();
-            if (attempt > 0) {
-              log(`  run disturbed by other processes; waiting ${RETRY_WAIT_MS / 1000}s, retry ${attempt}/${retries}`);
-              await sleep(RETRY_WAIT_MS);
-              checkInterrupted();
-            }
-            r = await run(psMode, ep, round, seconds);
-            r.attempts = attempt + 1;
-            if (!disturbed(r)) break;
-          }
-          results.push(r as RunResult);
-        }
+        for (const ep of order) results.push(await measureUndisturbed(retries, () => run(psMode, ep, round, seconds)));
       }
       order = [...order.slice(1), order[0]];
     }

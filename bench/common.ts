@@ -412,3 +412,21 @@ export const median = (xs: number[]): number => {
   const mid = s.length >> 1;
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 };
+
+/** Makes a measured run, re-making it (up to `retries` times, after a pause) while other processes disturb it. */
+export async function measureUndisturbed<R extends { attempts: number; problem?: string; foreignCpuPct: number | null }>(
+  retries: number,
+  run: () => Promise<R>,
+): Promise<R> {
+  for (let attempt = 0; ; attempt++) {
+    checkInterrupted();
+    if (attempt > 0) {
+      log(`  run disturbed by other processes; waiting ${RETRY_WAIT_MS / 1000}s, retry ${attempt}/${retries}`);
+      await sleep(RETRY_WAIT_MS);
+      checkInterrupted();
+    }
+    const r = await run();
+    r.attempts = attempt + 1;
+    if (!disturbed(r) || attempt >= retries) return r;
+  }
+}

@@ -31,7 +31,7 @@ import {
   checkInterrupted,
   connArgs,
   describeMeasurement,
-  disturbed,
+  measureUndisturbed,
   envInt,
   envList,
   FOREIGN_CPU_WARN_PCT,
@@ -44,9 +44,7 @@ import {
   measureSysbench,
   PASSWORD,
   procStatusKb,
-  RETRY_WAIT_MS,
   ROOT,
-  sleep,
   spawnTracked,
   stopChild,
   sysbench,
@@ -179,21 +177,7 @@ async function main(): Promise<number> {
       for (const workload of workloads) {
         for (const psMode of psModes) {
           // Endpoints interleaved within each workload/mode; the order rotates per round.
-          for (const ep of order) {
-            let r: RunResult | undefined;
-            for (let attempt = 0; attempt <= retries; attempt++) {
-              checkInterrupted();
-              if (attempt > 0) {
-                log(`  run disturbed by other processes; waiting ${RETRY_WAIT_MS / 1000}s, retry ${attempt}/${retries}`);
-                await sleep(RETRY_WAIT_MS);
-                checkInterrupted();
-              }
-              r = await measure(workload, psMode, ep, round);
-              r.attempts = attempt + 1;
-              if (!disturbed(r)) break;
-            }
-            results.push(r as RunResult);
-          }
+          for (const ep of order) results.push(await measureUndisturbed(retries, () => measure(workload, psMode, ep, round)));
         }
       }
       order = [...order.slice(1), order[0]];
