@@ -9,7 +9,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCommand, type RunResult } from './run-command.js';
+import { runCommand } from './run-command.js';
 import { getTopology } from './topology-context.js';
 import { startProxy, type RunningProxy } from './proxy-harness.js';
 
