@@ -33,6 +33,10 @@ backends:
 ${topo.replicas.map((r) => `  - { name: ${r.name}, host: 127.0.0.1, port: ${r.port}, role: replica }`).join('\n')}
 users:
 ${topo.users.map((u) => `  - { name: ${u.name}, password: "${u.password}" }`).join('\n')}
+cache:
+  mode: hinted
+  storage: tiered
+  memcached: { servers: ["127.0.0.1:${topo.memcached.port}"] }
 log: { level: info }
 `;
 }
@@ -69,7 +73,8 @@ const admin = app.adminAddress;
 process.stderr.write(`
 [demo] wirecache is running in front of the demo primary (config: ${configFile})
 [demo]   mariadb -h127.0.0.1 -P${mysqlPort} -uapp -papp_pw wc_test
-[demo]   curl http://${admin.host}:${admin.port}/metrics
+[demo]   curl http://${admin.host}:${admin.port}/metrics        curl http://${admin.host}:${admin.port}/cache
+[demo]   the cache (memory in front of the demo memcached) serves hinted queries: mariadb -c ... -e "/*qc=on*/ SELECT 1" (-c keeps comments)
 [demo]   primary :${topo.primary.port}, replicas ${topo.replicas.map((r) => `:${r.port}`).join(' ')}, memcached :${topo.memcached.port}
 [demo] Ctrl-C stops everything and removes ${topo.baseDir}
 `);
