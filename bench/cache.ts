@@ -6,6 +6,13 @@
  *
  *   npm run build && npx tsx bench/cache.ts      (or BENCH_CACHE=1 bench/run.sh)
  *
+ * BENCH_CACHE_QUERY=range measures a query that is expensive for the server
+ * instead: "SELECT COUNT(*), SUM(k), MAX(LENGTH(c)) FROM sbtestN WHERE id
+ * BETWEEN ? AND ?" over BENCH_CACHE_RANGE rows per event, start id drawn with
+ * --rand-type in 1..table size (bench/cache_range.lua, used for the fill,
+ * every start id of every table once, and for the measured runs of both
+ * endpoints; one rule per table on that statement's digest).
+ *
  * Steps: start a MariaDB primary (scripts/topology.ts), create the sysbench
  * tables on it, start wirecache with one cache rule per table (digest
  * "SELECT c FROM sbtestN WHERE id=?"), fill the cache with every id of every
@@ -22,6 +29,8 @@
  *   BENCH_THREADS            sysbench --threads, the same for both endpoints (default 4)
  *   BENCH_CACHE_TABLES       sysbench --tables (default 4)
  *   BENCH_CACHE_TABLE_SIZE   sysbench --table-size (default 10000)
+ *   BENCH_CACHE_QUERY        point (default: oltp_point_select) or range (the range aggregate above)
+ *   BENCH_CACHE_RANGE        range mode: rows per range, sysbench --range-size (default 1000)
  *   BENCH_CACHE_RAND_TYPE    sysbench --rand-type of the measured runs (default uniform: every entry is read,
  *                            not mostly sysbench's hot 1%)
  *   BENCH_CACHE_RULE         digest (default: one rule per table), tables (one rule listing the tables)
@@ -82,6 +91,7 @@ import {
 
 type Endpoint = 'direct' | 'wirecache';
 type RuleStyle = 'digest' | 'tables' | 'regex';
+type QueryKind = 'point' | 'range';
 
 const GOAL = 1.7;
 const FLOOR = 1.5;
@@ -123,6 +133,8 @@ async function main(): Promise<number> {
   const tables = envInt('BENCH_CACHE_TABLES', 4, 1);
   const tableSize = envInt('BENCH_CACHE_TABLE_SIZE', 10_000, 1);
   const randType = envString('BENCH_CACHE_RAND_TYPE', 'uniform', ['uniform', 'special', 'gaussian', 'pareto']);
+  const query = envString<QueryKind>('BENCH_CACHE_QUERY', 'point', ['point', 'range']);
+  const rangeSize = envInt('BENCH_CACHE_RANGE', 1000, 1);
   const ruleStyle = envString<RuleStyle>('BENCH_CACHE_RULE', 'digest', ['digest', 'tables', 'regex']);
   const maxBytes = envInt('BENCH_CACHE_MAX_BYTES', 268_435_456, 1_048_576);
   const profileDir = process.env.BENCH_CACHE_PROFILE ? path.resolve(process.env.BENCH_CACHE_PROFILE) : null;
@@ -134,7 +146,13 @@ async function main(): Promise<number> {
   const wcNodeArgs = (process.env.BENCH_WIRECACHE_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const endpoints: Endpoint[] = ['direct', 'wirecache'];
   const sizeArgs = [`--tables=${tables}`, `--table-size=${tableSize}`];
-  const runArgs = [...sizeArgs, `--threads=${threads}`, '--percentile=95', `--rand-type=${randType}`];
+  const runArgs = [...sizeArgs, ...(query === 'range' ? [`--range-size=${rangeSize}`] : []), `--threads=${threads}`, '--percentile=95', `--rand-type=${randType}`];
+  // The measured workload (both endpoints) and the fill script (through wirecache).
+  const workload = query === 'range' ? path.join(ROOT, 'bench', 'cache_range.lua') : 'oltp_point_select';
+  const workloadName = query === 'range' ? `bench/cache_range.lua (range aggregate over ${rangeSize} rows)` : 'oltp_point_select';
+  const fillArgs = query === 'range' ? [path.join(ROOT, 'bench', 'cache_range.lua'), `--range-size=${rangeSize}`, '--fill=on'] : [path.join(ROOT, 'bench', 'cache_fill.lua')];
+  const stmtText = (t: string): string =>
+    query === 'range' ? `SELECT COUNT(*), SUM(k), MAX(LENGTH(c)) FROM ${t} WHERE id BETWEEN ? AND ?` : `SELECT c FROM ${t} WHERE id=?`;
   const expectedEntries = tables * tableSize * psModes.length;
 
   const cli = path.join(ROOT, 'dist', 'cli.js');
@@ -168,12 +186,13 @@ async function main(): Promise<number> {
     const tableNames = Array.from({ length: tables }, (_, i) => `sbtest${i + 1}`);
     if (ruleStyle === 'digest') {
       for (const t of tableNames) {
-        rules.push(`    - name: ${t}_point_select`, '      match:', `        digest: "SELECT c FROM ${t} WHERE id=?"`, '      cache: true', '      ttl: 86400');
+        rules.push(`    - name: ${t}_${query === 'range' ? 'range_agg' : 'point_select'}`, '      match:', `        digest: "${stmtText(t)}"`, '      cache: true', '      ttl: 86400');
       }
     } else if (ruleStyle === 'tables') {
       rules.push('    - name: sbtest_tables', '      match:', `        tables: [${tableNames.join(', ')}]`, '      cache: true', '      ttl: 86400');
     } else {
-      rules.push('    - name: sbtest_point_select', '      match:', `        regex: '^SELECT c FROM sbtest[0-9]+ WHERE id ?= ?'`, '      cache: true', '      ttl: 86400');
+      const regex = query === 'range' ? '^SELECT COUNT\\(\\*\\), SUM\\(k\\), MAX\\(LENGTH\\(c\\)\\) FROM sbtest[0-9]+ WHERE id BETWEEN ' : '^SELECT c FROM sbtest[0-9]+ WHERE id ?= ?';
+      rules.push(`    - name: sbtest_${query === 'range' ? 'range_agg' : 'point_select'}`, '      match:', `        regex: '${regex}'`, '      cache: true', '      ttl: 86400');
     }
     const configFile = path.join(tmp, 'wirecache.yaml');
     await fs.writeFile(
@@ -214,7 +233,7 @@ async function main(): Promise<number> {
     wirecache = spawnTracked(process.execPath, [...wcNodeArgs, ...profArgs, cli, '--config', configFile], wcLog);
     await waitForPort(wcPort, wirecache, 'wirecache', wcLog);
     await waitForPort(adminPort, wirecache, 'wirecache admin', wcLog);
-    log(`direct :${directPort}  wirecache :${wcPort} admin :${adminPort} (pid ${wirecache.pid}), rule style ${ruleStyle}`);
+    log(`direct :${directPort}  wirecache :${wcPort} admin :${adminPort} (pid ${wirecache.pid}), rule style ${ruleStyle}, query ${workloadName}`);
     const wcPid = wirecache.pid;
     const ports: Record<Endpoint, number> = { direct: directPort, wirecache: wcPort };
 
@@ -240,11 +259,11 @@ async function main(): Promise<number> {
     checkInterrupted();
     if (prep.code !== 0) throw new Error(`sysbench prepare failed (${prep.code}):\n${prep.stdout}\n${prep.stderr}`);
 
-    // Fill: every id of every table once per protocol, through wirecache.
+    // Fill: every id (range: every start id) of every table once per protocol, through wirecache.
     for (const psMode of psModes) {
       const t0 = Date.now();
       const fill = await sysbench([
-        path.join(ROOT, 'bench', 'cache_fill.lua'),
+        ...fillArgs,
         ...connArgs(wcPort),
         ...sizeArgs,
         `--threads=${threads}`,
@@ -269,7 +288,7 @@ async function main(): Promise<number> {
     }
 
     const measured = (ep: Endpoint, psMode: PsMode, time: number): string[] =>
-      ['oltp_point_select', ...connArgs(ports[ep]), ...runArgs, `--time=${time}`, `--db-ps-mode=${psMode}`, 'run'];
+      [workload, ...connArgs(ports[ep]), ...runArgs, `--time=${time}`, `--db-ps-mode=${psMode}`, 'run'];
 
     if (warmup > 0) {
       for (const psMode of psModes) {
@@ -483,7 +502,7 @@ async function main(): Promise<number> {
   });
   const git = gitInfo();
   process.stdout.write(
-    `\ncache hits: sysbench oltp_point_select ${runArgs.join(' ')} --time=${seconds}, ${rounds} round(s), medians; ` +
+    `\ncache hits: sysbench ${workloadName} ${runArgs.join(' ')} --time=${seconds}, ${rounds} round(s), medians; ` +
       `${os.cpus().length} CPUs, commit ${git.commit?.slice(0, 12) ?? '?'}${git.srcDirty ? ' (src/ modified)' : ''}\n\n`,
   );
   process.stdout.write(`${table(headers, rows, [false, false, ...headers.slice(2).map(() => true)])}\n\n`);
@@ -523,7 +542,7 @@ async function main(): Promise<number> {
       git,
       machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memMiB: Math.round(os.totalmem() / 2 ** 20), node: process.version, kernel: os.release() },
       sysbench: { args: runArgs, seconds, warmupSeconds: warmup, rounds, retries },
-      cache: { ruleStyle, maxBytes, expectedEntries, afterFill, final, evictions, refusals },
+      cache: { query, rangeSize: query === 'range' ? rangeSize : null, ruleStyle, maxBytes, expectedEntries, afterFill, final, evictions, refusals },
       results,
       aggregated: agg,
       summary,
