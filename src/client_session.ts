@@ -541,13 +541,13 @@ export class ClientSession {
         this.forwardStatementCommand(packet, ResponseKind.Fetch, 'mysqld_stmt_fetch');
         return;
       case Command.STMT_RESET: {
-        const stmt = this.statements.get(payload.length >= 5 ? payload.readUInt32LE(1) : -1);
+        const stmt = this.statements.get(statementIdOf(payload));
         if (stmt) stmt.longData = false;
         this.forwardStatementCommand(packet, ResponseKind.Single, 'mysqld_stmt_reset');
         return;
       }
       case Command.STMT_SEND_LONG_DATA: {
-        const stmt = this.statements.get(payload.length >= 5 ? payload.readUInt32LE(1) : -1);
+        const stmt = this.statements.get(statementIdOf(payload));
         if (stmt) stmt.longData = true;
         this.forwardStatementCommand(packet, null, 'mysqld_stmt_send_long_data');
         return;
@@ -591,7 +591,7 @@ export class ClientSession {
   private executeCacheable(packet: Packet, cache: QueryCache): void {
     const payload = packet.payload;
     const send = () => void this.forwardStatementCommand(packet, ResponseKind.Query, 'mysqld_stmt_execute');
-    const stmt = this.statements.get(payload.length >= 5 ? payload.readUInt32LE(1) : -1);
+    const stmt = this.statements.get(statementIdOf(payload));
     if (!stmt || !stmt.statement || payload.length < 10) {
       // The server answers with its error; nothing to cache or invalidate.
       send();
@@ -754,7 +754,7 @@ export class ClientSession {
   /** Commands that name a prepared statement: the proxy's id is swapped for the backend's. Returns the proxy id, or null if unknown. */
   private forwardStatementCommand(packet: Packet, kind: ResponseKind | null, what: string): number | null {
     const payload = packet.payload;
-    const proxyId = payload.length >= 5 ? payload.readUInt32LE(1) : -1;
+    const proxyId = statementIdOf(payload);
     const stmt = this.statements.get(proxyId);
     if (!stmt) {
       // No response is expected for CLOSE and SEND_LONG_DATA; the server ignores unknown ids there too.
@@ -1202,4 +1202,9 @@ function executeParams(stmt: PreparedStatement, payload: Buffer): string | null 
 /** A name decoded as UTF-8 (handshake, internal queries) re-read as latin1, the way statement text is decoded for the cache. */
 function asLatin1(name: string | null): string | null {
   return name === null ? null : Buffer.from(name, 'utf8').toString('latin1');
+}
+
+/** The statement id a COM_STMT_* packet names (the proxy's id), or -1 when the packet is too short to hold one. */
+function statementIdOf(payload: Buffer): number {
+  return payload.length >= 5 ? payload.readUInt32LE(1) : -1;
 }

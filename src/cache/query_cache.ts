@@ -325,8 +325,8 @@ function sameDeps(a: readonly string[], b: readonly string[]): boolean {
 
 /** True when `gens` (read now for `deps`) equals what the entry recorded. */
 function sameGenerations(entry: CacheEntry, deps: readonly string[], gens: readonly number[]): boolean {
+  if (!sameDeps(entry.deps, deps)) return false;
   const recorded = entry.gens;
-  if (entry.deps.length !== deps.length) return false;
-  for (let i = 0; i < recorded.length; i++) if (recorded[i] !== gens[i] || entry.deps[i] !== deps[i]) return false;
+  for (let i = 0; i < recorded.length; i++) if (recorded[i] !== gens[i]) return false;
   return true;
 }
