@@ -912,3 +912,122 @@ export async function stopTopology(t: TopologyInfo): Promise<void> {
   await fs.rm(t.baseDir, { recursive: true, force: true });
   if (errors.length > 0) throw new Error(`stopTopology: ${errors.map(describeError).join('; ')}`);
 }
+
+// ---------------------------------------------------------------------------
+// extra replication sets (tests that promote or kill servers)
+
+/** A primary and its GTID replicas, like the topology but without memcached. */
+export type ReplicationSetInfo = Omit<TopologyInfo, 'memcached'>;
+
+/**
+ * Starts a separate primary + `replicas` GTID replicas (same options and
+ * accounts as the topology: root/rootpw, app, other, limited, nopw, wc_test)
+ * in `<baseDir>/primary`, `<baseDir>/replica1`, ... on free ports. Pass the
+ * shared topology's `templateDir` to skip mariadb-install-db. The servers are
+ * owned by this process (killed when it exits). `baseDir` must not already
+ * hold servers of those names.
+ */
+export async function startReplicationSet(opts: {
+  baseDir: string;
+  templateDir: string;
+  replicas: number;
+  log?: (m: string) => void;
+}): Promise<ReplicationSetInfo> {
+  const log = opts.log ?? defaultLog;
+  const t0 = Date.now();
+  const baseDir = path.resolve(opts.baseDir);
+  await fs.mkdir(baseDir, { recursive: true });
+  const started: ServerInfo[] = [];
+  const conns: Conn[] = [];
+  try {
+    const ports = await getFreePorts(opts.replicas + 1);
+    const specs = [
+      { name: 'primary', serverId: 1, port: ports[0], readOnly: false },
+      ...Array.from({ length: opts.replicas }, (_, i) => ({
+        name: `replica${i + 1}`,
+        serverId: i + 2,
+        port: ports[i + 1],
+        readOnly: true,
+      })),
+    ];
+    const settled = await Promise.allSettled(
+      specs.map(async (spec) => {
+        const s = await startRawMariaDB({ ...spec, portIsHint: true, baseDir, templateDir: opts.templateDir });
+        started.push(s);
+        return s;
+      }),
+    );
+    for (const r of settled) if (r.status === 'rejected') throw r.reason;
+    const servers = specs.map((spec) => started.find((s) => s.name === spec.name) as ServerInfo);
+    const primary = servers[0];
+    const replicas = servers.slice(1);
+
+    // As in startTopology: every password-less setup connection before the root password changes.
+    const pConn = await connectRoot(primary, '');
+    conns.push(pConn);
+    const rConns: { name: string; conn: Conn }[] = [];
+    for (const r of replicas) {
+      const conn = await connectRoot(r, '');
+      conns.push(conn);
+      rConns.push({ name: r.name, conn });
+    }
+    await provisionAccounts(pConn);
+    for (const { conn } of rConns) {
+      await conn.query(
+        'CHANGE MASTER TO master_host = ?, master_port = ?, master_user = ?, master_password = ?, ' +
+          'master_connect_retry = 1, master_use_gtid = slave_pos',
+        [HOST, primary.port, REPL_USER, REPL_PASSWORD],
+      );
+      await conn.query('START SLAVE');
+    }
+    await waitGtid(pConn, rConns, 60_000);
+    await Promise.all(conns.splice(0).map((c) => c.end()));
+    for (const s of servers) {
+      const c = await connectRoot(s, ROOT_PASSWORD);
+      await c.end();
+    }
+    log(
+      `replication set ready in ${Date.now() - t0} ms: primary :${primary.port}, replicas ${replicas
+        .map((r) => `:${r.port}`)
+        .join(' ')}`,
+    );
+    return {
+      baseDir,
+      templateDir: opts.templateDir,
+      primary,
+      replicas,
+      rootUser: ROOT_USER,
+      rootPassword: ROOT_PASSWORD,
+      users: TEST_USERS.map((u) => ({ name: u.name, password: u.password })),
+    };
+  } catch (e) {
+    await Promise.all(conns.map((c) => c.end().catch(() => undefined)));
+    await Promise.all(started.map((s) => stopMariaDB(s, { signal: 'SIGKILL' }).catch(() => undefined)));
+    throw e;
+  }
+}
+
+/**
+ * Stops the servers of a replication set (replicas first; a SIGSTOPped server
+ * is continued first) and removes their directories. `baseDir` itself is left
+ * to the caller.
+ */
+export async function stopReplicationSet(set: ReplicationSetInfo): Promise<void> {
+  const errors: unknown[] = [];
+  const stopOne = async (s: ServerInfo): Promise<void> => {
+    const pid = await currentPid(s);
+    if (pid !== undefined) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        /* gone */
+      }
+      await killAndWait(pid, `--datadir=${s.dataDir}`, 'SIGTERM', 5000);
+    }
+    if (path.dirname(s.socket) !== path.dirname(s.dataDir)) await fs.rm(s.socket, { force: true }).catch(() => undefined);
+    await fs.rm(path.dirname(s.dataDir), { recursive: true, force: true });
+  };
+  await Promise.all(set.replicas.map((s) => stopOne(s).catch((e: unknown) => errors.push(e))));
+  await stopOne(set.primary).catch((e: unknown) => errors.push(e));
+  if (errors.length > 0) throw new Error(`stopReplicationSet: ${errors.map(describeError).join('; ')}`);
+}

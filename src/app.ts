@@ -18,7 +18,11 @@ export interface RunningApp {
 
 export async function startApp(config: WirecacheConfig, logger = createLogger(config.log.level)): Promise<RunningApp> {
   const metrics = new Metrics({ backendNames: config.backends.map((b) => b.name) });
-  const proxy = new ProxyServer(config, logger, metrics, metrics.cache);
+  const proxy = new ProxyServer(config, logger, metrics, metrics.cache, metrics.routing);
+  if (proxy.monitor) {
+    const monitor = proxy.monitor;
+    metrics.routing.watch(() => monitor.servers());
+  }
   const admin = new AdminServer({
     host: config.admin.host,
     port: config.admin.port,

@@ -10,7 +10,6 @@ import {
   type HandshakeV10,
 } from './protocol/handshake.js';
 import { PayloadReader, ProtocolError } from './protocol/payload_reader.js';
-import { PayloadWriter } from './protocol/payload_writer.js';
 
 export interface BackendEndpoint {
   name: string;
@@ -282,13 +281,47 @@ export class BackendConnection {
   }
 
   /**
+   * Prepares a client's statement on this connection for the proxy (the
+   * client prepared it on another server): returns the server's id and
+   * discards the parameter and column definitions, which the client already has.
+   */
+  async prepare(sql: Buffer): Promise<InternalPrepare> {
+    const packets = this.packetReader();
+    try {
+      this.socket.write(encodePacket(Buffer.concat([COM_STMT_PREPARE_BYTE, sql]), 0));
+      const first = await packets.next();
+      if (first.payload[0] === PacketHeader.ERR) return { statementId: 0, error: parseErr(first.payload) };
+      if (first.payload[0] !== PacketHeader.OK || first.payload.length < 12) throw new ProtocolError('unexpected reply to COM_STMT_PREPARE');
+      const statementId = first.payload.readUInt32LE(1);
+      const columns = first.payload.readUInt16LE(5);
+      const params = first.payload.readUInt16LE(7);
+      const eofs = this.capabilities & Capability.DEPRECATE_EOF ? 0 : (params > 0 ? 1 : 0) + (columns > 0 ? 1 : 0);
+      for (let i = 0; i < params + columns + eofs; i++) await packets.next();
+      return { statementId, error: null };
+    } finally {
+      packets.release();
+    }
+  }
+
+  /** COM_STMT_CLOSE for a statement the proxy prepared here (the server sends no reply). */
+  closeStatement(statementId: number): void {
+    if (this.closed) return;
+    const payload = Buffer.alloc(5);
+    payload[0] = 0x19;
+    payload.writeUInt32LE(statementId, 1);
+    this.socket.write(encodePacket(payload, 0));
+  }
+
+  /**
    * Runs a statement on this connection for the proxy itself (for example
    * KILL on behalf of a client). Only call while no client command is in flight.
    */
-  async query(sql: string): Promise<InternalResult> {
+  async query(sql: string | Buffer): Promise<InternalResult> {
     const packets = this.packetReader();
     try {
-      this.socket.write(encodePacket(new PayloadWriter(sql.length + 1).u8(0x03).string(sql).finish(), 0));
+      // A Buffer is sent byte for byte: a client's statement replayed here must not be re-encoded.
+      const text = typeof sql === 'string' ? Buffer.from(sql, 'utf8') : sql;
+      this.socket.write(encodePacket(Buffer.concat([COM_QUERY_BYTE, text]), 0));
       const result: InternalResult = { ok: null, error: null, rows: [] };
       const first = await packets.next();
       if (first.payload[0] === PacketHeader.OK) {
@@ -318,6 +351,12 @@ export class BackendConnection {
     }
   }
 }
+
+const COM_QUERY_BYTE = Buffer.from([0x03]);
+const COM_STMT_PREPARE_BYTE = Buffer.from([0x16]);
+
+/** What an internal COM_STMT_PREPARE returned: the server's statement id, or its error. */
+export type InternalPrepare = { statementId: number; error: null } | { statementId: 0; error: ErrPacket };
 
 /** A text-protocol row: each column a length-encoded string, 0xFB for NULL. */
 function readTextRow(payload: Buffer): (string | null)[] {

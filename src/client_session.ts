@@ -1,7 +1,7 @@
 import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { generateScramble, verifyNativePassword } from './auth/native_password.js';
-import { BackendConnection, BackendError, type BackendEndpoint, type BackendLogin } from './backend_connection.js';
+import { BackendConnection, BackendError, type BackendEndpoint, type BackendLogin, type InternalResult } from './backend_connection.js';
 import { findUser } from './config.js';
 import type { UserConfig, WirecacheConfig } from './config_types.js';
 import type { Logger } from './logger.js';
@@ -29,12 +29,24 @@ import {
 import { ProtocolError } from './protocol/payload_reader.js';
 import { ResponseKind, ResponseScanner, ScanResult } from './protocol/response_scanner.js';
 import { batchContainsKill, mentionsKill, parseKillStatement, startsWithKill } from './sql_text.js';
+import type { CacheRule } from './cache/cache_rules.js';
 import type { CachePlan } from './cache/cache_policy.js';
 import { SESSION_STATUS_MASK, type LookupResult, type MissTicket, type QueryCache } from './cache/query_cache.js';
 import type { CacheEntry, RefusalReason } from './cache/types.js';
 import { replayInfo, replayResultWith } from './protocol/result_replay.js';
 import { SessionState, STATE_SNAPSHOT_SQL, type Invalidation } from './session_state.js';
 import { classify, type ClassifiedStatement } from './sql_classifier.js';
+import { decideRoute, isRead, type RouteDecision, type RouteReason } from './query_router.js';
+import type { ServerSelector } from './server_selector.js';
+import { gtidCovers } from './gtid.js';
+import {
+  executeWithTypes,
+  newLink,
+  PrimaryPins,
+  StateLog,
+  useStatementFor,
+  type BackendLink,
+} from './session_routing.js';
 
 /** What the proxy announces to clients: mirrors the primary's greeting, minus what the proxy does not implement. */
 export interface ServerIdentity {
@@ -52,8 +64,8 @@ export interface SessionContext {
   logger: Logger;
   observer: ProxyObserver;
   identity(): ServerIdentity;
-  /** The backend that takes this session's traffic (the primary, until routing exists). */
-  primary(): BackendEndpoint;
+  /** Where each statement may go: the primary, replicas in rotation, servers by name. */
+  selector: ServerSelector;
   sessions: ReadonlyMap<number, ClientSession>;
   /** Called when a backend greeting is seen, to keep the announced identity current. */
   learnedBackend(conn: BackendConnection): void;
@@ -75,8 +87,9 @@ const enum Phase {
 
 /** A prepared statement, known to the client by its proxy id (the map key). */
 interface PreparedStatement {
-  backendId: number;
-  /** The statement's classification (only when the cache is on). */
+  /** The statement text, to prepare it again on another connection. */
+  sql: Buffer;
+  /** The statement's classification (when the cache or routing needs it). */
   statement: ClassifiedStatement | null;
   params: number;
   /** Parameter types from the last execute that sent them (later executes may omit them). */
@@ -94,6 +107,37 @@ interface CacheableCommand {
   /** A reason known up front not to cache (a cursor, long data). */
   refusal: RefusalReason | null;
 }
+
+/** A command on its way to a backend: kept until its response starts, so a failed replica read can go elsewhere. */
+interface Dispatch {
+  statement: ClassifiedStatement | null;
+  decision: RouteDecision;
+  /** The prepared statement the command names: prepared on the chosen connection first. */
+  prepared: { id: number; stmt: PreparedStatement } | null;
+  /** Writes the command to the chosen connection (this.backend is already set to it). */
+  write: (link: BackendLink) => void;
+  /** A SET/USE statement's text, to replay on the session's other connections once it succeeded. */
+  stateSql: Buffer | null;
+  /** Servers that failed for this command. */
+  tried: Set<string> | null;
+  /** A read that may be sent again elsewhere if its server fails before answering. */
+  retryable: boolean;
+  retried: boolean;
+  consistency: 'eventual' | 'session';
+  /** Go to the primary whatever the decision (a replica could not be made consistent, none is usable). */
+  forcePrimary: boolean;
+}
+
+/** Route for commands that are not statements (PING, prepare, INIT_DB ...): the session's primary connection. */
+const PRIMARY_COMMAND: RouteDecision = { target: { kind: 'primary' }, reason: 'not_a_read', detail: null };
+
+/** Sends a statement on its way: `rule` is the rule it matched, `recording` whether its result will be stored. */
+type SendRouted = (rule: CacheRule | null, recording: boolean) => void;
+
+/** SHOW WARNINGS / ERRORS / COUNT(*) WARNINGS: about the previous statement, on its connection. */
+const DIAGNOSTICS = /^SHOW\s+(?:WARNINGS|ERRORS|COUNT)\b/i;
+/** FOUND_ROWS() later reads what this SELECT counted: both must run on the primary. */
+const CALC_FOUND_ROWS = /\bSQL_CALC_FOUND_ROWS\b/i;
 
 /** A miss being recorded: the response bytes as they pass, until they exceed the plan's limit. */
 interface Recording {
@@ -137,7 +181,25 @@ export class ClientSession {
   private capabilities = 0;
   private mariaDbCapabilities = 0;
   private handshake: HandshakeResponse | null = null;
+  /** The connection the command in flight runs on (the primary between commands). */
   private backend: BackendConnection | null = null;
+  /** Every backend connection of the session, by server name. */
+  private readonly links = new Map<string, BackendLink>();
+  /** The server this session's primary connection is (or will be) on. */
+  private primaryServer = '';
+  /** How the session logged in, to log in again on other servers. */
+  private login: BackendLogin | null = null;
+  /** SET / USE statements to replay on every connection the session opens. */
+  private readonly stateLog = new StateLog();
+  private readonly pins = new PrimaryPins();
+  /** A write ran on the primary since the session last learnt its GTID. */
+  private gtidPending = false;
+  /** GTID of the session's last write (MariaDB @@last_gtid), once learnt. */
+  private lastGtid: string | null = null;
+  /** The command in flight, for retries and for what it changes in the session. */
+  private inflight: Dispatch | null = null;
+  /** The connection the previous statement ran on (SHOW WARNINGS goes there). */
+  private lastServer = '';
   private clientPaused = 0;
   private backendPaused = false;
   private commandCode = 0;
@@ -166,6 +228,7 @@ export class ClientSession {
   private statusBefore = 0;
   /** Schema named by the COM_INIT_DB in flight. */
   private lastInitDb = '';
+  private lastInitDbBytes: Buffer | null = null;
   private recording: Recording | null = null;
   /** Response bytes held back until a write's invalidation has reached shared storage. */
   private heldOutput: Buffer[] | null = null;
@@ -191,9 +254,11 @@ export class ClientSession {
     socket.on('drain', () => this.onClientDrain());
   }
 
-  /** Backend thread ids this session uses now (for KILL). */
-  get backendThreadIds(): number[] {
-    return this.backend && !this.backend.closed ? [this.backend.threadId] : [];
+  /** Backend threads this session uses now, by server (for KILL). */
+  get backendThreads(): { endpoint: BackendEndpoint; threadId: number }[] {
+    const out: { endpoint: BackendEndpoint; threadId: number }[] = [];
+    for (const link of this.links.values()) if (!link.conn.closed) out.push({ endpoint: link.conn.endpoint, threadId: link.conn.threadId });
+    return out;
   }
 
   get busy(): boolean {
@@ -363,7 +428,7 @@ export class ClientSession {
     }
     const { user, passwordSha1 } = account;
     this.phase = Phase.Working;
-    const login: BackendLogin = {
+    const login: BackendLogin = (this.login = {
       user: user.name,
       passwordSha1,
       database: handshake.database && handshake.database.length > 0 ? handshake.database : null,
@@ -371,7 +436,7 @@ export class ClientSession {
       capabilities: this.capabilities,
       mariaDbCapabilities: this.mariaDbCapabilities,
       connectAttributes: this.backendAttributes(handshake.connectAttributes),
-    };
+    });
     void this.openBackend(login).then(
       (conn) => {
         if (this.phase === Phase.Closed) {
@@ -381,7 +446,7 @@ export class ClientSession {
         if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
         this.handshakeTimer = null;
         this.user = user;
-        this.useBackend(conn);
+        this.usePrimary(conn);
         if (this.ctx.cache) this.state = new SessionState(asLatin1(login.database), login.characterSet);
         this.framer.limit = this.ctx.config().limits.maxPacketBytes;
         this.lastActivity = performance.now();
@@ -407,12 +472,19 @@ export class ClientSession {
     ];
   }
 
+  /** Logs in to the primary (at login and COM_CHANGE_USER). */
   private async openBackend(login: BackendLogin): Promise<BackendConnection> {
-    const endpoint = this.ctx.primary();
+    const choice = this.ctx.selector.primary();
+    // Two writable servers: log in to the configured primary's successor the monitor last saw; reads still work.
+    const endpoint = choice.endpoint ?? this.ctx.selector.server(choice.conflict[0]) ?? this.ctx.selector.primary().endpoint!;
+    const conn = await this.connectTo(endpoint, login);
+    this.ctx.learnedBackend(conn);
+    return conn;
+  }
+
+  private async connectTo(endpoint: BackendEndpoint, login: BackendLogin): Promise<BackendConnection> {
     try {
-      const conn = await BackendConnection.connect(endpoint, login, this.ctx.config().timeouts.backendConnectMs);
-      this.ctx.learnedBackend(conn);
-      return conn;
+      return await BackendConnection.connect(endpoint, login, this.ctx.config().timeouts.backendConnectMs);
     } catch (err) {
       this.ctx.observer.backendConnectError(endpoint.name);
       throw err;
@@ -451,16 +523,39 @@ export class ClientSession {
     this.close(`access denied for '${userName}'`);
   }
 
-  private useBackend(conn: BackendConnection): void {
+  /** Makes `conn` the session's primary connection (login, COM_CHANGE_USER). */
+  private usePrimary(conn: BackendConnection): void {
+    this.primaryServer = conn.endpoint.name;
+    this.addLink(conn);
     this.backend = conn;
     // Pauses taken on behalf of a previous backend connection end with it.
     this.backendPaused = false;
     this.resumeClient(PauseReason.BackendFull);
+  }
+
+  private addLink(conn: BackendConnection): BackendLink {
+    // A fresh login has run nothing of the state log yet.
+    const link = newLink(conn, 0);
+    this.links.set(link.server, link);
     conn.attach(
       (chunk) => this.onBackendData(conn, chunk),
       (err) => this.onBackendClosed(conn, err),
     );
     conn.socket.on('drain', () => this.resumeClient(PauseReason.BackendFull));
+    return link;
+  }
+
+  /** Ends every backend connection of the session (COM_CHANGE_USER, close). */
+  private dropAllLinks(destroyActive = false): void {
+    for (const link of this.links.values()) {
+      if (destroyActive && link.conn === this.backend) link.conn.destroy();
+      else link.conn.quit();
+    }
+    this.links.clear();
+  }
+
+  private get primaryLink(): BackendLink | undefined {
+    return this.links.get(this.primaryServer);
   }
 
   private becomeReady(): void {
@@ -504,13 +599,16 @@ export class ClientSession {
           return;
         }
         const cache = this.ctx.cache;
-        if (cache) {
-          // latin1 maps bytes to characters one to one: two different texts never share a key.
-          const statement = classify(payload.toString('latin1', 1));
-          this.runCacheable(cache, { statement, binary: false, params: '', refusal: null }, () => this.forward(packet, ResponseKind.Query));
+        if (!cache && !this.routing) {
+          this.forward(packet, ResponseKind.Query);
           return;
         }
-        this.forward(packet, ResponseKind.Query);
+        // latin1 maps bytes to characters one to one: two different texts never share a key.
+        const statement = classify(payload.toString('latin1', 1));
+        const send = (rule: CacheRule | null, recording: boolean) =>
+          this.route(statement, rule, recording, null, payload.subarray(1), () => this.sendToBackend(wireOf(packet), ResponseKind.Query));
+        if (cache) this.runCacheable(cache, { statement, binary: false, params: '', refusal: null }, send);
+        else send(null, false);
         return;
       }
       case Command.PROCESS_KILL:
@@ -524,18 +622,19 @@ export class ClientSession {
         this.runLocal(() => this.changeUser(payload));
         return;
       case Command.STMT_PREPARE: {
-        const statement = this.ctx.cache ? classify(payload.toString('latin1', 1)) : null;
+        const statement = this.ctx.cache || this.routing ? classify(payload.toString('latin1', 1)) : null;
+        const sql = Buffer.from(payload.subarray(1));
         this.scanner.onPrepareOk = (ok, info) => {
           const id = this.nextStatementId++;
-          this.statements.set(id, { backendId: info.statementId, statement, params: info.params, types: null, longData: false });
+          this.statements.set(id, { sql, statement, params: info.params, types: null, longData: false });
+          this.links.get(this.backend!.endpoint.name)?.statements.set(id, { backendId: info.statementId, types: null });
           ok.writeUInt32LE(id, 1);
         };
         this.forward(packet, ResponseKind.Prepare);
         return;
       }
       case Command.STMT_EXECUTE:
-        if (this.ctx.cache) this.executeCacheable(packet, this.ctx.cache);
-        else this.forwardStatementCommand(packet, ResponseKind.Query, 'mysqld_stmt_execute');
+        this.execute(packet);
         return;
       case Command.STMT_FETCH:
         this.forwardStatementCommand(packet, ResponseKind.Fetch, 'mysqld_stmt_fetch');
@@ -552,11 +651,9 @@ export class ClientSession {
         this.forwardStatementCommand(packet, null, 'mysqld_stmt_send_long_data');
         return;
       }
-      case Command.STMT_CLOSE: {
-        const stmt = this.forwardStatementCommand(packet, null, 'mysqld_stmt_close');
-        if (stmt !== null) this.statements.delete(stmt);
+      case Command.STMT_CLOSE:
+        this.closeStatement(statementIdOf(payload));
         return;
-      }
       case Command.FIELD_LIST:
         this.forward(packet, ResponseKind.FieldList);
         return;
@@ -566,6 +663,7 @@ export class ClientSession {
       case Command.INIT_DB:
         // latin1, like statement text: schema names compare byte for byte with the tables statements name.
         this.lastInitDb = payload.toString('latin1', 1);
+        this.lastInitDbBytes = Buffer.from(payload.subarray(1));
         this.forward(packet, ResponseKind.Single);
         return;
       case Command.PING:
@@ -585,31 +683,415 @@ export class ClientSession {
     }
   }
 
-  // ---------------------------------------------------------------- the query cache
-
-  /** COM_STMT_EXECUTE with the cache on: keyed on the statement, parameter types and values. */
-  private executeCacheable(packet: Packet, cache: QueryCache): void {
+  /** COM_STMT_EXECUTE: routed like its statement, keyed for the cache on the statement, parameter types and values. */
+  private execute(packet: Packet): void {
     const payload = packet.payload;
-    const send = () => void this.forwardStatementCommand(packet, ResponseKind.Query, 'mysqld_stmt_execute');
-    const stmt = this.statements.get(statementIdOf(payload));
-    if (!stmt || !stmt.statement || payload.length < 10) {
-      // The server answers with its error; nothing to cache or invalidate.
-      send();
+    const id = statementIdOf(payload);
+    const stmt = this.statements.get(id);
+    if (!stmt || payload.length < 10) {
+      // The server answers with its error; nothing to cache, route or invalidate.
+      this.forwardStatementCommand(packet, ResponseKind.Query, 'mysqld_stmt_execute');
+      return;
+    }
+    const cache = this.ctx.cache;
+    if (!cache && !this.routing) {
+      this.forwardStatementCommand(packet, ResponseKind.Query, 'mysqld_stmt_execute');
       return;
     }
     const params = executeParams(stmt, payload);
-    const refusal: RefusalReason | null =
-      payload[5] !== 0 ? 'cursor' : stmt.longData ? 'long_data' : params === null ? 'unknown_parameters' : null;
+    const cursor = payload[5] !== 0;
+    const longData = stmt.longData;
     stmt.longData = false;
+    const statement = stmt.statement;
+    // A cursor's FETCHes and long data sent before go to the primary connection: so does the execute.
+    const pinned = cursor || longData;
+    const send = (rule: CacheRule | null, recording: boolean) => {
+      if (!statement || !this.routing || pinned) {
+        this.dispatchOrForward(null, PRIMARY_COMMAND, { id, stmt }, null, (link) => this.executeOn(link, packet, stmt, id));
+        return;
+      }
+      this.route(statement, rule, recording, { id, stmt }, null, (link) => this.executeOn(link, packet, stmt, id));
+    };
+    if (!cache || !statement) {
+      send(null, false);
+      return;
+    }
+    const refusal: RefusalReason | null = cursor ? 'cursor' : longData ? 'long_data' : params === null ? 'unknown_parameters' : null;
     // Writes go this way too, so that their invalidation is never skipped.
-    this.runCacheable(cache, { statement: stmt.statement, binary: true, params: params ?? '', refusal }, send);
+    this.runCacheable(cache, { statement, binary: true, params: params ?? '', refusal }, send);
   }
+
+  /** Writes a COM_STMT_EXECUTE to `link` with that connection's statement id, spelling out parameter types it has not seen. */
+  private executeOn(link: BackendLink, packet: Packet, stmt: PreparedStatement, id: number): void {
+    const entry = link.statements.get(id)!;
+    let bytes = wireOf(packet);
+    if (stmt.params > 0 && stmt.types && entry.types !== stmt.types) {
+      const payload = executeWithTypes(packet.payload, stmt.params, stmt.types);
+      if (payload !== packet.payload) bytes = encodePacket(payload, packet.seq);
+    }
+    entry.types = stmt.types;
+    bytes.writeUInt32LE(entry.backendId, 5);
+    this.sendToBackend(bytes, ResponseKind.Query);
+  }
+
+  /** COM_STMT_CLOSE: closes the statement on every connection that has it (no reply, as from the server). */
+  private closeStatement(id: number): void {
+    if (this.statements.delete(id)) {
+      for (const link of this.links.values()) {
+        const entry = link.statements.get(id);
+        if (!entry) continue;
+        link.statements.delete(id);
+        link.conn.closeStatement(entry.backendId);
+      }
+    }
+    this.finishCommand();
+  }
+
+  // ---------------------------------------------------------------- routing
+
+  /** Whether reads may go to replicas: a monitor watches more than one server. */
+  private get routing(): boolean {
+    return this.ctx.selector.monitored;
+  }
+
+  /** What keeps this session's next statement on the primary. */
+  private currentPins(): { inTransaction: boolean; pinned: string | null } {
+    const status = this.serverStatus;
+    return {
+      inTransaction: (status & ServerStatus.IN_TRANS) !== 0 || (status & ServerStatus.AUTOCOMMIT) === 0,
+      pinned: this.pins.reason() ?? (this.stateLog.overflow ? 'session_state' : null),
+    };
+  }
+
+  /**
+   * Sends a statement where the router says. `recording`: the result will be
+   * stored in the cache, so it is read from the primary (a lagging replica's
+   * answer must not be kept for a whole TTL).
+   */
+  private route(
+    statement: ClassifiedStatement,
+    rule: CacheRule | null,
+    recording: boolean,
+    prepared: Dispatch['prepared'],
+    stateSql: Buffer | null,
+    write: (link: BackendLink) => void,
+  ): void {
+    if (!this.routing) {
+      this.dispatchOrForward(statement, PRIMARY_COMMAND, prepared, stateSql, write);
+      return;
+    }
+    let decision = decideRoute(statement, rule, this.currentPins());
+    if (decision.target.kind !== 'primary') {
+      if (recording) decision = { target: { kind: 'primary' }, reason: 'cache_fill', detail: null };
+      else if (statement.type === 'select' && CALC_FOUND_ROWS.test(statement.keyText)) decision = { target: { kind: 'primary' }, reason: 'primary_function', detail: 'SQL_CALC_FOUND_ROWS' };
+    }
+    if (statement.type === 'show' && DIAGNOSTICS.test(statement.keyText) && this.links.has(this.lastServer)) {
+      // Warnings belong to the connection that ran the previous statement.
+      decision = { target: { kind: 'server', name: this.lastServer }, reason: 'diagnostics', detail: null };
+    }
+    const consistency = rule?.consistency ?? this.ctx.config().routing.consistency;
+    this.dispatch({
+      statement,
+      decision,
+      prepared,
+      write,
+      stateSql,
+      tried: null,
+      retryable: isRead(statement) && decision.target.kind !== 'primary',
+      retried: false,
+      consistency,
+      forcePrimary: false,
+    });
+  }
+
+  /** Without routing everything runs on the primary connection, as sent; with it, through dispatch. */
+  private dispatchOrForward(
+    statement: ClassifiedStatement | null,
+    decision: RouteDecision,
+    prepared: Dispatch['prepared'],
+    stateSql: Buffer | null,
+    write: (link: BackendLink) => void,
+  ): void {
+    const primary = this.primaryLink;
+    if (!this.routing && primary) {
+      // One server: the primary connection has every statement the client prepared.
+      write(primary);
+      return;
+    }
+    this.dispatch({ statement, decision, prepared, write, stateSql, tried: null, retryable: false, retried: false, consistency: 'eventual', forcePrimary: false });
+  }
+
+  /**
+   * Picks the server for a command, makes sure this session's connection
+   * there exists and is ready (session state replayed, the statement
+   * prepared, the session's last write applied), then writes the command.
+   * Synchronous when the connection is ready, which is the usual case.
+   */
+  private dispatch(d: Dispatch): void {
+    this.inflight = d;
+    const target = this.resolveTarget(d);
+    if ('error' in target) {
+      this.replyLocal(target.error, target.message);
+      return;
+    }
+    const { endpoint, replica } = target;
+    const link = this.links.get(endpoint.name);
+    if (link && !link.conn.closed && this.linkReady(link, d, replica)) {
+      this.sendOn(link, d, replica);
+      return;
+    }
+    this.phase = Phase.Working;
+    this.prepareLink(endpoint, link, d, replica).then(
+      (ready) => {
+        if (this.phase === Phase.Closed) return;
+        if (ready) this.sendOn(ready, d, replica);
+        else this.dispatch(d);
+      },
+      (err: Error) => {
+        if (this.phase === Phase.Closed) return;
+        if (err instanceof BackendError && !replica) {
+          this.replyLocal(ErrorCode.CONN_HOST_ERROR, `wirecache: ${err.message}`);
+          return;
+        }
+        this.failSession(err);
+      },
+    );
+  }
+
+  private resolveTarget(d: Dispatch): { endpoint: BackendEndpoint; replica: boolean } | { error: ErrorSpec; message: string } {
+    const t = d.decision.target;
+    const selector = this.ctx.selector;
+    if (!d.forcePrimary && t.kind !== 'primary') {
+      if (t.kind === 'server' && !d.tried?.has(t.name)) {
+        const named = t.name === this.primaryServer ? null : selector.server(t.name);
+        if (named) return { endpoint: named, replica: true };
+        if (t.name === this.primaryServer && this.links.has(t.name)) return this.primaryTarget(d);
+      }
+      const replica = selector.pickReplica(d.tried);
+      if (replica && replica.name !== this.primaryServer) return { endpoint: replica, replica: true };
+    }
+    return this.primaryTarget(d);
+  }
+
+  /** The session's primary connection, following the monitor when the primary moved. */
+  private primaryTarget(d: Dispatch): { endpoint: BackendEndpoint; replica: boolean } | { error: ErrorSpec; message: string } {
+    const choice = this.ctx.selector.primary();
+    const current = this.primaryLink;
+    if (!choice.endpoint) {
+      // Two writable servers: the proxy will not guess which one is the primary.
+      const read = d.statement === null ? d.decision === PRIMARY_COMMAND : isRead(d.statement);
+      if (read && current && !current.conn.closed) return { endpoint: current.conn.endpoint, replica: false };
+      this.ctx.observer.writeRefused('writable_conflict');
+      return {
+        error: ErrorCode.OPTION_PREVENTS_STATEMENT,
+        message: `wirecache: refusing writes: ${choice.conflict.join(' and ')} are all writable (read_only=OFF); set read_only=ON on all but the primary`,
+      };
+    }
+    if (choice.endpoint.name !== this.primaryServer) {
+      const lost = this.followPrimary(choice.endpoint);
+      if (lost) return lost;
+    }
+    return { endpoint: choice.endpoint, replica: false };
+  }
+
+  /**
+   * The monitor found a new primary. The old primary connection goes; what it
+   * held (an open transaction, temporary tables, locks) is gone with it, and
+   * the client is told once instead of its statement running without it.
+   */
+  private followPrimary(next: BackendEndpoint): { error: ErrorSpec; message: string } | null {
+    const from = this.primaryServer;
+    const old = this.links.get(from);
+    const pins = this.currentPins();
+    const hadTransaction = pins.inTransaction && (this.serverStatus & ServerStatus.AUTOCOMMIT) !== 0;
+    const lostState = old !== undefined && !old.conn.closed ? (hadTransaction ? 'transaction' : pins.pinned) : null;
+    if (old) {
+      this.links.delete(from);
+      old.conn.quit();
+    }
+    this.primaryServer = next.name;
+    this.pins.reset();
+    this.serverStatus = (this.serverStatus & ~ServerStatus.IN_TRANS) | ServerStatus.AUTOCOMMIT;
+    this.log.warn({ from, to: next.name, lost: lostState }, 'primary moved; the session follows it');
+    if (!lostState) return null;
+    this.ctx.observer.primaryMoveInterrupted(lostState === 'transaction' ? 'transaction' : 'session_state');
+    if (lostState === 'transaction') {
+      return {
+        error: ErrorCode.LOCK_DEADLOCK,
+        message: `wirecache: the primary moved from ${from} to ${next.name} while this session had a transaction open on ${from}; it was rolled back there. Restart the transaction`,
+      };
+    }
+    return {
+      error: ErrorCode.CONNECTION_KILLED,
+      message: `wirecache: the primary moved from ${from} to ${next.name}; this session's ${lostState.replace(/_/g, ' ')} state on ${from} is gone`,
+    };
+  }
+
+  /** Whether `link` can take the command now, with nothing to run on it first. */
+  private linkReady(link: BackendLink, d: Dispatch, replica: boolean): boolean {
+    if (link.appliedState !== this.stateLog.latest) return false;
+    if (d.prepared && !link.statements.has(d.prepared.id)) return false;
+    if (!replica || d.consistency !== 'session' || this.gtidPending) return !(replica && d.consistency === 'session' && this.gtidPending);
+    return this.lastGtid === null || link.coveredGtid === this.lastGtid || this.replicaCovers(link.server);
+  }
+
+  private replicaCovers(server: string): boolean {
+    const position = this.ctx.selector.gtidPosition(server);
+    return position !== null && this.lastGtid !== null && gtidCovers(position, this.lastGtid);
+  }
+
+  /**
+   * Opens the connection if needed, replays the session's state on it,
+   * prepares the statement there and, for a session-consistent read on a
+   * replica, waits for the session's last write. Resolves with the link, or
+   * null when this server cannot serve the command (the caller dispatches
+   * again, excluding it or forcing the primary).
+   */
+  private async prepareLink(endpoint: BackendEndpoint, existing: BackendLink | undefined, d: Dispatch, replica: boolean): Promise<BackendLink | null> {
+    const giveUp = (why: string): null => {
+      this.log.info({ server: endpoint.name, why }, 'server cannot take this command; trying another');
+      (d.tried ??= new Set()).add(endpoint.name);
+      return null;
+    };
+    let link = existing && !existing.conn.closed ? existing : undefined;
+    if (!link) {
+      if (existing) this.links.delete(endpoint.name);
+      let conn: BackendConnection;
+      try {
+        conn = await this.connectTo(endpoint, this.login!);
+      } catch (err) {
+        if (!replica) throw err;
+        this.ctx.selector.suspect(endpoint.name);
+        return giveUp((err as Error).message);
+      }
+      if (this.phase === Phase.Closed) {
+        conn.quit();
+        return null;
+      }
+      if (!replica && endpoint.name === this.primaryServer) this.ctx.learnedBackend(conn);
+      link = this.addLink(conn);
+    }
+    try {
+      for (const sql of this.stateLog.pending(link.appliedState)) {
+        const result = await link.conn.query(sql);
+        if (result.error && replica) {
+          this.dropLink(link);
+          return giveUp(`replaying session state failed: ${result.error.message}`);
+        }
+        if (result.error) this.log.warn({ server: endpoint.name, error: result.error.message }, 'replaying session state on the new primary failed');
+      }
+      link.appliedState = this.stateLog.latest;
+      if (d.prepared && !link.statements.has(d.prepared.id)) {
+        const prepared = await link.conn.prepare(d.prepared.stmt.sql);
+        if (prepared.error) {
+          if (replica) return giveUp(`preparing the statement failed: ${prepared.error.message}`);
+          this.replyLocal({ code: prepared.error.code, sqlState: prepared.error.sqlState }, prepared.error.message);
+          return null;
+        }
+        link.statements.set(d.prepared.id, { backendId: prepared.statementId, types: null });
+      }
+      if (replica && d.consistency === 'session' && !(await this.waitForSessionWrites(link))) {
+        d.forcePrimary = true;
+        return null;
+      }
+      return link;
+    } catch (err) {
+      if (!replica) throw err;
+      this.dropLink(link);
+      return giveUp((err as Error).message);
+    }
+  }
+
+  /**
+   * Read-your-writes: true once `link`'s replica has applied the session's last
+   * write (learnt from the primary's @@last_gtid), waiting up to
+   * routing.consistency_wait_ms with MASTER_GTID_WAIT.
+   */
+  private async waitForSessionWrites(link: BackendLink): Promise<boolean> {
+    if (this.gtidPending) {
+      const primary = this.primaryLink;
+      if (!primary || primary.conn.closed) return false;
+      const result = await primary.conn.query('SELECT @@last_gtid');
+      if (result.error) return false;
+      this.gtidPending = false;
+      const gtid = result.rows[0]?.[0] ?? '';
+      this.lastGtid = gtid === '' ? null : gtid;
+    }
+    const gtid = this.lastGtid;
+    if (gtid === null || link.coveredGtid === gtid || this.replicaCovers(link.server)) {
+      this.ctx.observer.consistencyChecked('covered');
+      return true;
+    }
+    if (!/^[0-9,-]+$/.test(gtid)) return false;
+    const seconds = this.ctx.config().routing.consistencyWaitMs / 1000;
+    const result = await link.conn.query(`SELECT MASTER_GTID_WAIT('${gtid}', ${seconds})`);
+    const caughtUp = !result.error && result.rows[0]?.[0] === '0';
+    this.ctx.observer.consistencyChecked(caughtUp ? 'waited' : 'timeout');
+    if (caughtUp) link.coveredGtid = gtid;
+    return caughtUp;
+  }
+
+  /** Writes the command on `link`, which becomes the connection in flight. */
+  private sendOn(link: BackendLink, d: Dispatch, replica: boolean): void {
+    this.backend = link.conn;
+    if (this.routing) this.ctx.observer.statementRouted(replica ? 'replica' : 'primary', link.server, d.forcePrimary && d.decision.target.kind !== 'primary' ? 'no_replica' : d.decision.reason);
+    d.write(link);
+  }
+
+  /** Closes a connection the session no longer trusts. */
+  private dropLink(link: BackendLink): void {
+    if (this.links.get(link.server) === link) this.links.delete(link.server);
+    link.conn.quit();
+  }
+
+  /**
+   * The command in flight lost its replica before any byte reached the
+   * client: a read runs once more on another server. Returns false when it may not.
+   */
+  private retryElsewhere(conn: BackendConnection, reason: string): boolean {
+    const d = this.inflight;
+    if (!d || !d.retryable || d.retried || this.bytesForwarded > 0 || this.phase !== Phase.Relaying || conn !== this.backend) return false;
+    d.retried = true;
+    (d.tried ??= new Set()).add(conn.endpoint.name);
+    const link = this.links.get(conn.endpoint.name);
+    if (link?.conn === conn) this.links.delete(conn.endpoint.name);
+    this.ctx.selector.suspect(conn.endpoint.name);
+    this.ctx.observer.readRetried(conn.endpoint.name);
+    this.log.warn({ server: conn.endpoint.name, reason }, 'replica failed before answering; retrying the read on another server');
+    this.dispatch(d);
+    return true;
+  }
+
+  /** What a completed statement changed in the session: state to replay, pins, the need to learn its GTID. */
+  private afterStatement(d: Dispatch, ok: boolean): void {
+    const conn = this.backend;
+    const statement = d.statement;
+    if (!conn) return;
+    this.lastServer = conn.endpoint.name;
+    if (!statement || !ok || conn.endpoint.name !== this.primaryServer) return;
+    this.pins.afterStatement(statement, this.state?.schema ?? null);
+    if ((statement.type === 'set' && !statement.setsGlobal) || statement.type === 'use') {
+      if (statement.multiStatement) return;
+      if (d.stateSql === null) {
+        // A SET prepared with placeholders cannot be replayed as text.
+        this.pins.untrack('prepared_set');
+        return;
+      }
+      this.stateLog.add(d.stateSql);
+      const primary = this.primaryLink;
+      if (primary) primary.appliedState = this.stateLog.latest;
+      return;
+    }
+    if (!(isRead(statement) && statement.needsPrimary === null)) this.gtidPending = true;
+  }
+
+  // ---------------------------------------------------------------- the query cache
 
   /**
    * A COM_QUERY or COM_STMT_EXECUTE with the cache on: served from the cache,
    * or sent with `send` (and recorded when the plan says so).
    */
-  private runCacheable(cache: QueryCache, command: CacheableCommand, send: () => void): void {
+  private runCacheable(cache: QueryCache, command: CacheableCommand, send: SendRouted): void {
     const state = this.state!;
     const statement = command.statement;
     this.statement = statement;
@@ -618,14 +1100,15 @@ export class ClientSession {
     // A write, or anything that may end a transaction, must not be acknowledged before other proxies see its invalidation.
     const mayEndTransaction = (this.serverStatus & ServerStatus.IN_TRANS) !== 0 && statement.type !== 'select' && statement.type !== 'show';
     const holdReply = cache.sharedInvalidation && (writesData(statement) || mayEndTransaction);
-    const go = () => {
+    const go: SendRouted = (rule, recording) => {
       if (holdReply) this.heldOutput = [];
-      send();
+      send(rule, recording);
     };
-    if (!state.known && statement.type === 'select' && !statement.multiStatement && cache.mayCache(statement)) {
+    const primary = this.primaryLink;
+    if (!state.known && primary && !primary.conn.closed && statement.type === 'select' && !statement.multiStatement && cache.mayCache(statement)) {
       // What the session changed is unknown (after CALL, a reset, ...): read it back once, then decide.
       this.phase = Phase.Working;
-      this.backend!.query(STATE_SNAPSHOT_SQL).then(
+      primary.conn.query(STATE_SNAPSHOT_SQL).then(
         (result) => {
           if (this.phase === Phase.Closed) return;
           if (result.rows[0]) state.setSnapshot(result.rows[0].map(asLatin1));
@@ -639,7 +1122,7 @@ export class ClientSession {
     this.lookup(cache, command, go);
   }
 
-  private lookup(cache: QueryCache, command: CacheableCommand, send: () => void): void {
+  private lookup(cache: QueryCache, command: CacheableCommand, send: SendRouted): void {
     const state = this.state!;
     const plan = cache.decide(
       {
@@ -655,8 +1138,8 @@ export class ClientSession {
       },
       command.refusal,
     );
-    if (!plan) {
-      send();
+    if (!plan.cache) {
+      send(plan.rule, false);
       return;
     }
     const result = cache.lookup(plan);
@@ -671,7 +1154,7 @@ export class ClientSession {
     }
   }
 
-  private afterLookup(cache: QueryCache, plan: CachePlan, result: LookupResult, send: () => void): void {
+  private afterLookup(cache: QueryCache, plan: CachePlan, result: LookupResult, send: SendRouted): void {
     if (this.phase === Phase.Closed) {
       if (result.kind === 'miss') cache.abandon(result.ticket);
       return;
@@ -681,7 +1164,7 @@ export class ClientSession {
       return;
     }
     if (result.kind === 'miss') this.recording = { ticket: result.ticket, pieces: [], bytes: 0, limit: plan.maxResultBytes };
-    send();
+    send(plan.rule, result.kind === 'miss');
   }
 
   /** Sends a cached result, reframed for this client and its transaction state. */
@@ -752,24 +1235,26 @@ export class ClientSession {
   }
 
   /** Commands that name a prepared statement: the proxy's id is swapped for the backend's. Returns the proxy id, or null if unknown. */
-  private forwardStatementCommand(packet: Packet, kind: ResponseKind | null, what: string): number | null {
-    const payload = packet.payload;
-    const proxyId = statementIdOf(payload);
+  private forwardStatementCommand(packet: Packet, kind: ResponseKind | null, what: string): void {
+    const proxyId = statementIdOf(packet.payload);
     const stmt = this.statements.get(proxyId);
     if (!stmt) {
-      // No response is expected for CLOSE and SEND_LONG_DATA; the server ignores unknown ids there too.
+      // No response is expected for SEND_LONG_DATA; the server ignores unknown ids there too.
       if (kind === null) this.finishCommand();
       else this.replyLocal(ErrorCode.UNKNOWN_STMT_HANDLER, `Unknown prepared statement handler (${proxyId}) given to ${what}`);
-      return null;
+      return;
     }
-    const bytes = packet.wire ?? encodePacket(payload, packet.seq);
-    bytes.writeUInt32LE(stmt.backendId, 5);
-    this.sendToBackend(bytes, kind);
-    return proxyId;
+    this.dispatchOrForward(null, PRIMARY_COMMAND, { id: proxyId, stmt }, null, (link) => {
+      const bytes = wireOf(packet);
+      bytes.writeUInt32LE(link.statements.get(proxyId)!.backendId, 5);
+      this.sendToBackend(bytes, kind);
+    });
   }
 
+  /** A command for the session's primary connection, as the client sent it. */
   private forward(packet: Packet, kind: ResponseKind): void {
-    this.sendToBackend(packet.wire ?? encodePacket(packet.payload, packet.seq), kind);
+    if (this.routing) this.dispatchOrForward(null, PRIMARY_COMMAND, null, null, () => this.sendToBackend(wireOf(packet), kind));
+    else this.sendToBackend(wireOf(packet), kind);
   }
 
   /** Writes a command to the backend; `kind` null means the command has no response. */
@@ -790,7 +1275,7 @@ export class ClientSession {
   }
 
   /** A reply the proxy makes itself, without a backend. */
-  private replyLocal(spec: ErrorSpec, message: string): void {
+  private replyLocal(spec: { code: number; sqlState: string }, message: string): void {
     this.sendErr(spec, message, this.responseSeq);
     this.finishCommand();
   }
@@ -807,6 +1292,7 @@ export class ClientSession {
   }
 
   private finishCommand(): void {
+    this.inflight = null;
     if (this.recording) {
       // The command ended without a response to record (a reply the proxy made itself).
       this.ctx.cache?.abandon(this.recording.ticket);
@@ -822,9 +1308,9 @@ export class ClientSession {
   // ---------------------------------------------------------------- relaying responses
 
   private onBackendData(conn: BackendConnection, chunk: Buffer): void {
-    if (conn !== this.backend || this.phase === Phase.Closed) return;
-    if (this.phase !== Phase.Relaying) {
-      this.onUnsolicited(chunk);
+    if (this.phase === Phase.Closed) return;
+    if (conn !== this.backend || this.phase !== Phase.Relaying) {
+      this.onUnsolicited(conn, chunk);
       return;
     }
     const out = this.out;
@@ -867,7 +1353,7 @@ export class ClientSession {
       return;
     }
     this.onResponseComplete();
-    if (this.scanner.consumed < chunk.length) this.onUnsolicited(chunk.subarray(this.scanner.consumed));
+    if (this.scanner.consumed < chunk.length) this.onUnsolicited(conn, chunk.subarray(this.scanner.consumed));
   }
 
   private onResponseComplete(): void {
@@ -875,11 +1361,16 @@ export class ClientSession {
     // Status 0 is a real answer (autocommit off, no transaction): only a response without a terminator keeps the old flags.
     if (this.scanner.statusSeen) this.serverStatus = this.scanner.lastStatus & ~ServerStatus.MORE_RESULTS_EXISTS;
     const ok = this.scanner.errorCode === 0;
+    const dispatched = this.inflight;
+    this.inflight = null;
+    if (dispatched) this.afterStatement(dispatched, ok);
     if (this.commandCode === Command.RESET_CONNECTION && ok) {
       // The server dropped every prepared statement of the session, and rolled back its transaction.
       this.statements.clear();
       this.state?.connectionReset();
+      this.afterReset();
     }
+    if (this.commandCode === Command.INIT_DB && ok && this.lastInitDbBytes && this.routing) this.logState(useStatementFor(this.lastInitDbBytes));
     const cache = this.ctx.cache;
     if (cache && this.state) {
       if (this.commandCode === Command.INIT_DB && ok) this.state.initDb(this.lastInitDb);
@@ -907,6 +1398,29 @@ export class ClientSession {
     this.finishCommand();
   }
 
+  /** The session's primary connection was reset: other connections hold state it no longer has. */
+  private afterReset(): void {
+    for (const link of [...this.links.values()]) {
+      if (link.server === this.primaryServer) link.statements.clear();
+      else this.dropLink(link);
+    }
+    this.stateLog.clear();
+    this.pins.reset();
+  }
+
+  /** A SET/USE that succeeded on the primary connection: other connections run it before their next command. */
+  private logState(sql: Buffer): void {
+    this.stateLog.add(sql);
+    const primary = this.primaryLink;
+    if (primary) primary.appliedState = this.stateLog.latest;
+  }
+
+  /** The primary connection holds something a new connection would not have. */
+  private holdsPrimaryState(): boolean {
+    const pins = this.currentPins();
+    return pins.inTransaction || pins.pinned !== null;
+  }
+
   /** Client packets of a LOCAL INFILE transfer go to the backend as they are; an empty packet ends the file. */
   private onInfilePacket(packet: Packet): void {
     const backend = this.backend;
@@ -919,18 +1433,50 @@ export class ClientSession {
     }
   }
 
-  /** Bytes from the backend while no command is in flight: a kill or shutdown notice. Pass it on and end. */
-  private onUnsolicited(bytes: Buffer): void {
+  /**
+   * Bytes from a backend connection while no command of the session runs on
+   * it: a kill or shutdown notice. A replica connection, or a primary one
+   * holding nothing, is dropped and reopened when needed; otherwise the
+   * notice goes to the client and the session ends, as it would on the server.
+   */
+  private onUnsolicited(conn: BackendConnection, bytes: Buffer): void {
+    const primary = conn.endpoint.name === this.primaryServer;
+    const replaceable = this.routing && !(primary && this.holdsPrimaryState());
+    if (replaceable || (conn !== this.backend && this.busy)) {
+      this.log.info({ server: conn.endpoint.name, bytes: bytes.length }, 'backend connection sent data outside a command; dropping it');
+      const link = this.links.get(conn.endpoint.name);
+      if (link?.conn === conn) this.dropLink(link);
+      else conn.quit();
+      if (!replaceable) this.closeAfterCurrentCommand('the primary connection ended');
+      return;
+    }
     this.log.warn({ bytes: bytes.length, first: bytes[4] }, 'backend sent data outside a command; closing the session');
     this.socket.write(bytes);
     this.close('backend ended the session');
   }
 
   private onBackendClosed(conn: BackendConnection, err: Error | null): void {
-    if (conn !== this.backend || this.phase === Phase.Closed) return;
+    if (this.phase === Phase.Closed) return;
+    const link = this.links.get(conn.endpoint.name);
+    if (link?.conn === conn) this.links.delete(conn.endpoint.name);
     const reason = err ? err.message : 'connection closed';
+    const active = conn === this.backend && (this.phase === Phase.Relaying || this.phase === Phase.Infile);
+    if (active && this.retryElsewhere(conn, reason)) return;
+    const primary = conn.endpoint.name === this.primaryServer;
+    if (!active && conn !== this.backend && !primary) return;
+    if (!active && this.routing && !(primary && this.holdsPrimaryState()) && this.phase !== Phase.Working) {
+      // Nothing of the session's lives only there: the next command opens a new connection.
+      this.log.info({ backend: conn.endpoint.name, reason }, 'idle backend connection lost; it is reopened when needed');
+      return;
+    }
     const where = `${conn.endpoint.name} (${conn.endpoint.host}:${conn.endpoint.port})`;
     this.log.warn({ backend: conn.endpoint.name, reason }, 'backend connection lost');
+    if (active && !primary && this.bytesForwarded === 0 && this.phase === Phase.Relaying) {
+      // A replica read that may not be retried: this command fails, the session (its state is on the primary) goes on.
+      this.inflight = null;
+      this.replyLocal(ErrorCode.SERVER_LOST, `Lost connection to backend ${where} during query: ${reason}`);
+      return;
+    }
     if (this.phase === Phase.Relaying && this.bytesForwarded > 0) {
       // Part of a result already reached the client: nothing valid can follow it.
       this.close(`backend lost mid-response: ${reason}`);
@@ -981,7 +1527,7 @@ export class ClientSession {
   private async kill(targetId: number, scope: 'connection' | 'query'): Promise<void> {
     // The id from the handshake, or (as applications read it from CONNECTION_ID()) a backend thread id.
     const target =
-      this.ctx.sessions.get(targetId) ?? [...this.ctx.sessions.values()].find((s) => s.backendThreadIds.includes(targetId));
+      this.ctx.sessions.get(targetId) ?? [...this.ctx.sessions.values()].find((s) => s.backendThreads.some((t) => t.threadId === targetId));
     if (!target) {
       this.sendErr(ErrorCode.NO_SUCH_THREAD, `Unknown thread id: ${targetId}`, this.responseSeq);
       return;
@@ -999,8 +1545,9 @@ export class ClientSession {
       this.sendOk();
       return;
     }
-    for (const thread of target.backendThreadIds) {
-      const result = await this.backend!.query(`KILL ${scope === 'query' ? 'QUERY ' : ''}${thread}`);
+    const threads = target.backendThreads;
+    for (const { endpoint, threadId } of threads) {
+      const result = await this.runOn(endpoint, `KILL ${scope === 'query' ? 'QUERY ' : ''}${threadId}`);
       // The backend thread may have ended between the lookup and the KILL: that is success for the client.
       if (result.error && result.error.code !== ErrorCode.NO_SUCH_THREAD.code) {
         this.sendErr(result.error, result.error.message, this.responseSeq);
@@ -1009,11 +1556,22 @@ export class ClientSession {
     }
     if (scope === 'connection') {
       // The killed backend closes the target's session with the server's own error; this is the fallback.
-      const threads = target.backendThreadIds.length;
-      if (threads === 0) target.terminate(`killed by session ${this.id}`);
+      if (threads.length === 0) target.terminate(`killed by session ${this.id}`);
       else setTimeout(() => target.terminate(`killed by session ${this.id}`), 1000).unref();
     }
     this.sendOk();
+  }
+
+  /** Runs an internal statement on `endpoint` over this session's connection there, or a short-lived one. */
+  private async runOn(endpoint: BackendEndpoint, sql: string): Promise<InternalResult> {
+    const link = this.links.get(endpoint.name);
+    if (link && !link.conn.closed) return link.conn.query(sql);
+    const conn = await this.connectTo(endpoint, this.login!);
+    try {
+      return await conn.query(sql);
+    } finally {
+      conn.quit();
+    }
   }
 
   private async changeUser(payload: Buffer): Promise<void> {
@@ -1033,13 +1591,14 @@ export class ClientSession {
     }
     const { user, passwordSha1 } = account;
     // A fresh backend login gives exactly the reset that COM_CHANGE_USER promises.
-    const old = this.backend;
     this.backend = null;
-    old?.quit();
+    this.dropAllLinks();
     this.statements.clear();
+    this.stateLog.clear();
+    this.pins.reset();
     // The server rolls the old session's transaction back.
     this.state?.abandonTransaction(false);
-    const conn = await this.openBackend({
+    const conn = await this.openBackend((this.login = {
       user: user.name,
       passwordSha1,
       database: request.database.length > 0 ? request.database : null,
@@ -1047,7 +1606,7 @@ export class ClientSession {
       capabilities: this.capabilities,
       mariaDbCapabilities: this.mariaDbCapabilities,
       connectAttributes: this.backendAttributes(request.connectAttributes),
-    }).catch((err: Error) => err);
+    })).catch((err: Error) => err);
     if (conn instanceof Error) {
       this.failBackendLogin(conn, seq);
       return;
@@ -1066,7 +1625,9 @@ export class ClientSession {
       }
     }
     this.user = user;
-    this.useBackend(conn);
+    this.usePrimary(conn);
+    const primary = this.primaryLink;
+    if (primary) primary.appliedState = this.stateLog.latest;
     this.state?.reset(request.database.length > 0 ? asLatin1(request.database) : null, request.characterSet ?? this.handshake!.characterSet);
     this.socket.write(encodePacket(conn.loginOk, seq));
   }
@@ -1081,7 +1642,10 @@ export class ClientSession {
     if (lookup.error) return lookup.error;
     const row = lookup.rows[0];
     if (!row || !row[0] || !row[1]) return { ...ErrorCode.UNKNOWN_COLLATION, message: `Unknown collation: '${collationId}'` };
-    const set = await conn.query(`SET NAMES '${row[0]}' COLLATE '${row[1]}'`);
+    const sql = `SET NAMES '${row[0]}' COLLATE '${row[1]}'`;
+    const set = await conn.query(sql);
+    // Every other connection the session opens must use the same collation.
+    if (!set.error) this.stateLog.add(Buffer.from(sql));
     return set.error;
   }
 
@@ -1165,12 +1729,9 @@ export class ClientSession {
       const pending = this.invalidate(cache, invalidation);
       if (pending) pending.catch(() => undefined);
     }
-    const backend = this.backend;
+    // A connection with a command in flight is cut: COM_QUIT would wait behind the command.
+    this.dropAllLinks(this.scanner.active);
     this.backend = null;
-    if (backend) {
-      if (this.scanner.active) backend.destroy();
-      else backend.quit();
-    }
     this.socket.end();
     // A client that stops reading must not keep the socket (and its buffers) alive.
     setTimeout(() => this.socket.destroy(), 2000).unref();
@@ -1202,6 +1763,11 @@ function executeParams(stmt: PreparedStatement, payload: Buffer): string | null 
 /** A name decoded as UTF-8 (handshake, internal queries) re-read as latin1, the way statement text is decoded for the cache. */
 function asLatin1(name: string | null): string | null {
   return name === null ? null : Buffer.from(name, 'utf8').toString('latin1');
+}
+
+/** A client packet's bytes as they arrived (header included), to send on unchanged. */
+function wireOf(packet: Packet): Buffer {
+  return packet.wire ?? encodePacket(packet.payload, packet.seq);
 }
 
 /** The statement id a COM_STMT_* packet names (the proxy's id), or -1 when the packet is too short to hold one. */

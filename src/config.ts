@@ -116,6 +116,8 @@ export const CONFIG_DEFAULTS = {
     memcachedKeyPrefix: 'wc',
   },
   serverVersion: '5.5.5-10.11.0-MariaDB-wirecache',
+  monitor: { intervalMs: 1000, checkTimeoutMs: 1000, failAfter: 3, recoverAfter: 3, heartbeatTable: 'wirecache.heartbeat' },
+  routing: { maxReplicationLagSeconds: 10, consistency: 'session', consistencyWaitMs: 500 },
 } as const;
 
 /** Largest delay node's timers accept (ms); longer ones fire immediately. */
@@ -272,8 +274,46 @@ const cacheSchema = z.strictObject(
   { error: msg('must be a mapping', false) },
 );
 
+const monitorSchema = z.strictObject(
+  {
+    user: z.string({ error: msg('must be a string', false) }).min(1, { error: msg('must not be empty') }),
+    password: z.string({ error: msg('must be a string (quote it in YAML); "" for none', false) }),
+    interval_ms: intIn(100, 3_600_000).default(CONFIG_DEFAULTS.monitor.intervalMs),
+    check_timeout_ms: intIn(50, 600_000).default(CONFIG_DEFAULTS.monitor.checkTimeoutMs),
+    fail_after: intIn(1, 1000).default(CONFIG_DEFAULTS.monitor.failAfter),
+    recover_after: intIn(1, 1000).default(CONFIG_DEFAULTS.monitor.recoverAfter),
+    heartbeat_table: z
+      .string({ error: msg('must be "schema.table", or null for none') })
+      .regex(/^[A-Za-z0-9_$]{1,64}\.[A-Za-z0-9_$]{1,64}$/, { error: msg('must be "schema.table" (letters, digits, "_" or "$")') })
+      .nullable()
+      .default(CONFIG_DEFAULTS.monitor.heartbeatTable),
+  },
+  { error: msg('must be a mapping with user and password', false) },
+);
+
+const routingSchema = z.strictObject(
+  {
+    max_replication_lag: z
+      .number({ error: msg('must be a number of seconds') })
+      .min(0, { error: msg('must be 0 or more') })
+      .max(86_400, { error: msg('must be at most 86400') })
+      .default(CONFIG_DEFAULTS.routing.maxReplicationLagSeconds),
+    consistency: z
+      .enum(['eventual', 'session'], { error: msg('must be "eventual" or "session"') })
+      .default(CONFIG_DEFAULTS.routing.consistency),
+    consistency_wait_ms: intIn(0, 60_000).default(CONFIG_DEFAULTS.routing.consistencyWaitMs),
+  },
+  { error: msg('must be a mapping', false) },
+);
+
 const rootSchema = z.strictObject(
   {
+    monitor: monitorSchema.optional(),
+    routing: routingSchema.default({
+      max_replication_lag: CONFIG_DEFAULTS.routing.maxReplicationLagSeconds,
+      consistency: CONFIG_DEFAULTS.routing.consistency,
+      consistency_wait_ms: CONFIG_DEFAULTS.routing.consistencyWaitMs,
+    }),
     listen: endpoint(CONFIG_DEFAULTS.listen),
     admin: endpoint(CONFIG_DEFAULTS.admin),
     backends: z
@@ -675,6 +715,9 @@ function checkBackends(raw: RawConfig, problem: Problem, lineOf: (p: PathSegment
   if (primary === undefined && raw.backends.every((b) => b.role !== undefined || !multiple)) {
     problem(['backends'], 'exactly one backend must have role: primary');
   }
+  if (multiple && !raw.monitor) {
+    problem(['backends'], 'more than one backend needs a monitor section (monitor.user and monitor.password) to check their health and replication');
+  }
 }
 
 function checkUsers(raw: RawConfig, problem: Problem, lineOf: (p: PathSegment[]) => number): void {
@@ -736,6 +779,22 @@ function normalise(raw: RawConfig, sourcePath: string): WirecacheConfig {
       clientReadMs: raw.timeouts.client_read_ms,
       clientIdleSeconds: raw.timeouts.client_idle_seconds,
       shutdownGraceMs: raw.timeouts.shutdown_grace_ms,
+    },
+    monitor: raw.monitor
+      ? {
+          user: raw.monitor.user,
+          password: raw.monitor.password,
+          intervalMs: raw.monitor.interval_ms,
+          checkTimeoutMs: raw.monitor.check_timeout_ms,
+          failAfter: raw.monitor.fail_after,
+          recoverAfter: raw.monitor.recover_after,
+          heartbeatTable: raw.monitor.heartbeat_table,
+        }
+      : null,
+    routing: {
+      maxReplicationLagSeconds: raw.routing.max_replication_lag,
+      consistency: raw.routing.consistency,
+      consistencyWaitMs: raw.routing.consistency_wait_ms,
     },
     cache: null,
     log: { level: raw.log.level },

@@ -48,6 +48,10 @@ export interface WirecacheConfig {
     /** On SIGTERM, how long queries in flight may run before sessions are closed. */
     shutdownGraceMs: number;
   };
+  /** Health checks of every backend (replication, lag, read_only); null (no checks, no replicas used) without a monitor section. */
+  monitor: MonitorConfig | null;
+  /** Read/write split: where reads may go. */
+  routing: RoutingConfig;
   /** The query cache; null when the config has no `cache` section. */
   cache: CacheConfig | null;
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' };
@@ -75,4 +79,29 @@ export interface CacheConfig {
   rules: CacheRule[];
   /** Absolute path of the rules file, if any (for reloads and messages). */
   rulesFile: string | null;
+}
+
+export interface MonitorConfig {
+  /** Account the monitor logs in with (mysql2) on every backend: needs REPLICATION CLIENT/SLAVE MONITOR, and write access to the heartbeat table. */
+  user: string;
+  password: string;
+  /** Time between two checks of a server. */
+  intervalMs: number;
+  /** A check (connect plus its queries) that takes longer than this is a failed check. */
+  checkTimeoutMs: number;
+  /** Consecutive bad checks before a replica leaves the read rotation. */
+  failAfter: number;
+  /** Consecutive good checks before it comes back. */
+  recoverAfter: number;
+  /** `schema.table` the monitor writes on the primary and reads on replicas to measure lag; null: Seconds_Behind_Master only. */
+  heartbeatTable: string | null;
+}
+
+export interface RoutingConfig {
+  /** A replica lagging more than this takes no reads (after `monitor.failAfter` checks). */
+  maxReplicationLagSeconds: number;
+  /** eventual: any healthy replica; session: a session's reads see its own writes. */
+  consistency: 'eventual' | 'session';
+  /** How long a read waits for a replica to catch up with the session's last write before going to the primary instead. */
+  consistencyWaitMs: number;
 }

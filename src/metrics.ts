@@ -12,6 +12,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { CacheMetrics } from './cache_metrics.js';
 import { CommandStats } from './command_stats.js';
 import type { ProxyObserver, RefusalReason } from './observer.js';
+import { RoutingMetrics } from './routing_metrics.js';
 
 /** Histogram buckets (seconds) covering 50µs to 10s. */
 export const QUERY_DURATION_BUCKETS: readonly number[] = [
@@ -67,10 +68,13 @@ export class Metrics implements ProxyObserver {
   private current = 0;
   /** The query cache's metrics (the CacheObserver handed to the cache). */
   readonly cache: CacheMetrics;
+  /** Read/write split and monitor metrics (the MonitorObserver handed to the monitor). */
+  readonly routing: RoutingMetrics;
 
   constructor(options: MetricsOptions = {}) {
     this.registry = new Registry();
     this.cache = new CacheMetrics(this.registry);
+    this.routing = new RoutingMetrics(this.registry, options.backendNames ?? []);
     const registers = [this.registry];
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
 
@@ -171,5 +175,25 @@ export class Metrics implements ProxyObserver {
 
   backendConnectError(backend: string): void {
     this.backendConnectErrors.inc({ backend: this.backends.value(backend) });
+  }
+
+  statementRouted(destination: 'primary' | 'replica', server: string, reason: string): void {
+    this.routing.statementRouted(destination, server, reason);
+  }
+
+  readRetried(server: string): void {
+    this.routing.readRetried(server);
+  }
+
+  writeRefused(reason: 'writable_conflict'): void {
+    this.routing.writeRefused(reason);
+  }
+
+  primaryMoveInterrupted(what: 'transaction' | 'session_state'): void {
+    this.routing.primaryMoveInterrupted(what);
+  }
+
+  consistencyChecked(outcome: 'covered' | 'waited' | 'timeout'): void {
+    this.routing.consistencyChecked(outcome);
   }
 }

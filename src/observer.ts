@@ -16,6 +16,16 @@ export interface ProxyObserver {
   commandCompleted(command: string, durationSeconds: number): void;
   /** A connection attempt (or login) to a backend failed. */
   backendConnectError(backend: string): void;
+  /** A statement was sent to `server` as a primary or replica, for `reason` (a RouteReason). */
+  statementRouted(destination: 'primary' | 'replica', server: string, reason: string): void;
+  /** A read whose replica failed before answering ran again elsewhere. */
+  readRetried(server: string): void;
+  /** A write was refused because two servers are writable at once. */
+  writeRefused(reason: 'writable_conflict'): void;
+  /** The primary moved while a session held a transaction or state on the old one; the client got an error. */
+  primaryMoveInterrupted(what: 'transaction' | 'session_state'): void;
+  /** A session-consistent read checked a replica: already covered, waited and caught up, or timed out (read went to the primary). */
+  consistencyChecked(outcome: 'covered' | 'waited' | 'timeout'): void;
 }
 
 /** Observer that ignores everything: used by tools and tests that need none. */
@@ -26,4 +36,9 @@ export const nullObserver: ProxyObserver = {
   authFailed() {},
   commandCompleted() {},
   backendConnectError() {},
+  statementRouted() {},
+  readRetried() {},
+  writeRefused() {},
+  primaryMoveInterrupted() {},
+  consistencyChecked() {},
 };

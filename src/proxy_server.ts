@@ -11,6 +11,8 @@ import { buildErr } from './protocol/generic_packets.js';
 import type { HandshakeV10 } from './protocol/handshake.js';
 import { QueryCache } from './cache/query_cache.js';
 import { nullCacheObserver, type CacheObserver } from './cache/types.js';
+import { nullMonitorObserver, ServerMonitor, type MonitorObserver } from './server_monitor.js';
+import { ServerSelector } from './server_selector.js';
 
 /**
  * Capabilities the proxy implements. Compression, TLS, optional metadata,
@@ -82,14 +84,22 @@ export class ProxyServer {
   private readonly idleSweep: NodeJS.Timeout;
   /** The query cache, when the config has one. */
   readonly cache: QueryCache | null;
+  /** Health checks of the backends, when the config has a monitor section. */
+  readonly monitor: ServerMonitor | null;
+  readonly selector: ServerSelector;
 
   constructor(
     private config: WirecacheConfig,
     private readonly logger: Logger,
     private readonly observer: ProxyObserver,
     cacheObserver: CacheObserver = nullCacheObserver,
+    monitorObserver: MonitorObserver = nullMonitorObserver,
   ) {
     this.cache = config.cache ? new QueryCache(config.cache, cacheObserver) : null;
+    this.monitor = config.monitor
+      ? new ServerMonitor(config.backends, config.monitor, config.routing.maxReplicationLagSeconds, monitorObserver, logger.child({ component: 'monitor' }))
+      : null;
+    this.selector = new ServerSelector(config.backends, this.monitor);
     this.currentIdentity = defaultIdentity(config);
     this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
     this.server.on('error', (err) => this.logger.error({ err }, 'listener error'));
@@ -101,7 +111,7 @@ export class ProxyServer {
       logger,
       observer,
       identity: () => this.currentIdentity,
-      primary: () => this.primaryEndpoint(),
+      selector: this.selector,
       sessions: this.sessions,
       learnedBackend: (conn: BackendConnection) => {
         this.currentIdentity = identityFromGreeting(conn.greeting);
@@ -115,7 +125,10 @@ export class ProxyServer {
     };
   }
 
+  /** The primary as the monitor sees it now (the configured one without a monitor). */
   primaryEndpoint(): BackendEndpoint {
+    const choice = this.selector.primary();
+    if (choice.endpoint) return choice.endpoint;
     const b = this.config.backends.find((x) => x.role === 'primary') ?? this.config.backends[0];
     return { name: b.name, host: b.host, port: b.port };
   }
@@ -126,6 +139,8 @@ export class ProxyServer {
 
   /** Learns the primary's version and capabilities (best effort), then listens. */
   async start(): Promise<net.AddressInfo> {
+    // One round of checks first: the first client's reads already know which replicas are usable.
+    if (this.monitor) await this.monitor.start();
     const primary = this.primaryEndpoint();
     try {
       this.currentIdentity = identityFromGreeting(await BackendConnection.probe(primary, this.config.timeouts.backendConnectMs));
@@ -201,5 +216,6 @@ export class ProxyServer {
     for (const s of [...this.sessions.values()]) s.terminate('shutdown grace period over');
     await closed;
     this.cache?.close();
+    await this.monitor?.stop();
   }
 }

@@ -17,8 +17,9 @@ import { forEachToken, TokenKind } from './sql_tokenizer.js';
  *   read a real table of the same name, so leaving them out could miss one.
  * - For a multi-statement text, `type`, `keyword` and `readOnlyTransaction`
  *   describe the first statement; tables read, the locking/INTO/
- *   non-deterministic flags and the session effects (`sessionAssignments`,
- *   `setsGlobal`, `useSchema`) are gathered over all statements, and
+ *   non-deterministic/needs-primary/named-lock flags and the session effects
+ *   (`sessionAssignments`, `setsGlobal`, `useSchema`) are gathered over all
+ *   statements, and
  *   `tablesWritten` is `[]` only when no statement may write.
  * - `keyText` keeps versioned or MariaDB-only executable-comment markers
  *   (`/*!50700 ... *\/`, `/*M! ... *\/`) and optimizer-hint comments
@@ -107,6 +108,33 @@ export interface ClassifiedStatement {
   selectInto: boolean;
   /** The first non-deterministic or session-dependent function ('NOW', 'NEXT VALUE FOR') or variable (as written: '@var', '@@session.sql_mode') found; null if none. */
   nonDeterministic: string | null;
+  /**
+   * Why this statement must run on the primary even as a read, or null: the
+   * first, in text order (over all statements of a multi-statement text), of
+   * - a call of a function with a side effect or whose answer lives on one
+   *   connection, upper-cased: 'GET_LOCK', 'RELEASE_LOCK', 'RELEASE_ALL_LOCKS',
+   *   'IS_FREE_LOCK', 'IS_USED_LOCK', 'LAST_INSERT_ID', 'FOUND_ROWS',
+   *   'ROW_COUNT', 'NEXTVAL', 'LASTVAL', 'SETVAL', 'NEXT VALUE FOR',
+   *   'PREVIOUS VALUE FOR', 'CONNECTION_ID', 'MASTER_POS_WAIT',
+   *   'MASTER_GTID_WAIT', 'SOURCE_POS_WAIT', 'WAIT_FOR_EXECUTED_GTID_SET',
+   *   'LOAD_FILE' (only when called: `NAME(`, not a column `name` or `t.name`,
+   *   not a quoted `` `name`( ``);
+   * - a user variable read or assigned, as written ('@a', "@'my var'",
+   *   '@a.b'); not the host of an account name (`'u'@'h'`);
+   * - one of the system variables '@@last_insert_id', '@@identity',
+   *   '@@last_gtid', '@@insert_id', as written (with any scope prefix, e.g.
+   *   '@@session.insert_id'); other `@@` variables do not count;
+   * - 'INTO' for SELECT ... INTO (whenever `selectInto` is set), so
+   *   `SELECT 1 INTO @x` gives 'INTO' while `SELECT @a INTO @b` gives '@a'.
+   */
+  needsPrimary: string | null;
+  /**
+   * Named-lock calls: 'release_all' when the statement calls
+   * RELEASE_ALL_LOCKS(), else 'acquire' when it calls GET_LOCK(), else
+   * 'release' when it calls RELEASE_LOCK(); null otherwise. Gathered over all
+   * statements of a multi-statement text.
+   */
+  namedLock: 'acquire' | 'release' | 'release_all' | null;
   /** For 'set': the session variables it assigns; null for other statements. */
   sessionAssignments: SessionAssignment[] | null;
   /** For 'set': true when it assigns a GLOBAL (or PERSIST) variable. */
@@ -656,6 +684,22 @@ const NONDET_CALL = new Set([
 ]);
 
 /**
+ * Functions that make a read run on the primary when called (see
+ * `ClassifiedStatement.needsPrimary`). Every one is also in NONDET_CALL: the
+ * scanner looks here only after a NONDET_CALL hit.
+ */
+const PRIMARY_CALL = new Set([
+  'GET_LOCK', 'RELEASE_LOCK', 'RELEASE_ALL_LOCKS', 'IS_FREE_LOCK', 'IS_USED_LOCK', 'LAST_INSERT_ID', 'FOUND_ROWS',
+  'ROW_COUNT', 'NEXTVAL', 'LASTVAL', 'SETVAL', 'CONNECTION_ID', 'MASTER_POS_WAIT', 'MASTER_GTID_WAIT', 'SOURCE_POS_WAIT',
+  'WAIT_FOR_EXECUTED_GTID_SET', 'LOAD_FILE',
+]);
+
+/** System variables (the name after `@@` and any scope prefix) that make a read run on the primary. */
+const PRIMARY_SYSVARS = new Set(['LAST_INSERT_ID', 'IDENTITY', 'LAST_GTID', 'INSERT_ID']);
+
+type NamedLock = 'acquire' | 'release' | 'release_all' | null;
+
+/**
  * Non-deterministic even without parentheses (reserved words, never column
  * names when unquoted). SQL_CALC_FOUND_ROWS is here because the statement
  * sets the session's FOUND_ROWS(), which a cached answer would not.
@@ -752,6 +796,8 @@ interface Ctx {
   L: Lexed;
   reads: TableSet;
   nonDet: string | null;
+  needsPrimary: string | null;
+  namedLock: NamedLock;
   lockingRead: boolean;
   selectInto: boolean;
 }
@@ -905,16 +951,33 @@ function scan(c: Ctx, s: number, e: number, plan: Plan, type: StatementType): Re
       } else if (ch === COMMA) {
         if (listActive[depth]) state = St.Table;
       } else if (ch === AT) {
-        // @var, @'var', @`var`, @@name, @@session.name
+        // @var, @'var', @`var`, @a.b, @@name, @@session.name
         let j = i + 1;
+        let primary = false;
         if (isSym(L, j, AT)) {
           j++;
           if (j < e && L.kind[j] !== SYM) j++;
           if (isSym(L, j, DOT) && j + 1 < e && L.kind[j + 1] !== SYM) j += 2;
+          const last = j - 1;
+          if (c.needsPrimary === null && last > i + 1) {
+            const k2 = L.kind[last];
+            primary =
+              k2 === W ? PRIMARY_SYSVARS.has(L.up[last]) : k2 === QI && PRIMARY_SYSVARS.has(identRaw(L, last).toUpperCase());
+          }
         } else if (j < e && L.kind[j] !== SYM && L.kind[j] !== SEMI) {
           j++;
+          // Unquoted user variable names may hold '.' (`@a.b`): one name while the tokens touch.
+          if (L.kind[j - 1] === W && touches(L, i, i + 1)) {
+            while (isSym(L, j, DOT) && j + 1 < e && L.kind[j + 1] === W && touches(L, j - 1, j) && touches(L, j, j + 1)) j += 2;
+          }
+          // 'user'@'host' (an account name, in SHOW GRANTS FOR ...) is no variable: a quoted token touches the '@'.
+          primary = c.needsPrimary === null && !(i > s && (L.kind[i - 1] === STR || L.kind[i - 1] === QI) && touches(L, i - 1, i));
         }
-        if (c.nonDet === null) c.nonDet = L.sql.slice(L.start[i], L.end[j - 1]);
+        if (c.nonDet === null || primary) {
+          const text = L.sql.slice(L.start[i], L.end[j - 1]);
+          if (c.nonDet === null) c.nonDet = text;
+          if (primary && c.needsPrimary === null) c.needsPrimary = text;
+        }
         i = j;
         continue;
       }
@@ -962,15 +1025,33 @@ function scan(c: Ctx, s: number, e: number, plan: Plan, type: StatementType): Re
         case 'INTO':
           if (type === 'select' || isSym(L, i + 1, AT) || L.up[i + 1] === 'OUTFILE' || L.up[i + 1] === 'DUMPFILE') {
             c.selectInto = true;
+            if (c.needsPrimary === null) c.needsPrimary = 'INTO';
           }
           break;
         case 'NEXT':
         case 'PREVIOUS':
-          if (c.nonDet === null && L.up[i + 1] === 'VALUE' && L.up[i + 2] === 'FOR' && i + 2 < e) c.nonDet = `${u} VALUE FOR`;
+          if ((c.nonDet === null || c.needsPrimary === null) && L.up[i + 1] === 'VALUE' && L.up[i + 2] === 'FOR' && i + 2 < e) {
+            const what = u === 'NEXT' ? 'NEXT VALUE FOR' : 'PREVIOUS VALUE FOR';
+            if (c.nonDet === null) c.nonDet = what;
+            if (c.needsPrimary === null) c.needsPrimary = what;
+          }
           break;
         default:
-          if (c.nonDet === null && NONDET_CALL.has(u) && !(i > s && isSym(L, i - 1, DOT)) && !(i >= plan.skipFrom && i < plan.skipTo)) {
-            if (NONDET_BARE.has(u) || (isSym(L, i + 1, LP) && i + 1 < e)) c.nonDet = u;
+          if (
+            (c.nonDet === null || c.needsPrimary === null || c.namedLock !== 'release_all') &&
+            NONDET_CALL.has(u) &&
+            !(i > s && isSym(L, i - 1, DOT)) &&
+            !(i >= plan.skipFrom && i < plan.skipTo)
+          ) {
+            const called = isSym(L, i + 1, LP) && i + 1 < e;
+            if (c.nonDet === null && (called || NONDET_BARE.has(u))) c.nonDet = u;
+            if (called) {
+              if (c.needsPrimary === null && PRIMARY_CALL.has(u)) c.needsPrimary = u;
+              if (u === 'RELEASE_ALL_LOCKS') c.namedLock = 'release_all';
+              else if (u === 'GET_LOCK') {
+                if (c.namedLock !== 'release_all') c.namedLock = 'acquire';
+              } else if (u === 'RELEASE_LOCK' && c.namedLock === null) c.namedLock = 'release';
+            }
           }
       }
     }
@@ -1518,7 +1599,15 @@ export function classify(sql: string): ClassifiedStatement {
   const keyText = buildKeyText(L, m, hints);
   const digestText = buildDigest(L, m);
 
-  const c: Ctx = { L, reads: new TableSet(), nonDet: null, lockingRead: false, selectInto: false };
+  const c: Ctx = {
+    L,
+    reads: new TableSet(),
+    nonDet: null,
+    needsPrimary: null,
+    namedLock: null,
+    lockingRead: false,
+    selectInto: false,
+  };
   let first: Stmt | null = null;
   let multi = false;
   let anyWrite = false;
@@ -1552,6 +1641,8 @@ export function classify(sql: string): ClassifiedStatement {
     lockingRead: c.lockingRead,
     selectInto: c.selectInto,
     nonDeterministic: c.nonDet,
+    needsPrimary: c.needsPrimary,
+    namedLock: c.namedLock,
     sessionAssignments: multi ? assignments : head.assignments,
     setsGlobal,
     useSchema: multi ? useSchema : head.useSchema,

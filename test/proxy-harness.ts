@@ -28,6 +28,8 @@ export function testConfig(topo: TopologyInfo, overrides: Partial<WirecacheConfi
     ],
     limits: { maxClientConnections: 200, maxPacketBytes: 64 * 1024 * 1024 },
     timeouts: { backendConnectMs: 3000, clientHandshakeMs: 5000, clientReadMs: 5000, clientIdleSeconds: 0, shutdownGraceMs: 2000 },
+    monitor: null,
+    routing: { maxReplicationLagSeconds: 10, consistency: 'session', consistencyWaitMs: 500 },
     cache: null,
     log: { level: 'error' },
     serverVersion: '5.5.5-10.11.0-MariaDB-wirecache',
@@ -56,9 +58,10 @@ export function testCacheConfig(overrides: Partial<CacheConfig> = {}): CacheConf
 
 export async function startProxy(topo: TopologyInfo, overrides: Partial<WirecacheConfig> = {}, primary?: ServerInfo): Promise<RunningProxy> {
   const config = testConfig(topo, overrides, primary);
-  const metrics = new Metrics();
-  const proxy = new ProxyServer(config, createLogger(process.env.WIRECACHE_TEST_LOG ? 'debug' : 'error'), metrics, metrics.cache);
+  const metrics = new Metrics({ backendNames: config.backends.map((b) => b.name) });
+  const proxy = new ProxyServer(config, createLogger(process.env.WIRECACHE_TEST_LOG ? 'debug' : 'error'), metrics, metrics.cache, metrics.routing);
   if (proxy.cache) metrics.cache.watch(() => proxy.cache!.stats);
+  if (proxy.monitor) metrics.routing.watch(() => proxy.monitor!.servers());
   const address = await proxy.start();
   return {
     proxy,

@@ -191,7 +191,7 @@ describe('backend lost while the proxy runs KILL on it', () => {
     const victimId = victim.greeting.connectionId;
     // The killer's backend connection fails while the proxy's internal KILL QUERY is in flight.
     const original = BackendConnection.prototype.query;
-    const spy = vi.spyOn(BackendConnection.prototype, 'query').mockImplementation(function (this: BackendConnection, sql: string) {
+    const spy = vi.spyOn(BackendConnection.prototype, 'query').mockImplementation(function (this: BackendConnection, sql: string | Buffer) {
       const result = original.call(this, sql);
       this.socket.destroy();
       return result;

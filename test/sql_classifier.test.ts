@@ -541,6 +541,158 @@ describe('nonDeterministic', () => {
   });
 });
 
+describe('needsPrimary', () => {
+  const np = (sql: string) => classify(sql).needsPrimary;
+
+  it.each([
+    ["SELECT GET_LOCK('x', 10)", 'GET_LOCK'],
+    ["SELECT RELEASE_LOCK('x')", 'RELEASE_LOCK'],
+    ['SELECT RELEASE_ALL_LOCKS()', 'RELEASE_ALL_LOCKS'],
+    ["SELECT IS_FREE_LOCK('x')", 'IS_FREE_LOCK'],
+    ["SELECT IS_USED_LOCK('x')", 'IS_USED_LOCK'],
+    ['SELECT LAST_INSERT_ID()', 'LAST_INSERT_ID'],
+    ['SELECT FOUND_ROWS()', 'FOUND_ROWS'],
+    ['SELECT ROW_COUNT()', 'ROW_COUNT'],
+    ['SELECT NEXTVAL(s)', 'NEXTVAL'],
+    ['SELECT LASTVAL(s)', 'LASTVAL'],
+    ['SELECT SETVAL(s, 100)', 'SETVAL'],
+    ['SELECT NEXT VALUE FOR s', 'NEXT VALUE FOR'],
+    ['SELECT PREVIOUS VALUE FOR s', 'PREVIOUS VALUE FOR'],
+    ['SELECT CONNECTION_ID()', 'CONNECTION_ID'],
+    ["SELECT MASTER_POS_WAIT('bin.000001', 4)", 'MASTER_POS_WAIT'],
+    ["SELECT MASTER_GTID_WAIT('0-1-100', 1)", 'MASTER_GTID_WAIT'],
+    ["SELECT SOURCE_POS_WAIT('bin.000001', 4)", 'SOURCE_POS_WAIT'],
+    ["SELECT WAIT_FOR_EXECUTED_GTID_SET('uuid:1-5', 1)", 'WAIT_FOR_EXECUTED_GTID_SET'],
+    ["SELECT LOAD_FILE('/etc/hosts')", 'LOAD_FILE'],
+  ])('%s -> %s', (sql, want) => {
+    expect(np(sql)).toBe(want);
+  });
+
+  it('matches function names case-insensitively, with space before the parenthesis, anywhere in the statement', () => {
+    expect(np('select last_insert_id()')).toBe('LAST_INSERT_ID');
+    expect(np('SELECT * FROM t WHERE id = Last_Insert_Id ( )')).toBe('LAST_INSERT_ID');
+    expect(np('SELECT a FROM t WHERE id IN (SELECT id FROM u WHERE v = found_rows())')).toBe('FOUND_ROWS');
+    expect(np('SELECT next value for s')).toBe('NEXT VALUE FOR');
+    expect(np('SELECT /*!GET_LOCK(1, 0)*/')).toBe('GET_LOCK');
+    expect(np('INSERT INTO t VALUES (LAST_INSERT_ID())')).toBe('LAST_INSERT_ID');
+  });
+
+  it('ignores the names when not called: columns, qualified names, quoted identifiers, strings, comments', () => {
+    expect(np('SELECT last_insert_id FROM t')).toBeNull();
+    expect(np('SELECT t.get_lock FROM t')).toBeNull();
+    expect(np('SELECT t.get_lock(1) FROM t')).toBeNull();
+    expect(np('SELECT `get_lock`(1)')).toBeNull();
+    expect(np("SELECT 'GET_LOCK(1)'")).toBeNull();
+    expect(np('SELECT "LAST_INSERT_ID()" FROM t')).toBeNull();
+    expect(np('SELECT 1 /* GET_LOCK(1) */ FROM t')).toBeNull();
+    expect(np('SELECT 1 -- LAST_INSERT_ID()\nFROM t')).toBeNull();
+    expect(np('SELECT next, value FROM t')).toBeNull();
+    expect(np('INSERT INTO found_rows (a) VALUES (1)')).toBeNull();
+  });
+
+  it('does not count functions that are only non-deterministic', () => {
+    const c = classify('SELECT NOW(), RAND(), UUID(), SLEEP(1), DATABASE()');
+    expect(c.nonDeterministic).toBe('NOW');
+    expect(c.needsPrimary).toBeNull();
+    expect(np('SELECT SQL_CALC_FOUND_ROWS * FROM t')).toBeNull();
+    expect(np('SELECT c FROM sbtest1 WHERE id = 5')).toBeNull();
+  });
+
+  it('finds user variables read or assigned, as written', () => {
+    expect(np('SELECT @a')).toBe('@a');
+    expect(np('SELECT @a := 1')).toBe('@a');
+    expect(np('SELECT * FROM t WHERE id = @Id')).toBe('@Id');
+    expect(np("SELECT @'my var'")).toBe("@'my var'");
+    expect(np('SELECT @`v`')).toBe('@`v`');
+    expect(np('SELECT @a.b + 1')).toBe('@a.b');
+    const set = classify('SET @a = 1');
+    expect(set.type).toBe('set');
+    expect(set.needsPrimary).toBe('@a');
+  });
+
+  it('keeps the first reason in text order', () => {
+    expect(np('SELECT @a, LAST_INSERT_ID()')).toBe('@a');
+    expect(np('SELECT LAST_INSERT_ID(), @a')).toBe('LAST_INSERT_ID');
+    expect(np('SELECT NOW(), FOUND_ROWS()')).toBe('FOUND_ROWS');
+    expect(np('SELECT @@sql_mode, @@identity')).toBe('@@identity');
+  });
+
+  it('is not fooled by strings, placeholders or account names', () => {
+    expect(np("SELECT '@x' FROM t")).toBeNull();
+    expect(np("SELECT * FROM t WHERE email = 'a@b.c'")).toBeNull();
+    expect(np('SELECT * FROM t WHERE id = ?')).toBeNull();
+    expect(np("SHOW GRANTS FOR 'bob'@'localhost'")).toBeNull();
+    expect(np('SHOW GRANTS FOR `bob`@`%`')).toBeNull();
+  });
+
+  it('counts only the listed system variables', () => {
+    expect(np('SELECT @@sql_mode')).toBeNull();
+    expect(np('SELECT @@session.time_zone, @@GLOBAL.max_connections')).toBeNull();
+    expect(classify('SELECT @@sql_mode').nonDeterministic).toBe('@@sql_mode');
+    expect(np('SELECT @@last_insert_id')).toBe('@@last_insert_id');
+    expect(np('SELECT @@IDENTITY')).toBe('@@IDENTITY');
+    expect(np('SELECT @@last_gtid')).toBe('@@last_gtid');
+    expect(np('SELECT @@insert_id')).toBe('@@insert_id');
+    expect(np('SELECT @@session.last_insert_id')).toBe('@@session.last_insert_id');
+  });
+
+  it("gives 'INTO' for SELECT ... INTO, unless something came before it", () => {
+    // INTO is met before the variable it names, so it wins.
+    expect(np('SELECT 1 INTO @x')).toBe('INTO');
+    expect(np('SELECT a FROM t INTO @x, @y')).toBe('INTO');
+    expect(np("SELECT a FROM t INTO OUTFILE '/tmp/x'")).toBe('INTO');
+    expect(np('SELECT a INTO local_var FROM t')).toBe('INTO');
+    // Text order: a variable read before INTO is reported first.
+    expect(np('SELECT @a INTO @b')).toBe('@a');
+    expect(np('INSERT INTO t SELECT a FROM u')).toBeNull();
+  });
+
+  it('gathers over all statements of a multi-statement text', () => {
+    const c = classify('SELECT a FROM t; SELECT NOW(); SELECT LAST_INSERT_ID(); SELECT @x');
+    expect(c.multiStatement).toBe(true);
+    expect(c.needsPrimary).toBe('LAST_INSERT_ID');
+    expect(c.nonDeterministic).toBe('NOW');
+    expect(classify('SET @a = 1; SELECT @@last_insert_id').needsPrimary).toBe('@a');
+    expect(classify('SELECT 1; SELECT 2').needsPrimary).toBeNull();
+  });
+});
+
+describe('namedLock', () => {
+  const nl = (sql: string) => classify(sql).namedLock;
+
+  it('reports GET_LOCK, RELEASE_LOCK and RELEASE_ALL_LOCKS calls', () => {
+    expect(nl("SELECT GET_LOCK('x', 10)")).toBe('acquire');
+    expect(nl("select get_lock('x', 10)")).toBe('acquire');
+    expect(nl("SELECT RELEASE_LOCK('x')")).toBe('release');
+    expect(nl('SELECT RELEASE_ALL_LOCKS()')).toBe('release_all');
+    expect(nl("DO GET_LOCK('x', 0)")).toBe('acquire');
+  });
+
+  it('is null for other lock functions and for names that are not calls', () => {
+    expect(nl("SELECT IS_FREE_LOCK('x'), IS_USED_LOCK('x')")).toBeNull();
+    expect(nl('SELECT get_lock, release_lock FROM t')).toBeNull();
+    expect(nl('SELECT t.get_lock(1) FROM t')).toBeNull();
+    expect(nl("SELECT 'GET_LOCK(1)'")).toBeNull();
+    expect(nl('SELECT 1')).toBeNull();
+  });
+
+  it('prefers release_all over acquire over release, whatever the order', () => {
+    expect(nl("SELECT RELEASE_LOCK('a'), GET_LOCK('b', 1)")).toBe('acquire');
+    expect(nl("SELECT GET_LOCK('b', 1), RELEASE_LOCK('a')")).toBe('acquire');
+    expect(nl("SELECT RELEASE_ALL_LOCKS(), GET_LOCK('b', 1)")).toBe('release_all');
+    expect(nl("SELECT GET_LOCK('b', 1), RELEASE_ALL_LOCKS()")).toBe('release_all');
+    expect(nl("SELECT RELEASE_LOCK('a'), RELEASE_ALL_LOCKS()")).toBe('release_all');
+  });
+
+  it('gathers over all statements, even after needsPrimary and nonDeterministic are set', () => {
+    const c = classify("SELECT NOW(); SELECT RELEASE_LOCK('a'); SELECT GET_LOCK('b', 1)");
+    expect(c.namedLock).toBe('acquire');
+    expect(c.needsPrimary).toBe('RELEASE_LOCK');
+    expect(c.nonDeterministic).toBe('NOW');
+    expect(nl("SELECT GET_LOCK('a', 1); SELECT RELEASE_ALL_LOCKS()")).toBe('release_all');
+  });
+});
+
 describe('SET', () => {
   it('collects session assignments with their value text', () => {
     expect(classify('SET autocommit=0').sessionAssignments).toEqual([{ name: 'autocommit', value: '0' }]);

@@ -32,6 +32,8 @@ export interface CacheRule {
   allowNondeterministic: boolean;
   /** "primary", "replica" or a backend name; used by read/write routing. */
   route: string | null;
+  /** Read-your-writes for the reads this rule matches; null: the global routing.consistency. */
+  consistency: 'eventual' | 'session' | null;
 }
 
 /** What a statement offers for matching. */
@@ -103,6 +105,7 @@ export const ruleSchema = z
       share_across_users: z.boolean({ error: 'must be true or false' }).optional(),
       allow_nondeterministic: z.boolean({ error: 'must be true or false' }).optional(),
       route: z.string({ error: 'must be "primary", "replica" or a backend name' }).min(1).optional(),
+      consistency: z.enum(['eventual', 'session'], { error: 'must be "eventual" or "session"' }).optional(),
     },
     { error: 'must be a mapping with name, match and actions' },
   )
@@ -172,6 +175,7 @@ export function compileRule(raw: RawRule, source: string): CacheRule {
     shareAcrossUsers: raw.share_across_users ?? false,
     allowNondeterministic: raw.allow_nondeterministic ?? false,
     route: raw.route ?? null,
+    consistency: raw.consistency ?? null,
   };
 }
 

@@ -14,7 +14,7 @@
  */
 import type { CacheConfig } from '../config_types.js';
 import { inspectResult } from '../protocol/result_replay.js';
-import { decide, type CachePlan, type CacheRequest } from './cache_policy.js';
+import { decide, type CacheDecision, type CachePlan, type CacheRequest } from './cache_policy.js';
 import type { ClassifiedStatement } from '../sql_classifier.js';
 import { LocalGenerations, type Generations } from './generations.js';
 import { MemcachedStore } from './memcached_store.js';
@@ -89,19 +89,20 @@ export class QueryCache {
   }
 
   /**
-   * The plan for a statement, or null when it is not cached; refusals of
+   * The decision for a statement (with the rule that matched, which routing
+   * uses too); refusals of
    * statements that were chosen for caching are counted. `refusal` is a
    * reason the caller already knows (a cursor, long data).
    */
-  decide(req: CacheRequest, refusal: RefusalReason | null = null): CachePlan | null {
+  decide(req: CacheRequest, refusal: RefusalReason | null = null): CacheDecision {
     const decision = decide(this.config, req);
     if (!decision.cache) {
       if (decision.reason) this.observer.refused(decision.label, decision.reason);
-      return null;
+      return decision;
     }
     if (refusal) {
       this.observer.refused(decision.label, refusal);
-      return null;
+      return { cache: false, rule: decision.rule, label: decision.label, reason: refusal };
     }
     return decision;
   }

@@ -192,6 +192,12 @@ export const ErrorCode = {
   NEW_ABORTING_CONNECTION: { code: 1184, sqlState: '08S01' },
   MALFORMED_PACKET: { code: 1835, sqlState: 'HY000' },
   UNKNOWN_COLLATION: { code: 1273, sqlState: 'HY000' },
+  /** The server's "cannot execute in this mode": writes refused while two servers are writable. */
+  OPTION_PREVENTS_STATEMENT: { code: 1290, sqlState: 'HY000' },
+  /** Retryable transaction loss (what drivers and ORMs already restart on): the primary moved mid-transaction. */
+  LOCK_DEADLOCK: { code: 1213, sqlState: '40001' },
+  /** Session state (temporary tables, locks) lost with the old primary. */
+  CONNECTION_KILLED: { code: 1927, sqlState: '70100' },
   /** Client-library codes, used for backend connectivity failures. */
   CONN_HOST_ERROR: { code: 2003, sqlState: 'HY000' },
   SERVER_LOST: { code: 2013, sqlState: 'HY000' },
