@@ -98,3 +98,27 @@ export function connect(
     supportBigNumbers: true,
   });
 }
+
+/** Backends for a primary and its replicas, with the monitor logging in as root; checks every 200 ms, two in a row decide. */
+export function routingConfig(
+  set: { primary: ServerInfo; replicas: ServerInfo[]; rootPassword: string },
+  overrides: { monitor?: Partial<NonNullable<WirecacheConfig['monitor']>>; routing?: Partial<WirecacheConfig['routing']> } = {},
+): Partial<WirecacheConfig> {
+  return {
+    backends: [
+      { name: 'primary', host: set.primary.host, port: set.primary.port, role: 'primary', weight: 1 },
+      ...set.replicas.map((r) => ({ name: r.name, host: r.host, port: r.port, role: 'replica' as const, weight: 1 })),
+    ],
+    monitor: {
+      user: 'root',
+      password: set.rootPassword,
+      intervalMs: 200,
+      checkTimeoutMs: 1000,
+      failAfter: 2,
+      recoverAfter: 2,
+      heartbeatTable: 'wirecache.heartbeat',
+      ...overrides.monitor,
+    },
+    routing: { maxReplicationLagSeconds: 10, consistency: 'session', consistencyWaitMs: 500, ...overrides.routing },
+  };
+}
