@@ -454,7 +454,7 @@ export class ServerMonitor {
         const t0 = performance.now();
         try {
           if (this.hb && this.hbOk) {
-            const row = await this.readHeartbeat(e, 0);
+            const row = await this.readHeartbeat(e, e.checked ? 0 : Math.min(this.cfg.checkTimeoutMs, FIRST_HEARTBEAT_WAIT_MS));
             if (row !== null) {
               e.status.lagSeconds = this.lagOf(row.seq, row.at);
               e.status.lagSource = 'heartbeat';
@@ -480,7 +480,7 @@ export class ServerMonitor {
 
     // 5. states and rotation
     const now = Date.now();
-    const failAfter = 1;
+    const failAfter = Math.max(1, this.cfg.failAfter);
     const recoverAfter = Math.max(1, this.cfg.recoverAfter);
     const changes: { name: string; from: ServerState; to: ServerState }[] = [];
     for (let i = 0; i < entries.length; i++) {

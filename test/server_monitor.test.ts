@@ -394,6 +394,11 @@ describe('ServerMonitor on a separate replication set', () => {
     const [r1] = s.replicas;
     await query(s.primary, 'SET GLOBAL read_only = ON');
     const posBefore = await binlogPos(s.primary);
+    // The monitor still believes the primary writable (no round since): the heartbeat
+    // statement itself must refuse to write on a read-only server (root has SUPER and could).
+    expect(monitor.server('primary')?.readOnly).toBe(false);
+    await (monitor as unknown as { writeHeartbeat(): Promise<void> }).writeHeartbeat();
+    expect(await binlogPos(s.primary)).toBe(posBefore);
     await monitor.checkNow();
     expect(monitor.primary()?.name).toBe('primary');
     expect(monitor.server('primary')).toMatchObject({ state: 'primary', readOnly: true });
