@@ -1,6 +1,7 @@
 import type { WirecacheConfig } from './config_types.js';
 import { AdminServer } from './admin_server.js';
 import { registerCacheRoutes } from './cache_admin.js';
+import { registerRoutingRoutes } from './routing_admin.js';
 import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { ProxyServer } from './proxy_server.js';
@@ -36,6 +37,7 @@ export async function startApp(config: WirecacheConfig, logger = createLogger(co
     metrics.cache.knownRules(cache.config.rules.map((r) => r.name));
     registerCacheRoutes(admin, cache, metrics.cache);
   }
+  registerRoutingRoutes(admin, () => config, proxy.selector, proxy.monitor);
   const adminAddress = await admin.start();
   const address = await proxy.start();
   logger.info({ metrics: `http://${adminAddress.host}:${adminAddress.port}/metrics` }, 'admin listener ready');

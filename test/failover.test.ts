@@ -146,7 +146,7 @@ describe('primary discovery', () => {
       // The transaction on the old primary is lost: the client is told, with a retryable error.
       const failure = await inTransaction.query('INSERT INTO ha (sid) VALUES (@@server_id)').catch((e: { errno: number; sqlState: string; message: string }) => e);
       expect(failure).toMatchObject({ errno: 1213, sqlState: '40001' });
-      expect((failure as Error).message).toMatch(/primary moved from primary to replica1/);
+      expect((failure as unknown as Error).message).toMatch(/primary moved from primary to replica1/);
       // ... and the session goes on, on the new primary.
       expect(await serverIdOf(inTransaction, 'SELECT @@server_id AS id FROM ha LIMIT 1 FOR UPDATE')).toBe(2);
       const metrics = await px.metrics.metricsText();
@@ -168,7 +168,7 @@ describe('primary discovery', () => {
       await vi.waitFor(() => expect(px.proxy.monitor!.writableConflict()).toEqual(['primary', 'replica1']), { timeout: 5000, interval: 20 });
       const failure = await conn.query('INSERT INTO ha (sid) VALUES (@@server_id)').catch((e: { errno: number; message: string }) => e);
       expect(failure).toMatchObject({ errno: 1290 });
-      expect((failure as Error).message).toMatch(/primary and replica1 are all writable/);
+      expect((failure as unknown as Error).message).toMatch(/primary and replica1 are all writable/);
       // Reads still work.
       expect([1, 2, 3]).toContain(await serverIdOf(conn));
       expect(await px.metrics.metricsText()).toMatch(/wirecache_writes_refused_total\{reason="writable_conflict"\} [1-9]/);

@@ -103,7 +103,8 @@ describe('mariadb CLI through wirecache', () => {
     ].join('; ');
     const proxied = await mariadb(px.port, { execute: sql, extra: ['--default-character-set=utf8mb4'] });
     expectOk(proxied);
-    expect(proxied.stdout).toBe(
+    // The monitor's heartbeat schema exists once a routing test has run on the shared topology.
+    expect(proxied.stdout.replace(/^wirecache\n/m, '')).toBe(
       [
         'Database',
         'information_schema',
