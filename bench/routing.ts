@@ -29,6 +29,8 @@
  *   BENCH_ROUNDS               rounds; figures are medians over them (default 3)
  *   BENCH_WARMUP_SECONDS       unrecorded run per endpoint and protocol before measuring (default 3; 0 = none)
  *   BENCH_PS_MODES             comma list, default "disable,auto"
+ *   BENCH_ENDPOINTS            comma list, default "direct,wirecache"; add "wirecache_primary" for a second
+ *                              wirecache with the primary as its only backend (the proxy without the split)
  *   BENCH_THREADS              sysbench --threads, the same for both endpoints (default 4)
  *   BENCH_ROUTING_TABLES       sysbench --tables (default 4)
  *   BENCH_ROUTING_TABLE_SIZE   sysbench --table-size (default 10000)
@@ -84,8 +86,13 @@ import {
   type PsMode,
 } from './common.js';
 
-type Endpoint = 'direct' | 'wirecache';
-const ENDPOINTS: Endpoint[] = ['direct', 'wirecache'];
+/**
+ * direct: the primary itself; wirecache: the proxy splitting reads over the replicas;
+ * wirecache_primary (optional): a second wirecache with the primary as its only backend (no split),
+ * to tell the cost of the proxy from the effect of the split.
+ */
+type Endpoint = 'direct' | 'wirecache' | 'wirecache_primary';
+const ALL_ENDPOINTS: Endpoint[] = ['direct', 'wirecache', 'wirecache_primary'];
 const SERVERS = ['primary', 'replica1', 'replica2'] as const;
 type ServerName = (typeof SERVERS)[number];
 /** How long the monitor may take to put both replicas in rotation after wirecache started. */
@@ -95,6 +102,7 @@ const ROTATION_TIMEOUT_MS = 30_000;
 interface ServerCounts {
   comSelect: number;
   comStmtExecute: number;
+  comStmtPrepare: number;
 }
 
 interface RunResult extends Omit<Measurement, 'stdout' | 'stderr'> {
@@ -110,7 +118,7 @@ interface RunResult extends Omit<Measurement, 'stdout' | 'stderr'> {
   readRetries: number | null;
   consistency: Record<string, number> | null;
   /** Per server: Com_select / Com_stmt_execute during the run, and mariadbd CPU in % of one core. */
-  servers: Record<ServerName, { comSelect: number | null; comStmtExecute: number | null; cpuPct: number | null }>;
+  servers: Record<ServerName, { comSelect: number | null; comStmtExecute: number | null; comStmtPrepare: number | null; cpuPct: number | null }>;
   /** The lines of sysbench's output that name an error (exact text). */
   errorLines: string[];
 }
@@ -153,6 +161,8 @@ async function main(): Promise<number> {
   const rounds = envInt('BENCH_ROUNDS', 3, 1);
   const warmup = envInt('BENCH_WARMUP_SECONDS', 3, 0);
   const psModes = envList<PsMode>('BENCH_PS_MODES', ['disable', 'auto'], ['disable', 'auto']);
+  const endpoints = envList<Endpoint>('BENCH_ENDPOINTS', ['direct', 'wirecache'], ALL_ENDPOINTS);
+  if (!endpoints.includes('direct') || !endpoints.includes('wirecache')) throw new Error('BENCH_ENDPOINTS must include direct and wirecache');
   const threads = envInt('BENCH_THREADS', 4, 1);
   const tables = envInt('BENCH_ROUTING_TABLES', 4, 1);
   const tableSize = envInt('BENCH_ROUTING_TABLE_SIZE', 10_000, 1);
@@ -173,10 +183,12 @@ async function main(): Promise<number> {
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'wirecache-bench-routing-'));
   let topo: TopologyInfo | undefined;
   let wirecache: ChildProcess | undefined;
+  let wcPrimaryOnly: ChildProcess | undefined;
   const statusConns = new Map<ServerName, mysql.Connection>();
   const results: RunResult[] = [];
   const problems: string[] = [];
   let peakRssKb: number | null = null;
+  let primaryOnlyPeakRssKb: number | null = null;
   let rotationMs: number | null = null;
   let finalStates: Record<string, string> = {};
   let finalLag: Record<string, number> = {};
@@ -189,7 +201,7 @@ async function main(): Promise<number> {
     const t = topo;
     const servers: Record<ServerName, ServerInfo> = { primary: t.primary, replica1: t.replicas[0], replica2: t.replicas[1] };
     const directPort = t.primary.port;
-    const [wcPort, adminPort] = await getFreePorts(2);
+    const [wcPort, adminPort, wcPrimaryPort] = await getFreePorts(3);
 
     for (const name of SERVERS) {
       const s = servers[name];
@@ -200,10 +212,10 @@ async function main(): Promise<number> {
       for (const name of SERVERS) {
         try {
           const [rows] = await (statusConns.get(name) as mysql.Connection).query<mysql.RowDataPacket[]>(
-            "SHOW GLOBAL STATUS WHERE Variable_name IN ('Com_select', 'Com_stmt_execute')",
+            "SHOW GLOBAL STATUS WHERE Variable_name IN ('Com_select', 'Com_stmt_execute', 'Com_stmt_prepare')",
           );
           const v = (k: string): number => Number(rows.find((r) => String(r.Variable_name).toLowerCase() === k)?.Value ?? NaN);
-          out[name] = { comSelect: v('com_select'), comStmtExecute: v('com_stmt_execute') };
+          out[name] = { comSelect: v('com_select'), comStmtExecute: v('com_stmt_execute'), comStmtPrepare: v('com_stmt_prepare') };
         } catch (e) {
           log(`SHOW GLOBAL STATUS on ${name}: ${e instanceof Error ? e.message : String(e)}`);
           out[name] = null;
@@ -220,6 +232,16 @@ async function main(): Promise<number> {
     await waitForReplication(t, 120_000);
     log(`both replicas caught up with the prepare (${Date.now() - tRepl} ms after it ended)`);
 
+    const common = [
+      'users:',
+      `  - name: ${USER}`,
+      `    password: ${PASSWORD}`,
+      'timeouts:',
+      '  shutdown_grace_ms: 0',
+      'log:',
+      '  level: warn',
+      '',
+    ];
     const configFile = path.join(tmp, 'wirecache.yaml');
     await fs.writeFile(
       configFile,
@@ -248,14 +270,25 @@ async function main(): Promise<number> {
         '  max_replication_lag: 10',
         `  consistency: ${consistency}`,
         '  consistency_wait_ms: 500',
-        'users:',
-        `  - name: ${USER}`,
-        `    password: ${PASSWORD}`,
-        'timeouts:',
-        '  shutdown_grace_ms: 0',
-        'log:',
-        '  level: warn',
-        '',
+        ...common,
+      ].join('\n'),
+    );
+    const primaryOnlyConfig = path.join(tmp, 'wirecache-primary-only.yaml');
+    await fs.writeFile(
+      primaryOnlyConfig,
+      [
+        'listen:',
+        `  host: ${HOST}`,
+        `  port: ${wcPrimaryPort}`,
+        'admin:',
+        `  host: ${HOST}`,
+        '  port: 0',
+        'backends:',
+        '  - name: primary',
+        `    host: ${servers.primary.host}`,
+        `    port: ${servers.primary.port}`,
+        '    role: primary',
+        ...common,
       ].join('\n'),
     );
 
@@ -266,7 +299,14 @@ async function main(): Promise<number> {
     await waitForPort(adminPort, wirecache, 'wirecache admin', wcLog);
     const wcPid = wirecache.pid;
     log(`direct (primary) :${directPort}  wirecache :${wcPort} admin :${adminPort} (pid ${wcPid}, ${cli})`);
-    const ports: Record<Endpoint, number> = { direct: directPort, wirecache: wcPort };
+    if (endpoints.includes('wirecache_primary')) {
+      const wcPrimaryLog = path.join(tmp, 'wirecache-primary-only.log');
+      wcPrimaryOnly = spawnTracked(process.execPath, [...wcNodeArgs, cli, '--config', primaryOnlyConfig], wcPrimaryLog);
+      await waitForPort(wcPrimaryPort, wcPrimaryOnly, 'wirecache (primary only)', wcPrimaryLog);
+      log(`wirecache_primary :${wcPrimaryPort} (pid ${wcPrimaryOnly.pid}; the primary as its only backend)`);
+    }
+    const ports: Record<Endpoint, number> = { direct: directPort, wirecache: wcPort, wirecache_primary: wcPrimaryPort };
+    const procPid: Record<Endpoint, number | undefined> = { direct: undefined, wirecache: wcPid, wirecache_primary: wcPrimaryOnly?.pid };
 
     const metricsText = async (): Promise<string> => {
       const res = await fetch(`http://${HOST}:${adminPort}/metrics`);
@@ -313,7 +353,7 @@ async function main(): Promise<number> {
 
     if (warmup > 0) {
       for (const psMode of psModes) {
-        for (const ep of ENDPOINTS) {
+        for (const ep of endpoints) {
           log(`warm-up ${warmup}s ps=${psMode} via ${ep}`);
           const w = await sysbench(measured(ep, psMode, warmup));
           checkInterrupted();
@@ -329,8 +369,9 @@ async function main(): Promise<number> {
       const cpu0 = SERVERS.map((n) => cpuSeconds(pids[n]));
       const t0 = process.hrtime.bigint();
       // The replicas count as the benchmark's own processes (passed with the proxy), not as foreign load.
-      const { stdout, stderr, ...m } = await measureSysbench(measured(ep, psMode, seconds), ep === 'wirecache' ? wcPid : undefined, pids.primary, [
+      const { stdout, stderr, ...m } = await measureSysbench(measured(ep, psMode, seconds), procPid[ep], pids.primary, [
         wcPid,
+        wcPrimaryOnly?.pid,
         pids.replica1,
         pids.replica2,
       ]);
@@ -348,6 +389,7 @@ async function main(): Promise<number> {
         srv[n] = {
           comSelect: a && b ? b.comSelect - a.comSelect : null,
           comStmtExecute: a && b ? b.comStmtExecute - a.comStmtExecute : null,
+          comStmtPrepare: a && b ? b.comStmtPrepare - a.comStmtPrepare : null,
           cpuPct: cpu0[i] === null || cpu1[i] === null ? null : Math.round((((cpu1[i] as number) - (cpu0[i] as number)) / wall) * 1000) / 10,
         };
       });
@@ -380,7 +422,7 @@ async function main(): Promise<number> {
       return r;
     };
 
-    let order = [...ENDPOINTS];
+    let order = [...endpoints];
     for (let round = 1; round <= rounds; round++) {
       for (const psMode of psModes) {
         for (const ep of order) results.push(await measureUndisturbed(retries, () => run(psMode, ep, round)));
@@ -389,6 +431,7 @@ async function main(): Promise<number> {
     }
 
     peakRssKb = procStatusKb(wcPid, 'VmHWM');
+    primaryOnlyPeakRssKb = procStatusKb(wcPrimaryOnly?.pid, 'VmHWM');
     const finalText = await metricsText();
     finalStates = states(finalText);
     finalLag = byLabel(finalText, 'wirecache_server_replication_lag_seconds', 'server');
@@ -397,7 +440,7 @@ async function main(): Promise<number> {
   } finally {
     uninstallInterruptHandler();
     await Promise.all([...statusConns.values()].map((c) => c.end().catch(() => undefined)));
-    if (wirecache) await stopChild(wirecache);
+    await Promise.all([wirecache && stopChild(wirecache), wcPrimaryOnly && stopChild(wcPrimaryOnly)]);
     if (topo) {
       log('stopping topology');
       await stopTopology(topo).catch((e: unknown) => log(`stopTopology: ${e instanceof Error ? e.message : String(e)}`));
@@ -430,7 +473,7 @@ async function main(): Promise<number> {
   }
   const agg: Agg[] = [];
   for (const psMode of psModes) {
-    for (const endpoint of ENDPOINTS) {
+    for (const endpoint of endpoints) {
       const rs = results.filter((r) => r.psMode === psMode && r.endpoint === endpoint);
       if (rs.length === 0) continue;
       agg.push({
@@ -450,20 +493,23 @@ async function main(): Promise<number> {
       });
     }
   }
-  const summary = psModes.map((psMode) => {
-    const d = agg.find((a) => a.psMode === psMode && a.endpoint === 'direct');
-    const w = agg.find((a) => a.psMode === psMode && a.endpoint === 'wirecache');
-    const ratio = d && w && d.qps > 0 ? w.qps / d.qps : null;
-    const perRound: number[] = [];
-    for (let round = 1; round <= rounds; round++) {
-      const dr = results.find((r) => r.psMode === psMode && r.endpoint === 'direct' && r.round === round);
-      const wr = results.find((r) => r.psMode === psMode && r.endpoint === 'wirecache' && r.round === round);
-      if (dr && wr && dr.qps > 0) perRound.push(wr.qps / dr.qps);
-    }
-    return { psMode, ratio, perRound };
-  });
+  const proxyEndpoints = endpoints.filter((e) => e !== 'direct');
+  const summary = psModes.flatMap((psMode) =>
+    proxyEndpoints.map((endpoint) => {
+      const d = agg.find((a) => a.psMode === psMode && a.endpoint === 'direct');
+      const w = agg.find((a) => a.psMode === psMode && a.endpoint === endpoint);
+      const ratio = d && w && d.qps > 0 ? w.qps / d.qps : null;
+      const perRound: number[] = [];
+      for (let round = 1; round <= rounds; round++) {
+        const dr = results.find((r) => r.psMode === psMode && r.endpoint === 'direct' && r.round === round);
+        const wr = results.find((r) => r.psMode === psMode && r.endpoint === endpoint && r.round === round);
+        if (dr && wr && dr.qps > 0) perRound.push(wr.qps / dr.qps);
+      }
+      return { psMode, endpoint, ratio, perRound };
+    }),
+  );
 
-  const headers = ['ps-mode', 'endpoint', 'qps (median)', 'qps min..max', 'p95 ms', 'proxy CPU', 'sysbench', 'primary', 'replica1', 'replica2', 'softirq', 'max other CPU', 'errors', 'wc/direct'];
+  const headers = ['ps-mode', 'endpoint', 'qps (median)', 'qps min..max', 'p95 ms', 'proxy CPU', 'sysbench', 'primary', 'replica1', 'replica2', 'softirq', 'max other CPU', 'errors', '/direct'];
   const rows = agg.map((a) => [
     a.psMode === 'disable' ? 'disable (text)' : 'auto (PS)',
     a.endpoint,
@@ -478,7 +524,7 @@ async function main(): Promise<number> {
     pctOrDash(a.irqCpuPct),
     `${a.foreignCpuPct.toFixed(0)}%`,
     String(a.errors),
-    a.endpoint === 'wirecache' ? fmtRatio(summary.find((s) => s.psMode === a.psMode)?.ratio ?? null) : '',
+    a.endpoint === 'direct' ? '' : fmtRatio(summary.find((s) => s.psMode === a.psMode && s.endpoint === a.endpoint)?.ratio ?? null),
   ]);
   const git = gitInfo();
   process.stdout.write(
@@ -489,7 +535,7 @@ async function main(): Promise<number> {
   );
   process.stdout.write(`${table(headers, rows, [false, false, ...headers.slice(2).map(() => true)])}\n\n`);
   for (const s of summary) {
-    process.stdout.write(`wirecache/direct qps, ps=${s.psMode}: ${fmtRatio(s.ratio)} (per round ${s.perRound.map((x) => x.toFixed(2)).join(', ')})\n`);
+    process.stdout.write(`${s.endpoint}/direct qps, ps=${s.psMode}: ${fmtRatio(s.ratio)} (per round ${s.perRound.map((x) => x.toFixed(2)).join(', ')})\n`);
   }
 
   // Where the proxy's statements went, summed over the measured wirecache runs.
@@ -516,17 +562,17 @@ async function main(): Promise<number> {
   // The servers' own counters, summed over the measured runs of each endpoint.
   const comRows: string[][] = [];
   for (const psMode of psModes) {
-    for (const ep of ENDPOINTS) {
+    for (const ep of endpoints) {
       const rs = results.filter((r) => r.psMode === psMode && r.endpoint === ep);
       if (rs.length === 0) continue;
-      const sum = (n: ServerName, k: 'comSelect' | 'comStmtExecute'): string => {
+      const sum = (n: ServerName, k: 'comSelect' | 'comStmtExecute' | 'comStmtPrepare'): string => {
         const v = rs.map((r) => r.servers[n][k]);
         return v.some((x) => x === null) ? '?' : String(v.reduce((a: number, x) => a + (x as number), 0));
       };
-      comRows.push([psMode, ep, ...SERVERS.map((n) => `${sum(n, 'comSelect')} / ${sum(n, 'comStmtExecute')}`)]);
+      comRows.push([psMode, ep, ...SERVERS.map((n) => `${sum(n, 'comSelect')} / ${sum(n, 'comStmtExecute')} / ${sum(n, 'comStmtPrepare')}`)]);
     }
   }
-  process.stdout.write(`Com_select / Com_stmt_execute on each server (SHOW GLOBAL STATUS), during the measured runs:\n\n`);
+  process.stdout.write(`Com_select / Com_stmt_execute / Com_stmt_prepare on each server (SHOW GLOBAL STATUS), during the measured runs:\n\n`);
   process.stdout.write(`${table(['ps-mode', 'endpoint', ...SERVERS], comRows, [false, false, true, true, true])}\n\n`);
 
   const wcRuns = results.filter((r) => r.endpoint === 'wirecache');
@@ -537,7 +583,10 @@ async function main(): Promise<number> {
     `read retries ${retriesTotal}; consistency checks ${JSON.stringify(cons)}; replicas in rotation after ${rotationMs ?? '?'} ms; ` +
       `server states at the end ${JSON.stringify(finalStates)}, lag ${JSON.stringify(finalLag)}\n`,
   );
-  process.stdout.write(`wirecache peak RSS (VmHWM): ${peakRssKb === null ? 'n/a' : `${(peakRssKb / 1024).toFixed(1)} MiB`}\n`);
+  const mib = (kb: number | null): string => (kb === null ? 'n/a' : `${(kb / 1024).toFixed(1)} MiB`);
+  process.stdout.write(
+    `wirecache peak RSS (VmHWM): ${mib(peakRssKb)}${endpoints.includes('wirecache_primary') ? `; wirecache_primary: ${mib(primaryOnlyPeakRssKb)}` : ''}\n`,
+  );
   const disturbedRuns = results.filter((r) => r.foreignCpuPct !== null && r.foreignCpuPct > FOREIGN_CPU_WARN_PCT);
   if (disturbedRuns.length > 0) {
     process.stdout.write(
@@ -560,6 +609,7 @@ async function main(): Promise<number> {
       summary,
       spread,
       wirecachePeakRssKb: peakRssKb,
+      wirecachePrimaryOnlyPeakRssKb: primaryOnlyPeakRssKb,
       wirecacheLogTail: wcLogText,
       problems,
       ok: failed.length === 0 && problems.length === 0,

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +42,25 @@ describe('config.example.yaml', () => {
     );
     expect(config.limits).toEqual({ maxClientConnections: 1000, maxPacketBytes: 67108864 });
     expect(config.log.level).toBe('info');
+    expect(config.monitor).toBeNull();
+    expect(config.routing).toEqual({ maxReplicationLagSeconds: 10, consistency: 'session', consistencyWaitMs: 500 });
+  });
+
+  it('loads with its commented monitor and cache sections turned on', () => {
+    const text = readFileSync(join(repoRoot, 'config.example.yaml'), 'utf8')
+      .replace(/^# (monitor:|cache:)/gm, '$1')
+      .replace(/^#( {2,}[^ #])/gm, '$1');
+    const config = parseConfig(text, 'example-uncommented.yaml');
+    expect(config.monitor).toEqual({
+      user: 'wirecache_monitor',
+      password: 'monitor_pw',
+      intervalMs: 1000,
+      checkTimeoutMs: 1000,
+      failAfter: 3,
+      recoverAfter: 3,
+      heartbeatTable: 'wirecache.heartbeat',
+    });
+    expect(config.cache?.rules.find((r) => r.name === 'reports')).toMatchObject({ route: 'replica', consistency: 'eventual' });
   });
 });
 
@@ -56,6 +75,8 @@ describe('parseConfig', () => {
       users: [{ name: 'app', passwordDoubleSha1: sha1(sha1('app_pw')), emptyPassword: false }],
       limits: { maxClientConnections: 1000, maxPacketBytes: 67108864 },
       timeouts: { backendConnectMs: 5000, clientHandshakeMs: 10000, clientReadMs: 30000, clientIdleSeconds: 28800, shutdownGraceMs: 30000 },
+      monitor: null,
+      routing: { maxReplicationLagSeconds: 10, consistency: 'session', consistencyWaitMs: 500 },
       cache: null,
       log: { level: 'info' },
       serverVersion: '5.5.5-10.11.0-MariaDB-wirecache',
@@ -73,6 +94,8 @@ users:
   - { name: app, password: app_pw }
 limits: { max_client_connections: 5, max_packet_bytes: 1024 }
 timeouts: { backend_connect_ms: 1, client_handshake_ms: 2, client_read_ms: 3, client_idle_seconds: 0, shutdown_grace_ms: 0 }
+monitor: { user: mon, password: "", interval_ms: 250, check_timeout_ms: 100, fail_after: 1, recover_after: 5, heartbeat_table: null }
+routing: { max_replication_lag: 0.5, consistency: eventual, consistency_wait_ms: 0 }
 log: { level: debug }
 server_version: "8.0.36-wirecache"
 `,
@@ -94,6 +117,8 @@ server_version: "8.0.36-wirecache"
     });
     expect(config.log.level).toBe('debug');
     expect(config.serverVersion).toBe('8.0.36-wirecache');
+    expect(config.monitor).toEqual({ user: 'mon', password: '', intervalMs: 250, checkTimeoutMs: 100, failAfter: 1, recoverAfter: 5, heartbeatTable: null });
+    expect(config.routing).toEqual({ maxReplicationLagSeconds: 0.5, consistency: 'eventual', consistencyWaitMs: 0 });
   });
 
   it('gives the same passwordDoubleSha1 for a plain password and its hash', () => {
@@ -248,6 +273,23 @@ users:
     expect(empty.reason).toBe('must list at least one backend');
   });
 
+  it('requires a monitor section with replicas, and checks its fields and the routing section', () => {
+    const two = `users: [{ name: a, password: x }]\nbackends:\n  - { name: p, host: h, role: primary }\n  - { name: r, host: h2, role: replica }\n`;
+    const missing = configError(two);
+    expect(missing.field).toBe('backends');
+    expect(missing.reason).toMatch(/needs a monitor section/);
+    const badInterval = configError(`${two}monitor: { user: m, password: x, interval_ms: 5 }\n`);
+    expect(badInterval.field).toBe('monitor.interval_ms');
+    expect(badInterval.line).toBe(5);
+    const badTable = configError(`${two}monitor: { user: m, password: x, heartbeat_table: "no dot" }\n`);
+    expect(badTable.field).toBe('monitor.heartbeat_table');
+    const badConsistency = configError(`${two}monitor: { user: m, password: x }\nrouting: { consistency: strong }\n`);
+    expect(badConsistency.field).toBe('routing.consistency');
+    expect(badConsistency.reason).toMatch(/"eventual" or "session"/);
+    const badRule = configError(`${two}monitor: { user: m, password: x }\ncache:\n  rules:\n    - { name: x, match: {}, consistency: maybe }\n`);
+    expect(badRule.field).toBe('cache.rules[0].consistency');
+  });
+
   it('reports a duplicate user name at the second one', () => {
     const err = configError(`backends: [{ name: p, host: h }]
 users:
@@ -280,11 +322,12 @@ users:
   - { name: a, host: h, role: primary }
   - { name: b, host: h, role: primary }
 users: [{ name: a, password: x }]
+monitor: { user: m, password: x }
 `);
     expect(twoPrimaries.field).toBe('backends[1].role');
     expect(twoPrimaries.line).toBe(3);
 
-    const noRole = configError(`backends:\n  - { name: a, host: h }\n  - { name: b, host: h }\nusers: [{ name: a, password: x }]\n`);
+    const noRole = configError(`backends:\n  - { name: a, host: h }\n  - { name: b, host: h }\nusers: [{ name: a, password: x }]\nmonitor: { user: m, password: x }\n`);
     expect(noRole.field).toBe('backends[0].role');
     expect(noRole.issues).toHaveLength(2);
 
