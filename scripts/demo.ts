@@ -1,6 +1,7 @@
 /**
  * The demo: a throw-away MariaDB primary with two GTID replicas and a
- * memcached (scripts/topology.ts), and wirecache in front of the primary.
+ * memcached (scripts/topology.ts), and wirecache in front of them: writes to
+ * the primary, reads spread over the replicas.
  * Ctrl-C stops wirecache and removes the topology.
  *
  *   bash scripts/demo.sh          (installs what it needs, then runs this)
@@ -33,6 +34,8 @@ backends:
 ${topo.replicas.map((r) => `  - { name: ${r.name}, host: 127.0.0.1, port: ${r.port}, role: replica }`).join('\n')}
 users:
 ${topo.users.map((u) => `  - { name: ${u.name}, password: "${u.password}" }`).join('\n')}
+monitor: { user: ${topo.rootUser}, password: "${topo.rootPassword}" }
+routing: { max_replication_lag: 5, consistency: session }
 cache:
   mode: hinted
   storage: tiered
@@ -71,9 +74,11 @@ app = await startApp(loadConfig(configFile));
 const { port: mysqlPort } = app.mysqlAddress;
 const admin = app.adminAddress;
 process.stderr.write(`
-[demo] wirecache is running in front of the demo primary (config: ${configFile})
+[demo] wirecache is running in front of the demo primary and its two replicas (config: ${configFile})
 [demo]   mariadb -h127.0.0.1 -P${mysqlPort} -uapp -papp_pw wc_test
 [demo]   curl http://${admin.host}:${admin.port}/metrics        curl http://${admin.host}:${admin.port}/cache
+[demo]   reads go to the replicas: mariadb ... -e "SELECT @@server_id" (1 is the primary); see curl http://${admin.host}:${admin.port}/servers
+[demo]   curl 'http://${admin.host}:${admin.port}/explain?sql=SELECT+1' tells where a statement would go and whether it is cached
 [demo]   the cache (memory in front of the demo memcached) serves hinted queries: mariadb -c ... -e "/*qc=on*/ SELECT 1" (-c keeps comments)
 [demo]   primary :${topo.primary.port}, replicas ${topo.replicas.map((r) => `:${r.port}`).join(' ')}, memcached :${topo.memcached.port}
 [demo] Ctrl-C stops everything and removes ${topo.baseDir}
