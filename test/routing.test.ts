@@ -6,7 +6,7 @@
 import type mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { waitForReplication } from '../scripts/topology.js';
-import { connect, routingConfig, startProxy, type RunningProxy } from './proxy-harness.js';
+import { connect, routingConfig, startProxy, testCacheConfig, type RunningProxy } from './proxy-harness.js';
 import { getTopology } from './topology-context.js';
 
 const topo = getTopology();
@@ -193,6 +193,7 @@ describe('replica health', () => {
         expect(rows).toEqual([{ id }]);
       }
       // The writing session reads from the primary while the replica is behind; a session that wrote nothing still goes to the replica.
+      await a.query('INSERT INTO ryw (id) VALUES (6)');
       expect(await serverIdOf(a)).toBe(1);
       const c = await connect(session.port, topo);
       expect(await serverIdOf(c)).toBe(3);
@@ -213,6 +214,44 @@ describe('replica health', () => {
       await root.end();
       await replica.end();
       await waitForReplication(topo);
+    }
+  });
+});
+
+describe('the cache in front of the split', () => {
+  it('serves hits without a backend, fills misses from the primary, and invalidates on writes from any session', async () => {
+    const root = await rootOn(topo.primary.port);
+    await root.query('CREATE TABLE IF NOT EXISTS wc_test.rw_cache (id INT PRIMARY KEY, v INT)');
+    await root.query('REPLACE INTO wc_test.rw_cache VALUES (1, 10)');
+    await waitForReplication(topo);
+    const px = await startProxy(topo, { ...routingConfig(topo), cache: testCacheConfig() });
+    const reader = await connect(px.port, topo);
+    const writer = await connect(px.port, topo);
+    const routed = () =>
+      ['primary', 'replica1', 'replica2'].reduce(
+        (n, server) => n + px.metrics.routing.routedCount(server === 'primary' ? 'primary' : 'replica', server, server === 'primary' ? 'cache_fill' : 'read'),
+        0,
+      );
+    const read = async () => {
+      const [rows] = await reader.query<Row[]>('/*qc=on*/ SELECT v FROM rw_cache WHERE id = 1');
+      return rows[0].v as number;
+    };
+    try {
+      expect(await read()).toBe(10);
+      expect(px.metrics.routing.routedCount('primary', 'primary', 'cache_fill')).toBe(1);
+      const before = routed();
+      for (let i = 0; i < 5; i++) expect(await read()).toBe(10);
+      // Five hits, no backend.
+      expect(routed()).toBe(before);
+      await writer.query('UPDATE rw_cache SET v = 11 WHERE id = 1');
+      expect(await read()).toBe(11);
+      expect(px.metrics.routing.routedCount('primary', 'primary', 'cache_fill')).toBe(2);
+    } finally {
+      await reader.end();
+      await writer.end();
+      await px.stop();
+      await root.query('DROP TABLE IF EXISTS wc_test.rw_cache');
+      await root.end();
     }
   });
 });
