@@ -126,7 +126,15 @@ interface Dispatch {
   consistency: 'eventual' | 'session';
   /** Go to the primary whatever the decision (a replica could not be made consistent, none is usable). */
   forcePrimary: boolean;
+  /** Why a read meant for a replica went to the primary instead (metric reason), or null. */
+  fallback: RouteReason | null;
 }
+
+/** Commands without a statement that change data: refused, like writes, while two servers are writable. */
+const WRITING_COMMANDS = new Set<number>([Command.CREATE_DB, Command.DROP_DB, Command.STMT_EXECUTE, Command.STMT_SEND_LONG_DATA]);
+
+/** prepareLink already replied to the client: the command is over. */
+const ANSWERED = Symbol('answered');
 
 /** Route for commands that are not statements (PING, prepare, INIT_DB ...): the session's primary connection. */
 const PRIMARY_COMMAND: RouteDecision = { target: { kind: 'primary' }, reason: 'not_a_read', detail: null };
@@ -134,10 +142,17 @@ const PRIMARY_COMMAND: RouteDecision = { target: { kind: 'primary' }, reason: 'n
 /** Sends a statement on its way: `rule` is the rule it matched, `recording` whether its result will be stored. */
 type SendRouted = (rule: CacheRule | null, recording: boolean) => void;
 
+/** What a session loses with its old primary, by pin reason, for the client's error message. */
+const LOST_STATE_NAMES: Record<string, string> = {
+  temporary_table: 'temporary tables',
+  lock_tables: 'table locks (LOCK TABLES)',
+  get_lock: 'named locks (GET_LOCK)',
+};
+
 /** SHOW WARNINGS / ERRORS / COUNT(*) WARNINGS: about the previous statement, on its connection. */
 const DIAGNOSTICS = /^SHOW\s+(?:WARNINGS|ERRORS|COUNT)\b/i;
-/** FOUND_ROWS() later reads what this SELECT counted: both must run on the primary. */
-const CALC_FOUND_ROWS = /\bSQL_CALC_FOUND_ROWS\b/i;
+/** `SET TRANSACTION ...` (no SESSION/GLOBAL): one transaction's characteristics, not session state. */
+const NEXT_TRANSACTION_ONLY = /^SET\s+TRANSACTION\b/i;
 
 /** A miss being recorded: the response bytes as they pass, until they exceed the plan's limit. */
 interface Recording {
@@ -474,9 +489,8 @@ export class ClientSession {
 
   /** Logs in to the primary (at login and COM_CHANGE_USER). */
   private async openBackend(login: BackendLogin): Promise<BackendConnection> {
-    const choice = this.ctx.selector.primary();
-    // Two writable servers: log in to the configured primary's successor the monitor last saw; reads still work.
-    const endpoint = choice.endpoint ?? this.ctx.selector.server(choice.conflict[0]) ?? this.ctx.selector.primary().endpoint!;
+    // Two writable servers: log in to the configured primary; reads work, writes are refused per statement.
+    const endpoint = this.ctx.selector.primary().endpoint ?? this.ctx.selector.configuredPrimary;
     const conn = await this.connectTo(endpoint, login);
     this.ctx.learnedBackend(conn);
     return conn;
@@ -783,7 +797,6 @@ export class ClientSession {
     let decision = decideRoute(statement, rule, this.currentPins());
     if (decision.target.kind !== 'primary') {
       if (recording) decision = { target: { kind: 'primary' }, reason: 'cache_fill', detail: null };
-      else if (statement.type === 'select' && CALC_FOUND_ROWS.test(statement.keyText)) decision = { target: { kind: 'primary' }, reason: 'primary_function', detail: 'SQL_CALC_FOUND_ROWS' };
     }
     if (statement.type === 'show' && DIAGNOSTICS.test(statement.keyText) && this.links.has(this.lastServer)) {
       // Warnings belong to the connection that ran the previous statement.
@@ -801,6 +814,7 @@ export class ClientSession {
       retried: false,
       consistency,
       forcePrimary: false,
+      fallback: null,
     });
   }
 
@@ -818,7 +832,7 @@ export class ClientSession {
       write(primary);
       return;
     }
-    this.dispatch({ statement, decision, prepared, write, stateSql, tried: null, retryable: false, retried: false, consistency: 'eventual', forcePrimary: false });
+    this.dispatch({ statement, decision, prepared, write, stateSql, tried: null, retryable: false, retried: false, consistency: 'eventual', forcePrimary: false, fallback: null });
   }
 
   /**
@@ -843,7 +857,7 @@ export class ClientSession {
     this.phase = Phase.Working;
     this.prepareLink(endpoint, link, d, replica).then(
       (ready) => {
-        if (this.phase === Phase.Closed) return;
+        if (this.phase === Phase.Closed || ready === ANSWERED) return;
         if (ready) this.sendOn(ready, d, replica);
         else this.dispatch(d);
       },
@@ -862,13 +876,14 @@ export class ClientSession {
     const t = d.decision.target;
     const selector = this.ctx.selector;
     if (!d.forcePrimary && t.kind !== 'primary') {
+      if (t.kind === 'server' && t.name === this.primaryServer) return this.primaryTarget(d);
       if (t.kind === 'server' && !d.tried?.has(t.name)) {
-        const named = t.name === this.primaryServer ? null : selector.server(t.name);
+        const named = selector.server(t.name);
         if (named) return { endpoint: named, replica: true };
-        if (t.name === this.primaryServer && this.links.has(t.name)) return this.primaryTarget(d);
       }
       const replica = selector.pickReplica(d.tried);
       if (replica && replica.name !== this.primaryServer) return { endpoint: replica, replica: true };
+      d.fallback ??= 'no_replica';
     }
     return this.primaryTarget(d);
   }
@@ -879,7 +894,7 @@ export class ClientSession {
     const current = this.primaryLink;
     if (!choice.endpoint) {
       // Two writable servers: the proxy will not guess which one is the primary.
-      const read = d.statement === null ? d.decision === PRIMARY_COMMAND : isRead(d.statement);
+      const read = d.statement !== null ? isRead(d.statement) : !WRITING_COMMANDS.has(this.commandCode);
       if (read && current && !current.conn.closed) return { endpoint: current.conn.endpoint, replica: false };
       this.ctx.observer.writeRefused('writable_conflict');
       return {
@@ -903,7 +918,8 @@ export class ClientSession {
     const from = this.primaryServer;
     const old = this.links.get(from);
     const pins = this.currentPins();
-    const hadTransaction = pins.inTransaction && (this.serverStatus & ServerStatus.AUTOCOMMIT) !== 0;
+    // IN_TRANS also covers autocommit=0 once a statement has run since the last COMMIT.
+    const hadTransaction = (this.serverStatus & ServerStatus.IN_TRANS) !== 0;
     const lostState = old !== undefined && !old.conn.closed ? (hadTransaction ? 'transaction' : pins.pinned) : null;
     if (old) {
       this.links.delete(from);
@@ -923,7 +939,7 @@ export class ClientSession {
     }
     return {
       error: ErrorCode.CONNECTION_KILLED,
-      message: `wirecache: the primary moved from ${from} to ${next.name}; this session's ${lostState.replace(/_/g, ' ')} state on ${from} is gone`,
+      message: `wirecache: the primary moved from ${from} to ${next.name}; this session's ${LOST_STATE_NAMES[lostState] ?? 'session state'} on ${from} are gone`,
     };
   }
 
@@ -931,7 +947,9 @@ export class ClientSession {
   private linkReady(link: BackendLink, d: Dispatch, replica: boolean): boolean {
     if (link.appliedState !== this.stateLog.latest) return false;
     if (d.prepared && !link.statements.has(d.prepared.id)) return false;
-    if (!replica || d.consistency !== 'session' || this.gtidPending) return !(replica && d.consistency === 'session' && this.gtidPending);
+    if (!replica || d.consistency !== 'session') return true;
+    // The session wrote since it last learnt its GTID: ask the primary first (prepareLink).
+    if (this.gtidPending) return false;
     return this.lastGtid === null || link.coveredGtid === this.lastGtid || this.replicaCovers(link.server);
   }
 
@@ -947,7 +965,12 @@ export class ClientSession {
    * null when this server cannot serve the command (the caller dispatches
    * again, excluding it or forcing the primary).
    */
-  private async prepareLink(endpoint: BackendEndpoint, existing: BackendLink | undefined, d: Dispatch, replica: boolean): Promise<BackendLink | null> {
+  private async prepareLink(
+    endpoint: BackendEndpoint,
+    existing: BackendLink | undefined,
+    d: Dispatch,
+    replica: boolean,
+  ): Promise<BackendLink | null | typeof ANSWERED> {
     const giveUp = (why: string): null => {
       this.log.info({ server: endpoint.name, why }, 'server cannot take this command; trying another');
       (d.tried ??= new Set()).add(endpoint.name);
@@ -966,7 +989,7 @@ export class ClientSession {
       }
       if (this.phase === Phase.Closed) {
         conn.quit();
-        return null;
+        return ANSWERED;
       }
       if (!replica && endpoint.name === this.primaryServer) this.ctx.learnedBackend(conn);
       link = this.addLink(conn);
@@ -986,12 +1009,13 @@ export class ClientSession {
         if (prepared.error) {
           if (replica) return giveUp(`preparing the statement failed: ${prepared.error.message}`);
           this.replyLocal({ code: prepared.error.code, sqlState: prepared.error.sqlState }, prepared.error.message);
-          return null;
+          return ANSWERED;
         }
         link.statements.set(d.prepared.id, { backendId: prepared.statementId, types: null });
       }
       if (replica && d.consistency === 'session' && !(await this.waitForSessionWrites(link))) {
         d.forcePrimary = true;
+        d.fallback = 'consistency_timeout';
         return null;
       }
       return link;
@@ -1034,7 +1058,7 @@ export class ClientSession {
   /** Writes the command on `link`, which becomes the connection in flight. */
   private sendOn(link: BackendLink, d: Dispatch, replica: boolean): void {
     this.backend = link.conn;
-    if (this.routing) this.ctx.observer.statementRouted(replica ? 'replica' : 'primary', link.server, d.forcePrimary && d.decision.target.kind !== 'primary' ? 'no_replica' : d.decision.reason);
+    if (this.routing) this.ctx.observer.statementRouted(replica ? 'replica' : 'primary', link.server, (!replica && d.fallback) || d.decision.reason);
     d.write(link);
   }
 
@@ -1071,7 +1095,8 @@ export class ClientSession {
     if (!statement || !ok || conn.endpoint.name !== this.primaryServer) return;
     this.pins.afterStatement(statement, this.state?.schema ?? null);
     if ((statement.type === 'set' && !statement.setsGlobal) || statement.type === 'use') {
-      if (statement.multiStatement) return;
+      // SET TRANSACTION without SESSION applies to the next transaction only: nothing to replay.
+      if (statement.multiStatement || NEXT_TRANSACTION_ONLY.test(statement.keyText)) return;
       if (d.stateSql === null) {
         // A SET prepared with placeholders cannot be replayed as text.
         this.pins.untrack('prepared_set');

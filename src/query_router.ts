@@ -24,7 +24,8 @@ export type RouteReason =
   | 'not_a_read'
   | 'cache_fill'
   | 'diagnostics'
-  | 'no_replica';
+  | 'no_replica'
+  | 'consistency_timeout';
 
 export interface RouteDecision {
   target: RouteTarget;
@@ -42,6 +43,7 @@ export interface SessionPins {
 }
 
 const PRIMARY: RouteTarget = { kind: 'primary' };
+const CALC_FOUND_ROWS = /\bSQL_CALC_FOUND_ROWS\b/i;
 const REPLICA: RouteTarget = { kind: 'replica' };
 
 /** Statement types that only read: the ones a rule, a hint or the splitter may send to a replica. */
@@ -62,10 +64,15 @@ function targetOf(route: string): RouteTarget {
  */
 export function decideRoute(statement: ClassifiedStatement, rule: CacheRule | null, pins: SessionPins): RouteDecision {
   if (statement.multiStatement) return { target: PRIMARY, reason: 'multi_statement', detail: null };
-  if (!isRead(statement)) return { target: PRIMARY, reason: statement.type === 'select' ? 'write' : 'not_a_read', detail: statement.type };
+  if (!isRead(statement)) {
+    const writes = statement.tablesWritten === null || statement.tablesWritten.length > 0;
+    return { target: PRIMARY, reason: writes ? 'write' : 'not_a_read', detail: statement.type };
+  }
   if (pins.inTransaction) return { target: PRIMARY, reason: 'transaction', detail: null };
   if (statement.lockingRead) return { target: PRIMARY, reason: 'locking_read', detail: null };
   if (statement.needsPrimary !== null) return { target: PRIMARY, reason: 'primary_function', detail: statement.needsPrimary };
+  // FOUND_ROWS() later reads what this SELECT counted, and FOUND_ROWS() runs on the primary.
+  if (statement.type === 'select' && CALC_FOUND_ROWS.test(statement.keyText)) return { target: PRIMARY, reason: 'primary_function', detail: 'SQL_CALC_FOUND_ROWS' };
   if (pins.pinned !== null) return { target: PRIMARY, reason: 'session_pinned', detail: pins.pinned };
   if (statement.hints.route !== null) return { target: targetOf(statement.hints.route), reason: 'hint', detail: statement.hints.route };
   if (rule?.route) return { target: targetOf(rule.route), reason: 'rule', detail: rule.name };

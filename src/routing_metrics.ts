@@ -10,7 +10,7 @@ import { CounterFamily } from './counter_family.js';
 import type { MonitorObserver, ServerState, ServerStatus } from './server_monitor.js';
 
 const SERVER_STATES: readonly ServerState[] = ['primary', 'up', 'lagging', 'not_replicating', 'down'];
-/** Route reasons are a closed set (query_router.ts RouteReason); anything else is folded. */
+/** Server names come from the config; a bound all the same, past which names fold into "other". */
 const MAX_SERVERS = 64;
 
 export class RoutingMetrics implements MonitorObserver {
@@ -32,7 +32,7 @@ export class RoutingMetrics implements MonitorObserver {
     this.routed = new CounterFamily(
       registry,
       'wirecache_routed_statements_total',
-      'Statements sent to a backend by the read/write split, by destination (primary, replica), server and reason (write, read, transaction, locking_read, primary_function, session_pinned, hint, rule, cache_fill, diagnostics, no_replica, not_a_read, multi_statement). Cache hits are in wirecache_cache_hits_total.',
+      'Statements sent to a backend by the read/write split, by destination (primary, replica), server and reason (write, not_a_read, multi_statement, read, transaction, locking_read, primary_function, session_pinned, hint, rule, cache_fill, diagnostics, no_replica, consistency_timeout). Cache hits are in wirecache_cache_hits_total.',
       ['destination', 'server', 'reason'],
     );
     this.retries = new Counter({

@@ -20,7 +20,8 @@ export class ServerSelector {
   /** Smooth weighted round robin: each replica's running credit. */
   private readonly credit = new Map<string, number>();
   private readonly endpoints = new Map<string, BackendEndpoint>();
-  private readonly configuredPrimary: BackendEndpoint;
+  /** The backend with role: primary in the config. */
+  readonly configuredPrimary: BackendEndpoint;
 
   constructor(
     backends: readonly BackendConfig[],

@@ -43,7 +43,7 @@ describe('GET /explain', () => {
   });
 
   it('explains writes, locking reads, NOW() and a rule route', async () => {
-    expect((await explain('UPDATE t SET a = 1 WHERE id = 2')).route).toMatchObject({ target: 'primary', reason: 'not_a_read', servers: ['primary'] });
+    expect((await explain('UPDATE t SET a = 1 WHERE id = 2')).route).toMatchObject({ target: 'primary', reason: 'write', servers: ['primary'] });
     expect((await explain('SELECT * FROM t WHERE id = 1 FOR UPDATE')).route).toMatchObject({ target: 'primary', reason: 'locking_read' });
     const now = await explain('/*qc=on*/ SELECT NOW()');
     expect(now.cache).toMatchObject({ cached: false, reason: 'non_deterministic' });
@@ -53,6 +53,7 @@ describe('GET /explain', () => {
     expect(report.rule).toMatchObject({ name: 'reports' });
     expect(report.route).toMatchObject({ target: 'replica2', reason: 'rule', consistency: 'eventual', servers: ['replica2'] });
     expect((await explain('/*route=primary*/ SELECT 1')).route).toMatchObject({ target: 'primary', reason: 'hint' });
+    expect((await explain('SELECT SQL_CALC_FOUND_ROWS * FROM t LIMIT 1')).route).toMatchObject({ target: 'primary', reason: 'primary_function', detail: 'SQL_CALC_FOUND_ROWS' });
   });
 
   it('refuses a request without sql', async () => {
@@ -67,7 +68,7 @@ describe('GET /servers', () => {
     const { body } = await get('/servers');
     expect(body.primary).toBe('primary');
     expect(body.writable_conflict).toEqual([]);
-    const byName = Object.fromEntries((body.servers as { name: string }[]).map((s) => [s.name, s]));
+    const byName = Object.fromEntries((body.servers as { name: string; lag_seconds: number }[]).map((s) => [s.name, s]));
     expect(byName.primary).toMatchObject({ state: 'primary', read_only: false });
     for (const r of ['replica1', 'replica2']) {
       expect(byName[r]).toMatchObject({ state: 'up', in_rotation: true, read_only: true, replicating: true });
