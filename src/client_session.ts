@@ -131,7 +131,7 @@ interface Dispatch {
 }
 
 /** Commands without a statement that change data: refused, like writes, while two servers are writable. */
-const WRITING_COMMANDS = new Set<number>([Command.CREATE_DB, Command.DROP_DB, Command.STMT_EXECUTE, Command.STMT_SEND_LONG_DATA]);
+const WRITING_COMMANDS = new Set<number>([Command.CREATE_DB, Command.DROP_DB, Command.STMT_EXECUTE]);
 
 /** prepareLink already replied to the client: the command is over. */
 const ANSWERED = Symbol('answered');
@@ -894,8 +894,10 @@ export class ClientSession {
     const current = this.primaryLink;
     if (!choice.endpoint) {
       // Two writable servers: the proxy will not guess which one is the primary.
-      const read = d.statement !== null ? isRead(d.statement) : !WRITING_COMMANDS.has(this.commandCode);
-      if (read && current && !current.conn.closed) return { endpoint: current.conn.endpoint, replica: false };
+      // Reads, SET, BEGIN and ROLLBACK change no data; COMMIT would make a transaction's writes durable on a guess.
+      const s = d.statement;
+      const harmless = s !== null ? s.tablesWritten !== null && s.tablesWritten.length === 0 && s.type !== 'commit' : !WRITING_COMMANDS.has(this.commandCode);
+      if (harmless && current && !current.conn.closed) return { endpoint: current.conn.endpoint, replica: false };
       this.ctx.observer.writeRefused('writable_conflict');
       return {
         error: ErrorCode.OPTION_PREVENTS_STATEMENT,
