@@ -1044,7 +1044,8 @@ export class ClientSession {
       this.lastGtid = gtid === '' ? null : gtid;
     }
     const gtid = this.lastGtid;
-    if (gtid === null || link.coveredGtid === gtid || this.replicaCovers(link.server)) {
+    if (gtid === null) return true;
+    if (link.coveredGtid === gtid || this.replicaCovers(link.server)) {
       this.ctx.observer.consistencyChecked('covered');
       return true;
     }
