@@ -3,13 +3,16 @@
  * routes other parts of the proxy register with addRoute().
  *
  *   GET /metrics  Prometheus text exposition of Metrics.registry
- *   GET /healthz  200 {"status":"ok",...} or 503 {"status":"unavailable",...}
+ *   GET /healthz  200 {"status":"ok",...} or 503 {"status":"unavailable",...}: the process is alive
+ *   GET /readyz   the same shape: the proxy can serve queries (a primary is reachable)
  *
+ * With a token, every other path needs `Authorization: Bearer <token>` (401 otherwise).
  * Unknown paths get 404, known paths with another method 405 (with an Allow
  * header), malformed requests 400; all error bodies are JSON
  * {"error": "..."}. HEAD is answered wherever GET is. Nothing a client sends
  * can make the server throw or stop serving.
  */
+import { timingSafeEqual } from 'node:crypto';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from './logger.js';
@@ -27,8 +30,18 @@ export interface AdminServerOptions {
   port: number;
   metrics: Metrics;
   health: () => HealthStatus;
+  /** Readiness (/readyz): can the proxy serve queries now? Defaults to `health`. */
+  ready?: () => HealthStatus | Promise<HealthStatus>;
+  /**
+   * The bearer token every request but /healthz and /readyz must carry
+   * (`Authorization: Bearer <token>`); null: no token. Read per request, so a reload can change it.
+   */
+  token?: () => string | null;
   logger?: Logger;
 }
+
+/** Probes answer without a token: an orchestrator's health check has none, and they reveal nothing. */
+const OPEN_PATHS = new Set(['/healthz', '/readyz']);
 
 /** What a route handler sees of the request. */
 export interface AdminRequest {
@@ -66,7 +79,8 @@ export class AdminServer {
       body: await this.opts.metrics.metricsText(),
       contentType: this.opts.metrics.contentType,
     }));
-    this.addRoute('GET', '/healthz', () => this.healthResponse());
+    this.addRoute('GET', '/healthz', () => this.healthResponse(this.opts.health));
+    this.addRoute('GET', '/readyz', () => this.healthResponse(this.opts.ready ?? this.opts.health));
   }
 
   /**
@@ -132,10 +146,10 @@ export class AdminServer {
     });
   }
 
-  private healthResponse(): AdminResponse {
+  private async healthResponse(check: () => HealthStatus | Promise<HealthStatus>): Promise<AdminResponse> {
     let health: HealthStatus;
     try {
-      health = this.opts.health();
+      health = await check();
     } catch (err) {
       this.opts.logger?.warn({ err }, 'health check threw');
       return { status: 503, json: { status: 'error', error: (err as Error)?.message ?? String(err) } };
@@ -153,6 +167,11 @@ export class AdminServer {
         return;
       }
       const method = (req.method ?? '').toUpperCase();
+      const token = this.opts.token?.() ?? null;
+      if (token !== null && !OPEN_PATHS.has(target.path) && !bearerMatches(req.headers.authorization, token)) {
+        send(res, { status: 401, json: { error: 'missing or wrong bearer token (Authorization: Bearer <admin.token>)' }, headers: { 'WWW-Authenticate': 'Bearer realm="wirecache"' } });
+        return;
+      }
       const byMethod = this.routes.get(target.path);
       if (!byMethod) {
         send(res, { status: 404, json: { error: 'not found' } });
@@ -194,6 +213,14 @@ export class AdminServer {
         body,
     );
   }
+}
+
+/** Compares in constant time, so the token cannot be guessed byte by byte from response times. */
+function bearerMatches(header: string | undefined, token: string): boolean {
+  if (!header || !header.startsWith('Bearer ')) return false;
+  const given = Buffer.from(header.slice(7).trim());
+  const wanted = Buffer.from(token);
+  return given.length === wanted.length && timingSafeEqual(given, wanted);
 }
 
 /** Splits an origin-form ("/a?b") or absolute-form ("http://h/a?b") target; undefined if malformed. */

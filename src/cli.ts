@@ -31,6 +31,11 @@ async function run(file: string): Promise<void> {
     logger.info({ signal }, 'signal received');
     void app.stop().then(() => process.exit(0));
   };
+  // SIGHUP re-reads the config: an invalid file is logged and refused, the running config stays.
+  process.on('SIGHUP', () => {
+    logger.info({ signal: 'SIGHUP' }, 'reloading the config');
+    void app.reload();
+  });
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
 }

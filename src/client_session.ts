@@ -39,6 +39,7 @@ import { classify, type ClassifiedStatement } from './sql_classifier.js';
 import { decideRoute, isRead, type RouteDecision, type RouteReason } from './query_router.js';
 import type { ServerSelector } from './server_selector.js';
 import { gtidCovers } from './gtid.js';
+import type { QueryStats } from './query_stats.js';
 import {
   executeWithTypes,
   newLink,
@@ -66,6 +67,8 @@ export interface SessionContext {
   identity(): ServerIdentity;
   /** Where each statement may go: the primary, replicas in rotation, servers by name. */
   selector: ServerSelector;
+  /** Per-digest statement statistics, or null when turned off. */
+  queryStats: QueryStats | null;
   sessions: ReadonlyMap<number, ClientSession>;
   /** Called when a backend greeting is seen, to keep the announced identity current. */
   learnedBackend(conn: BackendConnection): void;
@@ -215,6 +218,13 @@ export class ClientSession {
   private inflight: Dispatch | null = null;
   /** The connection the previous statement ran on (SHOW WARNINGS goes there). */
   private lastServer = '';
+  /** The statement in flight as statistics see it: its digest's row is updated when the command finishes. */
+  private statStatement: ClassifiedStatement | null = null;
+  private statCache: 'hit' | 'miss' | null = null;
+  private statDestination: 'cache' | 'primary' | 'replica' = 'primary';
+  /** Rows replayed from the cache (relayed rows are counted by the scanner). */
+  private statCacheRows = -1;
+  private statError = false;
   private clientPaused = 0;
   private backendPaused = false;
   private commandCode = 0;
@@ -274,6 +284,17 @@ export class ClientSession {
     const out: { endpoint: BackendEndpoint; threadId: number }[] = [];
     for (const link of this.links.values()) if (!link.conn.closed) out.push({ endpoint: link.conn.endpoint, threadId: link.conn.threadId });
     return out;
+  }
+
+  /** Bytes read from and written to the client socket so far. */
+  get clientBytes(): { received: number; sent: number } {
+    return { received: this.socket.bytesRead, sent: this.socket.bytesWritten };
+  }
+
+  /** Each backend connection by server, and whether a command of this session runs on it now. */
+  forEachBackend(visit: (server: string, active: boolean) => void): void {
+    const running = this.busy ? this.backend : null;
+    for (const link of this.links.values()) if (!link.conn.closed) visit(link.server, link.conn === running);
   }
 
   get busy(): boolean {
@@ -613,12 +634,13 @@ export class ClientSession {
           return;
         }
         const cache = this.ctx.cache;
-        if (!cache && !this.routing) {
+        if (!cache && !this.routing && !this.ctx.queryStats) {
           this.forward(packet, ResponseKind.Query);
           return;
         }
         // latin1 maps bytes to characters one to one: two different texts never share a key.
         const statement = classify(payload.toString('latin1', 1));
+        this.statStatement = statement;
         const send = (rule: CacheRule | null, recording: boolean) =>
           this.route(statement, rule, recording, null, payload.subarray(1), () => this.sendToBackend(wireOf(packet), ResponseKind.Query));
         if (cache) this.runCacheable(cache, { statement, binary: false, params: '', refusal: null }, send);
@@ -636,7 +658,7 @@ export class ClientSession {
         this.runLocal(() => this.changeUser(payload));
         return;
       case Command.STMT_PREPARE: {
-        const statement = this.ctx.cache || this.routing ? classify(payload.toString('latin1', 1)) : null;
+        const statement = this.ctx.cache || this.routing || this.ctx.queryStats ? classify(payload.toString('latin1', 1)) : null;
         const sql = Buffer.from(payload.subarray(1));
         this.scanner.onPrepareOk = (ok, info) => {
           const id = this.nextStatementId++;
@@ -707,6 +729,7 @@ export class ClientSession {
       this.forwardStatementCommand(packet, ResponseKind.Query, 'mysqld_stmt_execute');
       return;
     }
+    this.statStatement = stmt.statement;
     const cache = this.ctx.cache;
     if (!cache && !this.routing) {
       this.forwardStatementCommand(packet, ResponseKind.Query, 'mysqld_stmt_execute');
@@ -1061,6 +1084,7 @@ export class ClientSession {
   /** Writes the command on `link`, which becomes the connection in flight. */
   private sendOn(link: BackendLink, d: Dispatch, replica: boolean): void {
     this.backend = link.conn;
+    this.statDestination = replica ? 'replica' : 'primary';
     if (this.routing) this.ctx.observer.statementRouted(replica ? 'replica' : 'primary', link.server, (!replica && d.fallback) || d.decision.reason);
     d.write(link);
   }
@@ -1188,9 +1212,11 @@ export class ClientSession {
       return;
     }
     if (result.kind === 'hit') {
+      this.statCache = 'hit';
       this.replay(result.entry);
       return;
     }
+    if (result.kind === 'miss') this.statCache = 'miss';
     if (result.kind === 'miss') this.recording = { ticket: result.ticket, pieces: [], bytes: 0, limit: plan.maxResultBytes };
     send(plan.rule, result.kind === 'miss');
   }
@@ -1198,6 +1224,8 @@ export class ClientSession {
   /** Sends a cached result, reframed for this client and its transaction state. */
   private replay(entry: CacheEntry): void {
     entry.replay ??= replayInfo(entry.wire, entry.deprecateEof);
+    this.statDestination = 'cache';
+    this.statCacheRows = entry.replay.rows;
     const bytes = replayResultWith(entry.wire, entry.deprecateEof, entry.replay, {
       deprecateEof: (this.capabilities & Capability.DEPRECATE_EOF) !== 0,
       firstSeq: this.responseSeq,
@@ -1304,6 +1332,7 @@ export class ClientSession {
 
   /** A reply the proxy makes itself, without a backend. */
   private replyLocal(spec: { code: number; sqlState: string }, message: string): void {
+    this.statError = true;
     this.sendErr(spec, message, this.responseSeq);
     this.finishCommand();
   }
@@ -1329,8 +1358,30 @@ export class ClientSession {
     this.statement = null;
     const now = performance.now();
     this.lastActivity = now;
-    this.ctx.observer.commandCompleted(commandName(this.commandCode), (now - this.commandStart) / 1000);
+    const seconds = (now - this.commandStart) / 1000;
+    this.ctx.observer.commandCompleted(commandName(this.commandCode), seconds);
+    const statement = this.statStatement;
+    if (statement) this.recordStatement(statement, seconds);
     this.becomeReady();
+  }
+
+  /** One statement done: its route's latency histogram and its digest's statistics. */
+  private recordStatement(statement: ClassifiedStatement, seconds: number): void {
+    const destination = this.statDestination;
+    this.ctx.observer.statementCompleted(destination, seconds);
+    this.ctx.queryStats?.record({
+      digest: statement.digestText,
+      seconds,
+      rows: destination === 'cache' ? this.statCacheRows : this.scanner.rows,
+      cache: this.statCache,
+      destination,
+      error: this.statError,
+    });
+    this.statStatement = null;
+    this.statCache = null;
+    this.statDestination = 'primary';
+    this.statCacheRows = -1;
+    this.statError = false;
   }
 
   // ---------------------------------------------------------------- relaying responses
@@ -1389,6 +1440,7 @@ export class ClientSession {
     // Status 0 is a real answer (autocommit off, no transaction): only a response without a terminator keeps the old flags.
     if (this.scanner.statusSeen) this.serverStatus = this.scanner.lastStatus & ~ServerStatus.MORE_RESULTS_EXISTS;
     const ok = this.scanner.errorCode === 0;
+    this.statError = !ok;
     const dispatched = this.inflight;
     this.inflight = null;
     if (dispatched) this.afterStatement(dispatched, ok);

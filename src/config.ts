@@ -116,6 +116,7 @@ export const CONFIG_DEFAULTS = {
     memcachedKeyPrefix: 'wc',
   },
   serverVersion: '5.5.5-10.11.0-MariaDB-wirecache',
+  queryStats: { maxDigests: 1000 },
   monitor: { intervalMs: 1000, checkTimeoutMs: 1000, failAfter: 3, recoverAfter: 3, heartbeatTable: 'wirecache.heartbeat' },
   routing: { maxReplicationLagSeconds: 10, consistency: 'session', consistencyWaitMs: 500 },
 } as const;
@@ -315,7 +316,26 @@ const rootSchema = z.strictObject(
       consistency_wait_ms: CONFIG_DEFAULTS.routing.consistencyWaitMs,
     }),
     listen: endpoint(CONFIG_DEFAULTS.listen),
-    admin: endpoint(CONFIG_DEFAULTS.admin),
+    admin: z
+      .strictObject(
+        {
+          host: hostField().default(CONFIG_DEFAULTS.admin.host),
+          port: intIn(0, 65535).default(CONFIG_DEFAULTS.admin.port),
+          token: z
+            .string({ error: msg('must be a string (quote it in YAML)', false) })
+            .min(16, { error: 'must be at least 16 characters' })
+            .regex(/^[\x21-\x7e]+$/, { error: 'must be printable ASCII without spaces' })
+            .optional(),
+        },
+        { error: msg('must be a mapping with host, port and token', false) },
+      )
+      .default({ ...CONFIG_DEFAULTS.admin }),
+    query_stats: z
+      .strictObject(
+        { max_digests: intIn(0, 100_000).default(CONFIG_DEFAULTS.queryStats.maxDigests) },
+        { error: msg('must be a mapping', false) },
+      )
+      .default({ max_digests: CONFIG_DEFAULTS.queryStats.maxDigests }),
     backends: z
       .array(backendSchema, { error: msg('must be a list of backends', false) })
       .min(1, { error: 'must list at least one backend' }),
@@ -671,6 +691,7 @@ export function parseConfig(text: string, sourcePath: string): WirecacheConfig {
 
   checkBackends(raw, problem, lineOf);
   checkUsers(raw, problem, lineOf);
+  checkAdmin(raw, problem);
   checkCache(raw, problem);
   if (issues.length > 0) throw new ConfigError(sortIssues(issues));
 
@@ -720,6 +741,18 @@ function checkBackends(raw: RawConfig, problem: Problem, lineOf: (p: PathSegment
   }
 }
 
+/** The admin API changes the proxy (purge, reload) and shows its traffic: beyond loopback it needs a token. */
+function checkAdmin(raw: RawConfig, problem: Problem): void {
+  if (raw.admin.token === undefined && !isLoopback(raw.admin.host)) {
+    problem(['admin', 'host'], `is not a loopback address: set admin.token (a bearer token of at least 16 characters) to expose the admin API on ${raw.admin.host}`);
+  }
+}
+
+/** 127.0.0.0/8, ::1 and localhost: the admin API is reachable from this machine only. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
 function checkUsers(raw: RawConfig, problem: Problem, lineOf: (p: PathSegment[]) => number): void {
   const seen = new Map<string, number>();
   raw.users.forEach((u, i) => {
@@ -766,7 +799,8 @@ function normalise(raw: RawConfig, sourcePath: string): WirecacheConfig {
   return {
     sourcePath,
     listen: { host: raw.listen.host, port: raw.listen.port },
-    admin: { host: raw.admin.host, port: raw.admin.port },
+    admin: { host: raw.admin.host, port: raw.admin.port, token: raw.admin.token ?? null },
+    queryStats: { maxDigests: raw.query_stats.max_digests },
     backends,
     users,
     limits: {

@@ -25,7 +25,10 @@ export interface WirecacheConfig {
   /** Absolute path the config was read from (for messages and reloads). */
   sourcePath: string;
   listen: { host: string; port: number };
-  admin: { host: string; port: number };
+  /** The HTTP admin API; `token` (a bearer token) is required when `host` is not a loopback address. */
+  admin: { host: string; port: number; token: string | null };
+  /** Per-digest statement statistics (GET /stats/queries); maxDigests 0 turns them off. */
+  queryStats: { maxDigests: number };
   backends: BackendConfig[];
   users: UserConfig[];
   limits: {

@@ -61,7 +61,10 @@ export class Metrics implements ProxyObserver {
   private readonly clientConnectionsRefused: Counter<'reason'>;
   private readonly clientAuthFailures: Counter<'reason'>;
   private readonly commandStats = new CommandStats('command', QUERY_DURATION_BUCKETS);
+  /** Statements by where their answer came from: cache, primary, replica. */
+  private readonly routeStats = new CommandStats('route', QUERY_DURATION_BUCKETS);
   private readonly backendConnectErrors: Counter<'backend'>;
+  private readonly configReloads: Counter<'result'>;
 
   private readonly commands = new BoundedLabel(COMMAND_RE, MAX_COMMAND_LABELS);
   private readonly backends = new BoundedLabel(BACKEND_RE, MAX_BACKEND_LABELS);
@@ -108,12 +111,29 @@ export class Metrics implements ProxyObserver {
         help: 'Time from receiving a client command to sending the end of its response, by command.',
       },
     );
+    this.routeStats.register(
+      this.registry,
+      { name: 'wirecache_statements_total', help: 'Statements (COM_QUERY, COM_STMT_EXECUTE) completed, by where the answer came from (route: cache, primary, replica).' },
+      {
+        name: 'wirecache_statement_duration_seconds',
+        help: 'Time from receiving a statement to sending the end of its answer, by route (cache, primary, replica).',
+      },
+    );
     this.backendConnectErrors = new Counter({
       name: 'wirecache_backend_connect_errors_total',
       help: 'Failed connection or login attempts to a backend, by backend name.',
       labelNames: ['backend'],
       registers,
     });
+
+    this.configReloads = new Counter({
+      name: 'wirecache_config_reloads_total',
+      help: 'Config reloads (SIGHUP, POST /reload) by result: success (applied) or failure (refused; the running config stays).',
+      labelNames: ['result'],
+      registers,
+    });
+    this.configReloads.inc({ result: 'success' }, 0);
+    this.configReloads.inc({ result: 'failure' }, 0);
 
     // Export the known label values as 0 so rate() and alerts work from the start.
     this.clientConnections.set(0);
@@ -122,6 +142,53 @@ export class Metrics implements ProxyObserver {
     for (const name of options.backendNames ?? []) {
       this.backendConnectErrors.inc({ backend: this.backends.value(name) }, 0);
     }
+  }
+
+  /**
+   * Proxy-wide figures read at scrape time: client bytes and backend
+   * connections by server (nothing is counted per packet for them).
+   */
+  watchProxy(source: {
+    clientTraffic(): { received: number; sent: number };
+    backendConnections(): Map<string, { open: number; idle: number }>;
+  }): void {
+    const registers = [this.registry];
+    new Counter({
+      name: 'wirecache_client_received_bytes_total',
+      help: 'Bytes received from clients (MySQL protocol, headers included).',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(source.clientTraffic().received);
+      },
+    });
+    new Counter({
+      name: 'wirecache_client_sent_bytes_total',
+      help: 'Bytes sent to clients (MySQL protocol, headers included).',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(source.clientTraffic().sent);
+      },
+    });
+    new Gauge({
+      name: 'wirecache_backend_connections',
+      help: 'Backend connections open now, by server and state (open: all of them; idle: running no command).',
+      labelNames: ['server', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [server, counts] of source.backendConnections()) {
+          this.set({ server, state: 'open' }, counts.open);
+          this.set({ server, state: 'idle' }, counts.idle);
+        }
+      },
+    });
+  }
+
+  /** A config reload was applied (success) or refused (failure). */
+  configReloaded(result: 'success' | 'failure'): void {
+    this.configReloads.inc({ result });
   }
 
   /** Prometheus content type of metricsText(). */
@@ -175,6 +242,15 @@ export class Metrics implements ProxyObserver {
 
   backendConnectError(backend: string): void {
     this.backendConnectErrors.inc({ backend: this.backends.value(backend) });
+  }
+
+  statementCompleted(route: 'cache' | 'primary' | 'replica', durationSeconds: number): void {
+    this.routeStats.observe(route, Number.isFinite(durationSeconds) && durationSeconds > 0 ? durationSeconds : 0);
+  }
+
+  /** wirecache_statements_total as a plain object: completed statements by route. */
+  statementsByRoute(): Record<string, number> {
+    return this.routeStats.counts();
   }
 
   statementRouted(destination: 'primary' | 'replica', server: string, reason: string): void {

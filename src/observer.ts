@@ -24,6 +24,8 @@ export interface ProxyObserver {
   writeRefused(reason: 'writable_conflict'): void;
   /** The primary moved while a session held a transaction or state on the old one; the client got an error. */
   primaryMoveInterrupted(what: 'transaction' | 'session_state'): void;
+  /** A statement (COM_QUERY or COM_STMT_EXECUTE) finished, answered from `route`. */
+  statementCompleted(route: 'cache' | 'primary' | 'replica', durationSeconds: number): void;
   /** A session-consistent read checked a replica: already covered, waited and caught up, or timed out (read went to the primary). */
   consistencyChecked(outcome: 'covered' | 'waited' | 'timeout'): void;
 }
@@ -41,4 +43,5 @@ export const nullObserver: ProxyObserver = {
   writeRefused() {},
   primaryMoveInterrupted() {},
   consistencyChecked() {},
+  statementCompleted() {},
 };

@@ -13,6 +13,7 @@ import { QueryCache } from './cache/query_cache.js';
 import { nullCacheObserver, type CacheObserver } from './cache/types.js';
 import { nullMonitorObserver, ServerMonitor, type MonitorObserver } from './server_monitor.js';
 import { ServerSelector } from './server_selector.js';
+import { QueryStats } from './query_stats.js';
 
 /**
  * Capabilities the proxy implements. Compression, TLS, optional metadata,
@@ -87,6 +88,10 @@ export class ProxyServer {
   /** Health checks of the backends, when the config has a monitor section. */
   readonly monitor: ServerMonitor | null;
   readonly selector: ServerSelector;
+  /** Per-digest statement statistics, unless query_stats.max_digests is 0. */
+  readonly queryStats: QueryStats | null;
+  /** Client bytes of sessions that have ended (live ones are read from their sockets). */
+  private closedClientBytes = { received: 0, sent: 0 };
 
   constructor(
     private config: WirecacheConfig,
@@ -100,6 +105,7 @@ export class ProxyServer {
       ? new ServerMonitor(config.backends, config.monitor, config.routing.maxReplicationLagSeconds, monitorObserver, logger.child({ component: 'monitor' }))
       : null;
     this.selector = new ServerSelector(config.backends, this.monitor);
+    this.queryStats = config.queryStats.maxDigests > 0 ? new QueryStats(config.queryStats.maxDigests) : null;
     this.currentIdentity = defaultIdentity(config);
     this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
     this.server.on('error', (err) => this.logger.error({ err }, 'listener error'));
@@ -112,6 +118,7 @@ export class ProxyServer {
       observer,
       identity: () => this.currentIdentity,
       selector: this.selector,
+      queryStats: this.queryStats,
       sessions: this.sessions,
       learnedBackend: (conn: BackendConnection) => {
         this.currentIdentity = identityFromGreeting(conn.greeting);
@@ -119,6 +126,9 @@ export class ProxyServer {
       removed: (session) => {
         if (this.sessions.get(session.id) === session) {
           this.sessions.delete(session.id);
+          const bytes = session.clientBytes;
+          this.closedClientBytes.received += bytes.received;
+          this.closedClientBytes.sent += bytes.sent;
           this.observer.clientDisconnected();
         }
       },
@@ -131,6 +141,58 @@ export class ProxyServer {
     if (choice.endpoint) return choice.endpoint;
     const b = this.config.backends.find((x) => x.role === 'primary') ?? this.config.backends[0];
     return { name: b.name, host: b.host, port: b.port };
+  }
+
+  /** Bytes received from and sent to clients since start (read at scrape time, nothing counted per packet). */
+  clientTraffic(): { received: number; sent: number } {
+    let { received, sent } = this.closedClientBytes;
+    for (const session of this.sessions.values()) {
+      const bytes = session.clientBytes;
+      received += bytes.received;
+      sent += bytes.sent;
+    }
+    return { received, sent };
+  }
+
+  /** Open backend connections by server, and how many of them run no command now. */
+  backendConnections(): Map<string, { open: number; idle: number }> {
+    const out = new Map<string, { open: number; idle: number }>();
+    for (const b of this.config.backends) out.set(b.name, { open: 0, idle: 0 });
+    for (const session of this.sessions.values()) {
+      session.forEachBackend((server, active) => {
+        const counts = out.get(server) ?? { open: 0, idle: 0 };
+        counts.open++;
+        if (!active) counts.idle++;
+        out.set(server, counts);
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Applies a reloaded config to the running proxy: users, limits, timeouts,
+   * routing, log level and cache rules take effect for the next statement or
+   * login; no session is dropped. Returns the options that changed but only
+   * apply after a restart (listeners, backends, monitor, cache storage).
+   */
+  reload(next: WirecacheConfig): string[] {
+    const old = this.config;
+    const restart: string[] = [];
+    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+    if (!same(old.listen, next.listen)) restart.push('listen');
+    if (old.admin.host !== next.admin.host || old.admin.port !== next.admin.port) restart.push('admin.host/admin.port');
+    if (!same(old.backends, next.backends)) restart.push('backends');
+    if (!same(old.monitor, next.monitor)) restart.push('monitor');
+    if (old.queryStats.maxDigests !== next.queryStats.maxDigests) restart.push('query_stats');
+    let cache = old.cache;
+    if ((old.cache === null) !== (next.cache === null)) restart.push('cache (turning it on or off)');
+    else if (this.cache && next.cache) {
+      restart.push(...this.cache.reconfigure(next.cache));
+      cache = this.cache.config;
+    }
+    this.config = { ...next, listen: old.listen, backends: old.backends, monitor: old.monitor, queryStats: old.queryStats, cache };
+    this.logger.level = next.log.level;
+    return restart;
   }
 
   get identity(): ServerIdentity {

@@ -20,7 +20,8 @@ export function testConfig(topo: TopologyInfo, overrides: Partial<WirecacheConfi
   return {
     sourcePath: '<test>',
     listen: { host: '127.0.0.1', port: 0 },
-    admin: { host: '127.0.0.1', port: 0 },
+    admin: { host: '127.0.0.1', port: 0, token: null },
+    queryStats: { maxDigests: 1000 },
     backends: [{ name: 'primary', host: primary.host, port: primary.port, role: 'primary', weight: 1 }],
     users: [
       ...topo.users.map((u) => ({ name: u.name, passwordDoubleSha1: u.password ? doubleSha1(u.password) : Buffer.alloc(0), emptyPassword: u.password === '' })),

@@ -60,7 +60,7 @@ export class QueryCache {
   private readonly inflight = new Map<string, MissTicket>();
 
   constructor(
-    readonly config: CacheConfig,
+    public config: CacheConfig,
     private readonly observer: CacheObserver,
   ) {
     this.memory = config.storage === 'memcached' ? null : new MemoryStore({ maxBytes: config.memory.maxBytes, observer });
@@ -76,6 +76,20 @@ export class QueryCache {
             observer,
           });
     this.generations = this.remote ? this.remote.generations : new LocalGenerations();
+  }
+
+  /**
+   * A reloaded config: rules, mode, TTLs and limits apply to the next
+   * statement. Storage (kind, sizes, memcached servers) stays as started;
+   * returns the names of the options that changed there and need a restart.
+   */
+  reconfigure(next: CacheConfig): string[] {
+    const fixed: string[] = [];
+    if (next.storage !== this.config.storage) fixed.push('cache.storage');
+    if (next.memory.maxBytes !== this.config.memory.maxBytes) fixed.push('cache.memory.max_bytes');
+    if (JSON.stringify(next.memcached) !== JSON.stringify(this.config.memcached)) fixed.push('cache.memcached');
+    this.config = { ...next, storage: this.config.storage, memory: this.config.memory, memcached: this.config.memcached };
+    return fixed;
   }
 
   /** Invalidations must reach memcached before a write is acknowledged: other proxies read the counters there. */

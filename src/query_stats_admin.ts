@@ -1,0 +1,49 @@
+/**
+ * Admin HTTP endpoints of the per-digest statement statistics:
+ *
+ *   GET  /stats/queries?limit=100&sort=total_time
+ *        {"digests": [...], "tracked": n, "max_digests": n, "evicted": n}
+ *        limit 1..10000 (default 100); sort total_time | count | mean_time | rows
+ *        (default total_time), descending.
+ *   POST /stats/queries/reset
+ *        {"reset": true, "dropped": <digests forgotten>}
+ */
+import type { AdminServer } from './admin_server.js';
+import { QUERY_STATS_SORT_KEYS, type QueryStats, type QueryStatsSortKey } from './query_stats.js';
+
+export const QUERY_STATS_MAX_LIMIT = 10_000;
+export const QUERY_STATS_DEFAULT_LIMIT = 100;
+
+export function registerQueryStatsRoutes(admin: AdminServer, stats: QueryStats): void {
+  admin.addRoute('GET', '/stats/queries', ({ query }) => {
+    let limit = QUERY_STATS_DEFAULT_LIMIT;
+    const limitParam = query.get('limit');
+    if (limitParam !== null) {
+      limit = /^[0-9]{1,6}$/.test(limitParam) ? Number(limitParam) : NaN;
+      if (!(limit >= 1 && limit <= QUERY_STATS_MAX_LIMIT)) {
+        return { status: 400, json: { error: `limit must be an integer from 1 to ${QUERY_STATS_MAX_LIMIT}` } };
+      }
+    }
+    let sort: QueryStatsSortKey = 'total_time';
+    const sortParam = query.get('sort');
+    if (sortParam !== null) {
+      if (!(QUERY_STATS_SORT_KEYS as readonly string[]).includes(sortParam)) {
+        return { status: 400, json: { error: `sort must be one of ${QUERY_STATS_SORT_KEYS.join(', ')}` } };
+      }
+      sort = sortParam as QueryStatsSortKey;
+    }
+    return {
+      json: {
+        digests: stats.top(limit, sort),
+        tracked: stats.size,
+        max_digests: stats.maxDigests,
+        evicted: stats.evicted,
+      },
+    };
+  });
+  admin.addRoute('POST', '/stats/queries/reset', () => {
+    const dropped = stats.size;
+    stats.reset();
+    return { json: { reset: true, dropped } };
+  });
+}
