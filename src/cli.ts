@@ -61,4 +61,44 @@ program
     );
   });
 
+// `wirecache rules test`: a dry run of the rules over a SQL file or a general/slow log.
+program
+  .command('rules')
+  .description('work with cache and routing rules')
+  .command('test')
+  .description(
+    'for each statement of a SQL file or a MariaDB/MySQL general or slow log: the rule it matches, ' +
+      'whether it would be cached (and why not) and where it would go; exits 2 on a config or rules file error',
+  )
+  .argument('<queries>', 'plain SQL file (statements ended by ";"), general log or slow log')
+  .option('-c, --config <file>', 'configuration file (YAML) whose rules and routing are tested')
+  .option('--user <name>', "user for statements the file does not name one for (default: the config's first user)")
+  .option('--schema <name>', 'default schema for statements the file does not give one for (default: none)')
+  .option('--client <address>', 'client IP address for rules with match.clients (default: 127.0.0.1)')
+  .option('--json', 'print the rows as JSON')
+  .action(async (queries: string, _opts: unknown, cmd: Command) => {
+    // --config is also the main command's option, which commander may have taken: look in both.
+    const opts = cmd.optsWithGlobals<{ config?: string; user?: string; schema?: string; client?: string; json?: boolean }>();
+    if (!opts.config) cmd.error('missing --config FILE: the configuration whose rules are tested', { exitCode: 2 });
+    const config = loadOrExit(opts.config!);
+    let text: string;
+    try {
+      text = readFileSync(queries, 'utf8');
+    } catch (err) {
+      process.stderr.write(`cannot read queries file ${queries}: ${(err as Error).message}\n`);
+      process.exit(2);
+    }
+    const { readStatements } = await import('./sql_log_reader.js');
+    const { dryRun, formatDryRun } = await import('./rules_dry_run.js');
+    const file = readStatements(text);
+    const rows = dryRun(config, file.statements, { user: opts.user, schema: opts.schema, client: opts.client });
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify({ file: queries, format: file.format, config: config.sourcePath, rows }, null, 2)}\n`);
+      return;
+    }
+    const kind = { sql: 'SQL file', general_log: 'general log', slow_log: 'slow log' }[file.format];
+    process.stdout.write(`${queries} (${kind}): ${rows.length} statement(s), rules of ${config.sourcePath}\n\n`);
+    if (rows.length > 0) process.stdout.write(formatDryRun(rows));
+  });
+
 await program.parseAsync(process.argv);

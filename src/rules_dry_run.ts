@@ -179,15 +179,15 @@ export function dryRun(config: WirecacheConfig, statements: readonly LoggedState
         cache.softTtlSeconds = d.softTtlMs / 1000;
       } else if (d.reason) {
         cache.reason = d.reason;
-      } else if (s.hints.cache === 'off') {
-        cache.reason = 'hint_qc_off';
-      } else if (d.rule?.cache === false) {
-        cache.reason = 'rule_cache_false';
       } else if (s.multiStatement) {
         cache.reason = 'multi_statement';
       } else if (s.type !== 'select') {
         // A write or other non-SELECT is never a candidate: say so rather than "not chosen".
         cache.reason = 'not_select';
+      } else if (s.hints.cache === 'off') {
+        cache.reason = 'hint_qc_off';
+      } else if (d.rule?.cache === false) {
+        cache.reason = 'rule_cache_false';
       } else if (d.rule?.cache === true || s.hints.cache === 'on' || config.cache.mode === 'all') {
         cache.reason = 'ttl_zero';
       } else {
@@ -273,14 +273,14 @@ export function cacheText(c: DryRunRow['cache']): string {
   }
   let text = `no: ${c.reason}`;
   if (c.detail && c.reason === 'non_deterministic') text += ` (${c.detail})`;
-  if (c.ifChosen) text += ` (if chosen: ${c.ifChosen}${c.detail ? ` ${c.detail}` : ''})`;
+  if (c.ifChosen) text += `; if chosen: ${c.ifChosen}${c.detail ? ` (${c.detail})` : ''}`;
   return text;
 }
 
 export function routeText(r: DryRunRow['route']): string {
   const why = [r.detail && r.detail !== r.target ? `${r.reason}: ${r.detail}` : r.reason];
-  if (r.consistency) why.push(r.consistency);
-  if (r.onCacheMiss) why.push(`misses: ${r.onCacheMiss}`);
+  if (r.consistency) why.push(`consistency: ${r.consistency}`);
+  if (r.onCacheMiss) why.push(`miss: ${r.onCacheMiss}`);
   return `${r.target} (${why.join('; ')})`;
 }
 

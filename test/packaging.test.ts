@@ -106,6 +106,17 @@ for (const v of dashboard.templating?.list ?? []) {
   if (m) exprs.push({ panel: `variable ${v.name}`, expr: m[1] });
 }
 
+/** (), [] and {} nest properly outside string literals. */
+function balanced(expr: string): boolean {
+  const stack: string[] = [];
+  const pairs: Record<string, string> = { ')': '(', ']': '[', '}': '{' };
+  for (const ch of expr.replace(/"(?:[^"\\]|\\.)*"/g, '""')) {
+    if ('([{'.includes(ch)) stack.push(ch);
+    else if (ch in pairs && stack.pop() !== pairs[ch]) return false;
+  }
+  return stack.length === 0;
+}
+
 describe('docs/grafana-dashboard.json', () => {
   it('is a dashboard with panels, each with at least one query, on the ${DS_PROMETHEUS} input', () => {
     expect(dashboard.title).toBeTruthy();
@@ -118,6 +129,7 @@ describe('docs/grafana-dashboard.json', () => {
       expect(p.datasource?.uid, `panel "${p.title}" datasource`).toBe('${DS_PROMETHEUS}');
       expect(metricNamesIn(withExpr.map((t) => t.expr).join(' + ')).length, `panel "${p.title}" queries no metric`).toBeGreaterThan(0);
     }
+    for (const { panel, expr } of exprs) expect(balanced(expr), `${panel}: unbalanced brackets in ${expr}`).toBe(true);
     const ids = dashboard.panels.flatMap((p) => [p, ...(p.panels ?? [])]).map((p) => (p as { id?: number }).id);
     expect(new Set(ids).size).toBe(ids.length);
   });
@@ -219,7 +231,6 @@ describe('the dashboard against a real /metrics scrape', () => {
     const res = await fetch(`http://127.0.0.1:${app.adminAddress.port}/metrics`);
     expect(res.status).toBe(200);
     scrape = await res.text();
-    (await import("node:fs")).writeFileSync("/tmp/wirecache-scrape.txt", scrape); // TEMP
   });
 
   afterAll(async () => {
