@@ -34,7 +34,8 @@ describe('config.example.yaml', () => {
     const config = loadConfig(path);
     expect(config.sourcePath).toBe(path);
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 6033 });
-    expect(config.admin).toEqual({ host: '127.0.0.1', port: 9104 });
+    expect(config.admin).toEqual({ host: '127.0.0.1', port: 9104, token: null });
+    expect(config.queryStats).toEqual({ maxDigests: 1000 });
     expect(config.backends).toEqual([{ name: 'primary', host: '127.0.0.1', port: 3306, role: 'primary', weight: 1 }]);
     expect(config.users.map((u) => u.name)).toEqual(['app', 'report']);
     expect(findUser(config, 'report')?.passwordDoubleSha1.toString('hex')).toBe(
@@ -49,6 +50,7 @@ describe('config.example.yaml', () => {
   it('loads with its commented monitor and cache sections turned on', () => {
     const text = readFileSync(join(repoRoot, 'config.example.yaml'), 'utf8')
       .replace(/^# (monitor:|cache:)/gm, '$1')
+      .replace(/^ {2}# (token:)/m, '  $1')
       .replace(/^#( {2,}[^ #])/gm, '$1');
     const config = parseConfig(text, 'example-uncommented.yaml');
     expect(config.monitor).toEqual({
@@ -61,6 +63,7 @@ describe('config.example.yaml', () => {
       heartbeatTable: 'wirecache.heartbeat',
     });
     expect(config.cache?.rules.find((r) => r.name === 'reports')).toMatchObject({ route: 'replica', consistency: 'eventual' });
+    expect(config.admin.token).toBe('change-me-to-a-long-random-string');
   });
 });
 
@@ -70,7 +73,8 @@ describe('parseConfig', () => {
     expect(config).toEqual({
       sourcePath: resolve('relative/minimal.yaml'),
       listen: { host: '127.0.0.1', port: 6033 },
-      admin: { host: '127.0.0.1', port: 9104 },
+      admin: { host: '127.0.0.1', port: 9104, token: null },
+      queryStats: { maxDigests: 1000 },
       backends: [{ name: 'primary', host: 'db.internal', port: 3306, role: 'primary', weight: 1 }],
       users: [{ name: 'app', passwordDoubleSha1: sha1(sha1('app_pw')), emptyPassword: false }],
       limits: { maxClientConnections: 1000, maxPacketBytes: 67108864 },
@@ -86,7 +90,8 @@ describe('parseConfig', () => {
   it('reads every option', () => {
     const config = parseConfig(
       `listen: { host: 0.0.0.0, port: 0 }
-admin: { host: ::1, port: 0 }
+admin: { host: ::1, port: 0, token: "0123456789abcdef!" }
+query_stats: { max_digests: 0 }
 backends:
   - { name: main_1, host: 10.0.0.1, port: 3307, role: primary, weight: 2 }
   - { name: replica-1, host: 10.0.0.2, role: replica, weight: 0.5 }
@@ -102,7 +107,8 @@ server_version: "8.0.36-wirecache"
       '/etc/wirecache.yaml',
     );
     expect(config.listen).toEqual({ host: '0.0.0.0', port: 0 });
-    expect(config.admin).toEqual({ host: '::1', port: 0 });
+    expect(config.admin).toEqual({ host: '::1', port: 0, token: '0123456789abcdef!' });
+    expect(config.queryStats).toEqual({ maxDigests: 0 });
     expect(config.backends).toEqual([
       { name: 'main_1', host: '10.0.0.1', port: 3307, role: 'primary', weight: 2 },
       { name: 'replica-1', host: '10.0.0.2', port: 3306, role: 'replica', weight: 0.5 },
@@ -271,6 +277,16 @@ users:
     expect(empty.field).toBe('backends');
     expect(empty.line).toBe(2);
     expect(empty.reason).toBe('must list at least one backend');
+  });
+
+  it('checks the admin token', () => {
+    const short = configError(`admin: { host: 10.0.0.1, token: short }\n${MINIMAL}`);
+    expect(short.field).toBe('admin.token');
+    expect(short.reason).toBe('must be at least 16 characters');
+    const open = configError(`admin: { host: 10.0.0.1 }\n${MINIMAL}`);
+    expect(open.field).toBe('admin.host');
+    expect(open.reason).toMatch(/not a loopback address: set admin\.token/);
+    expect(parseConfig(`admin: { host: 127.0.0.2 }\n${MINIMAL}`, 'x.yaml').admin.token).toBeNull();
   });
 
   it('requires a monitor section with replicas, and checks its fields and the routing section', () => {
