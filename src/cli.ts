@@ -80,6 +80,8 @@ program
     // --config is also the main command's option, which commander may have taken: look in both.
     const opts = cmd.optsWithGlobals<{ config?: string; user?: string; schema?: string; client?: string; json?: boolean }>();
     if (!opts.config) cmd.error('missing --config FILE: the configuration whose rules are tested', { exitCode: 2 });
+    // `... | head` closes the pipe early: that ends the output, it is not an error.
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 0 : 1));
     const config = loadOrExit(opts.config!);
     let text: string;
     try {

@@ -184,13 +184,25 @@ export class ProxyServer {
     if (!same(old.backends, next.backends)) restart.push('backends');
     if (!same(old.monitor, next.monitor)) restart.push('monitor');
     if (old.queryStats.maxDigests !== next.queryStats.maxDigests) restart.push('query_stats');
+    // The monitor judges lag with the bound it was started with; the greeting's version is learnt at start.
+    if (old.routing.maxReplicationLagSeconds !== next.routing.maxReplicationLagSeconds) restart.push('routing.max_replication_lag');
+    if (old.serverVersion !== next.serverVersion) restart.push('server_version');
     let cache = old.cache;
     if ((old.cache === null) !== (next.cache === null)) restart.push('cache (turning it on or off)');
     else if (this.cache && next.cache) {
       restart.push(...this.cache.reconfigure(next.cache));
       cache = this.cache.config;
     }
-    this.config = { ...next, listen: old.listen, backends: old.backends, monitor: old.monitor, queryStats: old.queryStats, cache };
+    this.config = {
+      ...next,
+      listen: old.listen,
+      backends: old.backends,
+      monitor: old.monitor,
+      queryStats: old.queryStats,
+      routing: { ...next.routing, maxReplicationLagSeconds: old.routing.maxReplicationLagSeconds },
+      serverVersion: old.serverVersion,
+      cache,
+    };
     this.logger.level = next.log.level;
     return restart;
   }
