@@ -59,32 +59,36 @@ import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { getFreePorts, startTopology, stopTopology, waitForPort, type TopologyInfo } from '../scripts/topology.js';
+import { getFreePorts, startTopology, stopTopology, type TopologyInfo } from '../scripts/topology.js';
 import {
   checkInterrupted,
   connArgs,
   describeMeasurement,
-  measureUndisturbed,
+  disturbedWarning,
   envInt,
   envList,
-  FOREIGN_CPU_WARN_PCT,
+  envString,
   gitInfo,
   HOST,
   installInterruptHandler,
-  interruption,
   log,
+  machineInfo,
   measureSysbench,
+  measureUndisturbed,
   median,
-  PASSWORD,
   procStatusKb,
   ROOT,
+  runMain,
   sleep,
   spawnTracked,
+  startWirecache,
   stopChild,
-  sysbench,
+  sysbenchOrThrow,
+  sysbenchRunArgs,
   table,
   tail,
-  USER,
+  wirecacheConfigYaml,
+  writeResults,
   type Measurement,
   type PsMode,
 } from './common.js';
@@ -117,13 +121,6 @@ interface CacheView {
   stores: number;
 }
 
-function envString<T extends string>(name: string, def: T, allowed: readonly T[]): T {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return def;
-  if (!allowed.includes(raw as T)) throw new Error(`${name}: unknown value ${raw} (allowed: ${allowed.join(', ')})`);
-  return raw as T;
-}
-
 async function main(): Promise<number> {
   const seconds = envInt('BENCH_SECONDS', 10, 1);
   const rounds = envInt('BENCH_ROUNDS', 3, 1);
@@ -143,7 +140,6 @@ async function main(): Promise<number> {
   if (usePerf && spawnSync('perf', ['--version']).status !== 0) throw new Error('BENCH_CACHE_PERF=1: perf is not installed');
   const retries = envInt('BENCH_RETRIES', 2, 0);
   const outFile = process.env.BENCH_OUT;
-  const wcNodeArgs = (process.env.BENCH_WIRECACHE_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const endpoints: Endpoint[] = ['direct', 'wirecache'];
   const sizeArgs = [`--tables=${tables}`, `--table-size=${tableSize}`];
   const runArgs = [...sizeArgs, ...(query === 'range' ? [`--range-size=${rangeSize}`] : []), `--threads=${threads}`, '--percentile=95', `--rand-type=${randType}`];
@@ -197,42 +193,20 @@ async function main(): Promise<number> {
     const configFile = path.join(tmp, 'wirecache.yaml');
     await fs.writeFile(
       configFile,
-      [
-        'listen:',
-        `  host: ${HOST}`,
-        `  port: ${wcPort}`,
-        'admin:',
-        `  host: ${HOST}`,
-        `  port: ${adminPort}`,
-        'backends:',
-        '  - name: primary',
-        `    host: ${topo.primary.host}`,
-        `    port: ${topo.primary.port}`,
-        '    role: primary',
-        'users:',
-        `  - name: ${USER}`,
-        `    password: ${PASSWORD}`,
-        'timeouts:',
-        '  shutdown_grace_ms: 0',
-        'log:',
-        '  level: warn',
-        'cache:',
-        '  mode: hinted',
-        '  storage: memory',
-        '  memory:',
-        `    max_bytes: ${maxBytes}`,
-        '  rules:',
-        ...rules,
-        '',
-      ].join('\n'),
+      wirecacheConfigYaml({
+        port: wcPort,
+        adminPort,
+        primary: topo.primary,
+        extra: ['cache:', '  mode: hinted', '  storage: memory', '  memory:', `    max_bytes: ${maxBytes}`, '  rules:', ...rules],
+      }),
     );
 
     const wcLog = path.join(tmp, 'wirecache.log');
     const profArgs = [...(profileDir ? ['--import', path.join(ROOT, 'bench', 'cpuprof_signal.mjs')] : []), ...(usePerf ? ['--perf-basic-prof'] : [])];
     if (profileDir) process.env.WC_CPUPROF_DIR = profileDir;
-    wirecache = spawnTracked(process.execPath, [...wcNodeArgs, ...profArgs, cli, '--config', configFile], wcLog);
-    await waitForPort(wcPort, wirecache, 'wirecache', wcLog);
-    await waitForPort(adminPort, wirecache, 'wirecache admin', wcLog);
+    const started = startWirecache({ cli, configFile, logFile: wcLog, port: wcPort, adminPort, nodeArgs: profArgs });
+    wirecache = started.child;
+    await started.ready;
     log(`direct :${directPort}  wirecache :${wcPort} admin :${adminPort} (pid ${wirecache.pid}), rule style ${ruleStyle}, query ${workloadName}`);
     const wcPid = wirecache.pid;
     const ports: Record<Endpoint, number> = { direct: directPort, wirecache: wcPort };
@@ -255,25 +229,15 @@ async function main(): Promise<number> {
     };
 
     log(`sysbench prepare (direct): ${tables} tables of ${tableSize} rows`);
-    const prep = await sysbench(['oltp_point_select', ...connArgs(directPort), ...sizeArgs, `--threads=${threads}`, 'prepare']);
-    checkInterrupted();
-    if (prep.code !== 0) throw new Error(`sysbench prepare failed (${prep.code}):\n${prep.stdout}\n${prep.stderr}`);
+    await sysbenchOrThrow(['oltp_point_select', ...connArgs(directPort), ...sizeArgs, `--threads=${threads}`, 'prepare'], 'sysbench prepare');
 
     // Fill: every id (range: every start id) of every table once per protocol, through wirecache.
     for (const psMode of psModes) {
       const t0 = Date.now();
-      const fill = await sysbench([
-        ...fillArgs,
-        ...connArgs(wcPort),
-        ...sizeArgs,
-        `--threads=${threads}`,
-        `--events=${threads}`,
-        '--time=0',
-        `--db-ps-mode=${psMode}`,
-        'run',
-      ]);
-      checkInterrupted();
-      if (fill.code !== 0) throw new Error(`cache fill ps=${psMode} failed (${fill.code}):\n${fill.stdout}\n${fill.stderr}`);
+      await sysbenchOrThrow(
+        [...fillArgs, ...connArgs(wcPort), ...sizeArgs, `--threads=${threads}`, `--events=${threads}`, '--time=0', `--db-ps-mode=${psMode}`, 'run'],
+        `cache fill ps=${psMode}`,
+      );
       const v = await cacheView();
       log(`fill ps=${psMode}: ${((Date.now() - t0) / 1000).toFixed(1)} s; cache now ${v.entries} entries, ${(v.bytes / 2 ** 20).toFixed(1)} MiB, ${v.misses} misses, ${v.hits} hits`);
     }
@@ -287,16 +251,13 @@ async function main(): Promise<number> {
       log(`PROBLEM: ${msg}`);
     }
 
-    const measured = (ep: Endpoint, psMode: PsMode, time: number): string[] =>
-      [workload, ...connArgs(ports[ep]), ...runArgs, `--time=${time}`, `--db-ps-mode=${psMode}`, 'run'];
+    const measured = (ep: Endpoint, psMode: PsMode, time: number): string[] => sysbenchRunArgs(workload, ports[ep], runArgs, time, psMode);
 
     if (warmup > 0) {
       for (const psMode of psModes) {
         for (const ep of endpoints) {
           log(`warm-up ${warmup}s ps=${psMode} via ${ep}`);
-          const w = await sysbench(measured(ep, psMode, warmup));
-          checkInterrupted();
-          if (w.code !== 0) throw new Error(`warm-up via ${ep} failed (${w.code}):\n${w.stdout}\n${w.stderr}`);
+          await sysbenchOrThrow(measured(ep, psMode, warmup), `warm-up via ${ep}`);
         }
       }
       const v = await cacheView();
@@ -511,13 +472,8 @@ async function main(): Promise<number> {
       `goal cache hits >= ${GOAL}x direct qps (floor ${FLOOR}x), ps=${s.psMode}: ${s.verdict ?? 'n/a'} (${fmtRatio(s.ratio)}; per round ${s.perRound.map((x) => x.toFixed(2)).join(', ')})\n`,
     );
   }
-  const disturbedRuns = results.filter((r) => r.foreignCpuPct !== null && r.foreignCpuPct > FOREIGN_CPU_WARN_PCT);
-  if (disturbedRuns.length > 0) {
-    process.stdout.write(
-      `WARNING: ${disturbedRuns.length} of ${results.length} run(s) shared the machine with other processes using more than ` +
-        `${FOREIGN_CPU_WARN_PCT}% of a core (max ${Math.max(...disturbedRuns.map((r) => r.foreignCpuPct as number))}%); their figures are disturbed.\n`,
-    );
-  }
+  const warning = disturbedWarning(results);
+  if (warning) process.stdout.write(`${warning}\n`);
   process.stdout.write(
     `cache after the fill: ${afterFill?.entries ?? '?'} entries (expected ${expectedEntries}), ${afterFill ? (afterFill.bytes / 2 ** 20).toFixed(1) : '?'} MiB ` +
       `of ${(maxBytes / 2 ** 20).toFixed(0)} MiB, evictions ${evictions ?? '?'}, refusals ${refusals ?? '?'}\n`,
@@ -540,7 +496,7 @@ async function main(): Promise<number> {
     const doc = {
       date: new Date().toISOString(),
       git,
-      machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memMiB: Math.round(os.totalmem() / 2 ** 20), node: process.version, kernel: os.release() },
+      machine: machineInfo(),
       sysbench: { args: runArgs, seconds, warmupSeconds: warmup, rounds, retries },
       cache: { query, rangeSize: query === 'range' ? rangeSize : null, ruleStyle, maxBytes, expectedEntries, afterFill, final, evictions, refusals },
       results,
@@ -553,9 +509,7 @@ async function main(): Promise<number> {
       problems,
       ok: failed.length === 0 && problems.length === 0,
     };
-    await fs.mkdir(path.dirname(path.resolve(outFile)), { recursive: true });
-    await fs.writeFile(outFile, `${JSON.stringify(doc, null, 2)}\n`);
-    log(`results written to ${outFile}`);
+    await writeResults(outFile, doc);
   }
   for (const p of problems) process.stdout.write(`PROBLEM: ${p}\n`);
   if (failed.length > 0) {
@@ -565,10 +519,4 @@ async function main(): Promise<number> {
   return failed.length > 0 || problems.length > 0 ? 1 : 0;
 }
 
-main().then(
-  (code) => process.exit(interruption.interrupted ? 130 : code),
-  (e: unknown) => {
-    log(interruption.interrupted ? 'interrupted' : e instanceof Error ? (e.stack ?? e.message) : String(e));
-    process.exit(interruption.interrupted ? 130 : 1);
-  },
-);
+runMain(main);

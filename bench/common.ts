@@ -1,13 +1,16 @@
 /**
  * What the benchmarks share (bench/run.ts: pass-through, bench/cache.ts:
- * cache hits): environment parsing, child processes, sysbench, CPU
+ * cache hits, bench/routing.ts: read/write split): environment parsing,
+ * child processes, the wirecache child and its config, sysbench, CPU
  * accounting from /proc, and the report helpers.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { waitForPort } from '../scripts/topology.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const HOST = '127.0.0.1';
@@ -34,6 +37,13 @@ export function envList<T extends string>(name: string, def: readonly T[], allow
   const items = raw.split(',').map((s) => s.trim()).filter(Boolean) as T[];
   if (allowed) for (const i of items) if (!allowed.includes(i)) throw new Error(`${name}: unknown value ${i} (allowed: ${allowed.join(', ')})`);
   return items;
+}
+
+export function envString<T extends string>(name: string, def: T, allowed: readonly T[]): T {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return def;
+  if (!allowed.includes(raw as T)) throw new Error(`${name}: unknown value ${raw} (allowed: ${allowed.join(', ')})`);
+  return raw as T;
 }
 
 export const log = (m: string): void => {
@@ -107,6 +117,79 @@ export function installInterruptHandler(): () => void {
 
 export function checkInterrupted(): void {
   if (interruption.interrupted) throw new Error('interrupted');
+}
+
+/** Runs a benchmark's main() and exits with its status (130 once interrupted, 1 when it throws). */
+export function runMain(main: () => Promise<number>): void {
+  main().then(
+    (code) => process.exit(interruption.interrupted ? 130 : code),
+    (e: unknown) => {
+      log(interruption.interrupted ? 'interrupted' : e instanceof Error ? (e.stack ?? e.message) : String(e));
+      process.exit(interruption.interrupted ? 130 : 1);
+    },
+  );
+}
+
+// ---------------------------------------------------------------------------
+// the wirecache child
+
+/**
+ * A wirecache config: listen and admin on HOST, the primary (and the replicas) as backends,
+ * USER/PASSWORD as the one user, no shutdown grace, log level warn, then the `extra` lines
+ * (top-level sections such as cache, monitor, routing). adminPort 0: a port the OS picks.
+ */
+export function wirecacheConfigYaml(o: {
+  port: number;
+  adminPort: number;
+  primary: { host: string; port: number };
+  replicas?: { name: string; host: string; port: number }[];
+  extra?: string[];
+}): string {
+  const backend = (name: string, s: { host: string; port: number }, role: string): string[] => [`  - name: ${name}`, `    host: ${s.host}`, `    port: ${s.port}`, `    role: ${role}`];
+  return [
+    'listen:',
+    `  host: ${HOST}`,
+    `  port: ${o.port}`,
+    'admin:',
+    `  host: ${HOST}`,
+    `  port: ${o.adminPort}`,
+    'backends:',
+    ...backend('primary', o.primary, 'primary'),
+    ...(o.replicas ?? []).flatMap((r) => backend(r.name, r, 'replica')),
+    'users:',
+    `  - name: ${USER}`,
+    `    password: ${PASSWORD}`,
+    'timeouts:',
+    '  shutdown_grace_ms: 0',
+    'log:',
+    '  level: warn',
+    ...(o.extra ?? []),
+    '',
+  ].join('\n');
+}
+
+/**
+ * Starts `node [BENCH_WIRECACHE_NODE_ARGS] [nodeArgs] cli --config configFile` (output to logFile);
+ * `ready` resolves once it accepts connections on `port` (then on `adminPort`, when given).
+ */
+export function startWirecache(o: {
+  cli: string;
+  configFile: string;
+  logFile: string;
+  port: number;
+  adminPort?: number;
+  /** names the child in startup errors (default "wirecache") */
+  label?: string;
+  nodeArgs?: string[];
+}): { child: ChildProcess; ready: Promise<void> } {
+  const envArgs = (process.env.BENCH_WIRECACHE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawnTracked(process.execPath, [...envArgs, ...(o.nodeArgs ?? []), o.cli, '--config', o.configFile], o.logFile);
+  const label = o.label ?? 'wirecache';
+  const ready = (async (): Promise<void> => {
+    await waitForPort(o.port, child, label, o.logFile);
+    if (o.adminPort !== undefined) await waitForPort(o.adminPort, child, `${label} admin`, o.logFile);
+  })();
+  return { child, ready };
 }
 
 // ---------------------------------------------------------------------------
@@ -222,6 +305,19 @@ export function sysbench(args: string[]): Promise<SysbenchOut> {
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** Runs sysbench; throws `${what} failed (exit code): output` unless it exits 0. */
+export async function sysbenchOrThrow(args: string[], what: string): Promise<SysbenchOut> {
+  const out = await sysbench(args);
+  checkInterrupted();
+  if (out.code !== 0) throw new Error(`${what} failed (${out.code}):\n${out.stdout}\n${out.stderr}`);
+  return out;
+}
+
+/** The arguments of a timed sysbench run of `workload` against `port`. */
+export function sysbenchRunArgs(workload: string, port: number, args: string[], seconds: number, psMode: PsMode): string[] {
+  return [workload, ...connArgs(port), ...args, `--time=${seconds}`, `--db-ps-mode=${psMode}`, 'run'];
 }
 
 export function connArgs(port: number): string[] {
@@ -379,6 +475,16 @@ export function describeMeasurement(label: string, m: Omit<Measurement, 'stdout'
   );
 }
 
+/** The warning about runs disturbed by other processes (more than FOREIGN_CPU_WARN_PCT), or null when there were none. */
+export function disturbedWarning(results: { foreignCpuPct: number | null }[]): string | null {
+  const disturbedRuns = results.filter((r) => r.foreignCpuPct !== null && r.foreignCpuPct > FOREIGN_CPU_WARN_PCT);
+  if (disturbedRuns.length === 0) return null;
+  return (
+    `WARNING: ${disturbedRuns.length} of ${results.length} run(s) shared the machine with other processes using more than ` +
+    `${FOREIGN_CPU_WARN_PCT}% of a core (max ${Math.max(...disturbedRuns.map((r) => r.foreignCpuPct as number))}%); their figures are disturbed.`
+  );
+}
+
 /** True when the run is worth making again: it worked, but other processes took more than FOREIGN_CPU_WARN_PCT. */
 export function disturbed(m: { problem?: string; foreignCpuPct: number | null }): boolean {
   return m.problem === undefined && m.foreignCpuPct !== null && m.foreignCpuPct > FOREIGN_CPU_WARN_PCT;
@@ -403,6 +509,18 @@ export function gitInfo(): { commit: string | null; srcDirty: boolean | null } {
   const rev = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8' });
   const st = spawnSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8' });
   return { commit: rev.status === 0 ? rev.stdout.trim() : null, srcDirty: st.status === 0 ? st.stdout.trim() !== '' : null };
+}
+
+/** The machine, for the JSON results. */
+export function machineInfo(): { cpus: number; cpuModel: string | undefined; memMiB: number; node: string; kernel: string } {
+  return { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memMiB: Math.round(os.totalmem() / 2 ** 20), node: process.version, kernel: os.release() };
+}
+
+/** Writes the JSON results to `outFile` (creating its directory). */
+export async function writeResults(outFile: string, doc: unknown): Promise<void> {
+  await fs.mkdir(path.dirname(path.resolve(outFile)), { recursive: true });
+  await fs.writeFile(outFile, `${JSON.stringify(doc, null, 2)}\n`);
+  log(`results written to ${outFile}`);
 }
 
 export const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;

@@ -55,33 +55,36 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
-import { getFreePorts, startTopology, stopTopology, waitForPort, waitForReplication, type ServerInfo, type TopologyInfo } from '../scripts/topology.js';
+import { getFreePorts, startTopology, stopTopology, waitForReplication, type ServerInfo, type TopologyInfo } from '../scripts/topology.js';
 import {
   checkInterrupted,
   connArgs,
   cpuSeconds,
   describeMeasurement,
+  disturbedWarning,
   envInt,
   envList,
-  FOREIGN_CPU_WARN_PCT,
+  envString,
   gitInfo,
   HOST,
   installInterruptHandler,
-  interruption,
   log,
+  machineInfo,
   measureSysbench,
   measureUndisturbed,
   median,
-  PASSWORD,
   procStatusKb,
   ROOT,
+  runMain,
   sleep,
-  spawnTracked,
+  startWirecache,
   stopChild,
-  sysbench,
+  sysbenchOrThrow,
+  sysbenchRunArgs,
   table,
   tail,
-  USER,
+  wirecacheConfigYaml,
+  writeResults,
   type Measurement,
   type PsMode,
 } from './common.js';
@@ -121,13 +124,6 @@ interface RunResult extends Omit<Measurement, 'stdout' | 'stderr'> {
   servers: Record<ServerName, { comSelect: number | null; comStmtExecute: number | null; comStmtPrepare: number | null; cpuPct: number | null }>;
   /** The lines of sysbench's output that name an error (exact text). */
   errorLines: string[];
-}
-
-function envString<T extends string>(name: string, def: T, allowed: readonly T[]): T {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return def;
-  if (!allowed.includes(raw as T)) throw new Error(`${name}: unknown value ${raw} (allowed: ${allowed.join(', ')})`);
-  return raw as T;
 }
 
 /** Prometheus text: every series of `name` as (labels, value). */
@@ -170,7 +166,6 @@ async function main(): Promise<number> {
   const consistency = envString('BENCH_ROUTING_CONSISTENCY', 'session', ['session', 'eventual']);
   const retries = envInt('BENCH_RETRIES', 2, 0);
   const outFile = process.env.BENCH_OUT;
-  const wcNodeArgs = (process.env.BENCH_WIRECACHE_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const cli = path.resolve(process.env.BENCH_WIRECACHE_CLI || path.join(ROOT, 'dist', 'cli.js'));
   if (!existsSync(cli)) throw new Error(`${cli} not found: run npm run build first (bench/run.sh does)`);
   if (!existsSync(path.join(path.dirname(cli), 'query_router.js'))) {
@@ -225,84 +220,50 @@ async function main(): Promise<number> {
     };
 
     log(`sysbench prepare (direct, primary): ${tables} tables of ${tableSize} rows`);
-    const prep = await sysbench(['oltp_read_only', ...connArgs(directPort), ...sizeArgs, `--threads=${Math.min(threads, tables)}`, 'prepare']);
-    checkInterrupted();
-    if (prep.code !== 0) throw new Error(`sysbench prepare failed (${prep.code}):\n${prep.stdout}\n${prep.stderr}`);
+    await sysbenchOrThrow(['oltp_read_only', ...connArgs(directPort), ...sizeArgs, `--threads=${Math.min(threads, tables)}`, 'prepare'], 'sysbench prepare');
     const tRepl = Date.now();
     await waitForReplication(t, 120_000);
     log(`both replicas caught up with the prepare (${Date.now() - tRepl} ms after it ended)`);
 
-    const common = [
-      'users:',
-      `  - name: ${USER}`,
-      `    password: ${PASSWORD}`,
-      'timeouts:',
-      '  shutdown_grace_ms: 0',
-      'log:',
-      '  level: warn',
-      '',
-    ];
     const configFile = path.join(tmp, 'wirecache.yaml');
     await fs.writeFile(
       configFile,
-      [
-        'listen:',
-        `  host: ${HOST}`,
-        `  port: ${wcPort}`,
-        'admin:',
-        `  host: ${HOST}`,
-        `  port: ${adminPort}`,
-        'backends:',
-        '  - name: primary',
-        `    host: ${servers.primary.host}`,
-        `    port: ${servers.primary.port}`,
-        '    role: primary',
-        ...(['replica1', 'replica2'] as const).flatMap((n) => [`  - name: ${n}`, `    host: ${servers[n].host}`, `    port: ${servers[n].port}`, '    role: replica']),
-        'monitor:',
-        `  user: ${t.rootUser}`,
-        `  password: "${t.rootPassword}"`,
-        '  interval_ms: 1000',
-        '  check_timeout_ms: 1000',
-        '  fail_after: 3',
-        '  recover_after: 3',
-        '  heartbeat_table: wirecache.heartbeat',
-        'routing:',
-        '  max_replication_lag: 10',
-        `  consistency: ${consistency}`,
-        '  consistency_wait_ms: 500',
-        ...common,
-      ].join('\n'),
+      wirecacheConfigYaml({
+        port: wcPort,
+        adminPort,
+        primary: servers.primary,
+        replicas: (['replica1', 'replica2'] as const).map((n) => ({ name: n, host: servers[n].host, port: servers[n].port })),
+        extra: [
+          'monitor:',
+          `  user: ${t.rootUser}`,
+          `  password: "${t.rootPassword}"`,
+          '  interval_ms: 1000',
+          '  check_timeout_ms: 1000',
+          '  fail_after: 3',
+          '  recover_after: 3',
+          '  heartbeat_table: wirecache.heartbeat',
+          'routing:',
+          '  max_replication_lag: 10',
+          `  consistency: ${consistency}`,
+          '  consistency_wait_ms: 500',
+        ],
+      }),
     );
     const primaryOnlyConfig = path.join(tmp, 'wirecache-primary-only.yaml');
-    await fs.writeFile(
-      primaryOnlyConfig,
-      [
-        'listen:',
-        `  host: ${HOST}`,
-        `  port: ${wcPrimaryPort}`,
-        'admin:',
-        `  host: ${HOST}`,
-        '  port: 0',
-        'backends:',
-        '  - name: primary',
-        `    host: ${servers.primary.host}`,
-        `    port: ${servers.primary.port}`,
-        '    role: primary',
-        ...common,
-      ].join('\n'),
-    );
+    await fs.writeFile(primaryOnlyConfig, wirecacheConfigYaml({ port: wcPrimaryPort, adminPort: 0, primary: servers.primary }));
 
     const wcLog = path.join(tmp, 'wirecache.log');
     const tStart = Date.now();
-    wirecache = spawnTracked(process.execPath, [...wcNodeArgs, cli, '--config', configFile], wcLog);
-    await waitForPort(wcPort, wirecache, 'wirecache', wcLog);
-    await waitForPort(adminPort, wirecache, 'wirecache admin', wcLog);
+    const started = startWirecache({ cli, configFile, logFile: wcLog, port: wcPort, adminPort });
+    wirecache = started.child;
+    await started.ready;
     const wcPid = wirecache.pid;
     log(`direct (primary) :${directPort}  wirecache :${wcPort} admin :${adminPort} (pid ${wcPid}, ${cli})`);
     if (endpoints.includes('wirecache_primary')) {
       const wcPrimaryLog = path.join(tmp, 'wirecache-primary-only.log');
-      wcPrimaryOnly = spawnTracked(process.execPath, [...wcNodeArgs, cli, '--config', primaryOnlyConfig], wcPrimaryLog);
-      await waitForPort(wcPrimaryPort, wcPrimaryOnly, 'wirecache (primary only)', wcPrimaryLog);
+      const startedPrimaryOnly = startWirecache({ cli, configFile: primaryOnlyConfig, logFile: wcPrimaryLog, port: wcPrimaryPort, label: 'wirecache (primary only)' });
+      wcPrimaryOnly = startedPrimaryOnly.child;
+      await startedPrimaryOnly.ready;
       log(`wirecache_primary :${wcPrimaryPort} (pid ${wcPrimaryOnly.pid}; the primary as its only backend)`);
     }
     const ports: Record<Endpoint, number> = { direct: directPort, wirecache: wcPort, wirecache_primary: wcPrimaryPort };
@@ -348,16 +309,13 @@ async function main(): Promise<number> {
       await sleep(250);
     }
 
-    const measured = (ep: Endpoint, psMode: PsMode, time: number): string[] =>
-      ['oltp_read_only', ...connArgs(ports[ep]), ...runArgs, `--time=${time}`, `--db-ps-mode=${psMode}`, 'run'];
+    const measured = (ep: Endpoint, psMode: PsMode, time: number): string[] => sysbenchRunArgs('oltp_read_only', ports[ep], runArgs, time, psMode);
 
     if (warmup > 0) {
       for (const psMode of psModes) {
         for (const ep of endpoints) {
           log(`warm-up ${warmup}s ps=${psMode} via ${ep}`);
-          const w = await sysbench(measured(ep, psMode, warmup));
-          checkInterrupted();
-          if (w.code !== 0) throw new Error(`warm-up via ${ep} ps=${psMode} failed (${w.code}):\n${w.stdout}\n${w.stderr}`);
+          await sysbenchOrThrow(measured(ep, psMode, warmup), `warm-up via ${ep} ps=${psMode}`);
         }
       }
     }
@@ -587,13 +545,8 @@ async function main(): Promise<number> {
   process.stdout.write(
     `wirecache peak RSS (VmHWM): ${mib(peakRssKb)}${endpoints.includes('wirecache_primary') ? `; wirecache_primary: ${mib(primaryOnlyPeakRssKb)}` : ''}\n`,
   );
-  const disturbedRuns = results.filter((r) => r.foreignCpuPct !== null && r.foreignCpuPct > FOREIGN_CPU_WARN_PCT);
-  if (disturbedRuns.length > 0) {
-    process.stdout.write(
-      `WARNING: ${disturbedRuns.length} of ${results.length} run(s) shared the machine with other processes using more than ` +
-        `${FOREIGN_CPU_WARN_PCT}% of a core (max ${Math.max(...disturbedRuns.map((r) => r.foreignCpuPct as number))}%); their figures are disturbed.\n`,
-    );
-  }
+  const warning = disturbedWarning(results);
+  if (warning) process.stdout.write(`${warning}\n`);
 
   const failed = results.filter((r) => r.problem !== undefined);
   if (outFile) {
@@ -601,7 +554,7 @@ async function main(): Promise<number> {
       date: new Date().toISOString(),
       git,
       wirecacheCli: cli,
-      machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memMiB: Math.round(os.totalmem() / 2 ** 20), node: process.version, kernel: os.release() },
+      machine: machineInfo(),
       sysbench: { workload: 'oltp_read_only', args: runArgs, seconds, warmupSeconds: warmup, rounds, retries },
       routing: { consistency, rotationMs, finalStates, finalLag },
       results,
@@ -614,9 +567,7 @@ async function main(): Promise<number> {
       problems,
       ok: failed.length === 0 && problems.length === 0,
     };
-    await fs.mkdir(path.dirname(path.resolve(outFile)), { recursive: true });
-    await fs.writeFile(outFile, `${JSON.stringify(doc, null, 2)}\n`);
-    log(`results written to ${outFile}`);
+    await writeResults(outFile, doc);
   }
   for (const p of problems) process.stdout.write(`PROBLEM: ${p}\n`);
   if (failed.length > 0) {
@@ -629,10 +580,4 @@ async function main(): Promise<number> {
   return failed.length > 0 || problems.length > 0 ? 1 : 0;
 }
 
-main().then(
-  (code) => process.exit(interruption.interrupted ? 130 : code),
-  (e: unknown) => {
-    log(interruption.interrupted ? 'interrupted' : e instanceof Error ? (e.stack ?? e.message) : String(e));
-    process.exit(interruption.interrupted ? 130 : 1);
-  },
-);
+runMain(main);

@@ -31,26 +31,29 @@ import {
   checkInterrupted,
   connArgs,
   describeMeasurement,
-  measureUndisturbed,
+  disturbedWarning,
   envInt,
   envList,
-  FOREIGN_CPU_WARN_PCT,
   gitInfo,
   HOST,
   installInterruptHandler,
-  interruption,
   log,
+  machineInfo,
   mean,
   measureSysbench,
-  PASSWORD,
+  measureUndisturbed,
   procStatusKb,
   ROOT,
+  runMain,
   spawnTracked,
+  startWirecache,
   stopChild,
-  sysbench,
+  sysbenchOrThrow,
+  sysbenchRunArgs,
   table,
   tail,
-  USER,
+  wirecacheConfigYaml,
+  writeResults,
   type Measurement,
   type PsMode,
 } from './common.js';
@@ -79,7 +82,6 @@ async function main(): Promise<number> {
   const workloads = envList('BENCH_WORKLOADS', ['oltp_point_select', 'oltp_read_only']);
   const psModes = envList<PsMode>('BENCH_PS_MODES', ['disable', 'auto'], ['disable', 'auto']);
   const endpoints = envList<Endpoint>('BENCH_ENDPOINTS', ['direct', 'pipe', 'wirecache'], ['direct', 'pipe', 'wirecache']);
-  const wcNodeArgs = (process.env.BENCH_WIRECACHE_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const outFile = process.env.BENCH_OUT;
   const retries = envInt('BENCH_RETRIES', 2, 0);
 
@@ -110,39 +112,14 @@ async function main(): Promise<number> {
     const [wcPort, pipePort] = await getFreePorts(2);
 
     const configFile = path.join(tmp, 'wirecache.yaml');
-    await fs.writeFile(
-      configFile,
-      [
-        'listen:',
-        `  host: ${HOST}`,
-        `  port: ${wcPort}`,
-        'admin:',
-        `  host: ${HOST}`,
-        '  port: 0',
-        'backends:',
-        '  - name: primary',
-        `    host: ${topo.primary.host}`,
-        `    port: ${topo.primary.port}`,
-        '    role: primary',
-        'users:',
-        `  - name: ${USER}`,
-        `    password: ${PASSWORD}`,
-        'timeouts:',
-        '  shutdown_grace_ms: 0',
-        'log:',
-        '  level: warn',
-        '',
-      ].join('\n'),
-    );
+    await fs.writeFile(configFile, wirecacheConfigYaml({ port: wcPort, adminPort: 0, primary: topo.primary }));
 
     const wcLog = path.join(tmp, 'wirecache.log');
     const pipeLog = path.join(tmp, 'byte_pipe.log');
-    wirecache = spawnTracked(process.execPath, [...wcNodeArgs, cli, '--config', configFile], wcLog);
+    const started = startWirecache({ cli, configFile, logFile: wcLog, port: wcPort });
+    wirecache = started.child;
     pipe = spawnTracked(process.execPath, [path.join(ROOT, 'bench', 'byte_pipe.mjs'), String(pipePort), `${HOST}:${directPort}`], pipeLog);
-    await Promise.all([
-      waitForPort(wcPort, wirecache, 'wirecache', wcLog),
-      waitForPort(pipePort, pipe, 'byte_pipe', pipeLog),
-    ]);
+    await Promise.all([started.ready, waitForPort(pipePort, pipe, 'byte_pipe', pipeLog)]);
     log(`direct :${directPort}  pipe :${pipePort} (pid ${pipe.pid})  wirecache :${wcPort} (pid ${wirecache.pid})`);
 
     const ports: Record<Endpoint, number> = { direct: directPort, pipe: pipePort, wirecache: wcPort };
@@ -150,21 +127,17 @@ async function main(): Promise<number> {
 
     // Data: once, directly on the primary. oltp_read_only and oltp_point_select share the schema.
     log('sysbench prepare (direct)');
-    const prep = await sysbench(['oltp_read_only', ...connArgs(directPort), '--tables=4', '--table-size=10000', '--threads=4', 'prepare']);
-    checkInterrupted();
-    if (prep.code !== 0) throw new Error(`sysbench prepare failed (${prep.code}):\n${prep.stdout}\n${prep.stderr}`);
+    await sysbenchOrThrow(['oltp_read_only', ...connArgs(directPort), '--tables=4', '--table-size=10000', '--threads=4', 'prepare'], 'sysbench prepare');
 
     if (warmup > 0) {
       for (const ep of endpoints) {
         log(`warm-up ${warmup}s oltp_point_select via ${ep}`);
-        const w = await sysbench(['oltp_point_select', ...connArgs(ports[ep]), ...SYSBENCH_COMMON, `--time=${warmup}`, '--db-ps-mode=disable', 'run']);
-        checkInterrupted();
-        if (w.code !== 0) throw new Error(`warm-up via ${ep} failed (${w.code}):\n${w.stdout}\n${w.stderr}`);
+        await sysbenchOrThrow(sysbenchRunArgs('oltp_point_select', ports[ep], SYSBENCH_COMMON, warmup, 'disable'), `warm-up via ${ep}`);
       }
     }
 
     const measure = async (workload: string, psMode: PsMode, ep: Endpoint, round: number): Promise<RunResult> => {
-      const args = [workload, ...connArgs(ports[ep]), ...SYSBENCH_COMMON, `--time=${seconds}`, `--db-ps-mode=${psMode}`, 'run'];
+      const args = sysbenchRunArgs(workload, ports[ep], SYSBENCH_COMMON, seconds, psMode);
       const { stdout, stderr, ...m } = await measureSysbench(args, procs[ep]?.pid, topoPrimaryPid, [wirecache?.pid, pipe?.pid]);
       const r: RunResult = { workload, psMode, endpoint: ep, round, port: ports[ep], seconds, ...m, attempts: 1 };
       log(describeMeasurement(`round ${round} ${workload} ps=${psMode} ${ep}`, r));
@@ -278,13 +251,8 @@ async function main(): Promise<number> {
       `commit ${git.commit?.slice(0, 12) ?? '?'}${git.srcDirty ? ' (src/ modified)' : ''}\n\n`,
   );
   process.stdout.write(`${table(headers, rows, [false, false, false, true, true, true, true, true, true, true, true, true])}\n\n`);
-  const disturbedRuns = results.filter((r) => r.foreignCpuPct !== null && r.foreignCpuPct > FOREIGN_CPU_WARN_PCT);
-  if (disturbedRuns.length > 0) {
-    process.stdout.write(
-      `WARNING: ${disturbedRuns.length} of ${results.length} run(s) shared the machine with other processes using more than ` +
-        `${FOREIGN_CPU_WARN_PCT}% of a core (max ${Math.max(...disturbedRuns.map((r) => r.foreignCpuPct as number))}%); their figures are disturbed.\n\n`,
-    );
-  }
+  const warning = disturbedWarning(results);
+  if (warning) process.stdout.write(`${warning}\n\n`);
   for (const s of summary) {
     if (s.goalMet === null) continue;
     process.stdout.write(`goal wirecache >= 0.9x pipe qps, ${s.workload} ps=${s.psMode}: ${s.goalMet ? 'met' : 'NOT met'} (${fmtRatio(s.wcOverPipe)})\n`);
@@ -297,7 +265,7 @@ async function main(): Promise<number> {
     const doc = {
       date: new Date().toISOString(),
       git: gitInfo(),
-      machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memMiB: Math.round(os.totalmem() / 2 ** 20), node: process.version, kernel: os.release() },
+      machine: machineInfo(),
       sysbench: { args: SYSBENCH_COMMON, seconds, warmupSeconds: warmup, rounds, retries },
       results,
       aggregated: agg,
@@ -306,9 +274,7 @@ async function main(): Promise<number> {
       pipePeakRssKb,
       ok: failed.length === 0,
     };
-    await fs.mkdir(path.dirname(path.resolve(outFile)), { recursive: true });
-    await fs.writeFile(outFile, `${JSON.stringify(doc, null, 2)}\n`);
-    log(`results written to ${outFile}`);
+    await writeResults(outFile, doc);
   }
   if (failed.length > 0) {
     process.stdout.write(`\n${failed.length} run(s) had errors:\n`);
@@ -318,10 +284,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then(
-  (code) => process.exit(interruption.interrupted ? 130 : code),
-  (e: unknown) => {
-    log(interruption.interrupted ? 'interrupted' : e instanceof Error ? (e.stack ?? e.message) : String(e));
-    process.exit(interruption.interrupted ? 130 : 1);
-  },
-);
+runMain(main);

@@ -743,6 +743,40 @@ export async function stopMemcached(info: MemcachedInfo, signal: NodeJS.Signals 
 // topology
 
 /**
+ * Creates the accounts on a fresh primary and starts GTID replication on its
+ * fresh replicas, then waits until they caught up. `conns` collects the setup
+ * connections so a failing caller can close them; they are closed on success.
+ */
+async function provisionReplication(primary: ServerInfo, replicas: ServerInfo[], conns: Conn[]): Promise<void> {
+  // Fresh servers: root@127.0.0.1 has no password. Open every setup connection
+  // now, before the root password change exists anywhere: the replicas will
+  // receive it through replication and new password-less logins would fail.
+  const pConn = await connectRoot(primary, '');
+  conns.push(pConn);
+  const rConns: { name: string; conn: Conn }[] = [];
+  for (const r of replicas) {
+    const conn = await connectRoot(r, '');
+    conns.push(conn);
+    rConns.push({ name: r.name, conn });
+  }
+
+  // All accounts are created on the primary only. The replicas were copied from
+  // the same template before any binlog event existed, so they start from an
+  // empty gtid_slave_pos and pull the whole binlog, accounts included.
+  await provisionAccounts(pConn);
+  for (const { conn } of rConns) {
+    await conn.query(
+      'CHANGE MASTER TO master_host = ?, master_port = ?, master_user = ?, master_password = ?, ' +
+        'master_connect_retry = 1, master_use_gtid = slave_pos',
+      [HOST, primary.port, REPL_USER, REPL_PASSWORD],
+    );
+    await conn.query('START SLAVE');
+  }
+  await waitGtid(pConn, rConns, 60_000);
+  await Promise.all(conns.splice(0).map((c) => c.end()));
+}
+
+/**
  * Starts a primary, `replicas` (default 2) GTID replicas and a memcached, all
  * under a fresh temp dir, on free 127.0.0.1 ports, and creates the accounts.
  */
@@ -801,32 +835,7 @@ export async function startTopology(opts?: {
     const replicas = servers.slice(1);
     log(`mariadbd x${servers.length} + memcached up (${Date.now() - t0} ms)`);
 
-    // Fresh servers: root@127.0.0.1 has no password. Open every setup connection
-    // now, before the root password change exists anywhere: the replicas will
-    // receive it through replication and new password-less logins would fail.
-    const pConn = await connectRoot(primary, '');
-    conns.push(pConn);
-    const rConns: { name: string; conn: Conn }[] = [];
-    for (const r of replicas) {
-      const conn = await connectRoot(r, '');
-      conns.push(conn);
-      rConns.push({ name: r.name, conn });
-    }
-
-    // All accounts are created on the primary only. The replicas were copied from
-    // the same template before any binlog event existed, so they start from an
-    // empty gtid_slave_pos and pull the whole binlog, accounts included.
-    await provisionAccounts(pConn);
-    for (const { conn } of rConns) {
-      await conn.query(
-        'CHANGE MASTER TO master_host = ?, master_port = ?, master_user = ?, master_password = ?, ' +
-          'master_connect_retry = 1, master_use_gtid = slave_pos',
-        [HOST, primary.port, REPL_USER, REPL_PASSWORD],
-      );
-      await conn.query('START SLAVE');
-    }
-    await waitGtid(pConn, rConns, 60_000);
-    await Promise.all(conns.splice(0).map((c) => c.end()));
+    await provisionReplication(primary, replicas, conns);
 
     const topo: TopologyInfo = {
       baseDir,
@@ -962,26 +971,7 @@ export async function startReplicationSet(opts: {
     const primary = servers[0];
     const replicas = servers.slice(1);
 
-    // As in startTopology: every password-less setup connection before the root password changes.
-    const pConn = await connectRoot(primary, '');
-    conns.push(pConn);
-    const rConns: { name: string; conn: Conn }[] = [];
-    for (const r of replicas) {
-      const conn = await connectRoot(r, '');
-      conns.push(conn);
-      rConns.push({ name: r.name, conn });
-    }
-    await provisionAccounts(pConn);
-    for (const { conn } of rConns) {
-      await conn.query(
-        'CHANGE MASTER TO master_host = ?, master_port = ?, master_user = ?, master_password = ?, ' +
-          'master_connect_retry = 1, master_use_gtid = slave_pos',
-        [HOST, primary.port, REPL_USER, REPL_PASSWORD],
-      );
-      await conn.query('START SLAVE');
-    }
-    await waitGtid(pConn, rConns, 60_000);
-    await Promise.all(conns.splice(0).map((c) => c.end()));
+    await provisionReplication(primary, replicas, conns);
     for (const s of servers) {
       const c = await connectRoot(s, ROOT_PASSWORD);
       await c.end();
