@@ -69,6 +69,9 @@ export interface SessionContext {
   selector: ServerSelector;
   /** Per-digest statement statistics, or null when turned off. */
   queryStats: QueryStats | null;
+  /** A login from this client address failed (wrong password, unknown user): counted for throttling. */
+  loginFailed(address: string): void;
+  loginSucceeded(address: string): void;
   sessions: ReadonlyMap<number, ClientSession>;
   /** Called when a backend greeting is seen, to keep the announced identity current. */
   learnedBackend(conn: BackendConnection): void;
@@ -463,6 +466,14 @@ export class ClientSession {
       return;
     }
     const { user, passwordSha1 } = account;
+    this.ctx.loginSucceeded(this.remoteAddress);
+    const limit = this.ctx.config().limits.maxUserConnections;
+    if (limit > 0 && this.userSessions(user.name) >= limit) {
+      this.ctx.observer.clientRefused('max_user_connections');
+      this.sendErr(ErrorCode.TOO_MANY_USER_CONNECTIONS, `User ${user.name} already has more than 'max_user_connections' active connections`, this.authSeq);
+      this.close(`user ${user.name} over max_user_connections`);
+      return;
+    }
     this.phase = Phase.Working;
     const login: BackendLogin = (this.login = {
       user: user.name,
@@ -547,9 +558,17 @@ export class ClientSession {
     return verdict.ok ? { user, passwordSha1: verdict.passwordSha1 } : null;
   }
 
+  /** Logged-in sessions of `name` (this one not yet among them). */
+  private userSessions(name: string): number {
+    let n = 0;
+    for (const s of this.ctx.sessions.values()) if (s !== this && s.user?.name === name) n++;
+    return n;
+  }
+
   /** The server's answer to an unknown user and to a wrong password alike, then the end of the session. */
   private denyAccess(userName: string, token: Buffer, seq: number): void {
     this.ctx.observer.authFailed('bad_credentials');
+    this.ctx.loginFailed(this.remoteAddress);
     this.sendErr(
       ErrorCode.ACCESS_DENIED,
       `Access denied for user '${userName}'@'${this.remoteAddress}' (using password: ${token.length > 0 ? 'YES' : 'NO'})`,

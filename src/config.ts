@@ -95,7 +95,7 @@ export const CONFIG_DEFAULTS = {
   admin: { host: '127.0.0.1', port: 9104 },
   backendPort: 3306,
   backendWeight: 1,
-  limits: { maxClientConnections: 1000, maxPacketBytes: 67_108_864 },
+  limits: { maxClientConnections: 1000, maxPacketBytes: 67_108_864, maxUserConnections: 0, loginFailuresPerMinute: 10, loginBlockSeconds: 60 },
   timeouts: {
     backendConnectMs: 5000,
     clientHandshakeMs: 10_000,
@@ -347,12 +347,18 @@ const rootSchema = z.strictObject(
         {
           max_client_connections: intIn(1, 1_000_000).default(CONFIG_DEFAULTS.limits.maxClientConnections),
           max_packet_bytes: intIn(MAX_PACKET_MIN, MAX_PACKET_MAX).default(CONFIG_DEFAULTS.limits.maxPacketBytes),
+          max_user_connections: intIn(0, 1_000_000).default(CONFIG_DEFAULTS.limits.maxUserConnections),
+          login_failures_per_minute: intIn(0, 1_000_000).default(CONFIG_DEFAULTS.limits.loginFailuresPerMinute),
+          login_block_seconds: intIn(1, 86_400).default(CONFIG_DEFAULTS.limits.loginBlockSeconds),
         },
         { error: msg('must be a mapping', false) },
       )
       .default({
         max_client_connections: CONFIG_DEFAULTS.limits.maxClientConnections,
         max_packet_bytes: CONFIG_DEFAULTS.limits.maxPacketBytes,
+        max_user_connections: CONFIG_DEFAULTS.limits.maxUserConnections,
+        login_failures_per_minute: CONFIG_DEFAULTS.limits.loginFailuresPerMinute,
+        login_block_seconds: CONFIG_DEFAULTS.limits.loginBlockSeconds,
       }),
     timeouts: z
       .strictObject(
@@ -805,6 +811,9 @@ function normalise(raw: RawConfig, sourcePath: string): WirecacheConfig {
     users,
     limits: {
       maxClientConnections: raw.limits.max_client_connections,
+      maxUserConnections: raw.limits.max_user_connections,
+      loginFailuresPerMinute: raw.limits.login_failures_per_minute,
+      loginBlockSeconds: raw.limits.login_block_seconds,
       maxPacketBytes: raw.limits.max_packet_bytes,
     },
     timeouts: {

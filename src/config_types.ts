@@ -35,6 +35,12 @@ export interface WirecacheConfig {
     maxClientConnections: number;
     /** Largest client packet (joined payload) accepted, like max_allowed_packet. */
     maxPacketBytes: number;
+    /** Sessions one user may have at once; 0: no limit. */
+    maxUserConnections: number;
+    /** Failed logins from one client address within a minute before it is blocked; 0: never blocked. */
+    loginFailuresPerMinute: number;
+    /** How long a blocked address is refused. */
+    loginBlockSeconds: number;
   };
   timeouts: {
     /** Connecting and logging in to a backend. */

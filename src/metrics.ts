@@ -19,7 +19,7 @@ export const QUERY_DURATION_BUCKETS: readonly number[] = [
   0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ];
 
-const REFUSAL_REASONS: readonly RefusalReason[] = ['max_connections', 'shutting_down'];
+const REFUSAL_REASONS: readonly RefusalReason[] = ['max_connections', 'shutting_down', 'login_throttled', 'max_user_connections'];
 const AUTH_FAILURE_REASONS = ['bad_credentials', 'backend_refused', 'backend_unavailable'] as const;
 type AuthFailureReason = (typeof AUTH_FAILURE_REASONS)[number];
 
@@ -65,6 +65,7 @@ export class Metrics implements ProxyObserver {
   private readonly routeStats = new CommandStats('route', QUERY_DURATION_BUCKETS);
   private readonly backendConnectErrors: Counter<'backend'>;
   private readonly configReloads: Counter<'result'>;
+  private readonly loginBlocks: Counter;
 
   private readonly commands = new BoundedLabel(COMMAND_RE, MAX_COMMAND_LABELS);
   private readonly backends = new BoundedLabel(BACKEND_RE, MAX_BACKEND_LABELS);
@@ -93,7 +94,7 @@ export class Metrics implements ProxyObserver {
     });
     this.clientConnectionsRefused = new Counter({
       name: 'wirecache_client_connections_refused_total',
-      help: 'Client connections refused, by reason (max_connections, shutting_down).',
+      help: 'Client connections refused, by reason (max_connections, shutting_down, login_throttled: the address is blocked after failed logins, max_user_connections).',
       labelNames: ['reason'],
       registers,
     });
@@ -132,6 +133,12 @@ export class Metrics implements ProxyObserver {
       labelNames: ['result'],
       registers,
     });
+    this.loginBlocks = new Counter({
+      name: 'wirecache_login_blocks_total',
+      help: 'Client addresses blocked after more than limits.login_failures_per_minute failed logins in a minute.',
+      registers,
+    });
+    this.loginBlocks.inc(0);
     this.configReloads.inc({ result: 'success' }, 0);
     this.configReloads.inc({ result: 'failure' }, 0);
 
@@ -238,6 +245,10 @@ export class Metrics implements ProxyObserver {
       this.commands.value(command),
       Number.isFinite(durationSeconds) && durationSeconds > 0 ? durationSeconds : 0,
     );
+  }
+
+  loginBlocked(): void {
+    this.loginBlocks.inc();
   }
 
   backendConnectError(backend: string): void {

@@ -4,7 +4,7 @@
  * the interface here means the protocol and session code never import
  * prom-client, and tests can count events without a registry.
  */
-export type RefusalReason = 'max_connections' | 'shutting_down';
+export type RefusalReason = 'max_connections' | 'shutting_down' | 'login_throttled' | 'max_user_connections';
 
 export interface ProxyObserver {
   clientConnected(): void;
@@ -14,6 +14,8 @@ export interface ProxyObserver {
   authFailed(reason: 'bad_credentials' | 'backend_refused' | 'backend_unavailable'): void;
   /** One client command finished; `command` is a COM_* name such as "COM_QUERY". */
   commandCompleted(command: string, durationSeconds: number): void;
+  /** A client address was blocked after too many failed logins. */
+  loginBlocked(): void;
   /** A connection attempt (or login) to a backend failed. */
   backendConnectError(backend: string): void;
   /** A statement was sent to `server` as a primary or replica, for `reason` (a RouteReason). */
@@ -38,6 +40,7 @@ export const nullObserver: ProxyObserver = {
   authFailed() {},
   commandCompleted() {},
   backendConnectError() {},
+  loginBlocked() {},
   statementRouted() {},
   readRetried() {},
   writeRefused() {},

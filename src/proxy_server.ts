@@ -14,6 +14,7 @@ import { nullCacheObserver, type CacheObserver } from './cache/types.js';
 import { nullMonitorObserver, ServerMonitor, type MonitorObserver } from './server_monitor.js';
 import { ServerSelector } from './server_selector.js';
 import { QueryStats } from './query_stats.js';
+import { LoginThrottle } from './login_throttle.js';
 
 /**
  * Capabilities the proxy implements. Compression, TLS, optional metadata,
@@ -90,6 +91,8 @@ export class ProxyServer {
   readonly selector: ServerSelector;
   /** Per-digest statement statistics, unless query_stats.max_digests is 0. */
   readonly queryStats: QueryStats | null;
+  /** Failed logins per client address. */
+  private readonly throttle: LoginThrottle;
   /** Client bytes of sessions that have ended (live ones are read from their sockets). */
   private closedClientBytes = { received: 0, sent: 0 };
 
@@ -106,6 +109,7 @@ export class ProxyServer {
       : null;
     this.selector = new ServerSelector(config.backends, this.monitor);
     this.queryStats = config.queryStats.maxDigests > 0 ? new QueryStats(config.queryStats.maxDigests) : null;
+    this.throttle = new LoginThrottle(config.limits.loginFailuresPerMinute, config.limits.loginBlockSeconds * 1000);
     this.currentIdentity = defaultIdentity(config);
     this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
     this.server.on('error', (err) => this.logger.error({ err }, 'listener error'));
@@ -119,6 +123,15 @@ export class ProxyServer {
       identity: () => this.currentIdentity,
       selector: this.selector,
       queryStats: this.queryStats,
+      loginFailed: (address) => {
+        if (!this.throttle.failed(address)) return;
+        this.observer.loginBlocked();
+        this.logger.warn(
+          { client: address, failures: this.config.limits.loginFailuresPerMinute, blockSeconds: this.config.limits.loginBlockSeconds },
+          'client address blocked after too many failed logins',
+        );
+      },
+      loginSucceeded: (address) => this.throttle.succeeded(address),
       sessions: this.sessions,
       learnedBackend: (conn: BackendConnection) => {
         this.currentIdentity = identityFromGreeting(conn.greeting);
@@ -204,6 +217,7 @@ export class ProxyServer {
       cache,
     };
     this.logger.level = next.log.level;
+    this.throttle.configure(next.limits.loginFailuresPerMinute, next.limits.loginBlockSeconds * 1000);
     return restart;
   }
 
@@ -245,6 +259,14 @@ export class ProxyServer {
     if (this.shuttingDown) {
       this.observer.clientRefused('shutting_down');
       socket.end(encodePacket(buildErr(ErrorCode.SERVER_SHUTDOWN, 'Server shutdown in progress'), 0));
+      return;
+    }
+    const address = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    const blockedMs = this.throttle.blockedFor(address);
+    if (blockedMs > 0) {
+      this.observer.clientRefused('login_throttled');
+      const message = `Host '${address}' is blocked because of many connection errors; wirecache unblocks it in ${Math.ceil(blockedMs / 1000)} s`;
+      socket.end(encodePacket(buildErr(ErrorCode.HOST_IS_BLOCKED, message), 0));
       return;
     }
     if (this.sessions.size >= this.config.limits.maxClientConnections) {

@@ -41,7 +41,7 @@ describe('config.example.yaml', () => {
     expect(findUser(config, 'report')?.passwordDoubleSha1.toString('hex')).toBe(
       '6c8989366eaf75bb670ad8ea7a7fc1176a95cef4',
     );
-    expect(config.limits).toEqual({ maxClientConnections: 1000, maxPacketBytes: 67108864 });
+    expect(config.limits).toEqual({ maxClientConnections: 1000, maxPacketBytes: 67108864, maxUserConnections: 0, loginFailuresPerMinute: 10, loginBlockSeconds: 60 });
     expect(config.log.level).toBe('info');
     expect(config.monitor).toBeNull();
     expect(config.routing).toEqual({ maxReplicationLagSeconds: 10, consistency: 'session', consistencyWaitMs: 500 });
@@ -77,7 +77,7 @@ describe('parseConfig', () => {
       queryStats: { maxDigests: 1000 },
       backends: [{ name: 'primary', host: 'db.internal', port: 3306, role: 'primary', weight: 1 }],
       users: [{ name: 'app', passwordDoubleSha1: sha1(sha1('app_pw')), emptyPassword: false }],
-      limits: { maxClientConnections: 1000, maxPacketBytes: 67108864 },
+      limits: { maxClientConnections: 1000, maxPacketBytes: 67108864, maxUserConnections: 0, loginFailuresPerMinute: 10, loginBlockSeconds: 60 },
       timeouts: { backendConnectMs: 5000, clientHandshakeMs: 10000, clientReadMs: 30000, clientIdleSeconds: 28800, shutdownGraceMs: 30000 },
       monitor: null,
       routing: { maxReplicationLagSeconds: 10, consistency: 'session', consistencyWaitMs: 500 },
@@ -97,7 +97,7 @@ backends:
   - { name: replica-1, host: 10.0.0.2, role: replica, weight: 0.5 }
 users:
   - { name: app, password: app_pw }
-limits: { max_client_connections: 5, max_packet_bytes: 1024 }
+limits: { max_client_connections: 5, max_packet_bytes: 1024, max_user_connections: 3, login_failures_per_minute: 0, login_block_seconds: 1 }
 timeouts: { backend_connect_ms: 1, client_handshake_ms: 2, client_read_ms: 3, client_idle_seconds: 0, shutdown_grace_ms: 0 }
 monitor: { user: mon, password: "", interval_ms: 250, check_timeout_ms: 100, fail_after: 1, recover_after: 5, heartbeat_table: null }
 routing: { max_replication_lag: 0.5, consistency: eventual, consistency_wait_ms: 0 }
@@ -113,7 +113,7 @@ server_version: "8.0.36-wirecache"
       { name: 'main_1', host: '10.0.0.1', port: 3307, role: 'primary', weight: 2 },
       { name: 'replica-1', host: '10.0.0.2', port: 3306, role: 'replica', weight: 0.5 },
     ]);
-    expect(config.limits).toEqual({ maxClientConnections: 5, maxPacketBytes: 1024 });
+    expect(config.limits).toEqual({ maxClientConnections: 5, maxPacketBytes: 1024, maxUserConnections: 3, loginFailuresPerMinute: 0, loginBlockSeconds: 1 });
     expect(config.timeouts).toEqual({
       backendConnectMs: 1,
       clientHandshakeMs: 2,

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mysql from 'mysql2/promise';
 import { restartMariaDB, startMariaDB, stopMariaDB, type ServerInfo } from '../scripts/topology.js';
-import { connect, startProxy, type RunningProxy } from './proxy-harness.js';
+import { NO_LOGIN_LIMITS, connect, startProxy, type RunningProxy } from './proxy-harness.js';
 import { getTopology } from './topology-context.js';
 
 const topo = getTopology();
@@ -69,7 +69,7 @@ describe('a backend that dies and comes back', () => {
 
 describe('limits and shutdown', () => {
   it('answers ERR 1040 past max_client_connections', async () => {
-    const px = await startProxy(topo, { limits: { maxClientConnections: 2, maxPacketBytes: 1 << 20 } });
+    const px = await startProxy(topo, { limits: { ...NO_LOGIN_LIMITS, maxClientConnections: 2, maxPacketBytes: 1 << 20 } });
     try {
       const a = await connect(px.port, topo);
       const b = await connect(px.port, topo);

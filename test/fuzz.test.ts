@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type mysql from 'mysql2/promise';
-import { connect, routingConfig, startProxy, testCacheConfig, type RunningProxy } from './proxy-harness.js';
+import { NO_LOGIN_LIMITS, connect, routingConfig, startProxy, testCacheConfig, type RunningProxy } from './proxy-harness.js';
 import { RawClient } from './raw-client.js';
 import { getTopology } from './topology-context.js';
 
@@ -70,7 +70,7 @@ async function handshakeCase(port: number, bytes: Buffer, closeEarly: boolean): 
 beforeAll(async () => {
   px = await startProxy(topo, {
     timeouts: { backendConnectMs: 3000, clientHandshakeMs: 1500, clientReadMs: 800, clientIdleSeconds: 0, shutdownGraceMs: 500 },
-    limits: { maxClientConnections: 500, maxPacketBytes: 1024 * 1024 },
+    limits: { ...NO_LOGIN_LIMITS, maxClientConnections: 500, maxPacketBytes: 1024 * 1024 },
     // Cache everything: every fuzzed query and execute also goes through classification, keys and replay;
     // and split reads over the replicas, so routing, state replay and re-prepares see the same garbage.
     cache: testCacheConfig({ mode: 'all' }),

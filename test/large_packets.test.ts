@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type mysql from 'mysql2/promise';
-import { connect, startProxy, type RunningProxy } from './proxy-harness.js';
+import { NO_LOGIN_LIMITS, connect, startProxy, type RunningProxy } from './proxy-harness.js';
 import { RawClient } from './raw-client.js';
 import { getTopology } from './topology-context.js';
 
@@ -72,7 +72,7 @@ describe('large packets', () => {
   });
 
   it('refuses a client packet over max_packet_bytes with ERR 1153 and keeps serving others', async () => {
-    const small = await startProxy(topo, { limits: { maxClientConnections: 10, maxPacketBytes: 1024 * 1024 } });
+    const small = await startProxy(topo, { limits: { ...NO_LOGIN_LIMITS, maxClientConnections: 10, maxPacketBytes: 1024 * 1024 } });
     try {
       const raw = await RawClient.login(small.port, 'app', 'app_pw', { database: 'wc_test' });
       const header = Buffer.from([0xff, 0xff, 0xff, 0x00]);

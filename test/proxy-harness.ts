@@ -15,6 +15,9 @@ export interface RunningProxy {
   stop(): Promise<void>;
 }
 
+/** Limits that never refuse a login: tests log in with wrong passwords on purpose and must not block 127.0.0.1. */
+export const NO_LOGIN_LIMITS = { maxUserConnections: 0, loginFailuresPerMinute: 0, loginBlockSeconds: 60 };
+
 /** A config for the test topology: every test account, the topology's primary as the only backend. */
 export function testConfig(topo: TopologyInfo, overrides: Partial<WirecacheConfig> = {}, primary: ServerInfo = topo.primary): WirecacheConfig {
   return {
@@ -27,7 +30,7 @@ export function testConfig(topo: TopologyInfo, overrides: Partial<WirecacheConfi
       ...topo.users.map((u) => ({ name: u.name, passwordDoubleSha1: u.password ? doubleSha1(u.password) : Buffer.alloc(0), emptyPassword: u.password === '' })),
       { name: 'root', passwordDoubleSha1: doubleSha1(topo.rootPassword), emptyPassword: false },
     ],
-    limits: { maxClientConnections: 200, maxPacketBytes: 64 * 1024 * 1024 },
+    limits: { ...NO_LOGIN_LIMITS, maxClientConnections: 200, maxPacketBytes: 64 * 1024 * 1024 },
     timeouts: { backendConnectMs: 3000, clientHandshakeMs: 5000, clientReadMs: 5000, clientIdleSeconds: 0, shutdownGraceMs: 2000 },
     monitor: null,
     routing: { maxReplicationLagSeconds: 10, consistency: 'session', consistencyWaitMs: 500 },

@@ -7,7 +7,7 @@ import { encodePacket } from '../src/protocol/framing.js';
 import { buildHandshakeResponse, parseHandshakeV10 } from '../src/protocol/handshake.js';
 import { PayloadWriter } from '../src/protocol/payload_writer.js';
 import { ResponseKind } from '../src/protocol/response_scanner.js';
-import { connect, passwordOf, startProxy, type RunningProxy } from './proxy-harness.js';
+import { NO_LOGIN_LIMITS, connect, passwordOf, startProxy, type RunningProxy } from './proxy-harness.js';
 import { BASE_CLIENT_CAPS, RawClient } from './raw-client.js';
 import { getTopology } from './topology-context.js';
 
@@ -44,7 +44,7 @@ function errCode(payload: Buffer): number {
 
 describe('COM_CHANGE_USER', () => {
   it('answers ERR 1153 (not an uncaught exception and a hung session) for an oversized auth-switch reply', async () => {
-    const small = await startProxy(topo, { limits: { maxClientConnections: 10, maxPacketBytes: 4096 } });
+    const small = await startProxy(topo, { limits: { ...NO_LOGIN_LIMITS, maxClientConnections: 10, maxPacketBytes: 4096 } });
     try {
       const c = await RawClient.login(small.port, 'app', passwordOf(topo, 'app'), { database: 'wc_test' });
       // A client plugin other than mysql_native_password: the proxy answers with an AuthSwitchRequest.

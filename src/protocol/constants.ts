@@ -194,6 +194,9 @@ export const ErrorCode = {
   UNKNOWN_COLLATION: { code: 1273, sqlState: 'HY000' },
   /** The server's "cannot execute in this mode": writes refused while two servers are writable. */
   OPTION_PREVENTS_STATEMENT: { code: 1290, sqlState: 'HY000' },
+  /** Too many failed logins from this address. */
+  HOST_IS_BLOCKED: { code: 1129, sqlState: 'HY000' },
+  TOO_MANY_USER_CONNECTIONS: { code: 1203, sqlState: '42000' },
   /** Retryable transaction loss (what drivers and ORMs already restart on): the primary moved mid-transaction. */
   LOCK_DEADLOCK: { code: 1213, sqlState: '40001' },
   /** Session state (temporary tables, locks) lost with the old primary. */
