@@ -45,7 +45,7 @@ describe('failed-login throttling', () => {
       for (let i = 0; i < 4; i++) expect(await login(px.port, 'app', 'wrong')).toMatchObject({ errno: 1045 });
       const blocked = await login(px.port, 'app', 'app_pw');
       expect(blocked).toMatchObject({ errno: 1129 });
-      expect((blocked as Error).message).toMatch(/Host '127\.0\.0\.1' is blocked because of many connection errors; wirecache unblocks it in [12] s/);
+      expect((blocked as unknown as Error).message).toMatch(/Host '127\.0\.0\.1' is blocked because of many connection errors; wirecache unblocks it in [12] s/);
       const metrics = await px.metrics.metricsText();
       expect(metrics).toMatch(/wirecache_login_blocks_total 1\b/);
       expect(metrics).toMatch(/wirecache_client_connections_refused_total\{reason="login_throttled"\} 1\b/);
@@ -69,7 +69,7 @@ describe('max_user_connections', () => {
       open.push(await connect(px.port, topo), await connect(px.port, topo));
       const third = await login(px.port, 'app', 'app_pw');
       expect(third).toMatchObject({ errno: 1203 });
-      expect((third as Error).message).toMatch(/User app already has more than 'max_user_connections' active connections/);
+      expect((third as unknown as Error).message).toMatch(/User app already has more than 'max_user_connections' active connections/);
       open.push(await connect(px.port, topo, { user: 'other' }));
       await open.shift()!.end();
       await new Promise((r) => setTimeout(r, 100));
