@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite / demo / benchmarks need, idempotently and without prompting:
-#   - Debian packages: mariadb-server, mariadb-client, memcached, sysbench, php-cli, php-mysql
+#   - Debian packages: mariadb-server, mariadb-client, memcached, openssl, sysbench, php-cli, php-mysql
 #   - node_modules (npm ci, or npm install when there is no package-lock.json)
 #
 # Usage: scripts/install-deps.sh [--minimal]
@@ -45,6 +45,8 @@ have mariadbd || missing+=("mariadbd")
 have mariadb-install-db || missing+=("mariadb-install-db")
 have mariadb || missing+=("mariadb")
 have memcached || missing+=("memcached")
+# openssl makes the self-signed TLS pairs of the demo and the TLS tests.
+have openssl || missing+=("openssl")
 if [ "$minimal" -eq 0 ]; then
   have sysbench || missing+=("sysbench")
   if ! have php; then
@@ -58,7 +60,7 @@ fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
   log "missing: ${missing[*]}"
-  packages=(mariadb-server mariadb-client memcached)
+  packages=(mariadb-server mariadb-client memcached openssl)
   if [ "$minimal" -eq 0 ]; then
     packages+=(sysbench php-cli php-mysql)
   fi

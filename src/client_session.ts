@@ -1,8 +1,8 @@
 import type net from 'node:net';
+import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { generateScramble, verifyNativePassword } from './auth/native_password.js';
 import { BackendConnection, BackendError, type BackendEndpoint, type BackendLogin, type InternalResult } from './backend_connection.js';
-import { findUser } from './config.js';
 import type { UserConfig, WirecacheConfig } from './config_types.js';
 import type { Logger } from './logger.js';
 import type { ProxyObserver } from './observer.js';
@@ -69,9 +69,13 @@ export interface SessionContext {
   selector: ServerSelector;
   /** Per-digest statement statistics, or null when turned off. */
   queryStats: QueryStats | null;
+  /** The TLS context offered to clients, or null when no certificate is configured. */
+  tls: tls.SecureContext | null;
   /** A login from this client address failed (wrong password, unknown user): counted for throttling. */
   loginFailed(address: string): void;
   loginSucceeded(address: string): void;
+  /** The account a client logs in as: the config's users first, then accounts read from the database. */
+  findUser(name: string): UserConfig | undefined;
   sessions: ReadonlyMap<number, ClientSession>;
   /** Called when a backend greeting is seen, to keep the announced identity current. */
   learnedBackend(conn: BackendConnection): void;
@@ -268,7 +272,7 @@ export class ClientSession {
 
   constructor(
     readonly id: number,
-    private readonly socket: net.Socket,
+    private socket: net.Socket,
     private readonly ctx: SessionContext,
   ) {
     this.remoteAddress = (socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '');
@@ -276,10 +280,37 @@ export class ClientSession {
     // Until the client has logged in it may send only small packets: a stranger must not make the proxy buffer 64 MiB.
     this.framer = new PacketFramer(PRE_LOGIN_MAX_PACKET);
     socket.setNoDelay(true);
-    socket.on('data', (chunk) => this.onClientData(chunk));
+    this.listenTo(socket);
+  }
+
+  /** The client connection is TLS (after an SSLRequest). */
+  private secure = false;
+
+  private listenTo(socket: net.Socket): void {
+    socket.on('data', (chunk: Buffer) => this.onClientData(chunk));
     socket.on('error', (err) => this.close(`client socket error: ${err.message}`));
     socket.on('close', () => this.close('client disconnected'));
     socket.on('drain', () => this.onClientDrain());
+  }
+
+  /**
+   * SSLRequest: the rest of the session runs over TLS on the same TCP
+   * connection. The client sends its TLS hello right after the request,
+   * maybe in the same read: those bytes go back into the socket, where the
+   * TLS layer reads them first.
+   */
+  private startTls(context: tls.SecureContext): void {
+    const raw = this.socket;
+    raw.removeAllListeners('data');
+    raw.removeAllListeners('drain');
+    raw.pause();
+    const early = this.framer.drainRaw();
+    if (early.length > 0) raw.unshift(early);
+    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: context });
+    this.socket = secure;
+    this.secure = true;
+    this.listenTo(secure);
+    secure.once('secure', () => this.log.debug({ protocol: secure.getProtocol(), cipher: secure.getCipher()?.name }, 'client TLS established'));
   }
 
   /** Backend threads this session uses now, by server (for KILL). */
@@ -310,7 +341,8 @@ export class ClientSession {
       serverVersion: identity.serverVersion,
       connectionId: this.id,
       scramble: this.scramble,
-      capabilities: identity.capabilities,
+      // TLS is offered when a certificate is configured.
+      capabilities: this.ctx.tls ? (identity.capabilities | Capability.SSL) >>> 0 : identity.capabilities,
       mariaDbCapabilities: identity.mariaDbCapabilities,
       characterSet: identity.characterSet,
       status: ServerStatus.AUTOCOMMIT,
@@ -427,8 +459,18 @@ export class ClientSession {
   private onHandshakeResponse(packet: Packet): void {
     this.authSeq = (packet.lastSeq + 1) & 0xff;
     if (packet.payload.length === SSL_REQUEST_LENGTH) {
-      this.sendErr(ErrorCode.HANDSHAKE, 'Bad handshake: wirecache does not offer TLS on this listener', this.authSeq);
-      this.close('client asked for TLS');
+      const context = this.ctx.tls;
+      if (!context || this.secure) {
+        this.sendErr(ErrorCode.HANDSHAKE, this.secure ? 'Bad handshake: TLS is already on' : 'Bad handshake: wirecache does not offer TLS on this listener', this.authSeq);
+        this.close('client asked for TLS');
+        return;
+      }
+      this.startTls(context);
+      return;
+    }
+    if (!this.secure && this.ctx.config().tls?.requireTls) {
+      this.sendErr(ErrorCode.SECURE_TRANSPORT_REQUIRED, 'Connections using insecure transport are prohibited while --require_secure_transport=ON.', this.authSeq);
+      this.close('client did not use TLS, which is required');
       return;
     }
     let response: HandshakeResponse;
@@ -466,6 +508,11 @@ export class ClientSession {
       return;
     }
     const { user, passwordSha1 } = account;
+    if (user.requireTls && !this.secure) {
+      // As the server answers an account created with REQUIRE SSL that logs in without it.
+      this.denyAccess(handshake.user, token, this.authSeq);
+      return;
+    }
     this.ctx.loginSucceeded(this.remoteAddress);
     const limit = this.ctx.config().limits.maxUserConnections;
     if (limit > 0 && this.userSessions(user.name) >= limit) {
@@ -552,7 +599,7 @@ export class ClientSession {
 
   /** The configured account and the client's SHA1(password), if `token` answers this session's scramble for it. */
   private authenticate(userName: string, token: Buffer): { user: UserConfig; passwordSha1: Buffer | null } | null {
-    const user = findUser(this.ctx.config(), userName);
+    const user = this.ctx.findUser(userName);
     if (!user) return null;
     const verdict = verifyNativePassword(token, this.scramble, user);
     return verdict.ok ? { user, passwordSha1: verdict.passwordSha1 } : null;
@@ -1684,7 +1731,7 @@ export class ClientSession {
       seq = (reply.lastSeq + 1) & 0xff;
     }
     const account = this.authenticate(request.user, token);
-    if (!account) {
+    if (!account || (account.user.requireTls && !this.secure)) {
       this.denyAccess(request.user, token, seq);
       return;
     }

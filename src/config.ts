@@ -225,6 +225,7 @@ const userSchema = z.strictObject(
       .string({ error: msg('must be "*" followed by 40 hex digits', false) })
       .regex(HASH_RE, { error: 'must be "*" followed by 40 hex digits' })
       .optional(),
+    require_tls: z.boolean({ error: msg('must be true or false') }).default(false),
   },
   { error: msg('must be a mapping', false) },
 );
@@ -307,8 +308,42 @@ const routingSchema = z.strictObject(
   { error: msg('must be a mapping', false) },
 );
 
+const pathField = () => z.string({ error: msg('must be a file path') }).min(1, { error: 'must be a file path' });
+
+const tlsSchema = z.strictObject(
+  {
+    cert_file: pathField(),
+    key_file: pathField(),
+    require_tls: z.boolean({ error: msg('must be true or false') }).default(false),
+  },
+  { error: msg('must be a mapping with cert_file and key_file', false) },
+);
+
+const authSchema = z.strictObject(
+  {
+    default_plugin: z
+      .enum(['mysql_native_password', 'caching_sha2_password'], { error: msg('must be "mysql_native_password" or "caching_sha2_password"') })
+      .default('mysql_native_password'),
+    rsa_private_key_file: pathField().optional(),
+    rsa_public_key_file: pathField().optional(),
+  },
+  { error: msg('must be a mapping', false) },
+);
+
+const usersFromDatabaseSchema = z.strictObject(
+  {
+    refresh_seconds: intIn(1, 86_400).default(60),
+    user: z.string({ error: msg('must be a string', false) }).min(1).optional(),
+    password: z.string({ error: msg('must be a string (quote it in YAML)', false) }).optional(),
+  },
+  { error: msg('must be a mapping', false) },
+);
+
 const rootSchema = z.strictObject(
   {
+    tls: tlsSchema.optional(),
+    auth: authSchema.default({ default_plugin: 'mysql_native_password' }),
+    users_from_database: usersFromDatabaseSchema.optional(),
     monitor: monitorSchema.optional(),
     routing: routingSchema.default({
       max_replication_lag: CONFIG_DEFAULTS.routing.maxReplicationLagSeconds,
@@ -698,6 +733,7 @@ export function parseConfig(text: string, sourcePath: string): WirecacheConfig {
   checkBackends(raw, problem, lineOf);
   checkUsers(raw, problem, lineOf);
   checkAdmin(raw, problem);
+  checkSecurity(raw, problem, dirname(resolvePath(sourcePath)));
   checkCache(raw, problem);
   if (issues.length > 0) throw new ConfigError(sortIssues(issues));
 
@@ -747,6 +783,34 @@ function checkBackends(raw: RawConfig, problem: Problem, lineOf: (p: PathSegment
   }
 }
 
+/** TLS and RSA files must be readable now, not at the first client; users_from_database needs an account. */
+function checkSecurity(raw: RawConfig, problem: Problem, baseDir: string): void {
+  const readable = (path: PathSegment[], file: string | undefined) => {
+    if (file === undefined) return;
+    try {
+      readFileSync(resolvePath(baseDir, file));
+    } catch (err) {
+      problem(path, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  if (raw.tls) {
+    readable(['tls', 'cert_file'], raw.tls.cert_file);
+    readable(['tls', 'key_file'], raw.tls.key_file);
+  }
+  readable(['auth', 'rsa_private_key_file'], raw.auth.rsa_private_key_file);
+  readable(['auth', 'rsa_public_key_file'], raw.auth.rsa_public_key_file);
+  if ((raw.auth.rsa_private_key_file === undefined) !== (raw.auth.rsa_public_key_file === undefined)) {
+    problem(['auth'], 'give both rsa_private_key_file and rsa_public_key_file, or neither (a pair is generated at start)');
+  }
+  raw.users.forEach((u, i) => {
+    if (u.require_tls && !raw.tls) problem(['users', i, 'require_tls'], 'needs a tls section (cert_file, key_file)');
+  });
+  const fromDb = raw.users_from_database;
+  if (fromDb && fromDb.user === undefined && !raw.monitor) {
+    problem(['users_from_database'], 'needs a user and password (or a monitor section whose account is used)');
+  }
+}
+
 /** The admin API changes the proxy (purge, reload) and shows its traffic: beyond loopback it needs a token. */
 function checkAdmin(raw: RawConfig, problem: Problem): void {
   if (raw.admin.token === undefined && !isLoopback(raw.admin.host)) {
@@ -788,25 +852,38 @@ function normalise(raw: RawConfig, sourcePath: string): WirecacheConfig {
     weight: b.weight,
   }));
   const users: UserConfig[] = raw.users.map((u) => {
+    const requireTls = u.require_tls;
     if (u.password !== undefined && HASH_RE.test(u.password)) {
       // As in ProxySQL: a password in mysql.user's "*" + 40-hex form is that hash, not a plain password.
-      return { name: u.name, passwordDoubleSha1: Buffer.from(u.password.slice(1), 'hex'), emptyPassword: false };
+      return hashedUser(u.name, u.password, requireTls);
     }
-    if (u.password !== undefined) {
-      const empty = u.password === '';
-      return { name: u.name, passwordDoubleSha1: empty ? Buffer.alloc(0) : doubleSha1(u.password), emptyPassword: empty };
-    }
-    return {
-      name: u.name,
-      passwordDoubleSha1: Buffer.from((u.password_hash as string).slice(1), 'hex'),
-      emptyPassword: false,
-    };
+    if (u.password !== undefined) return plainUser(u.name, u.password, requireTls);
+    return hashedUser(u.name, u.password_hash as string, requireTls);
   });
   return {
     sourcePath,
     listen: { host: raw.listen.host, port: raw.listen.port },
     admin: { host: raw.admin.host, port: raw.admin.port, token: raw.admin.token ?? null },
     queryStats: { maxDigests: raw.query_stats.max_digests },
+    tls: raw.tls
+      ? {
+          certFile: resolvePath(dirname(sourcePath), raw.tls.cert_file),
+          keyFile: resolvePath(dirname(sourcePath), raw.tls.key_file),
+          requireTls: raw.tls.require_tls,
+        }
+      : null,
+    auth: {
+      defaultPlugin: raw.auth.default_plugin,
+      rsaPrivateKeyFile: raw.auth.rsa_private_key_file === undefined ? null : resolvePath(dirname(sourcePath), raw.auth.rsa_private_key_file),
+      rsaPublicKeyFile: raw.auth.rsa_public_key_file === undefined ? null : resolvePath(dirname(sourcePath), raw.auth.rsa_public_key_file),
+    },
+    usersFromDatabase: raw.users_from_database
+      ? {
+          refreshSeconds: raw.users_from_database.refresh_seconds,
+          user: raw.users_from_database.user ?? raw.monitor!.user,
+          password: raw.users_from_database.user !== undefined ? (raw.users_from_database.password ?? '') : raw.monitor!.password,
+        }
+      : null,
     backends,
     users,
     limits: {
@@ -842,6 +919,26 @@ function normalise(raw: RawConfig, sourcePath: string): WirecacheConfig {
     cache: null,
     log: { level: raw.log.level },
     serverVersion: raw.server_version,
+  };
+}
+
+/** An account known by its mysql.user hash ("*" + 40 hex digits). */
+export function hashedUser(name: string, hash: string, requireTls = false): UserConfig {
+  return { name, passwordDoubleSha1: Buffer.from(hash.slice(1), 'hex'), emptyPassword: false, passwordSha1: null, sha256Stage2: null, requireTls };
+}
+
+/** An account with its plain password: every digest any plugin needs is known. */
+export function plainUser(name: string, password: string, requireTls = false): UserConfig {
+  if (password === '') return { name, passwordDoubleSha1: Buffer.alloc(0), emptyPassword: true, passwordSha1: null, sha256Stage2: null, requireTls };
+  const sha1 = createHash('sha1').update(password).digest();
+  const sha256 = createHash('sha256').update(password).digest();
+  return {
+    name,
+    passwordDoubleSha1: createHash('sha1').update(sha1).digest(),
+    emptyPassword: false,
+    passwordSha1: sha1,
+    sha256Stage2: createHash('sha256').update(sha256).digest(),
+    requireTls,
   };
 }
 

@@ -19,6 +19,40 @@ export interface UserConfig {
   passwordDoubleSha1: Buffer;
   /** True when the account has no password at all. */
   emptyPassword: boolean;
+  /**
+   * SHA1(password) and SHA256(SHA256(password)), known only when the config
+   * gives the plain password: caching_sha2_password's fast authentication
+   * proves the SHA256 digest, and the backend login needs SHA1(password).
+   * Null otherwise (learnt from the first full authentication instead).
+   */
+  passwordSha1: Buffer | null;
+  sha256Stage2: Buffer | null;
+  /** The user may log in only over TLS. */
+  requireTls: boolean;
+}
+
+export interface TlsConfig {
+  /** PEM certificate chain and private key files (absolute paths). */
+  certFile: string;
+  keyFile: string;
+  /** Every client must use TLS (ERR 3159 otherwise). */
+  requireTls: boolean;
+}
+
+export interface AuthConfig {
+  /** The plugin the greeting proposes; clients asking for the other one are switched to it... see docs/security.md. */
+  defaultPlugin: 'mysql_native_password' | 'caching_sha2_password';
+  /** PEM RSA key pair for caching_sha2_password's password exchange without TLS; null: generated at start. */
+  rsaPrivateKeyFile: string | null;
+  rsaPublicKeyFile: string | null;
+}
+
+export interface UsersFromDatabaseConfig {
+  /** Seconds between two reads of mysql.user on the primary. */
+  refreshSeconds: number;
+  /** Account that reads mysql.user (SELECT on mysql.user / mysql.global_priv). */
+  user: string;
+  password: string;
 }
 
 export interface WirecacheConfig {
@@ -27,6 +61,11 @@ export interface WirecacheConfig {
   listen: { host: string; port: number };
   /** The HTTP admin API; `token` (a bearer token) is required when `host` is not a loopback address. */
   admin: { host: string; port: number; token: string | null };
+  /** TLS for clients; null: no TLS offered. */
+  tls: TlsConfig | null;
+  auth: AuthConfig;
+  /** Accounts read from the primary's mysql.user besides the config's users; null: config users only. */
+  usersFromDatabase: UsersFromDatabaseConfig | null;
   /** Per-digest statement statistics (GET /stats/queries); maxDigests 0 turns them off. */
   queryStats: { maxDigests: number };
   backends: BackendConfig[];

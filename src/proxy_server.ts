@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { BackendConnection, type BackendEndpoint } from './backend_connection.js';
 import { ClientSession, type ServerIdentity, type SessionContext } from './client_session.js';
@@ -15,6 +17,8 @@ import { nullMonitorObserver, ServerMonitor, type MonitorObserver } from './serv
 import { ServerSelector } from './server_selector.js';
 import { QueryStats } from './query_stats.js';
 import { LoginThrottle } from './login_throttle.js';
+import { UserDirectory } from './user_directory.js';
+import { findUser } from './config.js';
 
 /**
  * Capabilities the proxy implements. Compression, TLS, optional metadata,
@@ -91,6 +95,8 @@ export class ProxyServer {
   readonly selector: ServerSelector;
   /** Per-digest statement statistics, unless query_stats.max_digests is 0. */
   readonly queryStats: QueryStats | null;
+  /** Accounts read from the primary's mysql.user, when users_from_database is configured. */
+  readonly databaseUsers: UserDirectory | null;
   /** Failed logins per client address. */
   private readonly throttle: LoginThrottle;
   /** Client bytes of sessions that have ended (live ones are read from their sockets). */
@@ -109,6 +115,9 @@ export class ProxyServer {
       : null;
     this.selector = new ServerSelector(config.backends, this.monitor);
     this.queryStats = config.queryStats.maxDigests > 0 ? new QueryStats(config.queryStats.maxDigests) : null;
+    this.databaseUsers = config.usersFromDatabase
+      ? new UserDirectory(config.usersFromDatabase, () => this.primaryEndpoint(), logger.child({ component: 'users' }))
+      : null;
     this.throttle = new LoginThrottle(config.limits.loginFailuresPerMinute, config.limits.loginBlockSeconds * 1000);
     this.currentIdentity = defaultIdentity(config);
     this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
@@ -123,6 +132,7 @@ export class ProxyServer {
       identity: () => this.currentIdentity,
       selector: this.selector,
       queryStats: this.queryStats,
+      tls: config.tls ? tls.createSecureContext({ cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }) : null,
       loginFailed: (address) => {
         if (!this.throttle.failed(address)) return;
         this.observer.loginBlocked();
@@ -132,6 +142,7 @@ export class ProxyServer {
         );
       },
       loginSucceeded: (address) => this.throttle.succeeded(address),
+      findUser: (name) => findUser(this.config, name) ?? this.databaseUsers?.find(name),
       sessions: this.sessions,
       learnedBackend: (conn: BackendConnection) => {
         this.currentIdentity = identityFromGreeting(conn.greeting);
@@ -196,6 +207,9 @@ export class ProxyServer {
     if (old.admin.host !== next.admin.host || old.admin.port !== next.admin.port) restart.push('admin.host/admin.port');
     if (!same(old.backends, next.backends)) restart.push('backends');
     if (!same(old.monitor, next.monitor)) restart.push('monitor');
+    if (!same(old.tls, next.tls)) restart.push('tls');
+    if (!same(old.auth, next.auth)) restart.push('auth');
+    if (!same(old.usersFromDatabase, next.usersFromDatabase)) restart.push('users_from_database');
     if (old.queryStats.maxDigests !== next.queryStats.maxDigests) restart.push('query_stats');
     // The monitor judges lag with the bound it was started with; the greeting's version is learnt at start.
     if (old.routing.maxReplicationLagSeconds !== next.routing.maxReplicationLagSeconds) restart.push('routing.max_replication_lag');
@@ -212,6 +226,9 @@ export class ProxyServer {
       backends: old.backends,
       monitor: old.monitor,
       queryStats: old.queryStats,
+      tls: old.tls,
+      auth: old.auth,
+      usersFromDatabase: old.usersFromDatabase,
       routing: { ...next.routing, maxReplicationLagSeconds: old.routing.maxReplicationLagSeconds },
       serverVersion: old.serverVersion,
       cache,
@@ -229,6 +246,8 @@ export class ProxyServer {
   async start(): Promise<net.AddressInfo> {
     // One round of checks first: the first client's reads already know which replicas are usable.
     if (this.monitor) await this.monitor.start();
+    // The first read of mysql.user is awaited (bounded): logins right after start already see those accounts.
+    if (this.databaseUsers) await this.databaseUsers.start();
     const primary = this.primaryEndpoint();
     try {
       this.currentIdentity = identityFromGreeting(await BackendConnection.probe(primary, this.config.timeouts.backendConnectMs));
@@ -313,5 +332,6 @@ export class ProxyServer {
     await closed;
     this.cache?.close();
     await this.monitor?.stop();
+    await this.databaseUsers?.stop();
   }
 }

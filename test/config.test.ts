@@ -76,7 +76,19 @@ describe('parseConfig', () => {
       admin: { host: '127.0.0.1', port: 9104, token: null },
       queryStats: { maxDigests: 1000 },
       backends: [{ name: 'primary', host: 'db.internal', port: 3306, role: 'primary', weight: 1 }],
-      users: [{ name: 'app', passwordDoubleSha1: sha1(sha1('app_pw')), emptyPassword: false }],
+      users: [
+        {
+          name: 'app',
+          passwordDoubleSha1: sha1(sha1('app_pw')),
+          emptyPassword: false,
+          passwordSha1: sha1('app_pw'),
+          sha256Stage2: createHash('sha256').update(createHash('sha256').update('app_pw').digest()).digest(),
+          requireTls: false,
+        },
+      ],
+      tls: null,
+      auth: { defaultPlugin: 'mysql_native_password', rsaPrivateKeyFile: null, rsaPublicKeyFile: null },
+      usersFromDatabase: null,
       limits: { maxClientConnections: 1000, maxPacketBytes: 67108864, maxUserConnections: 0, loginFailuresPerMinute: 10, loginBlockSeconds: 60 },
       timeouts: { backendConnectMs: 5000, clientHandshakeMs: 10000, clientReadMs: 30000, clientIdleSeconds: 28800, shutdownGraceMs: 30000 },
       monitor: null,
@@ -163,7 +175,7 @@ users:
 
   it('accepts an empty password', () => {
     const config = parseConfig(`backends: [{ name: p, host: h }]\nusers: [{ name: anon, password: "" }]\n`, 'e.yaml');
-    expect(config.users[0]).toEqual({ name: 'anon', passwordDoubleSha1: Buffer.alloc(0), emptyPassword: true });
+    expect(config.users[0]).toEqual({ name: 'anon', passwordDoubleSha1: Buffer.alloc(0), emptyPassword: true, passwordSha1: null, sha256Stage2: null, requireTls: false });
   });
 });
 

@@ -1,6 +1,6 @@
 import mysql from 'mysql2/promise';
 import type { ServerInfo, TopologyInfo } from '../scripts/topology.js';
-import { doubleSha1 } from '../src/config.js';
+import { plainUser } from '../src/config.js';
 import type { CacheConfig, WirecacheConfig } from '../src/config_types.js';
 import { createLogger } from '../src/logger.js';
 import { Metrics } from '../src/metrics.js';
@@ -26,10 +26,10 @@ export function testConfig(topo: TopologyInfo, overrides: Partial<WirecacheConfi
     admin: { host: '127.0.0.1', port: 0, token: null },
     queryStats: { maxDigests: 1000 },
     backends: [{ name: 'primary', host: primary.host, port: primary.port, role: 'primary', weight: 1 }],
-    users: [
-      ...topo.users.map((u) => ({ name: u.name, passwordDoubleSha1: u.password ? doubleSha1(u.password) : Buffer.alloc(0), emptyPassword: u.password === '' })),
-      { name: 'root', passwordDoubleSha1: doubleSha1(topo.rootPassword), emptyPassword: false },
-    ],
+    users: [...topo.users.map((u) => plainUser(u.name, u.password)), plainUser('root', topo.rootPassword)],
+    tls: null,
+    auth: { defaultPlugin: 'mysql_native_password', rsaPrivateKeyFile: null, rsaPublicKeyFile: null },
+    usersFromDatabase: null,
     limits: { ...NO_LOGIN_LIMITS, maxClientConnections: 200, maxPacketBytes: 64 * 1024 * 1024 },
     timeouts: { backendConnectMs: 3000, clientHandshakeMs: 5000, clientReadMs: 5000, clientIdleSeconds: 0, shutdownGraceMs: 2000 },
     monitor: null,

@@ -197,6 +197,8 @@ export const ErrorCode = {
   /** Too many failed logins from this address. */
   HOST_IS_BLOCKED: { code: 1129, sqlState: 'HY000' },
   TOO_MANY_USER_CONNECTIONS: { code: 1203, sqlState: '42000' },
+  /** require_secure_transport: a client without TLS. */
+  SECURE_TRANSPORT_REQUIRED: { code: 3159, sqlState: '08004' },
   /** Retryable transaction loss (what drivers and ORMs already restart on): the primary moved mid-transaction. */
   LOCK_DEADLOCK: { code: 1213, sqlState: '40001' },
   /** Session state (temporary tables, locks) lost with the old primary. */
