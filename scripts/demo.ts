@@ -10,6 +10,7 @@
  * Ports: WIRECACHE_DEMO_PORT (default 6033) and WIRECACHE_DEMO_ADMIN_PORT
  * (default 9104); a port in use is replaced by a free one.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -25,9 +26,18 @@ async function portOrZero(port: number): Promise<number> {
   });
 }
 
-function demoConfig(topo: TopologyInfo, port: number, adminPort: number): string {
+/** A self-signed certificate for the demo's TLS listener (clients connect with --ssl, without verifying it). */
+function selfSignedPair(dir: string): { cert: string; key: string } {
+  const cert = path.join(dir, 'demo-cert.pem');
+  const key = path.join(dir, 'demo-key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '30', '-subj', '/CN=wirecache-demo'], { stdio: 'ignore' });
+  return { cert, key };
+}
+
+function demoConfig(topo: TopologyInfo, port: number, adminPort: number, pair: { cert: string; key: string }): string {
   return `# Written by scripts/demo.ts for the demo topology in ${topo.baseDir}
 listen: { host: 127.0.0.1, port: ${port} }
+tls: { cert_file: ${pair.cert}, key_file: ${pair.key} }
 admin: { host: 127.0.0.1, port: ${adminPort} }
 backends:
   - { name: primary, host: 127.0.0.1, port: ${topo.primary.port}, role: primary }
@@ -69,13 +79,14 @@ topo = await startTopology();
 const port = await portOrZero(Number(process.env.WIRECACHE_DEMO_PORT ?? 6033));
 const adminPort = await portOrZero(Number(process.env.WIRECACHE_DEMO_ADMIN_PORT ?? 9104));
 const configFile = path.join(topo.baseDir, 'wirecache.yaml');
-await fs.writeFile(configFile, demoConfig(topo, port, adminPort));
+await fs.writeFile(configFile, demoConfig(topo, port, adminPort, selfSignedPair(topo.baseDir)));
 app = await startApp(loadConfig(configFile));
 const { port: mysqlPort } = app.mysqlAddress;
 const admin = app.adminAddress;
 process.stderr.write(`
 [demo] wirecache is running in front of the demo primary and its two replicas (config: ${configFile})
 [demo]   mariadb -h127.0.0.1 -P${mysqlPort} -uapp -papp_pw wc_test
+[demo]   TLS is on (a self-signed pair made for the demo): add --ssl --ssl-verify-server-cert=0
 [demo]   curl http://${admin.host}:${admin.port}/metrics        curl http://${admin.host}:${admin.port}/cache
 [demo]   reads go to the replicas: mariadb ... -e "SELECT @@server_id" (1 is the primary); see curl http://${admin.host}:${admin.port}/servers
 [demo]   curl 'http://${admin.host}:${admin.port}/explain?sql=SELECT+1' tells where a statement would go and whether it is cached
