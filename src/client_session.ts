@@ -1,7 +1,19 @@
 import type net from 'node:net';
 import tls from 'node:tls';
+import type { KeyObject } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { generateScramble, verifyNativePassword } from './auth/native_password.js';
+import { generateScramble, sha1 as sha1Of, verifyNativePassword } from './auth/native_password.js';
+import {
+  CACHING_SHA2_PLUGIN,
+  cleartextPassword,
+  decryptPassword,
+  isEmptyPasswordReply,
+  matchesNativeHash,
+  REQUEST_PUBLIC_KEY,
+  Sha2Status,
+  verifyFastAuth,
+  type Sha2CredentialCache,
+} from './auth/caching_sha2_password.js';
 import { BackendConnection, BackendError, type BackendEndpoint, type BackendLogin, type InternalResult } from './backend_connection.js';
 import type { UserConfig, WirecacheConfig } from './config_types.js';
 import type { Logger } from './logger.js';
@@ -71,6 +83,9 @@ export interface SessionContext {
   queryStats: QueryStats | null;
   /** The TLS context offered to clients, or null when no certificate is configured. */
   tls: tls.SecureContext | null;
+  /** caching_sha2_password: digests learnt from full authentications, and the RSA key pair (made on first use). */
+  sha2Credentials: Sha2CredentialCache;
+  rsaKeyPair(): { publicKeyPem: Buffer; privateKey: KeyObject };
   /** A login from this client address failed (wrong password, unknown user): counted for throttling. */
   loginFailed(address: string): void;
   loginSucceeded(address: string): void;
@@ -85,6 +100,8 @@ export interface SessionContext {
 const enum Phase {
   Handshake,
   AuthSwitch,
+  /** caching_sha2_password full authentication: waiting for the password (TLS), a public key request or the RSA-encrypted password. */
+  Sha2FullAuth,
   /** Logging in to the backend, or running a command the proxy handles itself. */
   Working,
   Ready,
@@ -285,6 +302,8 @@ export class ClientSession {
 
   /** The client connection is TLS (after an SSLRequest). */
   private secure = false;
+  /** The authentication plugin of the login exchange: proposed in the greeting, or switched to. */
+  private authPlugin: string = NATIVE_PASSWORD_PLUGIN;
 
   private listenTo(socket: net.Socket): void {
     socket.on('data', (chunk: Buffer) => this.onClientData(chunk));
@@ -337,6 +356,7 @@ export class ClientSession {
 
   start(): void {
     const identity = this.ctx.identity();
+    this.authPlugin = this.ctx.config().auth.defaultPlugin;
     const greeting = buildHandshakeV10({
       serverVersion: identity.serverVersion,
       connectionId: this.id,
@@ -346,7 +366,7 @@ export class ClientSession {
       mariaDbCapabilities: identity.mariaDbCapabilities,
       characterSet: identity.characterSet,
       status: ServerStatus.AUTOCOMMIT,
-      authPluginName: NATIVE_PASSWORD_PLUGIN,
+      authPluginName: this.authPlugin,
     });
     this.socket.write(encodePacket(greeting, 0));
     this.handshakeTimer = setTimeout(() => {
@@ -423,6 +443,9 @@ export class ClientSession {
           case Phase.AuthSwitch:
             this.onAuthSwitchReply(packet);
             break;
+          case Phase.Sha2FullAuth:
+            this.onSha2FullAuth(packet);
+            break;
           case Phase.Infile:
             this.onInfilePacket(packet);
             break;
@@ -486,28 +509,105 @@ export class ClientSession {
     this.capabilities = response.capabilities & (identity.capabilities | Capability.CLIENT_MYSQL);
     this.mariaDbCapabilities = response.mariaDbCapabilities & identity.mariaDbCapabilities;
     this.handshake = response;
-    // Switch before looking the account up, known or not, as the server does: the reply must not tell them apart.
-    if (response.authPluginName !== null && response.authPluginName !== NATIVE_PASSWORD_PLUGIN && response.capabilities & Capability.PLUGIN_AUTH) {
+    // mysql_native_password is always accepted; caching_sha2_password when it is the default plugin.
+    // Anything else is switched to the default plugin before the account is looked up, known or not,
+    // as the server does: the reply must not tell them apart.
+    const offered = response.capabilities & Capability.PLUGIN_AUTH ? response.authPluginName : null;
+    const accepted = offered === null || offered === NATIVE_PASSWORD_PLUGIN ? NATIVE_PASSWORD_PLUGIN : offered === this.authPlugin ? offered : null;
+    if (accepted === null) {
       this.phase = Phase.AuthSwitch;
-      this.socket.write(encodePacket(buildAuthSwitchRequest(NATIVE_PASSWORD_PLUGIN, this.scramble), this.authSeq));
+      this.socket.write(encodePacket(buildAuthSwitchRequest(this.authPlugin, this.scramble), this.authSeq));
       return;
     }
-    this.finishLogin(response.authResponse);
+    this.authPlugin = accepted;
+    this.checkCredentials(response.authResponse);
   }
 
   private onAuthSwitchReply(packet: Packet): void {
     this.authSeq = (packet.lastSeq + 1) & 0xff;
-    this.finishLogin(packet.payload);
+    this.checkCredentials(packet.payload);
   }
 
-  private finishLogin(token: Buffer): void {
-    const handshake = this.handshake!;
-    const account = this.authenticate(handshake.user, token);
-    if (!account) {
-      this.denyAccess(handshake.user, token, this.authSeq);
+  /** The client's first answer to the scramble, for the plugin in `authPlugin`. */
+  private checkCredentials(token: Buffer): void {
+    const name = this.handshake!.user;
+    if (this.authPlugin === CACHING_SHA2_PLUGIN) {
+      this.sha2Login(name, token);
       return;
     }
-    const { user, passwordSha1 } = account;
+    const account = this.authenticate(name, token);
+    if (!account) {
+      this.denyAccess(name, token, this.authSeq);
+      return;
+    }
+    this.ctx.observer.clientAuthenticated('native');
+    this.finishLogin(account.user, account.passwordSha1, token);
+  }
+
+  /**
+   * caching_sha2_password: fast authentication when the proxy knows the
+   * account's SHA256 digest (a plain password in the config, or an earlier
+   * full authentication); else full authentication, where the client sends
+   * its password over TLS, or encrypted with the proxy's RSA public key.
+   */
+  private sha2Login(name: string, token: Buffer): void {
+    const user = this.ctx.findUser(name);
+    if (user?.emptyPassword) {
+      if (isEmptyPasswordReply(token)) this.finishLogin(user, null, token);
+      else this.denyAccess(name, token, this.authSeq);
+      return;
+    }
+    const known = user ? (user.sha256Stage2 && user.passwordSha1 ? { sha256Stage2: user.sha256Stage2, passwordSha1: user.passwordSha1 } : this.ctx.sha2Credentials.lookup(user.name, user.passwordDoubleSha1)) : undefined;
+    if (user && known && verifyFastAuth(token, this.scramble, known.sha256Stage2)) {
+      this.writeAuthPacket(Buffer.from([0x01, Sha2Status.FastAuthSuccess]));
+      this.ctx.observer.clientAuthenticated('sha2_fast');
+      this.finishLogin(user, known.passwordSha1, token);
+      return;
+    }
+    // Unknown users go through the same exchange: the answers must not tell them apart.
+    this.phase = Phase.Sha2FullAuth;
+    this.writeAuthPacket(Buffer.from([0x01, Sha2Status.PerformFullAuthentication]));
+  }
+
+  private onSha2FullAuth(packet: Packet): void {
+    this.authSeq = (packet.lastSeq + 1) & 0xff;
+    const name = this.handshake!.user;
+    const payload = packet.payload;
+    let password: Buffer;
+    if (this.secure) {
+      password = cleartextPassword(payload);
+    } else if (payload.length === 1 && payload[0] === REQUEST_PUBLIC_KEY) {
+      this.writeAuthPacket(Buffer.concat([Buffer.from([0x01]), this.ctx.rsaKeyPair().publicKeyPem]));
+      return;
+    } else {
+      try {
+        password = decryptPassword(payload, this.scramble, this.ctx.rsaKeyPair().privateKey);
+      } catch (err) {
+        this.log.info({ reason: (err as Error).message }, 'caching_sha2_password: the password could not be decrypted');
+        this.denyAccess(name, Buffer.from([1]), this.authSeq);
+        return;
+      }
+    }
+    const user = this.ctx.findUser(name);
+    if (!user || user.emptyPassword || !matchesNativeHash(password, user.passwordDoubleSha1)) {
+      this.denyAccess(name, Buffer.from([1]), this.authSeq);
+      return;
+    }
+    // Next time this user can use fast authentication.
+    this.ctx.sha2Credentials.remember(user.name, user.passwordDoubleSha1, password);
+    this.ctx.observer.clientAuthenticated(this.secure ? 'sha2_full_tls' : 'sha2_full_rsa');
+    this.finishLogin(user, sha1Of(password), Buffer.from([1]));
+  }
+
+  /** A packet of the login exchange (auth-more-data), at the next sequence id. */
+  private writeAuthPacket(payload: Buffer): void {
+    this.socket.write(encodePacket(payload, this.authSeq));
+    this.authSeq = (this.authSeq + 1) & 0xff;
+  }
+
+  /** The account is authenticated: checks what else may refuse it, then logs in to the primary. */
+  private finishLogin(user: UserConfig, passwordSha1: Buffer | null, token: Buffer): void {
+    const handshake = this.handshake!;
     if (user.requireTls && !this.secure) {
       // As the server answers an account created with REQUIRE SSL that logs in without it.
       this.denyAccess(handshake.user, token, this.authSeq);

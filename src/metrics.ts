@@ -66,6 +66,7 @@ export class Metrics implements ProxyObserver {
   private readonly backendConnectErrors: Counter<'backend'>;
   private readonly configReloads: Counter<'result'>;
   private readonly loginBlocks: Counter;
+  private readonly clientAuthentications: Counter<'method'>;
 
   private readonly commands = new BoundedLabel(COMMAND_RE, MAX_COMMAND_LABELS);
   private readonly backends = new BoundedLabel(BACKEND_RE, MAX_BACKEND_LABELS);
@@ -139,6 +140,13 @@ export class Metrics implements ProxyObserver {
       registers,
     });
     this.loginBlocks.inc(0);
+    this.clientAuthentications = new Counter({
+      name: 'wirecache_client_authentications_total',
+      help: 'Client passwords proven to the proxy, by method: native (mysql_native_password), sha2_fast (caching_sha2_password from a known digest), sha2_full_tls (password sent inside TLS), sha2_full_rsa (password encrypted with the RSA key).',
+      labelNames: ['method'],
+      registers,
+    });
+    for (const method of ['native', 'sha2_fast', 'sha2_full_tls', 'sha2_full_rsa']) this.clientAuthentications.inc({ method }, 0);
     this.configReloads.inc({ result: 'success' }, 0);
     this.configReloads.inc({ result: 'failure' }, 0);
 
@@ -245,6 +253,10 @@ export class Metrics implements ProxyObserver {
       this.commands.value(command),
       Number.isFinite(durationSeconds) && durationSeconds > 0 ? durationSeconds : 0,
     );
+  }
+
+  clientAuthenticated(method: 'native' | 'sha2_fast' | 'sha2_full_tls' | 'sha2_full_rsa'): void {
+    this.clientAuthentications.inc({ method });
   }
 
   loginBlocked(): void {

@@ -14,6 +14,8 @@ export interface ProxyObserver {
   authFailed(reason: 'bad_credentials' | 'backend_refused' | 'backend_unavailable'): void;
   /** One client command finished; `command` is a COM_* name such as "COM_QUERY". */
   commandCompleted(command: string, durationSeconds: number): void;
+  /** A client proved its password: native (mysql_native_password), sha2_fast, sha2_full_tls or sha2_full_rsa. */
+  clientAuthenticated(method: 'native' | 'sha2_fast' | 'sha2_full_tls' | 'sha2_full_rsa'): void;
   /** A client address was blocked after too many failed logins. */
   loginBlocked(): void;
   /** A connection attempt (or login) to a backend failed. */
@@ -41,6 +43,7 @@ export const nullObserver: ProxyObserver = {
   commandCompleted() {},
   backendConnectError() {},
   loginBlocked() {},
+  clientAuthenticated() {},
   statementRouted() {},
   readRetried() {},
   writeRefused() {},

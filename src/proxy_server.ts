@@ -17,6 +17,8 @@ import { nullMonitorObserver, ServerMonitor, type MonitorObserver } from './serv
 import { ServerSelector } from './server_selector.js';
 import { QueryStats } from './query_stats.js';
 import { LoginThrottle } from './login_throttle.js';
+import type { KeyObject } from 'node:crypto';
+import { loadOrGenerateRsaKeyPair, Sha2CredentialCache } from './auth/caching_sha2_password.js';
 import { UserDirectory } from './user_directory.js';
 import { findUser } from './config.js';
 
@@ -97,6 +99,8 @@ export class ProxyServer {
   readonly queryStats: QueryStats | null;
   /** Accounts read from the primary's mysql.user, when users_from_database is configured. */
   readonly databaseUsers: UserDirectory | null;
+  /** caching_sha2_password's RSA pair: from the configured files or generated, on first use. */
+  private rsaKeys: { publicKeyPem: Buffer; privateKey: KeyObject } | null = null;
   /** Failed logins per client address. */
   private readonly throttle: LoginThrottle;
   /** Client bytes of sessions that have ended (live ones are read from their sockets). */
@@ -118,6 +122,10 @@ export class ProxyServer {
     this.databaseUsers = config.usersFromDatabase
       ? new UserDirectory(config.usersFromDatabase, () => this.primaryEndpoint(), logger.child({ component: 'users' }))
       : null;
+    // With caching_sha2_password as the default, a bad key pair is a start-up error, not a failed login later.
+    if (config.auth.defaultPlugin === 'caching_sha2_password') {
+      this.rsaKeys = loadOrGenerateRsaKeyPair({ privateKeyFile: config.auth.rsaPrivateKeyFile, publicKeyFile: config.auth.rsaPublicKeyFile });
+    }
     this.throttle = new LoginThrottle(config.limits.loginFailuresPerMinute, config.limits.loginBlockSeconds * 1000);
     this.currentIdentity = defaultIdentity(config);
     this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
@@ -142,6 +150,9 @@ export class ProxyServer {
         );
       },
       loginSucceeded: (address) => this.throttle.succeeded(address),
+      sha2Credentials: new Sha2CredentialCache(),
+      rsaKeyPair: () =>
+        (this.rsaKeys ??= loadOrGenerateRsaKeyPair({ privateKeyFile: this.config.auth.rsaPrivateKeyFile, publicKeyFile: this.config.auth.rsaPublicKeyFile })),
       findUser: (name) => findUser(this.config, name) ?? this.databaseUsers?.find(name),
       sessions: this.sessions,
       learnedBackend: (conn: BackendConnection) => {

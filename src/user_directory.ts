@@ -18,8 +18,10 @@
  *   native rows holding anything else (MariaDB's "invalid", a pre-4.1 hash)
  *   are skipped: the proxy verifies mysql_native_password scrambles only.
  * - Skipped as well: roles (`is_role = 'Y'`), the anonymous account (empty
- *   User) and locked accounts (`account_locked = 'Y'`, e.g. mariadb.sys,
+ *   User) and locked accounts (`account_locked = 'Y'` in MySQL; in MariaDB
+ *   10.4+ read from mysql.global_priv when config.user may, e.g. mariadb.sys,
  *   which has an empty password): the server would refuse them anyway.
+ *   Accounts with an expired password are kept (the server decides).
  * - requireTls is false: ssl_type is not mapped (the server still enforces
  *   REQUIRE SSL on the backend login).
  *
@@ -160,6 +162,8 @@ export class UserDirectory {
   private loadedOnce = false;
   /** Ambiguous names already warned about (while they stay ambiguous). */
   private warnedAmbiguous = new Set<string>();
+  /** mysql.global_priv is missing or not readable by config.user (told once). */
+  private noGlobalPriv = false;
 
   constructor(
     readonly config: UsersFromDatabaseConfig,
@@ -233,8 +237,10 @@ export class UserDirectory {
     try {
       endpoint = this.primary();
       const conn = await this.connection(endpoint);
-      const [rows] = await conn.query({ sql: 'SELECT * FROM mysql.user', timeout: QUERY_TIMEOUT_MS });
-      this.apply(parseAccounts(rows as UserRow[]), endpoint);
+      const [result] = await conn.query({ sql: 'SELECT * FROM mysql.user', timeout: QUERY_TIMEOUT_MS });
+      const rows = result as UserRow[];
+      await this.markLocked(conn, rows);
+      this.apply(parseAccounts(rows), endpoint);
     } catch (err) {
       // The connection may be half-broken (timeout, killed): start afresh next time.
       this.closeConnection();
@@ -247,6 +253,35 @@ export class UserDirectory {
     } finally {
       this.schedule();
     }
+  }
+
+  /**
+   * MariaDB 10.4+'s mysql.user view has no account_locked column: the lock is
+   * in mysql.global_priv's JSON. Read it there when the reader may (only
+   * SELECT on the view is required; without access the locks are not known,
+   * and the server still refuses a locked account at the backend login).
+   */
+  private async markLocked(conn: mysql.Connection, rows: UserRow[]): Promise<void> {
+    if (this.noGlobalPriv || rows.length === 0 || 'account_locked' in rows[0]! || !('is_role' in rows[0]!)) return;
+    let locked: UserRow[];
+    try {
+      const [result] = await conn.query({
+        sql: "SELECT User, Host FROM mysql.global_priv WHERE JSON_VALUE(Priv, '$.account_locked') IN ('1', 'true')",
+        timeout: QUERY_TIMEOUT_MS,
+      });
+      locked = result as UserRow[];
+    } catch (err) {
+      const errno = (err as { errno?: number }).errno;
+      // No such table, no access: not an error of the read itself.
+      if (errno === 1146 || errno === 1142 || errno === 1044 || errno === 1143) {
+        this.noGlobalPriv = true;
+        this.logger.debug({ err: (err as Error).message }, 'users from database: mysql.global_priv not readable; locked accounts are not recognised');
+        return;
+      }
+      throw err;
+    }
+    const keys = new Set(locked.map((r) => `${column(r, 'User')}@${column(r, 'Host')}`));
+    for (const row of rows) if (keys.has(`${column(row, 'User')}@${column(row, 'Host')}`)) row.account_locked = 'Y';
   }
 
   private apply(parsed: ParsedAccounts, endpoint: BackendEndpoint): void {
