@@ -315,6 +315,8 @@ interface ServerMeta {
   socket: string;
   dataDir: string;
   readOnly: boolean;
+  /** More mariadbd options (e.g. --ssl-cert/--ssl-key), kept for restarts. */
+  extraArgs?: string[];
 }
 
 function mariadbdArgs(m: ServerMeta): string[] {
@@ -344,6 +346,7 @@ function mariadbdArgs(m: ServerMeta): string[] {
     '--character-set-server=utf8mb4',
     '--collation-server=utf8mb4_general_ci',
     ...(m.readOnly ? ['--read-only=ON'] : []),
+    ...(m.extraArgs ?? []),
   ];
 }
 
@@ -448,6 +451,7 @@ async function startRawMariaDB(opts: {
   portIsHint?: boolean;
   templateDir: string;
   readOnly: boolean;
+  extraArgs?: string[];
 }): Promise<ServerInfo> {
   if (!/^[A-Za-z0-9_.-]+$/.test(opts.name)) throw new Error(`invalid server name: ${opts.name}`);
   const serverDir = path.resolve(opts.baseDir, opts.name);
@@ -467,6 +471,7 @@ async function startRawMariaDB(opts: {
       socket: socketPathFor(serverDir, port),
       dataDir,
       readOnly: opts.readOnly,
+      extraArgs: opts.extraArgs,
     };
     try {
       return await launch(meta, { fixedPort: false, own: true });
@@ -547,6 +552,8 @@ export async function startMariaDB(opts: {
   serverId: number;
   port?: number;
   templateDir?: string;
+  /** More mariadbd options, e.g. ['--ssl-cert=…', '--ssl-key=…']. */
+  extraArgs?: string[];
 }): Promise<ServerInfo> {
   const templateDir = opts.templateDir ?? (await createTemplate(path.join(path.resolve(opts.baseDir), 'template')));
   const s = await startRawMariaDB({ ...opts, templateDir, readOnly: false });
@@ -580,8 +587,11 @@ export async function restartMariaDB(s: ServerInfo): Promise<ServerInfo> {
   await stopMariaDB(s);
   const f = serverFiles(s.dataDir);
   let readOnly = false;
+  let extraArgs: string[] | undefined;
   try {
-    readOnly = (JSON.parse(await fs.readFile(f.metaFile, 'utf8')) as Partial<ServerMeta>).readOnly === true;
+    const saved = JSON.parse(await fs.readFile(f.metaFile, 'utf8')) as Partial<ServerMeta>;
+    readOnly = saved.readOnly === true;
+    extraArgs = saved.extraArgs;
   } catch {
     /* no metadata: plain writable server */
   }
@@ -592,6 +602,7 @@ export async function restartMariaDB(s: ServerInfo): Promise<ServerInfo> {
     socket: s.socket,
     dataDir: s.dataDir,
     readOnly,
+    extraArgs,
   };
   // Only own (kill on our exit) what this process started; a test worker that
   // restarts a topology server must not take it down when the worker exits.

@@ -1,10 +1,12 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import { nativePasswordToken } from './auth/native_password.js';
 import { Capability, NATIVE_PASSWORD_PLUGIN, PacketHeader } from './protocol/constants.js';
 import { encodePacket, PacketFramer, type Packet } from './protocol/framing.js';
 import { parseErr, parseOk, type ErrPacket, type OkPacket } from './protocol/generic_packets.js';
 import {
   buildHandshakeResponse,
+  buildSslRequest,
   parseAuthSwitchRequest,
   parseHandshakeV10,
   type HandshakeV10,
@@ -17,6 +19,14 @@ export interface BackendEndpoint {
   port: number;
 }
 
+/** TLS to the backends: off, or on with an optional CA check. */
+export interface BackendTls {
+  /** PEM CA bundle to verify the server's certificate with; null: the system's. */
+  ca: Buffer | null;
+  /** Verify the server's certificate (chain and host name). */
+  verify: boolean;
+}
+
 export interface BackendLogin {
   user: string;
   /** SHA1(password) recovered from the client's scramble reply; null for an empty password. */
@@ -27,6 +37,8 @@ export interface BackendLogin {
   capabilities: number;
   mariaDbCapabilities: number;
   connectAttributes: [string, string][] | null;
+  /** TLS to the backend, or null for none. */
+  tls: BackendTls | null;
 }
 
 /** Why a backend connection could not be used; `serverError` is set when the server itself refused. */
@@ -69,11 +81,37 @@ export class BackendConnection {
 
   private constructor(
     readonly endpoint: BackendEndpoint,
-    readonly socket: net.Socket,
+    public socket: net.Socket,
   ) {
-    socket.on('data', (chunk) => this.dataHandler?.(chunk));
+    this.listenTo(socket);
+  }
+
+  private listenTo(socket: net.Socket): void {
+    socket.on('data', (chunk: Buffer) => this.dataHandler?.(chunk));
     socket.on('error', (err) => this.markClosed(err));
     socket.on('close', () => this.markClosed(null));
+  }
+
+  /** The connection runs over TLS. */
+  encrypted = false;
+
+  /** After the SSLRequest: the same TCP connection continues inside TLS. */
+  private async startTls(options: BackendTls): Promise<void> {
+    const raw = this.socket;
+    raw.removeAllListeners('data');
+    const secure = tls.connect({
+      socket: raw,
+      servername: net.isIP(this.endpoint.host) ? undefined : this.endpoint.host,
+      ca: options.ca ?? undefined,
+      rejectUnauthorized: options.verify,
+    });
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', resolve);
+      secure.once('error', reject);
+    });
+    this.socket = secure;
+    this.encrypted = true;
+    this.listenTo(secure);
   }
 
   get threadId(): number {
@@ -212,7 +250,7 @@ export class BackendConnection {
   }
 
   private async login(login: BackendLogin): Promise<void> {
-    const packets = this.packetReader();
+    let packets = this.packetReader();
     const first = await packets.next();
     if (first.payload[0] === PacketHeader.ERR) {
       const err = parseErr(first.payload);
@@ -243,6 +281,22 @@ export class BackendConnection {
       connectAttributes: login.connectAttributes,
     });
     let seq = (first.seq + 1) & 0xff;
+    if (login.tls) {
+      if (!(serverCaps & Capability.SSL)) {
+        throw new BackendError(`backend '${this.endpoint.name}' does not offer TLS, which backend_tls requires`, this.endpoint);
+      }
+      const request = buildSslRequest({ capabilities: caps, maxPacketSize: 0x40000000, characterSet: login.characterSet <= 0xff ? login.characterSet : this.greeting.characterSet, mariaDbCapabilities: mariaDbCaps });
+      this.socket.write(encodePacket(request, seq));
+      seq = (seq + 1) & 0xff;
+      // The login's packet reader listens on the TCP socket: it is handed over to the TLS socket.
+      packets.release();
+      try {
+        await this.startTls(login.tls);
+      } catch (err) {
+        throw new BackendError(`backend '${this.endpoint.name}' TLS handshake failed: ${(err as Error).message}`, this.endpoint);
+      }
+      packets = this.packetReader();
+    }
     this.socket.write(encodePacket(response, seq));
     for (;;) {
       const reply = await packets.next();

@@ -14,7 +14,7 @@ import {
   verifyFastAuth,
   type Sha2CredentialCache,
 } from './auth/caching_sha2_password.js';
-import { BackendConnection, BackendError, type BackendEndpoint, type BackendLogin, type InternalResult } from './backend_connection.js';
+import { BackendConnection, BackendError, type BackendEndpoint, type BackendLogin, type BackendTls, type InternalResult } from './backend_connection.js';
 import type { UserConfig, WirecacheConfig } from './config_types.js';
 import type { Logger } from './logger.js';
 import type { ProxyObserver } from './observer.js';
@@ -83,6 +83,8 @@ export interface SessionContext {
   queryStats: QueryStats | null;
   /** The TLS context offered to clients, or null when no certificate is configured. */
   tls: tls.SecureContext | null;
+  /** TLS to the backends, or null. */
+  backendTls: BackendTls | null;
   /** caching_sha2_password: digests learnt from full authentications, and the RSA key pair (made on first use). */
   sha2Credentials: Sha2CredentialCache;
   rsaKeyPair(): { publicKeyPem: Buffer; privateKey: KeyObject };
@@ -630,6 +632,7 @@ export class ClientSession {
       capabilities: this.capabilities,
       mariaDbCapabilities: this.mariaDbCapabilities,
       connectAttributes: this.backendAttributes(handshake.connectAttributes),
+      tls: this.ctx.backendTls,
     });
     void this.openBackend(login).then(
       (conn) => {
@@ -1852,6 +1855,7 @@ export class ClientSession {
       capabilities: this.capabilities,
       mariaDbCapabilities: this.mariaDbCapabilities,
       connectAttributes: this.backendAttributes(request.connectAttributes),
+      tls: this.ctx.backendTls,
     })).catch((err: Error) => err);
     if (conn instanceof Error) {
       this.failBackendLogin(conn, seq);

@@ -319,6 +319,14 @@ const tlsSchema = z.strictObject(
   { error: msg('must be a mapping with cert_file and key_file', false) },
 );
 
+const backendTlsSchema = z.strictObject(
+  {
+    ca_file: pathField().optional(),
+    verify: z.boolean({ error: msg('must be true or false') }).default(true),
+  },
+  { error: msg('must be a mapping (backend_tls: {} turns TLS on with the system CAs)', false) },
+);
+
 const authSchema = z.strictObject(
   {
     default_plugin: z
@@ -342,6 +350,7 @@ const usersFromDatabaseSchema = z.strictObject(
 const rootSchema = z.strictObject(
   {
     tls: tlsSchema.optional(),
+    backend_tls: backendTlsSchema.optional(),
     auth: authSchema.default({ default_plugin: 'mysql_native_password' }),
     users_from_database: usersFromDatabaseSchema.optional(),
     monitor: monitorSchema.optional(),
@@ -797,6 +806,7 @@ function checkSecurity(raw: RawConfig, problem: Problem, baseDir: string): void 
     readable(['tls', 'cert_file'], raw.tls.cert_file);
     readable(['tls', 'key_file'], raw.tls.key_file);
   }
+  readable(['backend_tls', 'ca_file'], raw.backend_tls?.ca_file);
   readable(['auth', 'rsa_private_key_file'], raw.auth.rsa_private_key_file);
   readable(['auth', 'rsa_public_key_file'], raw.auth.rsa_public_key_file);
   if ((raw.auth.rsa_private_key_file === undefined) !== (raw.auth.rsa_public_key_file === undefined)) {
@@ -865,6 +875,9 @@ function normalise(raw: RawConfig, sourcePath: string): WirecacheConfig {
     listen: { host: raw.listen.host, port: raw.listen.port },
     admin: { host: raw.admin.host, port: raw.admin.port, token: raw.admin.token ?? null },
     queryStats: { maxDigests: raw.query_stats.max_digests },
+    backendTls: raw.backend_tls
+      ? { caFile: raw.backend_tls.ca_file === undefined ? null : resolvePath(dirname(sourcePath), raw.backend_tls.ca_file), verify: raw.backend_tls.verify }
+      : null,
     tls: raw.tls
       ? {
           certFile: resolvePath(dirname(sourcePath), raw.tls.cert_file),

@@ -61,6 +61,8 @@ export interface WirecacheConfig {
   listen: { host: string; port: number };
   /** The HTTP admin API; `token` (a bearer token) is required when `host` is not a loopback address. */
   admin: { host: string; port: number; token: string | null };
+  /** TLS from the proxy to the backends (client sessions' connections); null: plain. */
+  backendTls: { caFile: string | null; verify: boolean } | null;
   /** TLS for clients; null: no TLS offered. */
   tls: TlsConfig | null;
   auth: AuthConfig;

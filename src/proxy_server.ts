@@ -140,6 +140,7 @@ export class ProxyServer {
       identity: () => this.currentIdentity,
       selector: this.selector,
       queryStats: this.queryStats,
+      backendTls: config.backendTls ? { ca: config.backendTls.caFile ? readFileSync(config.backendTls.caFile) : null, verify: config.backendTls.verify } : null,
       tls: config.tls ? tls.createSecureContext({ cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }) : null,
       loginFailed: (address) => {
         if (!this.throttle.failed(address)) return;
@@ -219,6 +220,7 @@ export class ProxyServer {
     if (!same(old.backends, next.backends)) restart.push('backends');
     if (!same(old.monitor, next.monitor)) restart.push('monitor');
     if (!same(old.tls, next.tls)) restart.push('tls');
+    if (!same(old.backendTls, next.backendTls)) restart.push('backend_tls');
     if (!same(old.auth, next.auth)) restart.push('auth');
     if (!same(old.usersFromDatabase, next.usersFromDatabase)) restart.push('users_from_database');
     if (old.queryStats.maxDigests !== next.queryStats.maxDigests) restart.push('query_stats');
@@ -238,6 +240,7 @@ export class ProxyServer {
       monitor: old.monitor,
       queryStats: old.queryStats,
       tls: old.tls,
+      backendTls: old.backendTls,
       auth: old.auth,
       usersFromDatabase: old.usersFromDatabase,
       routing: { ...next.routing, maxReplicationLagSeconds: old.routing.maxReplicationLagSeconds },

@@ -89,6 +89,7 @@ describe('parseConfig', () => {
       tls: null,
       auth: { defaultPlugin: 'mysql_native_password', rsaPrivateKeyFile: null, rsaPublicKeyFile: null },
       usersFromDatabase: null,
+      backendTls: null,
       limits: { maxClientConnections: 1000, maxPacketBytes: 67108864, maxUserConnections: 0, loginFailuresPerMinute: 10, loginBlockSeconds: 60 },
       timeouts: { backendConnectMs: 5000, clientHandshakeMs: 10000, clientReadMs: 30000, clientIdleSeconds: 28800, shutdownGraceMs: 30000 },
       monitor: null,

@@ -28,6 +28,7 @@ export function testConfig(topo: TopologyInfo, overrides: Partial<WirecacheConfi
     backends: [{ name: 'primary', host: primary.host, port: primary.port, role: 'primary', weight: 1 }],
     users: [...topo.users.map((u) => plainUser(u.name, u.password)), plainUser('root', topo.rootPassword)],
     tls: null,
+    backendTls: null,
     auth: { defaultPlugin: 'mysql_native_password', rsaPrivateKeyFile: null, rsaPublicKeyFile: null },
     usersFromDatabase: null,
     limits: { ...NO_LOGIN_LIMITS, maxClientConnections: 200, maxPacketBytes: 64 * 1024 * 1024 },

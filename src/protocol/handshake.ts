@@ -179,6 +179,17 @@ export function parseAuthSwitchRequest(payload: Buffer): AuthSwitchRequest {
   return { pluginName, pluginData: Buffer.from(pluginData) };
 }
 
+/** The SSLRequest a client sends before TLS: the first 32 bytes of a handshake response, with CLIENT_SSL set. */
+export function buildSslRequest(h: { capabilities: number; maxPacketSize: number; characterSet: number; mariaDbCapabilities: number }): Buffer {
+  return new PayloadWriter(32)
+    .u32((h.capabilities | Capability.SSL) >>> 0)
+    .u32(h.maxPacketSize)
+    .u8(h.characterSet)
+    .zeros(19)
+    .u32(h.capabilities & Capability.CLIENT_MYSQL ? 0 : h.mariaDbCapabilities)
+    .finish();
+}
+
 export function buildAuthSwitchRequest(pluginName: string, scramble: Buffer): Buffer {
   return new PayloadWriter(64).u8(0xfe).nulString(pluginName).bytes(scramble).u8(0).finish();
 }
