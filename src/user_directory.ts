@@ -22,8 +22,9 @@
  *   10.4+ read from mysql.global_priv when config.user may, e.g. mariadb.sys,
  *   which has an empty password): the server would refuse them anyway.
  *   Accounts with an expired password are kept (the server decides).
- * - requireTls is false: ssl_type is not mapped (the server still enforces
- *   REQUIRE SSL on the backend login).
+ * - requireTls follows ssl_type: an account created with REQUIRE SSL (or
+ *   X509, or a cipher/issuer/subject) may log in to the proxy only over TLS,
+ *   as on the server.
  *
  * Host part: the proxy authenticates by name only (it cannot know which
  * host row the server will match for a client behind it). For a name with
@@ -95,17 +96,18 @@ function rowAccount(row: UserRow, name: string): RowVerdict {
   if (column(row, 'account_locked') === 'Y') return { ok: false, reason: 'account locked' };
   const plugin = column(row, 'plugin') ?? '';
   if (!NATIVE_PLUGINS.has(plugin)) return { ok: false, reason: `plugin ${plugin}` };
+  const requireTls = (column(row, 'ssl_type') ?? '') !== '';
   const authString = column(row, 'authentication_string') ?? '';
   const password = column(row, 'Password') ?? '';
   const hash = HASH_RE.test(authString) ? authString : HASH_RE.test(password) ? password : null;
   if (hash !== null) {
     return {
       ok: true,
-      user: { name, passwordDoubleSha1: Buffer.from(hash.slice(1), 'hex'), emptyPassword: false, passwordSha1: null, sha256Stage2: null, requireTls: false },
+      user: { name, passwordDoubleSha1: Buffer.from(hash.slice(1), 'hex'), emptyPassword: false, passwordSha1: null, sha256Stage2: null, requireTls },
     };
   }
   if (authString === '' && password === '') {
-    return { ok: true, user: { name, passwordDoubleSha1: Buffer.alloc(0), emptyPassword: true, passwordSha1: null, sha256Stage2: null, requireTls: false } };
+    return { ok: true, user: { name, passwordDoubleSha1: Buffer.alloc(0), emptyPassword: true, passwordSha1: null, sha256Stage2: null, requireTls } };
   }
   return { ok: false, reason: `${plugin || 'native'} password is not a "*"+40-hex hash` };
 }

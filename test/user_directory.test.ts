@@ -242,7 +242,9 @@ describe('UserDirectory', () => {
     const h2 = '*' + doubleSha1('two').toString('hex');
     const parsed = parseAccounts([
       // MySQL 8: no Password column, hash in authentication_string.
-      { Host: '%', User: 'my8', plugin: 'mysql_native_password', authentication_string: h1, account_locked: 'N' },
+      { Host: '%', User: 'my8', plugin: 'mysql_native_password', authentication_string: h1, account_locked: 'N', ssl_type: '' },
+      // REQUIRE SSL on the server: TLS required at the proxy too.
+      { Host: '%', User: 'sslonly', plugin: 'mysql_native_password', authentication_string: h1, account_locked: 'N', ssl_type: 'ANY' },
       { Host: '%', User: 'sha2', plugin: 'caching_sha2_password', authentication_string: '$A$005$xxxx', account_locked: 'N' },
       { Host: 'localhost', User: 'mysql.sys', plugin: 'mysql_native_password', authentication_string: '*THISISNOTAVALIDPASSWORDTHATCANBEUSEDHERE', account_locked: 'Y' },
       // MariaDB 10.3: plugin '' with the hash in Password; bytes rather than strings.
@@ -262,7 +264,9 @@ describe('UserDirectory', () => {
       { Host: '10.1.1.1', User: 'halfpw', plugin: 'mysql_native_password', authentication_string: '', Password: '', is_role: 'N' },
       { Host: '10.1.1.2', User: 'halfpw', plugin: 'mysql_native_password', authentication_string: h1, Password: h1, is_role: 'N' },
     ]);
-    expect([...parsed.users.keys()].sort()).toEqual(['mix', 'my8', 'nopass', 'old']);
+    expect([...parsed.users.keys()].sort()).toEqual(['mix', 'my8', 'nopass', 'old', 'sslonly']);
+    expect(parsed.users.get('sslonly')!.requireTls).toBe(true);
+    expect(parsed.users.get('my8')!.requireTls).toBe(false);
     expect(parsed.users.get('my8')!.passwordDoubleSha1).toEqual(doubleSha1('one'));
     expect(parsed.users.get('old')!.passwordDoubleSha1).toEqual(doubleSha1('two'));
     expect(parsed.users.get('nopass')).toMatchObject({ emptyPassword: true });
