@@ -2,6 +2,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type mysql from 'mysql2/promise';
 import { NO_LOGIN_LIMITS, connect, routingConfig, startProxy, testCacheConfig, type RunningProxy } from './proxy-harness.js';
+import { prng } from './prng.js';
 import { RawClient } from './raw-client.js';
 import { getTopology } from './topology-context.js';
 
@@ -16,16 +17,9 @@ const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
 let px: RunningProxy;
 let canary: mysql.Connection;
 
-/** mulberry32: small seeded PRNG. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** Random ints, bytes and picks from the seeded PRNG. */
+function randomSource(seed: number) {
+  const next = prng(seed);
   return {
     int: (n: number) => Math.floor(next() * n),
     bytes: (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(next() * 256))),
@@ -92,7 +86,7 @@ async function canaryWorks(): Promise<void> {
 
 describe('fuzzing the handshake', () => {
   it('answers 1000 hostile handshake responses with an ERR or a close', async () => {
-    const r = prng(SEED);
+    const r = randomSource(SEED);
     const outcomes = { err: 0, closed: 0 };
     const cases: (() => Promise<void>)[] = [];
     for (let i = 0; i < 1000; i++) {
@@ -136,7 +130,7 @@ describe('fuzzing the command phase', () => {
     0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1e, 0x1f, 0x20, 0x7f, 0xfa, 0xfe, 0xff] as const;
 
   it('survives 2000+ random command packets on 50 sessions, ending each cleanly', async () => {
-    const r = prng(SEED + 1);
+    const r = randomSource(SEED + 1);
     let sent = 0;
     let errs = 0;
     let reconnects = 0;

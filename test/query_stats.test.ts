@@ -1,5 +1,6 @@
 /** QueryStats (per-digest statement statistics) and its admin routes on a real AdminServer. */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { prng } from './prng.js';
 import { AdminServer } from '../src/admin_server.js';
 import { createLogger } from '../src/logger.js';
 import { Metrics } from '../src/metrics.js';
@@ -16,17 +17,6 @@ function byDigest(stats: QueryStats, digest: string): QueryDigestStats | undefin
   return stats.top().find((d) => d.digest === digest);
 }
 
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 afterEach(() => {
   vi.useRealTimers();

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { prng } from './prng.js';
 import { MAX_FRAME_PAYLOAD, ServerStatus } from '../src/protocol/constants.js';
 import { encodePackets, PacketFramer } from '../src/protocol/framing.js';
 import { buildEof, buildOk } from '../src/protocol/generic_packets.js';
@@ -94,17 +95,6 @@ function sameAs(wire: Buffer, deprecateEof: boolean, change: Partial<ReplayTarge
   return { deprecateEof, firstSeq: i.firstSeq, status: i.status, statusMask: 0xffff, warnings: i.warnings, ...change };
 }
 
-/** A small deterministic PRNG (mulberry32) so fuzz failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const RESULT_SETS: { name: string; columns: number; rows: number; status: number; warnings: number }[] = [
   { name: 'text_resultset', columns: 4, rows: 2, status: AUTOCOMMIT, warnings: 0 },
