@@ -904,7 +904,9 @@ export class ClientSession {
       this.forwardStatementCommand(packet, ResponseKind.Query, 'mysqld_stmt_execute');
       return;
     }
-    const params = executeParams(stmt, payload);
+    // Types are remembered for every execute (routing re-sends them to other connections); the
+    // key string of values is built only when the cache needs it.
+    const valuesAt = rememberParamTypes(stmt, payload);
     const cursor = payload[5] !== 0;
     const longData = stmt.longData;
     stmt.longData = false;
@@ -922,6 +924,7 @@ export class ClientSession {
       send(null, false);
       return;
     }
+    const params = executeParams(stmt, payload, valuesAt);
     const refusal: RefusalReason | null = cursor ? 'cursor' : longData ? 'long_data' : params === null ? 'unknown_parameters' : null;
     // Writes go this way too, so that their invalidation is never skipped.
     this.runCacheable(cache, { statement, binary: true, params: params ?? '', refusal }, send);
@@ -1990,24 +1993,34 @@ export class ClientSession {
 }
 
 /**
- * The cache-key part of a COM_STMT_EXECUTE: parameter types (sent now or
- * remembered from an earlier execute), NULL bitmap and values, as latin1
- * text. Null when the packet is too short to hold them.
+ * Reads a COM_STMT_EXECUTE's parameter types when it sends them (later
+ * executes may omit them) and returns where the values start, or -1 when
+ * the packet is too short or no types are known.
  */
-function executeParams(stmt: PreparedStatement, payload: Buffer): string | null {
+function rememberParamTypes(stmt: PreparedStatement, payload: Buffer): number {
   const n = stmt.params;
-  if (n === 0) return '';
-  const nullBytes = (n + 7) >> 3;
-  const boundAt = 10 + nullBytes;
-  if (payload.length <= boundAt) return null;
+  if (n === 0) return payload.length;
+  const boundAt = 10 + ((n + 7) >> 3);
+  if (payload.length <= boundAt) return -1;
   let valuesAt = boundAt + 1;
   if (payload[boundAt] === 1) {
-    if (payload.length < valuesAt + 2 * n) return null;
+    if (payload.length < valuesAt + 2 * n) return -1;
     stmt.types = Buffer.from(payload.subarray(valuesAt, valuesAt + 2 * n));
     valuesAt += 2 * n;
   }
-  if (!stmt.types) return null;
-  return `${stmt.types.toString('latin1')}\u0001${payload.toString('latin1', 10, boundAt)}\u0001${payload.toString('latin1', valuesAt)}`;
+  return stmt.types ? valuesAt : -1;
+}
+
+/**
+ * The cache-key part of a COM_STMT_EXECUTE: parameter types (sent now or
+ * remembered from an earlier execute), NULL bitmap and values, as latin1
+ * text. Null when they cannot be read (`valuesAt` -1).
+ */
+function executeParams(stmt: PreparedStatement, payload: Buffer, valuesAt: number): string | null {
+  if (stmt.params === 0) return '';
+  if (valuesAt < 0) return null;
+  const boundAt = 10 + ((stmt.params + 7) >> 3);
+  return `${stmt.types!.toString('latin1')}\u0001${payload.toString('latin1', 10, boundAt)}\u0001${payload.toString('latin1', valuesAt)}`;
 }
 
 /** A name decoded as UTF-8 (handshake, internal queries) re-read as latin1, the way statement text is decoded for the cache. */
