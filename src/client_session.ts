@@ -731,8 +731,21 @@ export class ClientSession {
   private usePrimary(conn: BackendConnection): void {
     this.primaryServer = conn.endpoint.name;
     this.addLink(conn);
+    this.activate(conn);
+  }
+
+  /**
+   * Makes `conn` the connection commands go to. Flow control taken on behalf
+   * of the previous one ends with it: a client paused because that
+   * connection's buffer was full (it may never drain: a dead replica whose
+   * read was retried) reads again, and that connection, if it was paused
+   * for a slow client, reads again too.
+   */
+  private activate(conn: BackendConnection): void {
+    const previous = this.backend;
     this.backend = conn;
-    // Pauses taken on behalf of a previous backend connection end with it.
+    if (previous === conn) return;
+    if (this.backendPaused) previous?.resume();
     this.backendPaused = false;
     this.resumeClient(PauseReason.BackendFull);
   }
@@ -1255,7 +1268,7 @@ export class ClientSession {
 
   /** Writes the command on `link`, which becomes the connection in flight. */
   private sendOn(link: BackendLink, d: Dispatch, replica: boolean): void {
-    this.backend = link.conn;
+    this.activate(link.conn);
     this.statDestination = replica ? 'replica' : 'primary';
     if (this.routing) this.ctx.observer.statementRouted(replica ? 'replica' : 'primary', link.server, (!replica && d.fallback) || d.decision.reason);
     d.write(link);

@@ -66,10 +66,12 @@ describe('a replica dies', () => {
         '--skip_trx=on',
         '--report-interval=1',
         'run',
-      ]);
+        // A hung session must fail this test within its time, with the replica restarted for the next tests.
+      ], { timeoutMs: 30_000 });
       await new Promise((r) => setTimeout(r, 2000));
       await stopMariaDB(victim, { signal: 'SIGKILL' });
       const result = await running;
+      expect(result.timedOut, 'sysbench hung: a session never answered').toBe(false);
       expect(result.code, result.stderr + result.stdout).toBe(0);
       expect(result.stdout).toMatch(/ignored errors:\s+0 /);
       expect(result.stdout).toMatch(/reconnects:\s+0 /);
