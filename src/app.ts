@@ -1,12 +1,12 @@
-import type { WirecacheConfig } from './config_types.js';
-import { AdminServer, type HealthStatus } from './admin_server.js';
-import { BackendConnection } from './backend_connection.js';
-import { registerCacheRoutes } from './cache_admin.js';
-import { ConfigError, loadConfig } from './config.js';
-import { registerRoutingRoutes } from './routing_admin.js';
-import { registerQueryStatsRoutes } from './query_stats_admin.js';
+import type { WirecacheConfig } from './config/types.js';
+import { AdminServer, type HealthStatus } from './admin/admin_server.js';
+import { BackendConnection } from './session/backend_connection.js';
+import { registerCacheRoutes } from './admin/cache_routes.js';
+import { ConfigError, loadConfig } from './config/config.js';
+import { registerRoutingRoutes } from './admin/routing_routes.js';
+import { registerQueryStatsRoutes } from './admin/query_stats_routes.js';
 import { createLogger, type Logger } from './logger.js';
-import { Metrics } from './metrics.js';
+import { Metrics } from './metrics/metrics.js';
 import { ProxyServer } from './proxy_server.js';
 
 /** What a reload did: applied (with the options that need a restart to take effect), or refused with the config error. */

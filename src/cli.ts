@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { startApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig } from './config/config.js';
 import { createLogger } from './logger.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -90,8 +90,8 @@ program
       process.stderr.write(`cannot read queries file ${queries}: ${(err as Error).message}\n`);
       process.exit(2);
     }
-    const { readStatements } = await import('./sql_log_reader.js');
-    const { dryRun, formatDryRun } = await import('./rules_dry_run.js');
+    const { readStatements } = await import('./plan/sql_log_reader.js');
+    const { dryRun, formatDryRun } = await import('./plan/rules_dry_run.js');
     const file = readStatements(text);
     const rows = dryRun(config, file.statements, { user: opts.user, schema: opts.schema, client: opts.client });
     if (opts.json) {

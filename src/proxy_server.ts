@@ -2,25 +2,25 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
-import { BackendConnection, type BackendEndpoint } from './backend_connection.js';
-import { ClientSession, type ServerIdentity, type SessionContext } from './client_session.js';
-import type { WirecacheConfig } from './config_types.js';
+import { BackendConnection, type BackendEndpoint } from './session/backend_connection.js';
+import { ClientSession, type ServerIdentity, type SessionContext } from './session/client_session.js';
+import type { WirecacheConfig } from './config/types.js';
 import type { Logger } from './logger.js';
-import type { ProxyObserver } from './observer.js';
+import type { ProxyObserver } from './session/observer.js';
 import { Capability, ErrorCode, MariaDbCapability } from './protocol/constants.js';
 import { encodePacket } from './protocol/framing.js';
 import { buildErr } from './protocol/generic_packets.js';
 import type { HandshakeV10 } from './protocol/handshake.js';
 import { QueryCache } from './cache/query_cache.js';
 import { nullCacheObserver, type CacheObserver } from './cache/types.js';
-import { nullMonitorObserver, ServerMonitor, type MonitorObserver } from './server_monitor.js';
-import { ServerSelector } from './server_selector.js';
-import { QueryStats } from './query_stats.js';
-import { LoginThrottle } from './login_throttle.js';
+import { nullMonitorObserver, ServerMonitor, type MonitorObserver } from './routing/server_monitor.js';
+import { ServerSelector } from './routing/server_selector.js';
+import { QueryStats } from './session/query_stats.js';
+import { LoginThrottle } from './auth/login_throttle.js';
 import type { KeyObject } from 'node:crypto';
 import { loadOrGenerateRsaKeyPair, Sha2CredentialCache } from './auth/caching_sha2_password.js';
-import { UserDirectory } from './user_directory.js';
-import { findUser } from './config.js';
+import { UserDirectory } from './auth/user_directory.js';
+import { findUser } from './config/config.js';
 
 /**
  * Capabilities the proxy implements. Compression, TLS, optional metadata,

@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type mysql from 'mysql2/promise';
 import { startMemcached, stopMemcached, type MemcachedInfo } from '../scripts/topology.js';
 import { compileRule } from '../src/cache/cache_rules.js';
-import type { CacheConfig } from '../src/config_types.js';
+import type { CacheConfig } from '../src/config/types.js';
 import { getTopology } from './topology-context.js';
 import { connect, passwordOf, startProxy, testCacheConfig, type RunningProxy } from './proxy-harness.js';
 import { startCli, writeTemp, yamlFor } from './cli-process.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, doubleSha1, findUser, loadConfig, parseConfig } from '../src/config.js';
+import { ConfigError, doubleSha1, findUser, loadConfig, parseConfig } from '../src/config/config.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const sha1 = (data: string | Buffer) => createHash('sha1').update(data).digest();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { gtidCovers, parseGtidList } from '../src/gtid.js';
+import { gtidCovers, parseGtidList } from '../src/routing/gtid.js';
 
 describe('parseGtidList', () => {
   it('parses an empty position as an empty map', () => {

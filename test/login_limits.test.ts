@@ -1,7 +1,7 @@
 /** Failed-login throttling per client address and per-user connection limits, through real logins. */
 import mysql from 'mysql2/promise';
 import { describe, expect, it } from 'vitest';
-import { LoginThrottle } from '../src/login_throttle.js';
+import { LoginThrottle } from '../src/auth/login_throttle.js';
 import { connect, startProxy, testConfig } from './proxy-harness.js';
 import { getTopology } from './topology-context.js';
 

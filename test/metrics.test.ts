@@ -1,7 +1,7 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AdminServer } from '../src/admin_server.js';
-import { Metrics } from '../src/metrics.js';
+import { AdminServer } from '../src/admin/admin_server.js';
+import { Metrics } from '../src/metrics/metrics.js';
 
 /** The value of one sample line `name{labels} value` in Prometheus text, or undefined. */
 function sample(text: string, name: string, labels = ''): number | undefined {

@@ -7,7 +7,7 @@ import fs from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type mysql from 'mysql2/promise';
 import { startApp, type RunningApp } from '../src/app.js';
-import { ConfigError, loadConfig, parseConfig } from '../src/config.js';
+import { ConfigError, loadConfig, parseConfig } from '../src/config/config.js';
 import { createLogger } from '../src/logger.js';
 import { startCli, writeTemp, yamlFor } from './cli-process.js';
 import { connect, routingConfig, testCacheConfig, testConfig } from './proxy-harness.js';

@@ -16,7 +16,7 @@ import { parse as parseYaml } from 'yaml';
 import { waitForReplication } from '../scripts/topology.js';
 import { startApp, type RunningApp } from '../src/app.js';
 import { compileRule } from '../src/cache/cache_rules.js';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/config.js';
 import { createLogger } from '../src/logger.js';
 import { connect, routingConfig, testCacheConfig, testConfig } from './proxy-harness.js';
 import { getTopology } from './topology-context.js';

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { nativePasswordToken, sha1, verifyNativePassword } from '../src/auth/native_password.js';
-import { decodeBinaryRow } from '../src/protocol/binary_row.js';
-import { parseColumnDefinition } from '../src/protocol/column_definition.js';
+import { decodeBinaryRow } from './decoders/binary_row.js';
+import { parseColumnDefinition } from './decoders/column_definition.js';
 import { Capability, commandName, MAX_FRAME_PAYLOAD, ServerStatus } from '../src/protocol/constants.js';
 import { encodePacket, encodePackets, PacketFramer, PacketTooLargeError } from '../src/protocol/framing.js';
 import { buildEof, buildErr, buildOk, parseEof, parseErr, parseOk, statusOfTerminator } from '../src/protocol/generic_packets.js';

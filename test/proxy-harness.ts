@@ -1,9 +1,9 @@
 import mysql from 'mysql2/promise';
 import type { ServerInfo, TopologyInfo } from '../scripts/topology.js';
-import { plainUser } from '../src/config.js';
-import type { CacheConfig, WirecacheConfig } from '../src/config_types.js';
+import { plainUser } from '../src/config/config.js';
+import type { CacheConfig, WirecacheConfig } from '../src/config/types.js';
 import { createLogger } from '../src/logger.js';
-import { Metrics } from '../src/metrics.js';
+import { Metrics } from '../src/metrics/metrics.js';
 import { ProxyServer } from '../src/proxy_server.js';
 
 export interface RunningProxy {

@@ -1,11 +1,11 @@
 /** QueryStats (per-digest statement statistics) and its admin routes on a real AdminServer. */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { prng } from './prng.js';
-import { AdminServer } from '../src/admin_server.js';
+import { AdminServer } from '../src/admin/admin_server.js';
 import { createLogger } from '../src/logger.js';
-import { Metrics } from '../src/metrics.js';
-import { HISTOGRAM_BOUNDS, MAX_DIGEST_CHARS, QueryStats, type QueryDigestStats, type StatementSample } from '../src/query_stats.js';
-import { registerQueryStatsRoutes } from '../src/query_stats_admin.js';
+import { Metrics } from '../src/metrics/metrics.js';
+import { HISTOGRAM_BOUNDS, MAX_DIGEST_CHARS, QueryStats, type QueryDigestStats, type StatementSample } from '../src/session/query_stats.js';
+import { registerQueryStatsRoutes } from '../src/admin/query_stats_routes.js';
 
 const BUCKET_RATIO = 10 ** (1 / 6);
 

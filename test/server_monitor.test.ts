@@ -12,8 +12,8 @@ import {
   type ReplicationSetInfo,
   type ServerInfo,
 } from '../scripts/topology.js';
-import type { BackendConfig, MonitorConfig } from '../src/config_types.js';
-import { ServerMonitor, type MonitorObserver, type ServerState, type ServerStatus } from '../src/server_monitor.js';
+import type { BackendConfig, MonitorConfig } from '../src/config/types.js';
+import { ServerMonitor, type MonitorObserver, type ServerState, type ServerStatus } from '../src/routing/server_monitor.js';
 import { getTopology } from './topology-context.js';
 
 const topo = getTopology();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ServerStatus } from '../src/protocol/constants.js';
-import { SessionState } from '../src/session_state.js';
-import { classify } from '../src/sql_classifier.js';
+import { SessionState } from '../src/session/session_state.js';
+import { classify } from '../src/sql/classifier.js';
 
 /** The state key after running `statements` (all successful) on a fresh session. */
 function keyAfter(...statements: string[]): string | null {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { classify, digestOf, type TableRef } from '../src/sql_classifier.js';
+import { classify, digestOf, type TableRef } from '../src/sql/classifier.js';
 
 /** Table refs as 'schema.table' / 'table' strings, for compact assertions. */
 const names = (refs: TableRef[] | null): string[] | null =>

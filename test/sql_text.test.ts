@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { forEachToken, leadingKeywords, TokenKind } from '../src/sql_tokenizer.js';
-import { batchContainsKill, mentionsKill, parseKillStatement, startsWithKill } from '../src/sql_text.js';
+import { forEachToken, leadingKeywords, TokenKind } from '../src/sql/tokenizer.js';
+import { batchContainsKill, mentionsKill, parseKillStatement, startsWithKill } from '../src/sql/kill_statement.js';
 
 function tokens(sql: string): [TokenKind, string][] {
   const out: [TokenKind, string][] = [];

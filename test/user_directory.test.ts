@@ -7,10 +7,10 @@ import { Writable } from 'node:stream';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getFreePorts, waitForReplication } from '../scripts/topology.js';
-import { doubleSha1, plainUser } from '../src/config.js';
-import type { UsersFromDatabaseConfig } from '../src/config_types.js';
+import { doubleSha1, plainUser } from '../src/config/config.js';
+import type { UsersFromDatabaseConfig } from '../src/config/types.js';
 import { createLogger } from '../src/logger.js';
-import { parseAccounts, UserDirectory } from '../src/user_directory.js';
+import { parseAccounts, UserDirectory } from '../src/auth/user_directory.js';
 import { startProxy, testConfig } from './proxy-harness.js';
 import { getTopology } from './topology-context.js';
 

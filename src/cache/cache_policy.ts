@@ -4,8 +4,8 @@
  * how long, and what it depends on. Never touches storage or sockets.
  */
 import { ServerStatus } from '../protocol/constants.js';
-import type { ClassifiedStatement } from '../sql_classifier.js';
-import type { CacheConfig } from '../config_types.js';
+import type { ClassifiedStatement } from '../sql/classifier.js';
+import type { CacheConfig } from '../config/types.js';
 import { findRule, type CacheRule } from './cache_rules.js';
 import type { RefusalReason } from './types.js';
 

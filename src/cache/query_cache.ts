@@ -12,10 +12,10 @@
  * after the server acknowledged it, so a result that may have been read
  * before the write can never be stored or served after it.
  */
-import type { CacheConfig } from '../config_types.js';
+import type { CacheConfig } from '../config/types.js';
 import { inspectResult } from '../protocol/result_replay.js';
 import { decide, type CacheDecision, type CachePlan, type CacheRequest } from './cache_policy.js';
-import type { ClassifiedStatement } from '../sql_classifier.js';
+import type { ClassifiedStatement } from '../sql/classifier.js';
 import { LocalGenerations, type Generations } from './generations.js';
 import { MemcachedStore } from './memcached_store.js';
 import { MemoryStore } from './memory_store.js';

@@ -3,8 +3,8 @@
  * current primary, a replica for the next read (smooth weighted round robin
  * over the replicas in rotation), or a server by name.
  */
-import type { BackendEndpoint } from './backend_connection.js';
-import type { BackendConfig } from './config_types.js';
+import type { BackendEndpoint } from '../session/backend_connection.js';
+import type { BackendConfig } from '../config/types.js';
 import type { ServerMonitor, ServerStatus } from './server_monitor.js';
 
 export interface PrimaryChoice {

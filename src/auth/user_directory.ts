@@ -45,9 +45,9 @@
  * Nothing here throws from a timer or leaves a rejection unhandled.
  */
 import mysql from 'mysql2/promise';
-import type { BackendEndpoint } from './backend_connection.js';
-import type { UserConfig, UsersFromDatabaseConfig } from './config_types.js';
-import type { Logger } from './logger.js';
+import type { BackendEndpoint } from '../session/backend_connection.js';
+import type { UserConfig, UsersFromDatabaseConfig } from '../config/types.js';
+import type { Logger } from '../logger.js';
 
 /** How long start() waits for the first read; it keeps running (and retrying) afterwards. */
 const START_BOUND_MS = 5000;

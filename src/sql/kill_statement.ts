@@ -1,4 +1,4 @@
-import { forEachToken, leadingKeywords, TokenKind } from './sql_tokenizer.js';
+import { forEachToken, leadingKeywords, TokenKind } from './tokenizer.js';
 
 /**
  * Recognising the KILL statements the proxy must answer itself: a byte-level

@@ -7,8 +7,8 @@
  *   POST /cache/purge?rule=name
  */
 import type { AdminServer } from './admin_server.js';
-import type { CacheMetrics } from './cache_metrics.js';
-import type { QueryCache } from './cache/query_cache.js';
+import type { CacheMetrics } from '../metrics/cache_metrics.js';
+import type { QueryCache } from '../cache/query_cache.js';
 
 export function registerCacheRoutes(admin: AdminServer, cache: QueryCache, metrics: CacheMetrics): void {
   admin.addRoute('GET', '/cache', () => {

@@ -4,13 +4,13 @@
  * not), and where it would go. For the /explain admin endpoint; pure apart
  * from reading the monitor's current view of the servers.
  */
-import { decide } from './cache/cache_policy.js';
-import type { WirecacheConfig } from './config_types.js';
-import { ServerStatus } from './protocol/constants.js';
-import { decideRoute } from './query_router.js';
-import type { ServerSelector } from './server_selector.js';
-import type { ServerStatus as MonitoredServer } from './server_monitor.js';
-import { classify } from './sql_classifier.js';
+import { decide } from '../cache/cache_policy.js';
+import type { WirecacheConfig } from '../config/types.js';
+import { ServerStatus } from '../protocol/constants.js';
+import { decideRoute } from '../routing/router.js';
+import type { ServerSelector } from '../routing/server_selector.js';
+import type { ServerStatus as MonitoredServer } from '../routing/server_monitor.js';
+import { classify } from '../sql/classifier.js';
 
 export interface ExplainRequest {
   sql: string;

@@ -1,4 +1,4 @@
-import type { CacheRule } from './cache/cache_rules.js';
+import type { CacheRule } from '../cache/cache_rules.js';
 
 /** The validated, normalised configuration the rest of the proxy consumes. */
 export interface BackendConfig {

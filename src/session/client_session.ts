@@ -2,7 +2,7 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import type { KeyObject } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { generateScramble, sha1 as sha1Of, verifyNativePassword } from './auth/native_password.js';
+import { generateScramble, sha1 as sha1Of, verifyNativePassword } from '../auth/native_password.js';
 import {
   CACHING_SHA2_PLUGIN,
   cleartextPassword,
@@ -13,10 +13,10 @@ import {
   Sha2Status,
   verifyFastAuth,
   type Sha2CredentialCache,
-} from './auth/caching_sha2_password.js';
+} from '../auth/caching_sha2_password.js';
 import { BackendConnection, BackendError, type BackendEndpoint, type BackendLogin, type BackendTls, type InternalResult } from './backend_connection.js';
-import type { UserConfig, WirecacheConfig } from './config_types.js';
-import type { Logger } from './logger.js';
+import type { UserConfig, WirecacheConfig } from '../config/types.js';
+import type { Logger } from '../logger.js';
 import type { ProxyObserver } from './observer.js';
 import {
   Capability,
@@ -27,9 +27,9 @@ import {
   NATIVE_PASSWORD_PLUGIN,
   ServerStatus,
   type ErrorSpec,
-} from './protocol/constants.js';
-import { encodePacket, PacketFramer, PacketTooLargeError, type Packet } from './protocol/framing.js';
-import { buildErr, buildOk } from './protocol/generic_packets.js';
+} from '../protocol/constants.js';
+import { encodePacket, PacketFramer, PacketTooLargeError, type Packet } from '../protocol/framing.js';
+import { buildErr, buildOk } from '../protocol/generic_packets.js';
 import {
   buildAuthSwitchRequest,
   buildHandshakeV10,
@@ -37,20 +37,20 @@ import {
   parseHandshakeResponse,
   SSL_REQUEST_LENGTH,
   type HandshakeResponse,
-} from './protocol/handshake.js';
-import { ProtocolError } from './protocol/payload_reader.js';
-import { ResponseKind, ResponseScanner, ScanResult } from './protocol/response_scanner.js';
-import { batchContainsKill, mentionsKill, parseKillStatement, startsWithKill } from './sql_text.js';
-import type { CacheRule } from './cache/cache_rules.js';
-import type { CachePlan } from './cache/cache_policy.js';
-import { SESSION_STATUS_MASK, type LookupResult, type MissTicket, type QueryCache } from './cache/query_cache.js';
-import type { CacheEntry, RefusalReason } from './cache/types.js';
-import { replayInfo, replayResultWith } from './protocol/result_replay.js';
+} from '../protocol/handshake.js';
+import { ProtocolError } from '../protocol/payload_reader.js';
+import { ResponseKind, ResponseScanner, ScanResult } from '../protocol/response_scanner.js';
+import { batchContainsKill, mentionsKill, parseKillStatement, startsWithKill } from '../sql/kill_statement.js';
+import type { CacheRule } from '../cache/cache_rules.js';
+import type { CachePlan } from '../cache/cache_policy.js';
+import { SESSION_STATUS_MASK, type LookupResult, type MissTicket, type QueryCache } from '../cache/query_cache.js';
+import type { CacheEntry, RefusalReason } from '../cache/types.js';
+import { replayInfo, replayResultWith } from '../protocol/result_replay.js';
 import { SessionState, STATE_SNAPSHOT_SQL, type Invalidation } from './session_state.js';
-import { classify, type ClassifiedStatement } from './sql_classifier.js';
-import { decideRoute, isRead, type RouteDecision, type RouteReason } from './query_router.js';
-import type { ServerSelector } from './server_selector.js';
-import { gtidCovers } from './gtid.js';
+import { classify, type ClassifiedStatement } from '../sql/classifier.js';
+import { decideRoute, isRead, type RouteDecision, type RouteReason } from '../routing/router.js';
+import type { ServerSelector } from '../routing/server_selector.js';
+import { gtidCovers } from '../routing/gtid.js';
 import type { QueryStats } from './query_stats.js';
 import {
   executeWithTypes,
@@ -59,7 +59,7 @@ import {
   StateLog,
   useStatementFor,
   type BackendLink,
-} from './session_routing.js';
+} from './backend_links.js';
 
 /** What the proxy announces to clients: mirrors the primary's greeting, minus what the proxy does not implement. */
 export interface ServerIdentity {

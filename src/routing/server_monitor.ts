@@ -24,7 +24,7 @@ import { performance } from 'node:perf_hooks';
 import mysql from 'mysql2';
 import type { Connection as CoreConnection, ResultSetHeader, RowDataPacket } from 'mysql2';
 import type { Connection as PromiseConnection } from 'mysql2/promise';
-import type { BackendConfig, MonitorConfig } from './config_types.js';
+import type { BackendConfig, MonitorConfig } from '../config/types.js';
 
 export type ServerState = 'primary' | 'up' | 'lagging' | 'not_replicating' | 'down';
 

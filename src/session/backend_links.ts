@@ -5,7 +5,7 @@
  * Knows statements and connections, not sockets or metrics.
  */
 import type { BackendConnection } from './backend_connection.js';
-import type { ClassifiedStatement } from './sql_classifier.js';
+import type { ClassifiedStatement } from '../sql/classifier.js';
 
 /** One backend connection of a session. */
 export interface BackendLink {

@@ -11,13 +11,13 @@
  * temporary tables and GET_LOCK keep later statements on the primary as
  * they would in the proxy.
  */
-import { decide } from './cache/cache_policy.js';
-import type { RefusalReason } from './cache/types.js';
-import type { WirecacheConfig } from './config_types.js';
-import { ServerStatus } from './protocol/constants.js';
-import { decideRoute, type RouteReason } from './query_router.js';
-import { PrimaryPins } from './session_routing.js';
-import { classify, type ClassifiedStatement } from './sql_classifier.js';
+import { decide } from '../cache/cache_policy.js';
+import type { RefusalReason } from '../cache/types.js';
+import type { WirecacheConfig } from '../config/types.js';
+import { ServerStatus } from '../protocol/constants.js';
+import { decideRoute, type RouteReason } from '../routing/router.js';
+import { PrimaryPins } from '../session/backend_links.js';
+import { classify, type ClassifiedStatement } from '../sql/classifier.js';
 import type { LoggedStatement } from './sql_log_reader.js';
 
 export interface DryRunOptions {

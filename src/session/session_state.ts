@@ -12,8 +12,8 @@
  * which can split the cache between equal states but never joins different ones.
  */
 import { randomUUID } from 'node:crypto';
-import { ServerStatus } from './protocol/constants.js';
-import type { ClassifiedStatement } from './sql_classifier.js';
+import { ServerStatus } from '../protocol/constants.js';
+import type { ClassifiedStatement } from '../sql/classifier.js';
 
 /** Variables that cannot change what a SELECT returns. */
 const IRRELEVANT_VARIABLES = new Set([

@@ -7,8 +7,8 @@
  * tells. Pure: text in, statements out.
  */
 import { isIP } from 'node:net';
-import { classify } from './sql_classifier.js';
-import { forEachToken } from './sql_tokenizer.js';
+import { classify } from '../sql/classifier.js';
+import { forEachToken } from '../sql/tokenizer.js';
 
 export interface LoggedStatement {
   /** The statement's text (a plain file's delimiter and line comments removed). */

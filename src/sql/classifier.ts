@@ -1,4 +1,4 @@
-import { forEachToken, TokenKind } from './sql_tokenizer.js';
+import { forEachToken, TokenKind } from './tokenizer.js';
 
 /**
  * Statement classification for the query cache: what a statement is, what

@@ -7,7 +7,7 @@
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { CounterFamily } from './counter_family.js';
-import type { MonitorObserver, ServerState, ServerStatus } from './server_monitor.js';
+import type { MonitorObserver, ServerState, ServerStatus } from '../routing/server_monitor.js';
 
 const SERVER_STATES: readonly ServerState[] = ['primary', 'up', 'lagging', 'not_replicating', 'down'];
 /** Server names come from the config; a bound all the same, past which names fold into "other". */

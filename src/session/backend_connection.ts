@@ -1,17 +1,17 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import { nativePasswordToken } from './auth/native_password.js';
-import { Capability, NATIVE_PASSWORD_PLUGIN, PacketHeader } from './protocol/constants.js';
-import { encodePacket, PacketFramer, type Packet } from './protocol/framing.js';
-import { parseErr, parseOk, type ErrPacket, type OkPacket } from './protocol/generic_packets.js';
+import { nativePasswordToken } from '../auth/native_password.js';
+import { Capability, NATIVE_PASSWORD_PLUGIN, PacketHeader } from '../protocol/constants.js';
+import { encodePacket, PacketFramer, type Packet } from '../protocol/framing.js';
+import { parseErr, parseOk, type ErrPacket, type OkPacket } from '../protocol/generic_packets.js';
 import {
   buildHandshakeResponse,
   buildSslRequest,
   parseAuthSwitchRequest,
   parseHandshakeV10,
   type HandshakeV10,
-} from './protocol/handshake.js';
-import { PayloadReader, ProtocolError } from './protocol/payload_reader.js';
+} from '../protocol/handshake.js';
+import { PayloadReader, ProtocolError } from '../protocol/payload_reader.js';
 
 export interface BackendEndpoint {
   name: string;

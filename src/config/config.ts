@@ -27,8 +27,8 @@ import {
   type Document,
 } from 'yaml';
 import * as z from 'zod';
-import { compileRule, rulesFileSchema, rulesListSchema, type CacheRule, type RawRule } from './cache/cache_rules.js';
-import type { BackendConfig, CacheConfig, UserConfig, WirecacheConfig } from './config_types.js';
+import { compileRule, rulesFileSchema, rulesListSchema, type CacheRule, type RawRule } from '../cache/cache_rules.js';
+import type { BackendConfig, CacheConfig, UserConfig, WirecacheConfig } from './types.js';
 
 // ---------------------------------------------------------------------------
 // Errors

@@ -4,8 +4,8 @@
  * on the primary; picking an actual server, health and lag are the
  * ServerSelector's job, and sockets the session's.
  */
-import type { CacheRule } from './cache/cache_rules.js';
-import type { ClassifiedStatement } from './sql_classifier.js';
+import type { CacheRule } from '../cache/cache_rules.js';
+import type { ClassifiedStatement } from '../sql/classifier.js';
 
 /** Where a statement goes: the primary, any replica in rotation, or one named server. */
 export type RouteTarget = { kind: 'primary' } | { kind: 'replica' } | { kind: 'server'; name: string };

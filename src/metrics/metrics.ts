@@ -11,7 +11,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { CacheMetrics } from './cache_metrics.js';
 import { CommandStats } from './command_stats.js';
-import type { ProxyObserver, RefusalReason } from './observer.js';
+import type { ProxyObserver, RefusalReason } from '../session/observer.js';
 import { RoutingMetrics } from './routing_metrics.js';
 
 /** Histogram buckets (seconds) covering 50µs to 10s. */

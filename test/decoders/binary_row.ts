@@ -1,6 +1,6 @@
-import { ColumnType } from './constants.js';
+import { ColumnType } from '../../src/protocol/constants.js';
 import { UNSIGNED_FLAG, type ColumnDefinition } from './column_definition.js';
-import { PayloadReader, ProtocolError } from './payload_reader.js';
+import { PayloadReader, ProtocolError } from '../../src/protocol/payload_reader.js';
 
 /** A decoded binary-protocol value: numbers and bigints for integers, strings for temporal and decimal values, Buffers for strings and blobs. */
 export type BinaryValue = null | number | bigint | string | Buffer;

@@ -1,4 +1,4 @@
-import { PayloadReader } from './payload_reader.js';
+import { PayloadReader } from '../../src/protocol/payload_reader.js';
 
 /** Protocol::ColumnDefinition41. */
 export interface ColumnDefinition {

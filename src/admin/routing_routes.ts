@@ -6,10 +6,10 @@
  *       optional: user=, schema=, client=, in_transaction=1
  */
 import type { AdminServer } from './admin_server.js';
-import type { WirecacheConfig } from './config_types.js';
+import type { WirecacheConfig } from '../config/types.js';
 import { explainStatement } from './explain.js';
-import type { ServerMonitor } from './server_monitor.js';
-import type { ServerSelector } from './server_selector.js';
+import type { ServerMonitor } from '../routing/server_monitor.js';
+import type { ServerSelector } from '../routing/server_selector.js';
 
 /** Longest statement /explain accepts (query strings beyond this are a mistake, not SQL to explain). */
 const MAX_EXPLAIN_SQL = 64 * 1024;

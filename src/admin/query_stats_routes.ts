@@ -9,7 +9,7 @@
  *        {"reset": true, "dropped": <digests forgotten>}
  */
 import type { AdminServer } from './admin_server.js';
-import { QUERY_STATS_SORT_KEYS, type QueryStats, type QueryStatsSortKey } from './query_stats.js';
+import { QUERY_STATS_SORT_KEYS, type QueryStats, type QueryStatsSortKey } from '../session/query_stats.js';
 
 export const QUERY_STATS_MAX_LIMIT = 10_000;
 export const QUERY_STATS_DEFAULT_LIMIT = 100;

@@ -5,7 +5,7 @@
  * "all"), reasons and outcomes are fixed sets, and table names are capped.
  */
 import { Gauge, type Registry } from 'prom-client';
-import type { CacheObserver, RefusalReason } from './cache/types.js';
+import type { CacheObserver, RefusalReason } from '../cache/types.js';
 import { CounterFamily } from './counter_family.js';
 
 const MAX_TABLE_LABELS = 500;
