@@ -15,7 +15,7 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { startApp, type RunningApp } from '../src/app.js';
-import { loadConfig } from '../src/config/config.js';
+import { loadConfig } from '../src/config/load.js';
 import { startTopology, stopTopology, type TopologyInfo } from './topology.js';
 
 async function portOrZero(port: number): Promise<number> {

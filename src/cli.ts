@@ -2,7 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { startApp } from './app.js';
-import { ConfigError, loadConfig } from './config/config.js';
+import { loadConfig } from './config/load.js';
+import { ConfigError } from './config/yaml_locations.js';
 import { createLogger } from './logger.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { doubleSha1, hashedUser } from '../src/config/config.js';
+import { doubleSha1, hashedUser } from '../src/config/accounts.js';
 import { startProxy, testConfig, type RunningProxy } from './proxy-harness.js';
 import { runCommand } from './run-command.js';
 import { getTopology } from './topology-context.js';

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TopologyInfo } from '../scripts/topology.js';
-import { doubleSha1 } from '../src/config/config.js';
+import { doubleSha1 } from '../src/config/accounts.js';
 import { runCommand } from './run-command.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');

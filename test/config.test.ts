@@ -4,7 +4,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, doubleSha1, findUser, loadConfig, parseConfig } from '../src/config/config.js';
+import { doubleSha1 } from '../src/config/accounts.js';
+import { loadConfig, parseConfig } from '../src/config/load.js';
+import { findUser } from '../src/config/lookup.js';
+import { ConfigError } from '../src/config/yaml_locations.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const sha1 = (data: string | Buffer) => createHash('sha1').update(data).digest();

@@ -1,6 +1,6 @@
 import mysql from 'mysql2/promise';
 import type { ServerInfo, TopologyInfo } from '../scripts/topology.js';
-import { plainUser } from '../src/config/config.js';
+import { plainUser } from '../src/config/accounts.js';
 import type { CacheConfig, WirecacheConfig } from '../src/config/types.js';
 import { createLogger } from '../src/logger.js';
 import { Metrics } from '../src/metrics/metrics.js';

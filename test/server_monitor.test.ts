@@ -13,7 +13,8 @@ import {
   type ServerInfo,
 } from '../scripts/topology.js';
 import type { BackendConfig, MonitorConfig } from '../src/config/types.js';
-import { ServerMonitor, type MonitorObserver, type ServerState, type ServerStatus } from '../src/routing/server_monitor.js';
+import { ServerMonitor } from '../src/routing/server_monitor.js';
+import type { MonitorObserver, ServerState, ServerStatus } from '../src/routing/server_status.js';
 import { getTopology } from './topology-context.js';
 
 const topo = getTopology();

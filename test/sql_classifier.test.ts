@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { classify, digestOf, type TableRef } from '../src/sql/classifier.js';
+import { classify, type TableRef } from '../src/sql/classifier.js';
+import { digestOf } from '../src/sql/digest.js';
 
 /** Table refs as 'schema.table' / 'table' strings, for compact assertions. */
 const names = (refs: TableRef[] | null): string[] | null =>

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getFreePorts, waitForReplication } from '../scripts/topology.js';
-import { doubleSha1, plainUser } from '../src/config/config.js';
+import { doubleSha1, plainUser } from '../src/config/accounts.js';
 import type { UsersFromDatabaseConfig } from '../src/config/types.js';
 import { createLogger } from '../src/logger.js';
 import { parseAccounts, UserDirectory } from '../src/auth/user_directory.js';

@@ -45,8 +45,8 @@
  * Nothing here throws from a timer or leaves a rejection unhandled.
  */
 import mysql from 'mysql2/promise';
-import type { BackendEndpoint } from '../session/backend_connection.js';
-import type { UserConfig, UsersFromDatabaseConfig } from '../config/types.js';
+import { hashedUser, isPasswordHash, plainUser } from '../config/accounts.js';
+import type { BackendEndpoint, UserConfig, UsersFromDatabaseConfig } from '../config/types.js';
 import type { Logger } from '../logger.js';
 
 /** How long start() waits for the first read; it keeps running (and retrying) afterwards. */
@@ -55,7 +55,6 @@ const START_BOUND_MS = 5000;
 const CONNECT_TIMEOUT_MS = 5000;
 const QUERY_TIMEOUT_MS = 5000;
 
-const HASH_RE = /^\*[0-9A-Fa-f]{40}$/;
 const NATIVE_PLUGINS = new Set(['mysql_native_password', '']);
 
 /** One row of mysql.user, column names as the server returned them. */
@@ -99,16 +98,10 @@ function rowAccount(row: UserRow, name: string): RowVerdict {
   const requireTls = (column(row, 'ssl_type') ?? '') !== '';
   const authString = column(row, 'authentication_string') ?? '';
   const password = column(row, 'Password') ?? '';
-  const hash = HASH_RE.test(authString) ? authString : HASH_RE.test(password) ? password : null;
-  if (hash !== null) {
-    return {
-      ok: true,
-      user: { name, passwordDoubleSha1: Buffer.from(hash.slice(1), 'hex'), emptyPassword: false, passwordSha1: null, sha256Stage2: null, requireTls },
-    };
-  }
-  if (authString === '' && password === '') {
-    return { ok: true, user: { name, passwordDoubleSha1: Buffer.alloc(0), emptyPassword: true, passwordSha1: null, sha256Stage2: null, requireTls } };
-  }
+  const hash = isPasswordHash(authString) ? authString : isPasswordHash(password) ? password : null;
+  if (hash !== null) return { ok: true, user: hashedUser(name, hash, requireTls) };
+  // Both empty: an account without password.
+  if (authString === '' && password === '') return { ok: true, user: plainUser(name, '', requireTls) };
   return { ok: false, reason: `${plugin || 'native'} password is not a "*"+40-hex hash` };
 }
 

@@ -1,4 +1,4 @@
-import type { CacheRule } from '../cache/cache_rules.js';
+import type { CacheRule } from './rules.js';
 
 /** The validated, normalised configuration the rest of the proxy consumes. */
 export interface BackendConfig {
@@ -7,6 +7,13 @@ export interface BackendConfig {
   port: number;
   role: 'primary' | 'replica';
   weight: number;
+}
+
+/** Where to connect to one backend: what a session and the monitor need of a BackendConfig. */
+export interface BackendEndpoint {
+  name: string;
+  host: string;
+  port: number;
 }
 
 export interface UserConfig {

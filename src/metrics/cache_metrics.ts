@@ -6,11 +6,11 @@
  */
 import { Gauge, type Registry } from 'prom-client';
 import type { CacheObserver, RefusalReason } from '../cache/types.js';
+import { BoundedLabel } from './bounded_label.js';
 import { CounterFamily } from './counter_family.js';
 
 const MAX_TABLE_LABELS = 500;
 const MAX_RULE_LABELS = 200;
-const OTHER = 'other';
 
 export class CacheMetrics implements CacheObserver {
   private readonly hits: CounterFamily;
@@ -23,8 +23,8 @@ export class CacheMetrics implements CacheObserver {
   private readonly evictions: CounterFamily;
   private readonly invalidations: CounterFamily;
   private readonly memcached: CounterFamily;
-  private readonly rules = new Set<string>();
-  private readonly tables = new Set<string>();
+  private readonly rules = new BoundedLabel(MAX_RULE_LABELS);
+  private readonly tables = new BoundedLabel(MAX_TABLE_LABELS);
   private stats: (() => { entries: number; bytes: number }) | null = null;
 
   constructor(registry: Registry) {
@@ -75,10 +75,7 @@ export class CacheMetrics implements CacheObserver {
   }
 
   private rule(name: string): string {
-    if (this.rules.has(name)) return name;
-    if (this.rules.size >= MAX_RULE_LABELS) return OTHER;
-    this.rules.add(name);
-    return name;
+    return this.rules.value(name);
   }
 
   /** Current value of a counter series, for tests and the admin API. */
@@ -119,12 +116,7 @@ export class CacheMetrics implements CacheObserver {
   }
 
   invalidated(table: string): void {
-    let label = table;
-    if (!this.tables.has(table)) {
-      if (this.tables.size >= MAX_TABLE_LABELS) label = OTHER;
-      else this.tables.add(table);
-    }
-    this.invalidations.inc([label]);
+    this.invalidations.inc([this.tables.value(table)]);
   }
 
   memcachedProblem(operation: string, kind: 'error' | 'timeout' | 'down'): void {

@@ -16,7 +16,7 @@ export class CounterFamily {
 
   constructor(
     registry: Registry,
-    readonly name: string,
+    name: string,
     help: string,
     private readonly labelNames: readonly string[],
   ) {

@@ -9,13 +9,14 @@
  * number of series grow without limit.
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { BoundedLabel, OTHER_LABEL } from './bounded_label.js';
 import { CacheMetrics } from './cache_metrics.js';
 import { CommandStats } from './command_stats.js';
 import type { ProxyObserver, RefusalReason } from '../session/observer.js';
 import { RoutingMetrics } from './routing_metrics.js';
 
 /** Histogram buckets (seconds) covering 50µs to 10s. */
-export const QUERY_DURATION_BUCKETS: readonly number[] = [
+const QUERY_DURATION_BUCKETS: readonly number[] = [
   0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ];
 
@@ -27,30 +28,12 @@ const COMMAND_RE = /^COM_[A-Z0-9_]{1,40}$/;
 const MAX_COMMAND_LABELS = 64;
 const BACKEND_RE = /^[a-zA-Z0-9_-]{1,100}$/;
 const MAX_BACKEND_LABELS = 256;
-/** Label value used for anything that fails the checks above. */
-export const OTHER_LABEL = 'other';
 
 export interface MetricsOptions {
   /** Backend names from the config: their series are exported (as 0) from the start. */
   backendNames?: readonly string[];
   /** Also export prom-client's process_* and nodejs_* metrics. Default true. */
   defaultMetrics?: boolean;
-}
-
-/** Accepts label values while they are well-formed and few; else "other". */
-class BoundedLabel {
-  private readonly seen = new Set<string>();
-  constructor(
-    private readonly pattern: RegExp,
-    private readonly max: number,
-  ) {}
-
-  value(raw: string): string {
-    if (this.seen.has(raw)) return raw;
-    if (typeof raw !== 'string' || !this.pattern.test(raw) || this.seen.size >= this.max) return OTHER_LABEL;
-    this.seen.add(raw);
-    return raw;
-  }
 }
 
 export class Metrics implements ProxyObserver {
@@ -68,8 +51,8 @@ export class Metrics implements ProxyObserver {
   private readonly loginBlocks: Counter;
   private readonly clientAuthentications: Counter<'method'>;
 
-  private readonly commands = new BoundedLabel(COMMAND_RE, MAX_COMMAND_LABELS);
-  private readonly backends = new BoundedLabel(BACKEND_RE, MAX_BACKEND_LABELS);
+  private readonly commands = new BoundedLabel(MAX_COMMAND_LABELS, COMMAND_RE);
+  private readonly backends = new BoundedLabel(MAX_BACKEND_LABELS, BACKEND_RE);
   private current = 0;
   /** The query cache's metrics (the CacheObserver handed to the cache). */
   readonly cache: CacheMetrics;
@@ -269,11 +252,6 @@ export class Metrics implements ProxyObserver {
 
   statementCompleted(route: 'cache' | 'primary' | 'replica', durationSeconds: number): void {
     this.routeStats.observe(route, Number.isFinite(durationSeconds) && durationSeconds > 0 ? durationSeconds : 0);
-  }
-
-  /** wirecache_statements_total as a plain object: completed statements by route. */
-  statementsByRoute(): Record<string, number> {
-    return this.routeStats.counts();
   }
 
   statementRouted(destination: 'primary' | 'replica', server: string, reason: string): void {

@@ -6,8 +6,9 @@
  * (CounterFamily) so routing costs no prom-client work per query.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { BoundedLabel } from './bounded_label.js';
 import { CounterFamily } from './counter_family.js';
-import type { MonitorObserver, ServerState, ServerStatus } from '../routing/server_monitor.js';
+import type { MonitorObserver, ServerState, ServerStatus } from '../routing/server_status.js';
 
 const SERVER_STATES: readonly ServerState[] = ['primary', 'up', 'lagging', 'not_replicating', 'down'];
 /** Server names come from the config; a bound all the same, past which names fold into "other". */
@@ -23,12 +24,12 @@ export class RoutingMetrics implements MonitorObserver {
   private readonly checks: Counter<'server' | 'result'>;
   private readonly checkDuration: Gauge<'server'>;
   private readonly stateChanges: Counter<'server' | 'to'>;
-  private readonly knownServers = new Set<string>();
+  private readonly knownServers: BoundedLabel;
   private servers: () => readonly ServerStatus[] = () => [];
 
   constructor(registry: Registry, serverNames: readonly string[]) {
     const registers = [registry];
-    for (const n of serverNames) this.knownServers.add(n);
+    this.knownServers = new BoundedLabel(MAX_SERVERS, null, serverNames);
     this.routed = new CounterFamily(
       registry,
       'wirecache_routed_statements_total',
@@ -138,12 +139,7 @@ export class RoutingMetrics implements MonitorObserver {
   }
 
   private server(name: string): string {
-    if (this.knownServers.has(name)) return name;
-    if (this.knownServers.size < MAX_SERVERS) {
-      this.knownServers.add(name);
-      return name;
-    }
-    return 'other';
+    return this.knownServers.value(name);
   }
 
   statementRouted(destination: 'primary' | 'replica', server: string, reason: string): void {

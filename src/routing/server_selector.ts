@@ -3,9 +3,10 @@
  * current primary, a replica for the next read (smooth weighted round robin
  * over the replicas in rotation), or a server by name.
  */
-import type { BackendEndpoint } from '../session/backend_connection.js';
-import type { BackendConfig } from '../config/types.js';
-import type { ServerMonitor, ServerStatus } from './server_monitor.js';
+import { configuredPrimary } from '../config/lookup.js';
+import type { BackendConfig, BackendEndpoint } from '../config/types.js';
+import type { ServerMonitor } from './server_monitor.js';
+import type { ServerStatus } from './server_status.js';
 
 export interface PrimaryChoice {
   /** The server writes go to; null while two servers are writable at once. */
@@ -28,7 +29,7 @@ export class ServerSelector {
     private readonly monitor: ServerMonitor | null,
   ) {
     for (const b of backends) this.endpoints.set(b.name, endpointOf(b));
-    this.configuredPrimary = endpointOf(backends.find((b) => b.role === 'primary') ?? backends[0]);
+    this.configuredPrimary = endpointOf(configuredPrimary(backends)!);
   }
 
   get monitored(): boolean {
