@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
-import { BackendConnection, type BackendEndpoint } from './session/backend_connection.js';
+import { BackendConnection } from './session/backend_connection.js';
 import { ClientSession, type ServerIdentity, type SessionContext } from './session/client_session.js';
-import type { WirecacheConfig } from './config/types.js';
+import type { BackendEndpoint, WirecacheConfig } from './config/types.js';
 import type { Logger } from './logger.js';
 import type { ProxyObserver } from './session/observer.js';
 import { Capability, ErrorCode, MariaDbCapability } from './protocol/constants.js';
@@ -13,14 +13,15 @@ import { buildErr } from './protocol/generic_packets.js';
 import type { HandshakeV10 } from './protocol/handshake.js';
 import { QueryCache } from './cache/query_cache.js';
 import { nullCacheObserver, type CacheObserver } from './cache/types.js';
-import { nullMonitorObserver, ServerMonitor, type MonitorObserver } from './routing/server_monitor.js';
+import { ServerMonitor } from './routing/server_monitor.js';
+import { nullMonitorObserver, type MonitorObserver } from './routing/server_status.js';
 import { ServerSelector } from './routing/server_selector.js';
 import { QueryStats } from './session/query_stats.js';
 import { LoginThrottle } from './auth/login_throttle.js';
 import type { KeyObject } from 'node:crypto';
 import { loadOrGenerateRsaKeyPair, Sha2CredentialCache } from './auth/caching_sha2_password.js';
 import { UserDirectory } from './auth/user_directory.js';
-import { findUser } from './config/config.js';
+import { findUser } from './config/lookup.js';
 
 /**
  * Capabilities the proxy implements. Compression, TLS, optional metadata,
@@ -173,10 +174,8 @@ export class ProxyServer {
 
   /** The primary as the monitor sees it now (the configured one without a monitor). */
   primaryEndpoint(): BackendEndpoint {
-    const choice = this.selector.primary();
-    if (choice.endpoint) return choice.endpoint;
-    const b = this.config.backends.find((x) => x.role === 'primary') ?? this.config.backends[0];
-    return { name: b.name, host: b.host, port: b.port };
+    // Backends are restart-only: the selector's configured primary is the config's.
+    return this.selector.primary().endpoint ?? this.selector.configuredPrimary;
   }
 
   /** Bytes received from and sent to clients since start (read at scrape time, nothing counted per packet). */

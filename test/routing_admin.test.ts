@@ -1,7 +1,7 @@
 /** /explain and /servers on a running app in front of the real primary and replicas. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp, type RunningApp } from '../src/app.js';
-import { compileRule } from '../src/cache/cache_rules.js';
+import { compileRule } from '../src/config/rules.js';
 import { createLogger } from '../src/logger.js';
 import { getTopology } from './topology-context.js';
 import { routingConfig, testCacheConfig, testConfig } from './proxy-harness.js';
@@ -39,7 +39,7 @@ describe('GET /explain', () => {
     const e = await explain('SELECT * FROM items WHERE id IN (1, 2)', '&schema=wc_test');
     expect(e.rule).toEqual({ name: 'items', source: 'test' });
     expect(e.cache).toMatchObject({ cached: true, ttl_seconds: 30, reason: null });
-    expect(e.route).toMatchObject({ target: 'replica', on_cache_miss: 'primary (cache_fill)' });
+    expect(e.route).toMatchObject({ target: 'replica', on_cache_miss: 'primary' });
   });
 
   it('explains writes, locking reads, NOW() and a rule route', async () => {

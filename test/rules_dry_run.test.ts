@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../src/config/config.js';
+import { parseConfig } from '../src/config/load.js';
 import type { WirecacheConfig } from '../src/config/types.js';
 import { cacheText, dryRun, formatDryRun, routeText, shortStatement, type DryRunRow } from '../src/plan/rules_dry_run.js';
 import { readStatements } from '../src/plan/sql_log_reader.js';

@@ -4,9 +4,10 @@
  * how long, and what it depends on. Never touches storage or sockets.
  */
 import { ServerStatus } from '../protocol/constants.js';
-import type { ClassifiedStatement } from '../sql/classifier.js';
+import { qualifiedTableName, type ClassifiedStatement } from '../sql/classifier.js';
 import type { CacheConfig } from '../config/types.js';
-import { findRule, type CacheRule } from './cache_rules.js';
+import type { CacheRule } from '../config/rules.js';
+import { findRule } from './cache_rules.js';
 import type { RefusalReason } from './types.js';
 
 /** What the session knows when a statement arrives. */
@@ -64,7 +65,7 @@ const TRANSACTION_FLAGS = ServerStatus.IN_TRANS | ServerStatus.AUTOCOMMIT;
 export function qualifiedTables(statement: ClassifiedStatement, schema: string | null): string[] {
   const out: string[] = [];
   for (const t of statement.tablesRead) {
-    const name = `${t.schema ?? schema?.toLowerCase() ?? ''}.${t.table}`;
+    const name = qualifiedTableName(t, schema);
     if (!out.includes(name)) out.push(name);
   }
   return out;

@@ -11,14 +11,13 @@
  * temporary tables and GET_LOCK keep later statements on the primary as
  * they would in the proxy.
  */
-import { decide } from '../cache/cache_policy.js';
-import type { RefusalReason } from '../cache/types.js';
 import type { WirecacheConfig } from '../config/types.js';
+import { configuredPrimary } from '../config/lookup.js';
 import { ServerStatus } from '../protocol/constants.js';
-import { decideRoute, type RouteReason } from '../routing/router.js';
-import { PrimaryPins } from '../session/backend_links.js';
-import { classify, type ClassifiedStatement } from '../sql/classifier.js';
+import { PrimaryPins } from '../routing/primary_pins.js';
+import type { ClassifiedStatement } from '../sql/classifier.js';
 import type { LoggedStatement } from './sql_log_reader.js';
+import { planStatement, tableNames, type CacheVerdict, type CacheVerdictReason, type PlannedRoute, type PlanRouteReason, type ServerView } from './statement_plan.js';
 
 export interface DryRunOptions {
   /** User for statements whose user the file does not give; default: the config's first user. */
@@ -29,18 +28,11 @@ export interface DryRunOptions {
   client?: string;
 }
 
-/**
- * Why a statement would not be cached: a refusal of the cache policy, or
- * - cache_off: the config has no cache section;
- * - not_chosen: nothing asked for it (mode hinted, no /*qc=on*\/, no rule with cache: true);
- * - hint_qc_off: a /*qc=off*\/ hint;
- * - rule_cache_false: its rule says cache: false;
- * - ttl_zero: a TTL of 0 (hint or rule).
- */
-export type DryRunCacheReason = RefusalReason | 'cache_off' | 'not_chosen' | 'hint_qc_off' | 'rule_cache_false' | 'ttl_zero';
+/** Why a statement would not be cached (see CacheVerdictReason). */
+export type DryRunCacheReason = CacheVerdictReason;
 
-/** Why a statement would go where it goes: the router's reason, or what replaces it without replicas to route to. */
-export type DryRunRouteReason = RouteReason | 'no_monitor';
+/** Why a statement would go where it goes. */
+export type DryRunRouteReason = PlanRouteReason;
 
 export interface DryRunRow {
   /** Line of the file where the statement starts. */
@@ -65,31 +57,8 @@ export interface DryRunRow {
   };
   /** The first matching rule and where it is defined (file:line). */
   rule: { name: string; source: string } | null;
-  cache: {
-    cached: boolean;
-    /** Why not; null when cached. */
-    reason: DryRunCacheReason | null;
-    /** For non_deterministic: the function or variable. */
-    detail: string | null;
-    /** For a statement nothing chose (not_chosen): what would refuse it if a rule or hint chose it, else null. */
-    ifChosen: RefusalReason | null;
-    /** When cached: "hint", "all" (mode all) or the rule's name. */
-    label: string | null;
-    ttlSeconds: number | null;
-    softTtlSeconds: number | null;
-  };
-  route: {
-    /** "primary", "replica" (any replica in rotation) or a backend's name. */
-    target: string;
-    reason: DryRunRouteReason;
-    /** The statement type of a write, the function, the hint or rule name. */
-    detail: string | null;
-    /** Read-your-writes for a read that may go to a replica; null for the primary. */
-    consistency: 'eventual' | 'session' | null;
-    /** Where a cached read's miss is read (to fill the cache): the primary; null otherwise. */
-    onCacheMiss: 'primary' | null;
-    note: string | null;
-  };
+  cache: CacheVerdict;
+  route: Omit<PlannedRoute, 'servers'>;
 }
 
 const IMPLICIT_COMMIT = new Set(['alter', 'drop', 'rename', 'truncate', 'lock']);
@@ -134,14 +103,23 @@ class DrySession {
   }
 }
 
-const qualified = (t: { schema: string | null; table: string }) => (t.schema ? `${t.schema}.${t.table}` : t.table);
+/** The servers as the config alone gives them: no health is known in a dry run. */
+function configuredView(config: WirecacheConfig): ServerView {
+  const primary = configuredPrimary(config.backends)?.name ?? null;
+  return {
+    monitored: config.monitor !== null,
+    primary,
+    conflict: [],
+    replicas: config.backends.filter((b) => b.name !== primary).map((b) => b.name),
+    source: 'config',
+    hasServer: (name) => config.backends.some((b) => b.name === name),
+  };
+}
 
 /** Judges every statement, in order, against the config's rules and routing. */
 export function dryRun(config: WirecacheConfig, statements: readonly LoggedStatement[], opts: DryRunOptions = {}): DryRunRow[] {
   const sessions = new Map<number, DrySession>();
-  const backends = new Set(config.backends.map((b) => b.name));
-  const configuredPrimary = (config.backends.find((b) => b.role === 'primary') ?? config.backends[0])?.name ?? null;
-  const haveReplicas = config.backends.some((b) => b.name !== configuredPrimary);
+  const view = configuredView(config);
   const rows: DryRunRow[] = [];
   for (const stmt of statements) {
     const key = stmt.connection ?? -1;
@@ -150,86 +128,13 @@ export function dryRun(config: WirecacheConfig, statements: readonly LoggedState
     const user = stmt.user ?? opts.user ?? config.users[0]?.name ?? '';
     const schema = stmt.schema ?? opts.schema ?? null;
     const client = stmt.host ?? opts.client ?? '127.0.0.1';
-    const s = classify(stmt.sql);
-
-    // Cache.
-    const cache: DryRunRow['cache'] = { cached: false, reason: null, detail: null, ifChosen: null, label: null, ttlSeconds: null, softTtlSeconds: null };
-    let rule: DryRunRow['rule'] = null;
-    let ruleObj = null;
-    if (!config.cache) cache.reason = 'cache_off';
-    else {
-      const req = {
-        statement: s,
-        binary: stmt.prepared === true,
-        metadataFlags: 0,
-        params: '',
-        user,
-        schema,
-        stateKey: '',
-        clientAddress: client,
-        status: session.status(),
-      };
-      const d = decide(config.cache, req);
-      ruleObj = d.rule;
-      if (d.rule) rule = { name: d.rule.name, source: d.rule.source };
-      if (d.cache) {
-        cache.cached = true;
-        cache.label = d.label;
-        cache.ttlSeconds = d.ttlMs / 1000;
-        cache.softTtlSeconds = d.softTtlMs / 1000;
-      } else if (d.reason) {
-        cache.reason = d.reason;
-      } else if (s.multiStatement) {
-        cache.reason = 'multi_statement';
-      } else if (s.type !== 'select') {
-        // A write or other non-SELECT is never a candidate: say so rather than "not chosen".
-        cache.reason = 'not_select';
-      } else if (s.hints.cache === 'off') {
-        cache.reason = 'hint_qc_off';
-      } else if (d.rule?.cache === false) {
-        cache.reason = 'rule_cache_false';
-      } else if (d.rule?.cache === true || s.hints.cache === 'on' || config.cache.mode === 'all') {
-        cache.reason = 'ttl_zero';
-      } else {
-        cache.reason = 'not_chosen';
-        const would = decide({ ...config.cache, mode: 'all' }, req);
-        if (!would.cache && would.reason) cache.ifChosen = would.reason;
-      }
-      if (cache.reason === 'non_deterministic' || cache.ifChosen === 'non_deterministic') cache.detail = s.nonDeterministic;
-    }
-
-    // Route.
-    const decision = decideRoute(s, ruleObj, session.routePins());
-    const route: DryRunRow['route'] = {
-      target: decision.target.kind === 'server' ? decision.target.name : decision.target.kind,
-      reason: decision.reason,
-      detail: decision.detail,
-      consistency: null,
-      onCacheMiss: null,
-      note: null,
-    };
-    if (!config.monitor) {
-      route.target = 'primary';
-      route.reason = 'no_monitor';
-      route.detail = null;
-      route.note = 'no monitor section: every statement goes to the primary';
-    } else if (decision.target.kind === 'server' && !backends.has(decision.target.name)) {
-      route.target = 'replica';
-      route.note = `no backend named "${decision.target.name}": any replica in rotation`;
-    } else if (decision.target.kind === 'server' && decision.target.name === configuredPrimary) {
-      route.note = `${configuredPrimary} is the configured primary: the read goes to whichever server is the primary`;
-    }
-    if (config.monitor && route.target === 'replica' && !haveReplicas) {
-      route.target = 'primary';
-      route.detail = route.reason;
-      route.reason = 'no_replica';
-      route.note = 'no replica is configured: reads go to the primary';
-    }
-    if (route.target !== 'primary') {
-      route.consistency = ruleObj?.consistency ?? config.routing.consistency;
-      if (cache.cached) route.onCacheMiss = 'primary';
-    }
-
+    const plan = planStatement(
+      config,
+      { sql: stmt.sql, binary: stmt.prepared === true, user, schema, clientAddress: client, status: session.status(), pins: session.routePins() },
+      view,
+    );
+    const s = plan.statement;
+    const { servers: _servers, ...route } = plan.route;
     rows.push({
       line: stmt.line,
       sql: stmt.sql,
@@ -241,15 +146,15 @@ export function dryRun(config: WirecacheConfig, statements: readonly LoggedState
         type: s.type,
         keyword: s.keyword,
         digest: s.digestText,
-        tablesRead: s.tablesRead.map(qualified),
+        tablesRead: tableNames(s.tablesRead),
         multiStatement: s.multiStatement,
         lockingRead: s.lockingRead,
         nonDeterministic: s.nonDeterministic,
         needsPrimary: s.needsPrimary,
         hints: s.hints,
       },
-      rule,
-      cache,
+      rule: plan.rule ? { name: plan.rule.name, source: plan.rule.source } : null,
+      cache: plan.cache,
       route,
     });
     session.after(s, schema);

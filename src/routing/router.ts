@@ -4,8 +4,8 @@
  * on the primary; picking an actual server, health and lag are the
  * ServerSelector's job, and sockets the session's.
  */
-import type { CacheRule } from '../cache/cache_rules.js';
-import type { ClassifiedStatement } from '../sql/classifier.js';
+import type { CacheRule } from '../config/rules.js';
+import { writesData, type ClassifiedStatement } from '../sql/classifier.js';
 
 /** Where a statement goes: the primary, any replica in rotation, or one named server. */
 export type RouteTarget = { kind: 'primary' } | { kind: 'replica' } | { kind: 'server'; name: string };
@@ -65,8 +65,7 @@ function targetOf(route: string): RouteTarget {
 export function decideRoute(statement: ClassifiedStatement, rule: CacheRule | null, pins: SessionPins): RouteDecision {
   if (statement.multiStatement) return { target: PRIMARY, reason: 'multi_statement', detail: null };
   if (!isRead(statement)) {
-    const writes = statement.tablesWritten === null || statement.tablesWritten.length > 0;
-    return { target: PRIMARY, reason: writes ? 'write' : 'not_a_read', detail: statement.type };
+    return { target: PRIMARY, reason: writesData(statement) ? 'write' : 'not_a_read', detail: statement.type };
   }
   if (pins.inTransaction) return { target: PRIMARY, reason: 'transaction', detail: null };
   if (statement.lockingRead) return { target: PRIMARY, reason: 'locking_read', detail: null };

@@ -12,12 +12,7 @@ import {
   type HandshakeV10,
 } from '../protocol/handshake.js';
 import { PayloadReader, ProtocolError } from '../protocol/payload_reader.js';
-
-export interface BackendEndpoint {
-  name: string;
-  host: string;
-  port: number;
-}
+import type { BackendEndpoint } from '../config/types.js';
 
 /** TLS to the backends: off, or on with an optional CA check. */
 export interface BackendTls {

@@ -5,7 +5,6 @@
  * Knows statements and connections, not sockets or metrics.
  */
 import type { BackendConnection } from './backend_connection.js';
-import type { ClassifiedStatement } from '../sql/classifier.js';
 
 /** One backend connection of a session. */
 export interface BackendLink {
@@ -71,66 +70,6 @@ export function useStatementFor(schema: Buffer): Buffer {
     if (b === 0x60) quoted.push(0x60);
   }
   return Buffer.concat([Buffer.from('USE `'), Buffer.from(quoted), Buffer.from('`')]);
-}
-
-/**
- * What keeps a session on its primary connection after a statement: temporary
- * tables (until all are dropped), LOCK TABLES (until UNLOCK TABLES), named
- * locks from GET_LOCK (until released as often, or RELEASE_ALL_LOCKS), and
- * state the proxy cannot follow (a CALL, a multi-statement that changed
- * session state): that lasts until the session is reset or ends.
- */
-export class PrimaryPins {
-  private readonly temporaryTables = new Set<string>();
-  private tablesLocked = false;
-  private namedLocks = 0;
-  private untracked: string | null = null;
-
-  /** Why the session must stay on the primary, or null. */
-  reason(): string | null {
-    if (this.untracked) return this.untracked;
-    if (this.temporaryTables.size > 0) return 'temporary_table';
-    if (this.tablesLocked) return 'lock_tables';
-    if (this.namedLocks > 0) return 'get_lock';
-    return null;
-  }
-
-  /** A statement that succeeded on the primary. `schema` qualifies bare table names. */
-  afterStatement(s: ClassifiedStatement, schema: string | null): void {
-    if (s.multiStatement && (s.sessionAssignments !== null || s.useSchema !== null || s.temporaryTable || s.namedLock !== null || s.type === 'lock')) {
-      this.untracked = 'multi_statement_state';
-      return;
-    }
-    if (s.type === 'call') {
-      // A procedure may create temporary tables, take locks or set variables the proxy cannot see.
-      this.untracked = 'call';
-      return;
-    }
-    if (s.type === 'lock') this.tablesLocked = true;
-    else if (s.type === 'unlock') this.tablesLocked = false;
-    if (s.namedLock === 'acquire') this.namedLocks++;
-    else if (s.namedLock === 'release') this.namedLocks = Math.max(0, this.namedLocks - 1);
-    else if (s.namedLock === 'release_all') this.namedLocks = 0;
-    if ((s.type === 'create' || s.type === 'drop') && s.tablesWritten) {
-      const names = s.tablesWritten.map((t) => `${t.schema ?? schema?.toLowerCase() ?? ''}.${t.table}`);
-      if (s.type === 'create' && s.temporaryTable) for (const n of names) this.temporaryTables.add(n);
-      // DROP TABLE (with or without TEMPORARY) drops a temporary table of that name first.
-      if (s.type === 'drop') for (const n of names) this.temporaryTables.delete(n);
-    }
-  }
-
-  /** The session did something whose state the proxy cannot follow: stay on the primary until a reset. */
-  untrack(reason: string): void {
-    this.untracked ??= reason;
-  }
-
-  /** COM_RESET_CONNECTION, COM_CHANGE_USER or a new primary connection: nothing is held any more. */
-  reset(): void {
-    this.temporaryTables.clear();
-    this.tablesLocked = false;
-    this.namedLocks = 0;
-    this.untracked = null;
-  }
 }
 
 /** COM_STMT_EXECUTE with its parameter types spelt out (new-params-bound = 1), for a connection that has not seen them. */

@@ -1,0 +1,111 @@
+/**
+ * The command switch: what the session does with each client command once
+ * logged in. Statements are classified here when the cache, routing or
+ * statistics need it; everything else is relayed to the primary connection
+ * or answered by the proxy.
+ */
+import type { CacheRule } from '../config/rules.js';
+import { Command, ErrorCode } from '../protocol/constants.js';
+import type { Packet } from '../protocol/framing.js';
+import { ResponseKind } from '../protocol/response_scanner.js';
+import { classify } from '../sql/classifier.js';
+import { batchContainsKill, mentionsKill, parseKillStatement, startsWithKill } from '../sql/kill_statement.js';
+import type { ClientSession } from './client_session.js';
+import { changeUser, kill } from './local_commands.js';
+import { wireOf } from './wire.js';
+
+export function runCommand(s: ClientSession, packet: Packet): void {
+  const payload = packet.payload;
+  switch (payload[0]) {
+    case Command.QUIT:
+      s.close('client quit');
+      return;
+    case Command.QUERY:
+      query(s, packet);
+      return;
+    case Command.PROCESS_KILL:
+      if (payload.length < 5) {
+        s.replyLocal(ErrorCode.NET_READ_ERROR, 'Malformed COM_PROCESS_KILL packet');
+        return;
+      }
+      s.runLocal(() => kill(s, payload.readUInt32LE(1), 'connection'));
+      return;
+    case Command.CHANGE_USER:
+      s.runLocal(() => changeUser(s, payload));
+      return;
+    case Command.STMT_PREPARE: {
+      const statement = s.ctx.cache || s.dispatcher.routing || s.ctx.queryStats ? classify(payload.toString('latin1', 1)) : null;
+      s.statements.prepare(packet, statement);
+      return;
+    }
+    case Command.STMT_EXECUTE:
+      s.statements.execute(packet);
+      return;
+    case Command.STMT_FETCH:
+      s.statements.forwardStatementCommand(packet, ResponseKind.Fetch, 'mysqld_stmt_fetch');
+      return;
+    case Command.STMT_RESET:
+      s.statements.resetOrLongData(packet, false);
+      return;
+    case Command.STMT_SEND_LONG_DATA:
+      s.statements.resetOrLongData(packet, true);
+      return;
+    case Command.STMT_CLOSE:
+      s.statements.close(packet);
+      return;
+    case Command.FIELD_LIST:
+      s.forward(packet, ResponseKind.FieldList);
+      return;
+    case Command.PROCESS_INFO:
+      s.forward(packet, ResponseKind.Query);
+      return;
+    case Command.INIT_DB:
+      // latin1, like statement text: schema names compare byte for byte with the tables statements name.
+      s.cmd.initDb = payload.toString('latin1', 1);
+      s.cmd.initDbBytes = Buffer.from(payload.subarray(1));
+      s.forward(packet, ResponseKind.Single);
+      return;
+    case Command.PING:
+    case Command.STATISTICS:
+    case Command.SET_OPTION:
+    case Command.RESET_CONNECTION:
+    case Command.REFRESH:
+    case Command.DEBUG:
+    case Command.CREATE_DB:
+    case Command.DROP_DB:
+      s.forward(packet, ResponseKind.Single);
+      return;
+    default:
+      // Replication, shutdown, COM_MULTI, bulk execute and anything unknown: never sent to a backend.
+      s.replyLocal(ErrorCode.UNKNOWN_COM, 'Unknown command');
+      return;
+  }
+}
+
+/** COM_QUERY: KILL is answered by the proxy; other statements go through the cache and the router when they are on. */
+function query(s: ClientSession, packet: Packet): void {
+  const payload = packet.payload;
+  const killStatement = startsWithKill(payload, 1) ? parseKillStatement(payload.toString('utf8', 1)) : null;
+  if (!killStatement && payload.indexOf(0x3b, 1) >= 0 && mentionsKill(payload, 1) && batchContainsKill(payload.toString('utf8', 1))) {
+    s.replyLocal(ErrorCode.NOT_SUPPORTED_YET, 'KILL inside a multi-statement batch is not supported through wirecache; send it as a statement of its own');
+    return;
+  }
+  if (killStatement) {
+    if (killStatement.kind === 'unsupported') s.replyLocal(ErrorCode.NOT_SUPPORTED_YET, killStatement.reason);
+    else s.runLocal(() => kill(s, killStatement.id, killStatement.scope));
+    return;
+  }
+  const cache = s.sessionCache;
+  const dispatcher = s.dispatcher;
+  if (!cache && !dispatcher.routing && !s.ctx.queryStats) {
+    s.forward(packet, ResponseKind.Query);
+    return;
+  }
+  // latin1 maps bytes to characters one to one: two different texts never share a key.
+  const statement = classify(payload.toString('latin1', 1));
+  s.cmd.statStatement = statement;
+  const send = (rule: CacheRule | null, recording: boolean) =>
+    dispatcher.route(statement, rule, recording, null, payload.subarray(1), () => s.sendToBackend(wireOf(packet), ResponseKind.Query));
+  if (cache) cache.run({ statement, binary: false, params: '', refusal: null }, send);
+  else send(null, false);
+}

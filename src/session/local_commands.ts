@@ -1,0 +1,178 @@
+/**
+ * Commands the proxy answers itself instead of relaying: KILL (a session's
+ * backend threads on every server it uses) and COM_CHANGE_USER (a fresh
+ * backend login as the new user).
+ */
+import type { InternalResult } from './backend_connection.js';
+import type { BackendEndpoint } from '../config/types.js';
+import { ErrorCode, NATIVE_PASSWORD_PLUGIN } from '../protocol/constants.js';
+import { encodePacket, type Packet } from '../protocol/framing.js';
+import { buildAuthSwitchRequest, parseChangeUser } from '../protocol/handshake.js';
+import { ProtocolError } from '../protocol/payload_reader.js';
+import type { BackendConnection } from './backend_connection.js';
+import { Phase, type ClientSession } from './client_session.js';
+import { asLatin1 } from './wire.js';
+
+/** KILL [QUERY] or COM_PROCESS_KILL: `targetId` is a proxy connection id or a backend thread id of one of its sessions. */
+export async function kill(s: ClientSession, targetId: number, scope: 'connection' | 'query'): Promise<void> {
+  const seq = s.cmd.responseSeq;
+  // The id from the handshake, or (as applications read it from CONNECTION_ID()) a backend thread id.
+  const target = s.ctx.sessions.get(targetId) ?? [...s.ctx.sessions.values()].find((x) => x.backendThreads.some((t) => t.threadId === targetId));
+  if (!target) {
+    s.sendErr(ErrorCode.NO_SUCH_THREAD, `Unknown thread id: ${targetId}`, seq);
+    return;
+  }
+  if (!target.user || target.user.name !== s.user?.name) {
+    s.sendErr(ErrorCode.KILL_DENIED, `You are not owner of thread ${targetId}`, seq);
+    return;
+  }
+  if (target === s) {
+    if (scope === 'connection') {
+      s.sendErr({ code: 1927, sqlState: '70100' }, 'Connection was killed', seq);
+      s.close('killed itself');
+      return;
+    }
+    s.sendOk();
+    return;
+  }
+  const threads = target.backendThreads;
+  for (const { endpoint, threadId } of threads) {
+    const result = await runOn(s, endpoint, `KILL ${scope === 'query' ? 'QUERY ' : ''}${threadId}`);
+    // The backend thread may have ended between the lookup and the KILL: that is success for the client.
+    if (result.error && result.error.code !== ErrorCode.NO_SUCH_THREAD.code) {
+      s.sendErr(result.error, result.error.message, seq);
+      return;
+    }
+  }
+  if (scope === 'connection') {
+    // The killed backend closes the target's session with the server's own error; this is the fallback.
+    if (threads.length === 0) target.terminate(`killed by session ${s.id}`);
+    else setTimeout(() => target.terminate(`killed by session ${s.id}`), 1000).unref();
+  }
+  s.sendOk();
+}
+
+/** Runs an internal statement on `endpoint` over the session's connection there, or a short-lived one. */
+async function runOn(s: ClientSession, endpoint: BackendEndpoint, sql: string): Promise<InternalResult> {
+  const link = s.dispatcher.links.get(endpoint.name);
+  if (link && !link.conn.closed) return link.conn.query(sql);
+  const conn = await s.connectTo(endpoint, s.backendLogin!);
+  try {
+    return await conn.query(sql);
+  } finally {
+    conn.quit();
+  }
+}
+
+/**
+ * COM_CHANGE_USER: re-authenticated with mysql_native_password, then every
+ * backend connection is replaced by a fresh login to the primary as the new
+ * user, which gives the same reset the command promises.
+ */
+export async function changeUser(s: ClientSession, payload: Buffer): Promise<void> {
+  const login = s.login;
+  const request = parseChangeUser(payload, s.capabilities);
+  let token = request.authResponse;
+  let seq = s.cmd.responseSeq;
+  if (request.authPluginName && request.authPluginName !== NATIVE_PASSWORD_PLUGIN) {
+    s.writeToClient(encodePacket(buildAuthSwitchRequest(NATIVE_PASSWORD_PLUGIN, login.scramble), seq));
+    const reply = await readClientPacket(s);
+    token = reply.payload;
+    seq = (reply.lastSeq + 1) & 0xff;
+  }
+  const account = login.authenticate(request.user, token);
+  if (!account || (account.user.requireTls && !login.secure)) {
+    login.denyAccess(request.user, token, seq);
+    return;
+  }
+  const { user, passwordSha1 } = account;
+  // A fresh backend login gives exactly the reset that COM_CHANGE_USER promises.
+  s.backend = null;
+  s.dispatcher.resetForNewLogin();
+  s.statements.clear();
+  // The server rolls the old session's transaction back.
+  s.sessionCache?.state.abandonTransaction(false);
+  const characterSet = request.characterSet ?? login.handshake!.characterSet;
+  const conn = await s
+    .openPrimary(login.backendLogin(user.name, passwordSha1, request.database, characterSet, request.connectAttributes))
+    .catch((err: Error) => err);
+  if (conn instanceof Error) {
+    login.failBackendLogin(conn, seq);
+    return;
+  }
+  if (s.phase === Phase.Closed) {
+    conn.quit();
+    return;
+  }
+  if (request.characterSet !== null && request.characterSet > 0xff) {
+    const failure = await applyCollation(s, conn, request.characterSet);
+    if (failure) {
+      conn.quit();
+      s.sendErr(failure, failure.message, seq);
+      s.close(`COM_CHANGE_USER: collation ${request.characterSet} not applied`);
+      return;
+    }
+  }
+  s.user = user;
+  s.dispatcher.usePrimary(conn);
+  const primary = s.dispatcher.primaryLink;
+  if (primary) primary.appliedState = s.dispatcher.stateLog.latest;
+  s.sessionCache?.state.reset(request.database.length > 0 ? asLatin1(request.database) : null, characterSet);
+  s.writeToClient(encodePacket(conn.loginOk, seq));
+}
+
+/**
+ * COM_CHANGE_USER carries a two-byte collation id, the handshake to the
+ * backend only one: a larger id is applied with SET NAMES after login.
+ * Returns the server's error, if any.
+ */
+async function applyCollation(s: ClientSession, conn: BackendConnection, collationId: number): Promise<{ code: number; sqlState: string; message: string } | null> {
+  const lookup = await conn.query(`SELECT CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLLATIONS WHERE ID = ${collationId | 0}`);
+  if (lookup.error) return lookup.error;
+  const row = lookup.rows[0];
+  if (!row || !row[0] || !row[1]) return { ...ErrorCode.UNKNOWN_COLLATION, message: `Unknown collation: '${collationId}'` };
+  const sql = `SET NAMES '${row[0]}' COLLATE '${row[1]}'`;
+  const set = await conn.query(sql);
+  // Every other connection the session opens must use the same collation.
+  if (!set.error) s.dispatcher.stateLog.add(Buffer.from(sql));
+  return set.error;
+}
+
+/** Waits for the client's next packet while the proxy itself drives the exchange (auth switch in COM_CHANGE_USER). */
+function readClientPacket(s: ClientSession): Promise<Packet> {
+  return new Promise((resolve, reject) => {
+    const socket = s.clientSocket;
+    // The client owes one small packet: it gets the login time limit, not forever.
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new ProtocolError('client did not answer the authentication switch in time'));
+    }, s.ctx.config().timeouts.clientHandshakeMs);
+    const check = () => {
+      if (s.phase === Phase.Closed) {
+        cleanup();
+        reject(new Error('client closed during COM_CHANGE_USER'));
+        return;
+      }
+      let p: Packet | null;
+      try {
+        p = s.framer.next();
+      } catch (err) {
+        cleanup();
+        reject(err as Error);
+        return;
+      }
+      if (p) {
+        cleanup();
+        resolve(p);
+      }
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      socket.off('data', check);
+      socket.off('close', check);
+    };
+    socket.on('data', check);
+    socket.on('close', check);
+    check();
+  });
+}

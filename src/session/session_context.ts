@@ -1,0 +1,53 @@
+/**
+ * What a client session needs from the proxy around it (the listener in
+ * src/proxy_server.ts provides it), and the server identity it announces.
+ */
+import type tls from 'node:tls';
+import type { KeyObject } from 'node:crypto';
+import type { Sha2CredentialCache } from '../auth/caching_sha2_password.js';
+import type { UserConfig, WirecacheConfig } from '../config/types.js';
+import type { Logger } from '../logger.js';
+import type { QueryCache } from '../cache/query_cache.js';
+import type { ServerSelector } from '../routing/server_selector.js';
+import type { BackendConnection, BackendTls } from './backend_connection.js';
+import type { ClientSession } from './client_session.js';
+import type { ProxyObserver } from './observer.js';
+import type { QueryStats } from './query_stats.js';
+
+/** What the proxy announces to clients: mirrors the primary's greeting, minus what the proxy does not implement. */
+export interface ServerIdentity {
+  serverVersion: string;
+  capabilities: number;
+  mariaDbCapabilities: number;
+  characterSet: number;
+}
+
+/** Everything a session needs from the proxy around it. */
+export interface SessionContext {
+  config(): WirecacheConfig;
+  /** The query cache, or null when caching is off. */
+  cache: QueryCache | null;
+  logger: Logger;
+  observer: ProxyObserver;
+  identity(): ServerIdentity;
+  /** Where each statement may go: the primary, replicas in rotation, servers by name. */
+  selector: ServerSelector;
+  /** Per-digest statement statistics, or null when turned off. */
+  queryStats: QueryStats | null;
+  /** The TLS context offered to clients, or null when no certificate is configured. */
+  tls: tls.SecureContext | null;
+  /** TLS to the backends, or null. */
+  backendTls: BackendTls | null;
+  /** caching_sha2_password: digests learnt from full authentications, and the RSA key pair (made on first use). */
+  sha2Credentials: Sha2CredentialCache;
+  rsaKeyPair(): { publicKeyPem: Buffer; privateKey: KeyObject };
+  /** A login from this client address failed (wrong password, unknown user): counted for throttling. */
+  loginFailed(address: string): void;
+  loginSucceeded(address: string): void;
+  /** The account a client logs in as: the config's users first, then accounts read from the database. */
+  findUser(name: string): UserConfig | undefined;
+  sessions: ReadonlyMap<number, ClientSession>;
+  /** Called when a backend greeting is seen, to keep the announced identity current. */
+  learnedBackend(conn: BackendConnection): void;
+  removed(session: ClientSession): void;
+}
