@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type mysql from 'mysql2/promise';
-import { compileRule, type RawRule } from '../src/cache/cache_rules.js';
+import { compileRule, type RawRule } from '../src/config/rules.js';
 import type { CacheConfig } from '../src/config/types.js';
 import { getTopology } from './topology-context.js';
 import { connect, startProxy, testCacheConfig, type RunningProxy } from './proxy-harness.js';

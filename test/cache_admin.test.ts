@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type mysql from 'mysql2/promise';
 import { startApp, type RunningApp } from '../src/app.js';
-import { compileRule } from '../src/cache/cache_rules.js';
+import { compileRule } from '../src/config/rules.js';
 import { createLogger } from '../src/logger.js';
 import { getTopology } from './topology-context.js';
 import { connect, testCacheConfig, testConfig } from './proxy-harness.js';

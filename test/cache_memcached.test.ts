@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type mysql from 'mysql2/promise';
 import { startMemcached, stopMemcached, type MemcachedInfo } from '../scripts/topology.js';
-import { compileRule } from '../src/cache/cache_rules.js';
+import { compileRule } from '../src/config/rules.js';
 import type { CacheConfig } from '../src/config/types.js';
 import { getTopology } from './topology-context.js';
 import { connect, passwordOf, startProxy, testCacheConfig, type RunningProxy } from './proxy-harness.js';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decide, type CacheRequest } from '../src/cache/cache_policy.js';
-import { compileRule, findRule, type RawRule } from '../src/cache/cache_rules.js';
+import { compileRule, type RawRule } from '../src/config/rules.js';
+import { findRule } from '../src/cache/cache_rules.js';
 import { ServerStatus } from '../src/protocol/constants.js';
 import { classify } from '../src/sql/classifier.js';
 import { testCacheConfig } from './proxy-harness.js';

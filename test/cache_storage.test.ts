@@ -22,7 +22,8 @@ import {
 import { LocalGenerations } from '../src/cache/generations.js';
 import { MemcachedStore, memcachedExpiry } from '../src/cache/memcached_store.js';
 import { MemoryStore, memoryEntryBytes } from '../src/cache/memory_store.js';
-import { nullCacheObserver, type CacheEntry, type CacheObserver } from '../src/cache/types.js';
+import { entryOverheadBytes, nullCacheObserver, type CacheEntry, type CacheObserver } from '../src/cache/types.js';
+import { Metrics } from '../src/metrics/metrics.js';
 import { getTopology } from './topology-context.js';
 
 const topo = getTopology();
@@ -125,41 +126,106 @@ function rawClient(server: string): memjs.Client {
 // ---------------------------------------------------------------------------
 
 describe('MemoryStore', () => {
-  it('keeps its byte bound while a working set 10x its size streams through, and counts evictions', () => {
-    const maxBytes = 1 << 20;
+  /**
+   * What wirecache charges an entry, written out here rather than taken from
+   * memoryEntryBytes(): wire bytes, 160 for the object, 2 per character of the
+   * key and the rule name, 48 + 2 per character for each dependency name.
+   */
+  const charged = (key: string, e: CacheEntry): number =>
+    e.wire.length + 160 + 2 * key.length + 2 * e.rule.length + e.deps.reduce((n, d) => n + 48 + 2 * d.length, 0);
+
+  it('charges each entry its wire bytes plus wirecache\'s overhead estimate', () => {
+    // deps: 'wc_test.t1' (10 chars), '*' (1), 'rule:r1' (7); rule 'r1'; key 'k' -> 100 + 160 + 2 + 4 + 68 + 50 + 62
+    const e = entry(100);
+    expect(entryOverheadBytes('k', e)).toBe(346);
+    expect(memoryEntryBytes('k', e)).toBe(446);
+    expect(charged('k', e)).toBe(446);
+    // Longer keys, rule names and more dependencies cost more; the wire bytes count once.
+    expect(memoryEntryBytes('kk', e)).toBe(448);
+    expect(memoryEntryBytes('k', entry(100, { rule: 'r12' }))).toBe(448);
+    expect(memoryEntryBytes('k', entry(100, { deps: [...e.deps, 'db.t2'], gens: [...e.gens, 0] }))).toBe(446 + 48 + 10);
+    expect(memoryEntryBytes('k', entry(0))).toBe(346);
+
+    const store = new MemoryStore({ maxBytes: 1 << 20, observer: nullCacheObserver });
+    const entries: [string, CacheEntry][] = [
+      ['SELECT 1', entry(10)],
+      ['SELECT * FROM t WHERE id = 42', entry(5000, { rule: '', deps: ['*', 'rule:', 'shop.t'] })],
+      ['SELECT \u00e9', entry(1, { rule: 'a-much-longer-rule-name' })],
+    ];
+    for (const [k, v] of entries) expect(store.set(k, v)).toBe(true);
+    expect(store.bytes).toBe(entries.reduce((n, [k, v]) => n + charged(k, v), 0));
+    // Replacing an entry charges the new one instead of the old one (and is not an eviction).
     const rec = recorder();
-    const store = new MemoryStore({ maxBytes, observer: rec.observer });
-    const rnd = prng(42);
-    const inserted = new Map<string, CacheEntry>();
-    let total = 0;
-    let i = 0;
-    while (total < 10 * maxBytes) {
-      const size = 50 + (rnd.next().value as number) % 30_000;
-      const key = `SELECT * FROM t WHERE id = ${i++}`;
-      const e = entry(Buffer.alloc(size, i & 0xff), { rule: i % 3 === 0 ? 'r1' : 'r2' });
-      expect(store.set(key, e)).toBe(true);
-      inserted.set(key, e);
-      total += memoryEntryBytes(key, e);
-      expect(store.bytes).toBeLessThanOrEqual(maxBytes);
-    }
-    // Independent count of what is still there.
-    let present = 0;
-    let bytes = 0;
-    for (const [key, e] of inserted) {
-      const got = store.get(key);
-      if (got !== undefined) {
-        expect(got).toBe(e);
-        present++;
-        bytes += memoryEntryBytes(key, e);
+    const one = new MemoryStore({ maxBytes: 100_000, observer: rec.observer });
+    one.set('q', entry(1000));
+    one.set('q', entry(10));
+    expect(one.bytes).toBe(charged('q', entry(10)));
+    expect(one.entries).toBe(1);
+    expect(rec.evicted).toBe(0);
+  });
+
+  it('counts the overhead against the bound: an entry whose wire bytes fit but whose charge does not is refused', () => {
+    const rec = recorder();
+    const store = new MemoryStore({ maxBytes: 1000, observer: rec.observer });
+    const key = 'SELECT * FROM t';
+    const fits = entry(1000 - charged(key, entry(0)));
+    expect(charged(key, fits)).toBe(1000);
+    expect(store.set(key, fits)).toBe(true);
+    expect(store.bytes).toBe(1000);
+    // One more wire byte: still far below 1000 wire bytes, but charged 1001.
+    const over = entry(fits.wire.length + 1);
+    expect(over.wire.length).toBeLessThan(1000);
+    expect(store.set(key, over)).toBe(false);
+    expect(store.set('SELECT * FROM u', over)).toBe(false);
+    expect(store.get(key)).toBe(fits);
+    expect(store.bytes).toBe(1000);
+    expect(rec.evicted).toBe(0);
+  });
+
+  it('fills to exactly its bound, then evicts the oldest entries one by one, reporting each eviction to the metrics', async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    const evictionsMetric = async (): Promise<number> => {
+      const line = (await metrics.metricsText()).split('\n').find((l) => l.startsWith('wirecache_cache_evictions_total '));
+      return Number(line?.split(' ')[1]);
+    };
+    const keyOf = (i: number) => `SELECT * FROM t WHERE id = ${String(i).padStart(4, '0')}`; // all keys the same length
+    const sized = (i: number) => entry(1000 + (i % 7) * 100, { rule: i % 2 ? 'r1' : 'r2' });
+    const n = 20;
+    const maxBytes = Array.from({ length: n }, (_, i) => charged(keyOf(i), sized(i))).reduce((a, b) => a + b, 0);
+    const store = new MemoryStore({ maxBytes, observer: metrics.cache });
+    for (let i = 0; i < n; i++) expect(store.set(keyOf(i), sized(i))).toBe(true);
+    expect(store.entries).toBe(n);
+    expect(store.bytes).toBe(maxBytes);
+    expect(await evictionsMetric()).toBe(0);
+
+    // Stream 10x the bound through: each new entry pushes out the least recently used ones, just enough of them.
+    const present: number[] = Array.from({ length: n }, (_, i) => i);
+    let evicted = 0;
+    for (let i = n; i < 12 * n; i++) {
+      const e = sized(i);
+      const need = charged(keyOf(i), e);
+      let free = maxBytes - present.reduce((a, j) => a + charged(keyOf(j), sized(j)), 0);
+      while (free < need) {
+        const gone = present.shift()!;
+        free += charged(keyOf(gone), sized(gone));
+        evicted++;
       }
+      expect(store.set(keyOf(i), e)).toBe(true);
+      present.push(i);
+      expect(store.bytes).toBe(present.reduce((a, j) => a + charged(keyOf(j), sized(j)), 0));
     }
-    expect(store.entries).toBe(present);
-    expect(store.bytes).toBe(bytes);
-    // Within 10% of the bound: full, but never over.
-    expect(bytes).toBeLessThanOrEqual(maxBytes);
-    expect(bytes).toBeGreaterThan(0.9 * maxBytes);
-    expect(rec.evicted).toBe(inserted.size - present);
-    expect(rec.evicted).toBeGreaterThan(inserted.size / 2);
+    expect(store.entries).toBe(present.length);
+    // The survivors are exactly the newest entries; everything older is gone.
+    for (let i = 0; i < 12 * n; i++) expect(store.get(keyOf(i)) !== undefined, `entry ${i}`).toBe(present.includes(i));
+    expect(evicted).toBe(12 * n - store.entries);
+    expect(await evictionsMetric()).toBe(evicted);
+
+    // Purges, deletes and clear() are not evictions.
+    store.deleteWhere((e) => e.rule === 'r1');
+    store.delete(keyOf(12 * n - 1));
+    store.clear();
+    expect(store.bytes).toBe(0);
+    expect(await evictionsMetric()).toBe(evicted);
   });
 
   it('evicts the least recently used entry, not one that was just read', () => {

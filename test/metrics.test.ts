@@ -62,11 +62,21 @@ describe('Metrics and AdminServer', () => {
   }
 
   it('exports every family, with known label values at 0, before anything happens', async () => {
-    const res = await fetch(`${base}/metrics`);
+    // A fresh instance behind its own server: "before anything happens" whatever ran before.
+    const fresh = new Metrics({ backendNames: ['primary', 'replica-1'] });
+    const own = new AdminServer({ host: '127.0.0.1', port: 0, metrics: fresh, health: () => ({ ok: true }) });
+    const { port: ownPort } = await own.start();
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(`http://127.0.0.1:${ownPort}/metrics`);
+      text = await res.text();
+    } finally {
+      await own.stop();
+    }
     expect(res.status).toBe(200);
-    expect(res.headers.get('content-type')).toBe(metrics.contentType);
+    expect(res.headers.get('content-type')).toBe(fresh.contentType);
     expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
-    const text = await res.text();
     expect(sample(text, 'wirecache_client_connections')).toBe(0);
     expect(sample(text, 'wirecache_client_connections_total')).toBe(0);
     expect(sample(text, 'wirecache_client_connections_refused_total', 'reason="max_connections"')).toBe(0);
@@ -124,23 +134,41 @@ describe('Metrics and AdminServer', () => {
   });
 
   it('keeps label values bounded and the gauge non-negative', async () => {
-    metrics.commandCompleted('SELECT * FROM secrets WHERE id = 1', 0.001);
-    metrics.commandCompleted('COM_QUERY', Number.NaN);
-    for (let i = 0; i < 5; i++) metrics.clientDisconnected();
-    const text = await scrape();
+    // Its own instance: what earlier tests reported to the shared one does not matter here.
+    const own = new Metrics({ defaultMetrics: false });
+    own.commandCompleted('COM_QUERY', 0.25);
+    own.commandCompleted('SELECT * FROM secrets WHERE id = 1', 0.001);
+    own.commandCompleted('COM_QUERY', Number.NaN);
+    own.clientConnected();
+    own.clientConnected();
+    for (let i = 0; i < 5; i++) own.clientDisconnected();
+    const text = await own.metricsText();
     expect(sample(text, 'wirecache_queries_total', 'command="other"')).toBe(1);
     expect(text).not.toContain('secrets');
-    expect(sample(text, 'wirecache_queries_total', 'command="COM_QUERY"')).toBe(4);
+    // A nonsense duration still counts the command, as 0 seconds.
+    expect(sample(text, 'wirecache_queries_total', 'command="COM_QUERY"')).toBe(2);
+    expect(sample(text, 'wirecache_query_duration_seconds_sum', 'command="COM_QUERY"')).toBeCloseTo(0.25, 9);
+    expect(sample(text, 'wirecache_query_duration_seconds_bucket', 'le="0.00005",command="COM_QUERY"')).toBe(1);
     expect(sample(text, 'wirecache_client_connections')).toBe(0);
+    expect(own.openClientConnections).toBe(0);
+    own.clientConnected();
+    expect(sample(await own.metricsText(), 'wirecache_client_connections')).toBe(1);
   });
 
   it('keeps separate registries per instance', async () => {
-    const other = new Metrics({ defaultMetrics: false });
-    other.commandCompleted('COM_QUERY', 0.001);
-    const text = await other.metricsText();
-    expect(sample(text, 'wirecache_queries_total', 'command="COM_QUERY"')).toBe(1);
-    expect(text).not.toContain('process_cpu_user_seconds_total');
-    expect(sample(await scrape(), 'wirecache_queries_total', 'command="COM_QUERY"')).toBe(4);
+    const queries = async () => sample(await scrape(), 'wirecache_queries_total', 'command="COM_QUERY"') ?? 0;
+    const before = await queries();
+    const a = new Metrics({ defaultMetrics: false });
+    const b = new Metrics({ defaultMetrics: false });
+    a.commandCompleted('COM_QUERY', 0.001);
+    a.commandCompleted('COM_QUERY', 0.001);
+    b.commandCompleted('COM_QUERY', 0.001);
+    const textA = await a.metricsText();
+    expect(sample(textA, 'wirecache_queries_total', 'command="COM_QUERY"')).toBe(2);
+    expect(textA).not.toContain('process_cpu_user_seconds_total');
+    expect(sample(await b.metricsText(), 'wirecache_queries_total', 'command="COM_QUERY"')).toBe(1);
+    // The server's own instance did not move.
+    expect(await queries()).toBe(before);
   });
 
   it('answers /healthz with 200 when healthy and 503 otherwise', async () => {
@@ -202,6 +230,9 @@ describe('Metrics and AdminServer', () => {
   });
 
   it('answers malformed requests with 400 and keeps serving', async () => {
+    // HTTP connections to the admin server are not client connections (whatever earlier tests left on the gauge).
+    const clientsBefore = sample(await scrape(), 'wirecache_client_connections');
+    expect(clientsBefore).toBeTypeOf('number');
     const garbage = await rawRequest(port, 'THIS IS NOT HTTP\r\n\x00\x01\x02\r\n\r\n');
     expect(garbage).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
     expect(garbage).toContain('{"error":"bad request"}');
@@ -218,7 +249,7 @@ describe('Metrics and AdminServer', () => {
     const res = await fetch(`${base}/healthz`);
     expect(res.status).toBe(200);
     await res.arrayBuffer();
-    expect(sample(await scrape(), 'wirecache_client_connections')).toBe(0);
+    expect(sample(await scrape(), 'wirecache_client_connections')).toBe(clientsBefore);
   });
 });
 

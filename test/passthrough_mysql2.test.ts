@@ -132,8 +132,16 @@ describe('logins', () => {
     await expect(stranger.query(`KILL QUERY ${tid}`)).rejects.toMatchObject({ errno: 1095 });
     await killer.query(`KILL QUERY ${tid}`);
     expect(await again2).toMatchObject({ errno: 1317 });
+    const victimClosed = new Promise<Error>((resolve) => victim.on('error', resolve));
     await killer.query(`KILL ${victimId}`);
-    await expect(victim.query('SELECT 1')).rejects.toBeTruthy();
+    // The killed backend connection takes the victim's session down, with an error naming the lost backend.
+    expect(await victimClosed).toMatchObject({
+      fatal: true,
+      code: 2013,
+      message: expect.stringMatching(/^Lost connection to backend primary \(127\.0\.0\.1:\d+\): connection closed$/),
+    });
+    expect(px.proxy.sessions.has(victimId)).toBe(false);
+    await expect(victim.query('SELECT 1')).rejects.toMatchObject({ fatal: true, message: "Can't add new command when connection is in closed state" });
     await killer.end();
     await stranger.end();
   });
