@@ -8,44 +8,16 @@
 import { describe, expect, it } from 'vitest';
 import { decide, qualifiedTables, type CacheDecision, type CachePlan, type CacheRequest } from '../src/cache/cache_policy.js';
 import { compileRule, type CacheRule, type RawRule } from '../src/config/rules.js';
-import type { CacheConfig } from '../src/config/types.js';
 import { ServerStatus } from '../src/protocol/constants.js';
 import { classify } from '../src/sql/classifier.js';
+import { cacheRequest } from './cache_request.js';
+import { testCacheConfig } from './proxy-harness.js';
 
 const rule = (raw: RawRule): CacheRule => compileRule(raw, 'cache_decide.test');
 
-function config(over: Partial<CacheConfig> = {}): CacheConfig {
-  return {
-    mode: 'hinted',
-    defaultTtlSeconds: 60,
-    defaultSoftTtlSeconds: null,
-    maxResultBytes: 1_048_576,
-    cacheResultsWithWarnings: false,
-    allowReadOnlyTransactions: false,
-    coalesceWaitMs: 2000,
-    storage: 'memory',
-    memory: { maxBytes: 64 * 1024 * 1024 },
-    memcached: { servers: [], timeoutMs: 20, itemLimitBytes: 1_048_576, maxItemsPerEntry: 16, keyPrefix: 'wc' },
-    rules: [],
-    rulesFile: null,
-    ...over,
-  };
-}
+const config = testCacheConfig;
 
-function request(sql: string, over: Partial<CacheRequest> = {}): CacheRequest {
-  return {
-    statement: classify(sql),
-    binary: false,
-    metadataFlags: 0,
-    params: '',
-    user: 'app',
-    schema: 'shop',
-    stateKey: 'login=45/0',
-    clientAddress: '10.1.2.3',
-    status: ServerStatus.AUTOCOMMIT,
-    ...over,
-  };
-}
+const request = cacheRequest;
 
 function plan(d: CacheDecision): CachePlan {
   if (!d.cache) throw new Error(`expected a cache plan, got a bypass (reason ${String(d.reason)}, label ${d.label})`);

@@ -4,24 +4,12 @@ import { compileRule, type RawRule } from '../src/config/rules.js';
 import { findRule } from '../src/cache/cache_rules.js';
 import { ServerStatus } from '../src/protocol/constants.js';
 import { classify } from '../src/sql/classifier.js';
+import { cacheRequest } from './cache_request.js';
 import { testCacheConfig } from './proxy-harness.js';
 
 const rule = (raw: RawRule) => compileRule(raw, 'test');
 
-function request(sql: string, over: Partial<CacheRequest> = {}): CacheRequest {
-  return {
-    statement: classify(sql),
-    binary: false,
-    metadataFlags: 0,
-    params: '',
-    user: 'app',
-    schema: 'shop',
-    stateKey: 'login=45/0',
-    clientAddress: '10.1.2.3',
-    status: ServerStatus.AUTOCOMMIT,
-    ...over,
-  };
-}
+const request = cacheRequest;
 
 const subject = (sql: string, over: Partial<{ user: string; schema: string | null; clientAddress: string }> = {}) => {
   const s = classify(sql);

@@ -28,6 +28,14 @@ async function violationsIn(baseDir: string, dirs: string[], extra: Partial<ICru
   return output.summary.violations.filter((v) => v.rule.severity !== 'ignore');
 }
 
+/** Writes each file of `tree` (path relative to `dir` -> text). */
+function writeTree(dir: string, tree: Record<string, string>): void {
+  for (const [file, text] of Object.entries(tree)) {
+    mkdirSync(dirname(join(dir, file)), { recursive: true });
+    writeFileSync(join(dir, file), text);
+  }
+}
+
 const show = (vs: IViolation[]): string[] => vs.map((v) => `${v.rule.name}: ${v.from} -> ${v.to}`).sort();
 
 describe('src/ keeps the layer rules', () => {
@@ -108,12 +116,7 @@ describe('the layer rules catch bad imports', () => {
   // Inside the project, so that imports of npm packages resolve to its node_modules.
   const dir = join(ROOT, '.tmp', `layers-fixture-${randomBytes(4).toString('hex')}`);
 
-  beforeAll(() => {
-    for (const [file, text] of Object.entries(FIXTURE)) {
-      mkdirSync(dirname(join(dir, file)), { recursive: true });
-      writeFileSync(join(dir, file), text);
-    }
-  });
+  beforeAll(() => writeTree(dir, FIXTURE));
 
   afterAll(() => {
     rmSync(dir, { recursive: true, force: true });
@@ -149,12 +152,7 @@ describe('the layer rules catch folders in a circle', () => {
     'src/sql/lexer.ts': 'export const lex = (s: string): string[] => s.split(" ");\n',
   };
 
-  beforeAll(() => {
-    for (const [file, text] of Object.entries(TREE)) {
-      mkdirSync(dirname(join(dir, file)), { recursive: true });
-      writeFileSync(join(dir, file), text);
-    }
-  });
+  beforeAll(() => writeTree(dir, TREE));
 
   afterAll(() => {
     rmSync(dir, { recursive: true, force: true });

@@ -9,6 +9,7 @@ import type { BackendConfig } from '../src/config/types.js';
 import type { ServerMonitor } from '../src/routing/server_monitor.js';
 import { ServerSelector } from '../src/routing/server_selector.js';
 import type { ServerState, ServerStatus } from '../src/routing/server_status.js';
+import { serverStatus } from './server_status_fixture.js';
 
 /** What the selector reads of a ServerMonitor, answered from snapshots the test sets. */
 type MonitorView = Pick<ServerMonitor, 'primary' | 'writableConflict' | 'readTargets' | 'server' | 'suspect'>;
@@ -20,7 +21,7 @@ class FakeMonitor implements MonitorView {
   private snapshot: ServerStatus[];
 
   constructor(backends: BackendConfig[]) {
-    this.snapshot = backends.map((b) => status(b, b.role === 'primary' ? 'primary' : 'up'));
+    this.snapshot = backends.map((b) => serverStatus(b, b.role === 'primary' ? 'primary' : 'up'));
     this.primaryName = backends.find((b) => b.role === 'primary')?.name ?? null;
   }
 
@@ -44,30 +45,6 @@ class FakeMonitor implements MonitorView {
   suspect(name: string): void {
     this.suspected.push(name);
   }
-}
-
-function status(b: BackendConfig, state: ServerState): ServerStatus {
-  return {
-    name: b.name,
-    host: b.host,
-    port: b.port,
-    weight: b.weight,
-    configuredRole: b.role,
-    state,
-    reachable: state !== 'down',
-    readOnly: b.role !== 'primary',
-    replicating: b.role === 'primary' ? null : true,
-    lagSeconds: b.role === 'primary' ? null : 0,
-    lagSource: null,
-    gtidPosition: null,
-    serverId: null,
-    consecutiveBad: 0,
-    consecutiveGood: 3,
-    inRotation: state === 'up',
-    lastError: null,
-    lastCheckAt: 0,
-    flavor: 'mariadb',
-  };
 }
 
 const backend = (name: string, port: number, role: 'primary' | 'replica' = 'replica', weight = 1): BackendConfig => ({

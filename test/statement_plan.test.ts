@@ -9,15 +9,14 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { explainStatement } from '../src/admin/explain.js';
 import { parseConfig } from '../src/config/load.js';
-import type { BackendConfig } from '../src/config/types.js';
 import { dryRun } from '../src/plan/rules_dry_run.js';
 import { readStatements } from '../src/plan/sql_log_reader.js';
 import { placeRoute, planRoute, planStatement, type ServerView } from '../src/plan/statement_plan.js';
 import { ServerStatus } from '../src/protocol/constants.js';
 import type { ServerMonitor } from '../src/routing/server_monitor.js';
 import { ServerSelector } from '../src/routing/server_selector.js';
-import type { ServerStatus as MonitoredServer } from '../src/routing/server_status.js';
 import { classify } from '../src/sql/classifier.js';
+import { serverStatus } from './server_status_fixture.js';
 
 const CONFIG = parseConfig(
   `backends:
@@ -38,31 +37,8 @@ cache:
   '/etc/wirecache/wirecache.yaml',
 );
 
-function statusOf(b: BackendConfig): MonitoredServer {
-  return {
-    name: b.name,
-    host: b.host,
-    port: b.port,
-    weight: b.weight,
-    configuredRole: b.role,
-    state: b.role === 'primary' ? 'primary' : 'up',
-    reachable: true,
-    readOnly: b.role !== 'primary',
-    replicating: b.role === 'primary' ? null : true,
-    lagSeconds: b.role === 'primary' ? null : 0,
-    lagSource: null,
-    gtidPosition: null,
-    serverId: null,
-    consecutiveBad: 0,
-    consecutiveGood: 3,
-    inRotation: true,
-    lastError: null,
-    lastCheckAt: 0,
-    flavor: 'mariadb',
-  };
-}
-
-const servers = CONFIG.backends.map(statusOf);
+// Every server up and in rotation, the configured primary writable.
+const servers = CONFIG.backends.map((b) => ({ ...serverStatus(b, b.role === 'primary' ? 'primary' : 'up'), inRotation: true }));
 /** What the selector reads of the monitor: every server up, the configured primary writable. */
 const monitor = {
   primary: () => servers[0],

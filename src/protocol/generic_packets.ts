@@ -26,15 +26,6 @@ export interface EofPacket {
   status: number;
 }
 
-/** An EOF packet is 0xFE with a payload shorter than 9 bytes; a longer 0xFE packet is an OK (CLIENT_DEPRECATE_EOF). */
-export function isEofPayload(payload: Buffer): boolean {
-  return payload.length > 0 && payload[0] === PacketHeader.EOF && payload.length < 9;
-}
-
-export function isErrPayload(payload: Buffer): boolean {
-  return payload.length > 0 && payload[0] === PacketHeader.ERR;
-}
-
 export function parseOk(payload: Buffer, capabilities: number): OkPacket {
   const r = new PayloadReader(payload);
   r.u8(); // 0x00, or 0xFE when it stands in for EOF

@@ -20,8 +20,6 @@ import { SessionCache } from './session_cache.js';
 import type { SessionContext } from './session_context.js';
 import { wireOf } from './wire.js';
 
-export type { ServerIdentity, SessionContext } from './session_context.js';
-
 export const enum Phase {
   Handshake,
   AuthSwitch,

@@ -302,9 +302,4 @@ export class SessionLogin {
     );
     s.close(`access denied for '${userName}'`);
   }
-
-  /** The handshake timer and the handshake (login) sequence id, for the timeout error. */
-  get seq(): number {
-    return this.authSeq;
-  }
 }

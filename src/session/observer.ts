@@ -33,21 +33,3 @@ export interface ProxyObserver {
   /** A session-consistent read checked a replica: already covered, waited and caught up, or timed out (read went to the primary). */
   consistencyChecked(outcome: 'covered' | 'waited' | 'timeout'): void;
 }
-
-/** Observer that ignores everything: used by tools and tests that need none. */
-export const nullObserver: ProxyObserver = {
-  clientConnected() {},
-  clientDisconnected() {},
-  clientRefused() {},
-  authFailed() {},
-  commandCompleted() {},
-  backendConnectError() {},
-  loginBlocked() {},
-  clientAuthenticated() {},
-  statementRouted() {},
-  readRetried() {},
-  writeRefused() {},
-  primaryMoveInterrupted() {},
-  consistencyChecked() {},
-  statementCompleted() {},
-};

@@ -5,7 +5,7 @@
  */
 import type { RefusalReason } from '../cache/types.js';
 import type { CacheRule } from '../config/rules.js';
-import { ErrorCode } from '../protocol/constants.js';
+import { CursorType, ErrorCode } from '../protocol/constants.js';
 import { encodePacket, type Packet } from '../protocol/framing.js';
 import { ResponseKind } from '../protocol/response_scanner.js';
 import type { ClassifiedStatement } from '../sql/classifier.js';
@@ -76,7 +76,7 @@ export class PreparedStatements {
     // Types are remembered for every execute (routing re-sends them to other connections); the
     // key string of values is built only when the cache needs it.
     const valuesAt = rememberParamTypes(stmt, payload);
-    const cursor = payload[5] !== 0;
+    const cursor = payload[5] !== CursorType.NO_CURSOR;
     const longData = stmt.longData;
     stmt.longData = false;
     const statement = stmt.statement;
