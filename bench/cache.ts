@@ -20,6 +20,9 @@
  * there, warm both endpoints up, then measure direct and wirecache in turns
  * (the order rotates every round). The hit ratio of each wirecache run comes
  * from the admin endpoint GET /cache (hits and misses before and after).
+ * With BENCH_BASE_CLI, a second wirecache (endpoint base: that build, the
+ * same config on its own ports) is filled and checked the same way and
+ * measured in the same rounds; the report adds wc/base (qps ratio).
  *
  * Environment:
  *   BENCH_SECONDS            --time of every measured run (default 10)
@@ -46,7 +49,9 @@
  *                            and summarised with perf report
  *   BENCH_RETRIES            re-make a run disturbed by other processes up to N times (default 2)
  *   BENCH_OUT                if set, the results are also written there as JSON
- *   BENCH_WIRECACHE_NODE_ARGS  extra node flags for the wirecache child (split on spaces), e.g. --perf-basic-prof
+ *   BENCH_BASE_CLI           another build's dist/cli.js (e.g. of the previous commit), run as endpoint base
+ *                            (the profiles of BENCH_CACHE_PROFILE are of wirecache only)
+ *   BENCH_WIRECACHE_NODE_ARGS  extra node flags for the wirecache children (split on spaces), e.g. --perf-basic-prof
  *   BENCH_KEEP_TMP           1: keep the temporary directory (config, wirecache log) instead of deleting it
  *   BENCH_COMMIT             the commit to report when running in an exported tree without .git
  *
@@ -61,6 +66,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { getFreePorts, startTopology, stopTopology, type TopologyInfo } from '../scripts/topology.js';
 import {
+  baseCliFromEnv,
+  baseVerdictLine,
+  buildCommit,
   checkInterrupted,
   connArgs,
   describeMeasurement,
@@ -68,6 +76,7 @@ import {
   envInt,
   envList,
   envString,
+  fmtRatio,
   gitInfo,
   HOST,
   installInterruptHandler,
@@ -76,11 +85,13 @@ import {
   measureSysbench,
   measureUndisturbed,
   median,
+  perRoundRatios,
   procStatusKb,
   ROOT,
   runMain,
   sleep,
   spawnTracked,
+  startBase,
   startWirecache,
   stopChild,
   sysbenchOrThrow,
@@ -93,7 +104,8 @@ import {
   type PsMode,
 } from './common.js';
 
-type Endpoint = 'direct' | 'wirecache';
+type Endpoint = 'direct' | 'wirecache' | 'base';
+type Proxy = Exclude<Endpoint, 'direct'>;
 type RuleStyle = 'digest' | 'tables' | 'regex';
 type QueryKind = 'point' | 'range';
 
@@ -121,6 +133,14 @@ interface CacheView {
   stores: number;
 }
 
+/** A proxy's cache after the fill: GET /cache, the eviction and refusal counters, VmRSS. */
+interface FillState {
+  afterFill: CacheView;
+  evictions: number;
+  refusals: number;
+  rssKb: number | null;
+}
+
 async function main(): Promise<number> {
   const seconds = envInt('BENCH_SECONDS', 10, 1);
   const rounds = envInt('BENCH_ROUNDS', 3, 1);
@@ -140,7 +160,9 @@ async function main(): Promise<number> {
   if (usePerf && spawnSync('perf', ['--version']).status !== 0) throw new Error('BENCH_CACHE_PERF=1: perf is not installed');
   const retries = envInt('BENCH_RETRIES', 2, 0);
   const outFile = process.env.BENCH_OUT;
-  const endpoints: Endpoint[] = ['direct', 'wirecache'];
+  const baseCli = baseCliFromEnv();
+  const endpoints: Endpoint[] = ['direct', 'wirecache', ...(baseCli ? (['base'] as const) : [])];
+  const proxies = endpoints.filter((e): e is Proxy => e !== 'direct');
   const sizeArgs = [`--tables=${tables}`, `--table-size=${tableSize}`];
   const runArgs = [...sizeArgs, ...(query === 'range' ? [`--range-size=${rangeSize}`] : []), `--threads=${threads}`, '--percentile=95', `--rand-type=${randType}`];
   // The measured workload (both endpoints) and the fill script (through wirecache).
@@ -158,24 +180,24 @@ async function main(): Promise<number> {
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'wirecache-bench-cache-'));
   let topo: TopologyInfo | undefined;
   let wirecache: ChildProcess | undefined;
+  let base: ChildProcess | undefined;
   const results: RunResult[] = [];
   const profiles: { psMode: PsMode; kind: 'V8 CPU profile' | 'perf'; file: string; summary: string; qps: number; proxyCpuPct: number | null }[] = [];
   let peakRssKb: number | null = null;
   /** VmHWM before the profiled runs (the profiler adds its own memory). */
   let measuredPeakRssKb: number | null = null;
-  let rssAfterFillKb: number | null = null;
-  let afterFill: CacheView | null = null;
-  let final: CacheView | null = null;
-  let evictions: number | null = null;
-  let refusals: number | null = null;
+  let basePeakRssKb: number | null = null;
+  const fill: Partial<Record<Proxy, FillState>> = {};
+  const final: Partial<Record<Proxy, CacheView>> = {};
   const problems: string[] = [];
   const uninstallInterruptHandler = installInterruptHandler();
 
   try {
     topo = await startTopology({ replicas: 0, baseDir: path.join(tmp, 'topo'), log: (m) => log(`topology: ${m}`) });
     checkInterrupted();
-    const mariadbPid = topo.primary.pid;
-    const directPort = topo.primary.port;
+    const primary = topo.primary;
+    const mariadbPid = primary.pid;
+    const directPort = primary.port;
     const [wcPort, adminPort] = await getFreePorts(2);
 
     const rules: string[] = [];
@@ -190,16 +212,10 @@ async function main(): Promise<number> {
       const regex = query === 'range' ? '^SELECT COUNT\\(\\*\\), SUM\\(k\\), MAX\\(LENGTH\\(c\\)\\) FROM sbtest[0-9]+ WHERE id BETWEEN ' : '^SELECT c FROM sbtest[0-9]+ WHERE id ?= ?';
       rules.push(`    - name: sbtest_${query === 'range' ? 'range_agg' : 'point_select'}`, '      match:', `        regex: '${regex}'`, '      cache: true', '      ttl: 86400');
     }
+    const configYaml = (port: number, admin: number): string =>
+      wirecacheConfigYaml({ port, adminPort: admin, primary, extra: ['cache:', '  mode: hinted', '  storage: memory', '  memory:', `    max_bytes: ${maxBytes}`, '  rules:', ...rules] });
     const configFile = path.join(tmp, 'wirecache.yaml');
-    await fs.writeFile(
-      configFile,
-      wirecacheConfigYaml({
-        port: wcPort,
-        adminPort,
-        primary: topo.primary,
-        extra: ['cache:', '  mode: hinted', '  storage: memory', '  memory:', `    max_bytes: ${maxBytes}`, '  rules:', ...rules],
-      }),
-    );
+    await fs.writeFile(configFile, configYaml(wcPort, adminPort));
 
     const wcLog = path.join(tmp, 'wirecache.log');
     const profArgs = [...(profileDir ? ['--import', path.join(ROOT, 'bench', 'cpuprof_signal.mjs')] : []), ...(usePerf ? ['--perf-basic-prof'] : [])];
@@ -209,17 +225,27 @@ async function main(): Promise<number> {
     await started.ready;
     log(`direct :${directPort}  wirecache :${wcPort} admin :${adminPort} (pid ${wirecache.pid}), rule style ${ruleStyle}, query ${workloadName}`);
     const wcPid = wirecache.pid;
-    const ports: Record<Endpoint, number> = { direct: directPort, wirecache: wcPort };
+    const ports: Record<Endpoint, number> = { direct: directPort, wirecache: wcPort, base: 0 };
+    const adminPorts: Record<Proxy, number> = { wirecache: adminPort, base: 0 };
+    if (baseCli) {
+      const b = await startBase(baseCli, tmp, configYaml, profArgs);
+      base = b.child;
+      await b.ready;
+      ports.base = b.port;
+      adminPorts.base = b.adminPort;
+      log(`base :${b.port} admin :${b.adminPort} (pid ${base.pid}, ${baseCli})`);
+    }
+    const pids: Record<Endpoint, number | undefined> = { direct: undefined, wirecache: wcPid, base: base?.pid };
 
-    const cacheView = async (): Promise<CacheView> => {
-      const res = await fetch(`http://${HOST}:${adminPort}/cache`);
+    const cacheView = async (ep: Proxy = 'wirecache'): Promise<CacheView> => {
+      const res = await fetch(`http://${HOST}:${adminPorts[ep]}/cache`);
       if (!res.ok) throw new Error(`GET /cache: HTTP ${res.status}`);
       const j = (await res.json()) as { memory: { entries: number; bytes: number }; rules: { hits: number; misses: number; stores: number }[] };
       const sum = (k: 'hits' | 'misses' | 'stores'): number => j.rules.reduce((a, r) => a + r[k], 0);
       return { entries: j.memory.entries, bytes: j.memory.bytes, hits: sum('hits'), misses: sum('misses'), stores: sum('stores') };
     };
-    const metricSum = async (name: string): Promise<number> => {
-      const res = await fetch(`http://${HOST}:${adminPort}/metrics`);
+    const metricSum = async (ep: Proxy, name: string): Promise<number> => {
+      const res = await fetch(`http://${HOST}:${adminPorts[ep]}/metrics`);
       const text = await res.text();
       let total = 0;
       for (const line of text.split('\n')) {
@@ -231,24 +257,29 @@ async function main(): Promise<number> {
     log(`sysbench prepare (direct): ${tables} tables of ${tableSize} rows`);
     await sysbenchOrThrow(['oltp_point_select', ...connArgs(directPort), ...sizeArgs, `--threads=${threads}`, 'prepare'], 'sysbench prepare');
 
-    // Fill: every id (range: every start id) of every table once per protocol, through wirecache.
-    for (const psMode of psModes) {
-      const t0 = Date.now();
-      await sysbenchOrThrow(
-        [...fillArgs, ...connArgs(wcPort), ...sizeArgs, `--threads=${threads}`, `--events=${threads}`, '--time=0', `--db-ps-mode=${psMode}`, 'run'],
-        `cache fill ps=${psMode}`,
-      );
-      const v = await cacheView();
-      log(`fill ps=${psMode}: ${((Date.now() - t0) / 1000).toFixed(1)} s; cache now ${v.entries} entries, ${(v.bytes / 2 ** 20).toFixed(1)} MiB, ${v.misses} misses, ${v.hits} hits`);
-    }
-    afterFill = await cacheView();
-    evictions = await metricSum('wirecache_cache_evictions_total');
-    refusals = await metricSum('wirecache_cache_refused_total');
-    rssAfterFillKb = procStatusKb(wcPid, 'VmRSS');
-    if (afterFill.entries !== expectedEntries || evictions !== 0 || refusals !== 0) {
-      const msg = `after the fill the cache holds ${afterFill.entries} entries, expected ${expectedEntries} (evictions ${evictions}, refusals ${refusals})`;
-      problems.push(msg);
-      log(`PROBLEM: ${msg}`);
+    // Fill: every id (range: every start id) of every table once per protocol, through each proxy.
+    for (const ep of proxies) {
+      for (const psMode of psModes) {
+        const t0 = Date.now();
+        await sysbenchOrThrow(
+          [...fillArgs, ...connArgs(ports[ep]), ...sizeArgs, `--threads=${threads}`, `--events=${threads}`, '--time=0', `--db-ps-mode=${psMode}`, 'run'],
+          `cache fill ${ep} ps=${psMode}`,
+        );
+        const v = await cacheView(ep);
+        log(`fill ${ep} ps=${psMode}: ${((Date.now() - t0) / 1000).toFixed(1)} s; cache now ${v.entries} entries, ${(v.bytes / 2 ** 20).toFixed(1)} MiB, ${v.misses} misses, ${v.hits} hits`);
+      }
+      const f: FillState = {
+        afterFill: await cacheView(ep),
+        evictions: await metricSum(ep, 'wirecache_cache_evictions_total'),
+        refusals: await metricSum(ep, 'wirecache_cache_refused_total'),
+        rssKb: procStatusKb(pids[ep], 'VmRSS'),
+      };
+      fill[ep] = f;
+      if (f.afterFill.entries !== expectedEntries || f.evictions !== 0 || f.refusals !== 0) {
+        const msg = `after the fill the cache of ${ep} holds ${f.afterFill.entries} entries, expected ${expectedEntries} (evictions ${f.evictions}, refusals ${f.refusals})`;
+        problems.push(msg);
+        log(`PROBLEM: ${msg}`);
+      }
     }
 
     const measured = (ep: Endpoint, psMode: PsMode, time: number): string[] => sysbenchRunArgs(workload, ports[ep], runArgs, time, psMode);
@@ -260,16 +291,18 @@ async function main(): Promise<number> {
           await sysbenchOrThrow(measured(ep, psMode, warmup), `warm-up via ${ep}`);
         }
       }
-      const v = await cacheView();
-      if (v.misses !== afterFill.misses) log(`note: ${v.misses - afterFill.misses} misses during the warm-up`);
+      for (const ep of proxies) {
+        const misses = (await cacheView(ep)).misses - (fill[ep]?.afterFill.misses ?? 0);
+        if (misses !== 0) log(`note: ${misses} misses in ${ep} during the warm-up`);
+      }
     }
 
     const run = async (psMode: PsMode, ep: Endpoint, round: number, time: number): Promise<RunResult> => {
-      const before = ep === 'wirecache' ? await cacheView() : null;
-      const { stdout, stderr, ...m } = await measureSysbench(measured(ep, psMode, time), ep === 'wirecache' ? wcPid : undefined, mariadbPid, [wcPid]);
+      const before = ep !== 'direct' ? await cacheView(ep) : null;
+      const { stdout, stderr, ...m } = await measureSysbench(measured(ep, psMode, time), pids[ep], mariadbPid, [wcPid, base?.pid]);
       // Foreign load is the larger of the machine-wide and the per-process estimate (see Measurement.foreignProcCpuPct).
       if (m.foreignProcCpuPct !== null && (m.foreignCpuPct === null || m.foreignProcCpuPct > m.foreignCpuPct)) m.foreignCpuPct = m.foreignProcCpuPct;
-      const after = before ? await cacheView() : null;
+      const after = before && ep !== 'direct' ? await cacheView(ep) : null;
       const hits = before && after ? after.hits - before.hits : null;
       const misses = before && after ? after.misses - before.misses : null;
       const r: RunResult = {
@@ -281,7 +314,7 @@ async function main(): Promise<number> {
         hits,
         misses,
         hitRatio: hits !== null && misses !== null && hits + misses > 0 ? hits / (hits + misses) : null,
-        rssKb: ep === 'wirecache' ? procStatusKb(wcPid, 'VmRSS') : null,
+        rssKb: procStatusKb(pids[ep], 'VmRSS'),
       };
       log(
         describeMeasurement(`round ${round} ps=${psMode} ${ep}`, r) +
@@ -300,6 +333,7 @@ async function main(): Promise<number> {
     }
 
     measuredPeakRssKb = procStatusKb(wcPid, 'VmHWM');
+    basePeakRssKb = procStatusKb(base?.pid, 'VmHWM');
     if (profileDir) {
       for (const psMode of psModes) {
         checkInterrupted();
@@ -356,13 +390,13 @@ async function main(): Promise<number> {
       }
     }
 
-    final = await cacheView();
+    for (const ep of proxies) final[ep] = await cacheView(ep);
     peakRssKb = procStatusKb(wcPid, 'VmHWM');
     const wcLogText = await tail(wcLog, 2000);
     if (wcLogText !== '(empty)' && wcLogText !== '(no log)') log(`wirecache log (tail):\n${wcLogText}`);
   } finally {
     uninstallInterruptHandler();
-    if (wirecache) await stopChild(wirecache);
+    await Promise.all([wirecache && stopChild(wirecache), base && stopChild(base)]);
     if (topo) {
       log('stopping topology');
       await stopTopology(topo).catch((e: unknown) => log(`stopTopology: ${e instanceof Error ? e.message : String(e)}`));
@@ -373,7 +407,6 @@ async function main(): Promise<number> {
 
   // ---- report
   const mib = (kb: number | null): string => (kb === null ? 'n/a' : `${(kb / 1024).toFixed(1)} MiB`);
-  const fmtRatio = (x: number | null): string => (x === null ? '-' : `${x.toFixed(2)}x`);
   interface Agg {
     psMode: PsMode;
     endpoint: Endpoint;
@@ -421,7 +454,7 @@ async function main(): Promise<number> {
         mariadbCpuPct: medianOrNull(rs.map((r) => r.mariadbCpuPct)),
         irqCpuPct: medianOrNull(rs.map((r) => r.irqCpuPct)),
         foreignCpuPct: Math.max(...rs.map((r) => r.foreignCpuPct ?? 0)),
-        hitRatio: endpoint === 'wirecache' && hits + misses > 0 ? hits / (hits + misses) : null,
+        hitRatio: endpoint !== 'direct' && hits + misses > 0 ? hits / (hits + misses) : null,
         errors: rs.reduce((a, r) => a + r.errors + r.reconnects + (r.exitCode !== 0 || r.qps === 0 ? 1 : 0), 0),
       });
     }
@@ -429,19 +462,19 @@ async function main(): Promise<number> {
   const summary = psModes.map((psMode) => {
     const d = agg.find((a) => a.psMode === psMode && a.endpoint === 'direct');
     const w = agg.find((a) => a.psMode === psMode && a.endpoint === 'wirecache');
+    const b = agg.find((a) => a.psMode === psMode && a.endpoint === 'base');
     const ratio = d && w && d.qps > 0 ? w.qps / d.qps : null;
-    // Ratio of the two runs of each round (made one after the other), for the spread.
-    const perRound: number[] = [];
-    for (let round = 1; round <= rounds; round++) {
-      const dr = results.find((r) => r.psMode === psMode && r.endpoint === 'direct' && r.round === round);
-      const wr = results.find((r) => r.psMode === psMode && r.endpoint === 'wirecache' && r.round === round);
-      if (dr && wr && dr.qps > 0) perRound.push(wr.qps / dr.qps);
-    }
-    return { psMode, ratio, perRound, verdict: ratio === null ? null : ratio >= GOAL ? 'met' : ratio >= FLOOR ? 'above the floor, below the goal' : 'NOT met' };
+    const wcOverBase = b && w && b.qps > 0 ? w.qps / b.qps : null;
+    // Ratios of the runs of each round (made one after the other), for the spread.
+    const runs = results.filter((r) => r.psMode === psMode);
+    const perRound = perRoundRatios(runs, 'wirecache', 'direct', rounds);
+    const wcOverBasePerRound = perRoundRatios(runs, 'wirecache', 'base', rounds);
+    const verdict = ratio === null ? null : ratio >= GOAL ? 'met' : ratio >= FLOOR ? 'above the floor, below the goal' : 'NOT met';
+    return { psMode, ratio, perRound, verdict, wcOverBase, wcOverBasePerRound };
   });
 
   const pctOrDash = (x: number | null): string => (x === null ? '-' : `${x.toFixed(0)}%`);
-  const headers = ['ps-mode', 'endpoint', 'qps (median)', 'qps min..max', 'p95 ms', 'proxy CPU', 'proxy us/q (usr+sys)', 'sysbench', 'mariadbd', 'softirq', 'hit ratio', 'max other CPU', 'errors', 'wc/direct'];
+  const headers = ['ps-mode', 'endpoint', 'qps (median)', 'qps min..max', 'p95 ms', 'proxy CPU', 'proxy us/q (usr+sys)', 'sysbench', 'mariadbd', 'softirq', 'hit ratio', 'max other CPU', 'errors', 'wc/direct', ...(baseCli ? ['wc/base'] : [])];
   const rows = agg.map((a) => {
     const s = summary.find((x) => x.psMode === a.psMode);
     return [
@@ -459,12 +492,15 @@ async function main(): Promise<number> {
       `${a.foreignCpuPct.toFixed(0)}%`,
       String(a.errors),
       a.endpoint === 'wirecache' ? fmtRatio(s?.ratio ?? null) : '',
+      ...(baseCli ? [a.endpoint === 'wirecache' ? fmtRatio(s?.wcOverBase ?? null) : ''] : []),
     ];
   });
   const git = gitInfo();
+  const baseCommit = baseCli ? buildCommit(baseCli) : null;
   process.stdout.write(
     `\ncache hits: sysbench ${workloadName} ${runArgs.join(' ')} --time=${seconds}, ${rounds} round(s), medians; ` +
-      `${os.cpus().length} CPUs, commit ${git.commit?.slice(0, 12) ?? '?'}${git.srcDirty ? ' (src/ modified)' : ''}\n\n`,
+      `${os.cpus().length} CPUs, commit ${git.commit?.slice(0, 12) ?? '?'}${git.srcDirty ? ' (src/ modified)' : ''}` +
+      `${baseCli ? `; base ${baseCli} (commit ${baseCommit?.slice(0, 12) ?? '?'})` : ''}\n\n`,
   );
   process.stdout.write(`${table(headers, rows, [false, false, ...headers.slice(2).map(() => true)])}\n\n`);
   for (const s of summary) {
@@ -472,20 +508,27 @@ async function main(): Promise<number> {
       `goal cache hits >= ${GOAL}x direct qps (floor ${FLOOR}x), ps=${s.psMode}: ${s.verdict ?? 'n/a'} (${fmtRatio(s.ratio)}; per round ${s.perRound.map((x) => x.toFixed(2)).join(', ')})\n`,
     );
   }
+  if (baseCli) for (const s of summary) process.stdout.write(baseVerdictLine(`ps=${s.psMode}`, s.wcOverBase, s.wcOverBasePerRound));
   const warning = disturbedWarning(results);
   if (warning) process.stdout.write(`${warning}\n`);
-  process.stdout.write(
-    `cache after the fill: ${afterFill?.entries ?? '?'} entries (expected ${expectedEntries}), ${afterFill ? (afterFill.bytes / 2 ** 20).toFixed(1) : '?'} MiB ` +
-      `of ${(maxBytes / 2 ** 20).toFixed(0)} MiB, evictions ${evictions ?? '?'}, refusals ${refusals ?? '?'}\n`,
-  );
-  if (final) {
-    const total = final.hits + final.misses;
-    process.stdout.write(`cache over the whole run: ${final.hits} hits, ${final.misses} misses (the fill), hit ratio ${total > 0 ? ((final.hits / total) * 100).toFixed(2) : '-'}%\n`);
+  for (const ep of proxies) {
+    const f = fill[ep];
+    const fin = final[ep];
+    const name = ep === 'wirecache' ? 'cache' : `${ep} cache`;
+    process.stdout.write(
+      `${name} after the fill: ${f?.afterFill.entries ?? '?'} entries (expected ${expectedEntries}), ${f ? (f.afterFill.bytes / 2 ** 20).toFixed(1) : '?'} MiB ` +
+        `of ${(maxBytes / 2 ** 20).toFixed(0)} MiB, evictions ${f?.evictions ?? '?'}, refusals ${f?.refusals ?? '?'}\n`,
+    );
+    if (fin) {
+      const total = fin.hits + fin.misses;
+      process.stdout.write(`${name} over the whole run: ${fin.hits} hits, ${fin.misses} misses (the fill), hit ratio ${total > 0 ? ((fin.hits / total) * 100).toFixed(2) : '-'}%\n`);
+    }
   }
-  const runRss = results.filter((r) => r.rssKb !== null).map((r) => r.rssKb as number);
+  const runRss = results.filter((r) => r.endpoint === 'wirecache' && r.rssKb !== null).map((r) => r.rssKb as number);
   process.stdout.write(
-    `wirecache RSS: after the fill ${mib(rssAfterFillKb)}, after each measured run ${runRss.length ? `${mib(Math.min(...runRss))}..${mib(Math.max(...runRss))}` : 'n/a'}, ` +
-      `peak (VmHWM) ${mib(measuredPeakRssKb)}${profiles.length ? ` (${mib(peakRssKb)} with the profiled runs)` : ''}\n`,
+    `wirecache RSS: after the fill ${mib(fill.wirecache?.rssKb ?? null)}, after each measured run ${runRss.length ? `${mib(Math.min(...runRss))}..${mib(Math.max(...runRss))}` : 'n/a'}, ` +
+      `peak (VmHWM) ${mib(measuredPeakRssKb)}${profiles.length ? ` (${mib(peakRssKb)} with the profiled runs)` : ''}` +
+      `${baseCli ? `; base: after the fill ${mib(fill.base?.rssKb ?? null)}, peak ${mib(basePeakRssKb)}` : ''}\n`,
   );
   for (const p of profiles) {
     process.stdout.write(`\n${p.kind} of a cache-hit run, ps=${p.psMode} (${p.qps.toFixed(0)} qps, proxy CPU ${p.proxyCpuPct}%):\n${p.summary}`);
@@ -498,11 +541,22 @@ async function main(): Promise<number> {
       git,
       machine: machineInfo(),
       sysbench: { args: runArgs, seconds, warmupSeconds: warmup, rounds, retries },
-      cache: { query, rangeSize: query === 'range' ? rangeSize : null, ruleStyle, maxBytes, expectedEntries, afterFill, final, evictions, refusals },
+      cache: {
+        query,
+        rangeSize: query === 'range' ? rangeSize : null,
+        ruleStyle,
+        maxBytes,
+        expectedEntries,
+        afterFill: fill.wirecache?.afterFill ?? null,
+        final: final.wirecache ?? null,
+        evictions: fill.wirecache?.evictions ?? null,
+        refusals: fill.wirecache?.refusals ?? null,
+      },
       results,
       aggregated: agg,
       summary,
-      wirecacheRssAfterFillKb: rssAfterFillKb,
+      base: baseCli ? { cli: baseCli, commit: baseCommit, ...fill.base, final: final.base ?? null, peakRssKb: basePeakRssKb } : null,
+      wirecacheRssAfterFillKb: fill.wirecache?.rssKb ?? null,
       wirecachePeakRssKb: measuredPeakRssKb,
       wirecachePeakRssWithProfilingKb: peakRssKb,
       profiles: profiles.map((p) => ({ psMode: p.psMode, kind: p.kind, file: p.file, qps: p.qps, proxyCpuPct: p.proxyCpuPct })),

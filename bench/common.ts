@@ -2,15 +2,16 @@
  * What the benchmarks share (bench/run.ts: pass-through, bench/cache.ts:
  * cache hits, bench/routing.ts: read/write split): environment parsing,
  * child processes, the wirecache child and its config, sysbench, CPU
- * accounting from /proc, and the report helpers.
+ * accounting from /proc, the report helpers, and BENCH_BASE_CLI (another
+ * build measured beside wirecache as endpoint `base`).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { waitForPort } from '../scripts/topology.js';
+import { getFreePorts, waitForPort } from '../scripts/topology.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const HOST = '127.0.0.1';
@@ -190,6 +191,60 @@ export function startWirecache(o: {
     if (o.adminPort !== undefined) await waitForPort(o.adminPort, child, `${label} admin`, o.logFile);
   })();
   return { child, ready };
+}
+
+// ---------------------------------------------------------------------------
+// BENCH_BASE_CLI: another build of wirecache, endpoint `base`
+
+/** wirecache over base below this (new qps / old qps) counts as slower. */
+export const NOT_SLOWER = 0.98;
+
+/** BENCH_BASE_CLI resolved (another build's dist/cli.js, run as endpoint `base`), or null when unset. */
+export function baseCliFromEnv(): string | null {
+  const raw = process.env.BENCH_BASE_CLI;
+  if (!raw) return null;
+  const cli = path.resolve(raw);
+  if (!existsSync(cli)) throw new Error(`BENCH_BASE_CLI: ${cli} not found (build that checkout first)`);
+  return cli;
+}
+
+/**
+ * Starts the build `cli` as endpoint `base` on two free ports: `yaml(port, adminPort)` is wirecache's
+ * config on those ports; config and log go to `dir`. Await `ready` (the child is returned first, to be stopped).
+ */
+export async function startBase(
+  cli: string,
+  dir: string,
+  yaml: (port: number, adminPort: number) => string,
+  nodeArgs?: string[],
+): Promise<{ child: ChildProcess; ready: Promise<void>; port: number; adminPort: number }> {
+  const [port, adminPort] = await getFreePorts(2);
+  const configFile = path.join(dir, 'base.yaml');
+  await fs.writeFile(configFile, yaml(port, adminPort));
+  return { ...startWirecache({ cli, configFile, logFile: path.join(dir, 'base.log'), port, adminPort, label: 'base', nodeArgs }), port, adminPort };
+}
+
+/** The commit a build was made from (`git rev-parse HEAD` beside it, e.g. in its worktree), or null. */
+export function buildCommit(cli: string): string | null {
+  const rev = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: path.dirname(cli), encoding: 'utf8' });
+  return rev.status === 0 ? rev.stdout.trim() : null;
+}
+
+/** qps of endpoint `a` over endpoint `b` in each round where both ran (`runs`: one workload and protocol). */
+export function perRoundRatios(runs: { endpoint: string; round: number; qps: number }[], a: string, b: string, rounds: number): number[] {
+  const out: number[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    const ra = runs.find((r) => r.endpoint === a && r.round === round);
+    const rb = runs.find((r) => r.endpoint === b && r.round === round);
+    if (ra && rb && rb.qps > 0) out.push(ra.qps / rb.qps);
+  }
+  return out;
+}
+
+/** The report line of wirecache against the base build: the ratio of the aggregated qps, the verdict and the ratio per round. */
+export function baseVerdictLine(what: string, ratio: number | null, perRound: number[]): string {
+  const verdict = ratio === null ? 'n/a' : ratio >= NOT_SLOWER ? 'not slower' : 'SLOWER';
+  return `wirecache/base qps (>= ${NOT_SLOWER}: not slower), ${what}: ${verdict} (${fmtRatio(ratio)}; per round ${perRound.map((x) => x.toFixed(2)).join(', ')})\n`;
 }
 
 // ---------------------------------------------------------------------------
@@ -390,11 +445,12 @@ export interface Measurement extends SysbenchFigures {
 
 /**
  * Runs sysbench with `args` and measures CPU meanwhile. `proxyPid`: the
- * process sysbench talks to (undefined when direct); `ownPids`: every
- * process of the benchmark besides sysbench and this script (mariadbd, all
- * proxies, running or not), which do not count as foreign load.
+ * process sysbench talks to (undefined when direct); `proxyPids`: every
+ * proxy of the benchmark (running or not; undefined: not started), which
+ * with mariadbd, sysbench and this script does not count as foreign load.
  */
 export async function measureSysbench(args: string[], proxyPid: number | undefined, mariadbPid: number | undefined, proxyPids: (number | undefined)[]): Promise<Measurement> {
+  proxyPids = proxyPids.filter((p) => p !== undefined);
   const ownPids = new Set([mariadbPid, ...proxyPids, process.pid]);
   const snap = (): (number | null)[] => {
     const machine = machineCpuSeconds();
@@ -492,6 +548,8 @@ export function disturbed(m: { problem?: string; foreignCpuPct: number | null })
 
 // ---------------------------------------------------------------------------
 // formatting
+
+export const fmtRatio = (x: number | null): string => (x === null ? '-' : `${x.toFixed(2)}x`);
 
 export function table(headers: string[], rows: string[][], rightAlign: boolean[]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
