@@ -101,7 +101,7 @@ program
     }
     const kind = { sql: 'SQL file', general_log: 'general log', slow_log: 'slow log' }[file.format];
     process.stdout.write(`${queries} (${kind}): ${rows.length} statement(s), rules of ${config.sourcePath}\n\n`);
-    if (rows.length > 0) process.stdout.write(formatDryRun(rows));
+    if (rows.length > 0) process.stdout.write(formatDryRun(rows, { regexText: config.cache?.rules.some((r) => r.match.regex !== null) ?? false }));
   });
 
 await program.parseAsync(process.argv);

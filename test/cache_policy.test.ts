@@ -14,8 +14,7 @@ const request = cacheRequest;
 const subject = (sql: string, over: Partial<{ user: string; schema: string | null; clientAddress: string }> = {}) => {
   const s = classify(sql);
   return {
-    digest: s.digestText,
-    text: s.keyText,
+    statement: s,
     tables: s.tablesRead.map((t) => `${t.schema ?? 'shop'}.${t.table}`),
     user: 'app',
     schema: 'shop' as string | null,
@@ -54,6 +53,26 @@ describe('rule matching', () => {
     expect(findRule(rules, subject('SELECT 1 /* REPORT */ + 1'))).toBeNull();
     expect(findRule(rules, subject("SELECT 'Report'"))?.name).toBe('regex');
     expect(findRule(rules, subject('SELECT 1'))).toBeNull();
+  });
+
+  it('matches a regex against the statement as written (comments and hints aside), and still against the old key text', () => {
+    const rules = [
+      rule({ name: 'read_only', match: { regex: '@@GLOBAL\\.read_only', regex_ignore_case: true } }),
+      rule({ name: 'orders', match: { regex: 'FROM\\s+orders\\b' } }),
+      rule({ name: 'anchored', match: { regex: '^SELECT id FROM items WHERE id = \\?$' } }),
+      rule({ name: 'old-style', match: { regex: 'FROM legacy WHERE id = 1' } }),
+    ];
+    expect(findRule(rules, subject('SELECT @@GLOBAL.read_only AS Value'))?.name).toBe('read_only');
+    expect(findRule(rules, subject('/*qc=on*/ select   @@global.READ_ONLY'))?.name).toBe('read_only');
+    expect(findRule(rules, subject('SELECT id\n  FROM   orders  -- recent\n WHERE id = 1'))?.name).toBe('orders');
+    // Comments and hints between tokens are one space; leading and trailing ones are gone.
+    expect(findRule(rules, subject('/* app:list */ SELECT id FROM items WHERE id = ? /* end */;'))?.name).toBe('anchored');
+    expect(findRule(rules, subject('SELECT id FROM items WHERE id = ?  # why'))?.name).toBe('anchored');
+    // A regex written for the key text (a space between every token) still matches.
+    expect(findRule(rules, subject('SELECT * FROM legacy WHERE id=1'))?.name).toBe('old-style');
+    // Neither the text as written nor the key text has it: no match.
+    expect(findRule(rules, subject('SELECT @@session.read_only'))).toBeNull();
+    expect(findRule(rules, subject('SELECT * FROM orders_archive'))).toBeNull();
   });
 });
 

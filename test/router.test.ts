@@ -145,10 +145,11 @@ describe('decideRoute: each reason', () => {
       ['SELECT 1', { pinned: 'lock_tables' }, null],
       ['/*route=replica*/ SELECT 1', {}, null],
       ['SELECT 1', {}, rule({ name: 'r', match: {}, route: 'primary' })],
+      ['SELECT @@read_only', {}, null],
     ];
     for (const [sql, pins, r] of corpus) seen.add(route(sql, r, pins).reason);
     expect([...seen].sort()).toEqual(
-      ['hint', 'locking_read', 'multi_statement', 'not_a_read', 'primary_function', 'read', 'rule', 'session_pinned', 'transaction', 'write'].sort(),
+      ['hint', 'locking_read', 'multi_statement', 'not_a_read', 'primary_function', 'read', 'rule', 'server_state', 'session_pinned', 'transaction', 'write'].sort(),
     );
   });
 });
@@ -185,5 +186,62 @@ describe('decideRoute: which reason wins', () => {
     });
     expect(route('/*route=primary*/ SELECT 1', anyRule)).toEqual({ target: { kind: 'primary' }, reason: 'hint', detail: 'primary' });
     expect(route('SELECT 1', anyRule)).toEqual({ target: { kind: 'server', name: 'replica-2' }, reason: 'rule', detail: 'all-to-replica-2' });
+  });
+});
+
+describe('reads about the server itself (server_state)', () => {
+  const anyRule = rule({ name: 'all-to-replica-2', match: {}, route: 'replica-2' });
+
+  it('sends reads of role, replication and identity variables to the primary, in every spelling, whatever a hint or rule says', () => {
+    for (const [sql, detail] of [
+      ['SELECT @@GLOBAL.read_only AS Value', '@@GLOBAL.read_only'],
+      ['select @@read_only', '@@read_only'],
+      ['SELECT @@global.super_read_only, @@innodb_read_only', '@@global.super_read_only'],
+      ['SELECT 1 AS a, @@log_bin AS b FROM dual', '@@log_bin'],
+      ['SELECT @@gtid_binlog_pos, @@gtid_current_pos', '@@gtid_binlog_pos'],
+      ['SELECT @@hostname, @@port', '@@hostname'],
+      ['SELECT @@server_id, @@server_uuid', '@@server_uuid'],
+      ['SELECT @@`read_only`', '@@`read_only`'],
+      ['/*route=replica*/ SELECT @@GLOBAL.read_only', '@@GLOBAL.read_only'],
+    ] as const) {
+      expect(route(sql, anyRule), sql).toEqual({ target: { kind: 'primary' }, reason: 'server_state', detail });
+    }
+  });
+
+  it('sends SHOW VARIABLES / STATUS and the replication SHOW statements to the primary', () => {
+    for (const [sql, detail] of [
+      ["SHOW VARIABLES LIKE 'read_only'", 'SHOW VARIABLES'],
+      ["show global variables like 'gtid%'", 'SHOW GLOBAL VARIABLES'],
+      ['SHOW SESSION STATUS', 'SHOW SESSION STATUS'],
+      ['SHOW MASTER STATUS', 'SHOW MASTER STATUS'],
+      ['SHOW BINLOG STATUS', 'SHOW BINLOG STATUS'],
+      ['SHOW BINARY LOGS', 'SHOW BINARY LOGS'],
+      ['SHOW SLAVE STATUS', 'SHOW SLAVE STATUS'],
+      ['SHOW REPLICA STATUS', 'SHOW REPLICA STATUS'],
+      ['SHOW ALL SLAVES STATUS', 'SHOW ALL SLAVES STATUS'],
+      ['/*route=replica1*/ SHOW SLAVE HOSTS', 'SHOW SLAVE HOSTS'],
+    ] as const) {
+      expect(route(sql, anyRule), sql).toEqual({ target: { kind: 'primary' }, reason: 'server_state', detail });
+    }
+  });
+
+  it('sends reads of the global state tables to the primary', () => {
+    expect(route("SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_VARIABLES WHERE VARIABLE_NAME = 'READ_ONLY'", anyRule)).toEqual({
+      target: { kind: 'primary' },
+      reason: 'server_state',
+      detail: 'information_schema.global_variables',
+    });
+    expect(route('SELECT * FROM performance_schema.replication_connection_status', anyRule)).toMatchObject({ reason: 'server_state' });
+    expect(route('SELECT * FROM INFORMATION_SCHEMA.GLOBAL_STATUS', anyRule)).toMatchObject({ reason: 'server_state' });
+  });
+
+  it('leaves other system variables and tables to the usual routing', () => {
+    expect(route('SELECT @@sql_mode')).toMatchObject({ target: { kind: 'replica' }, reason: 'read' });
+    // server_id alone shows which server answered a read.
+    expect(route('SELECT @@server_id')).toMatchObject({ target: { kind: 'replica' }, reason: 'read' });
+    expect(route('SELECT @@version, @@time_zone')).toMatchObject({ target: { kind: 'replica' }, reason: 'read' });
+    expect(route('SELECT * FROM information_schema.TABLES')).toMatchObject({ target: { kind: 'replica' }, reason: 'read' });
+    expect(route("SELECT 'read_only', '@@read_only'")).toMatchObject({ target: { kind: 'replica' }, reason: 'read' });
+    expect(route('SHOW TABLES')).toMatchObject({ target: { kind: 'primary' }, reason: 'not_a_read' });
   });
 });

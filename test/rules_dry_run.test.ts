@@ -403,6 +403,45 @@ users:
   });
 });
 
+describe('regex rules in the dry run', () => {
+  const REGEX_YAML = `${BACKENDS}cache:
+  mode: hinted
+  rules:
+    - name: read-only-check
+      match: { regex: "@@GLOBAL\\\\.read_only" }
+      route: replica1
+    - name: orders
+      match: { regex: "FROM\\\\s+orders\\\\b" }
+      cache: true
+      ttl: 10
+`;
+  const regexStatements = [
+    { line: 1, sql: 'SELECT @@GLOBAL.read_only AS Value' },
+    { line: 2, sql: '/* list */ SELECT id\n  FROM   orders WHERE id = 1; ' },
+    { line: 3, sql: 'SELECT id FROM orders_archive' },
+  ];
+
+  it('matches a regex written as the query reads, and prints the text it matched against', () => {
+    const rows = dryRun(config(REGEX_YAML), regexStatements, { user: 'app' });
+    expect(rows.map((r) => r.rule?.name ?? null)).toEqual(['read-only-check', 'orders', null]);
+    expect(rows.map((r) => r.statement.regexText)).toEqual([
+      'SELECT @@GLOBAL.read_only AS Value',
+      'SELECT id\n  FROM   orders WHERE id = 1',
+      'SELECT id FROM orders_archive',
+    ]);
+    // The rule names a replica, but a read of read_only answers as the primary.
+    expect(rows[0].route).toMatchObject({ target: 'primary', reason: 'server_state', detail: '@@GLOBAL.read_only' });
+    expect(rows[1].cache).toMatchObject({ cached: true, label: 'orders' });
+    const lines = formatDryRun(rows, { regexText: true }).split('\n');
+    expect(lines[1]).toMatch(/^ +1 +read-only-check +no: not_chosen; if chosen: non_deterministic \(@@GLOBAL\.read_only\) +primary \(server_state: @@GLOBAL\.read_only\) +SELECT @@GLOBAL\.read_only AS Value$/);
+    expect(lines[2]).toMatch(/^ +regex text: SELECT @@GLOBAL\.read_only AS Value$/);
+    expect(lines[4]).toMatch(/^ +regex text: SELECT id FROM orders WHERE id = 1$/);
+    // The regex text line starts under the STATEMENT column.
+    expect(lines[2].indexOf('regex text')).toBe(lines[0].indexOf('STATEMENT'));
+    expect(formatDryRun(rows)).not.toContain('regex text');
+  });
+});
+
 describe('the fixtures are real', () => {
   const topo = getTopology();
   let root: mysql.Connection;

@@ -8,6 +8,7 @@
 import type { WirecacheConfig } from '../config/types.js';
 import { planStatement, tableNames, type ServerView } from '../plan/statement_plan.js';
 import { ServerStatus } from '../protocol/constants.js';
+import { writtenText } from '../sql/classifier.js';
 import type { ServerSelector } from '../routing/server_selector.js';
 import type { ServerStatus as MonitoredServer } from '../routing/server_status.js';
 
@@ -60,6 +61,7 @@ export function explainStatement(
       keyword: s.keyword,
       multi_statement: s.multiStatement,
       digest: s.digestText,
+      regex_text: writtenText(s),
       tables_read: tableNames(s.tablesRead),
       tables_written: s.tablesWritten === null ? null : tableNames(s.tablesWritten),
       locking_read: s.lockingRead,

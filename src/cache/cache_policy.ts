@@ -97,8 +97,7 @@ export function decide(config: CacheConfig, req: CacheRequest): CacheDecision {
     config.rules.length === 0
       ? null
       : findRule(config.rules, {
-          digest: s.digestText,
-          text: s.keyText,
+          statement: s,
           tables,
           user: req.user,
           schema: req.schema,

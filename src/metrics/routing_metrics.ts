@@ -33,7 +33,7 @@ export class RoutingMetrics implements MonitorObserver {
     this.routed = new CounterFamily(
       registry,
       'wirecache_routed_statements_total',
-      'Statements sent to a backend by the read/write split, by destination (primary, replica), server and reason (write, not_a_read, multi_statement, read, transaction, locking_read, primary_function, session_pinned, hint, rule, cache_fill, diagnostics, no_replica, consistency_timeout). Cache hits are in wirecache_cache_hits_total.',
+      'Statements sent to a backend by the read/write split, by destination (primary, replica), server and reason (write, not_a_read, multi_statement, read, transaction, locking_read, primary_function, server_state, session_pinned, hint, rule, cache_fill, diagnostics, no_replica, consistency_timeout). Cache hits are in wirecache_cache_hits_total.',
       ['destination', 'server', 'reason'],
     );
     this.retries = new Counter({

@@ -15,7 +15,7 @@ import type { WirecacheConfig } from '../config/types.js';
 import { configuredPrimary } from '../config/lookup.js';
 import { ServerStatus } from '../protocol/constants.js';
 import { PrimaryPins } from '../routing/primary_pins.js';
-import type { ClassifiedStatement } from '../sql/classifier.js';
+import { writtenText, type ClassifiedStatement } from '../sql/classifier.js';
 import type { LoggedStatement } from './sql_log_reader.js';
 import { planStatement, tableNames, type CacheVerdict, type CacheVerdictReason, type PlannedRoute, type PlanRouteReason, type ServerView } from './statement_plan.js';
 
@@ -48,6 +48,8 @@ export interface DryRunRow {
     type: string;
     keyword: string;
     digest: string;
+    /** What rule regexes are matched against: the statement as written, comments and hints aside. */
+    regexText: string;
     tablesRead: string[];
     multiStatement: boolean;
     lockingRead: boolean;
@@ -146,6 +148,7 @@ export function dryRun(config: WirecacheConfig, statements: readonly LoggedState
         type: s.type,
         keyword: s.keyword,
         digest: s.digestText,
+        regexText: writtenText(s),
         tablesRead: tableNames(s.tablesRead),
         multiStatement: s.multiStatement,
         lockingRead: s.lockingRead,
@@ -190,7 +193,7 @@ export function routeText(r: DryRunRow['route']): string {
 }
 
 /** A table, one statement a row: line, rule, cache decision, route, statement; then notes and a summary. */
-export function formatDryRun(rows: readonly DryRunRow[]): string {
+export function formatDryRun(rows: readonly DryRunRow[], opts: { regexText?: boolean } = {}): string {
   const header = ['LINE', 'RULE', 'CACHED', 'ROUTE', 'STATEMENT'];
   const table = rows.map((r) => [String(r.line), r.rule?.name ?? '-', cacheText(r.cache), routeText(r.route), shortStatement(r.sql)]);
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((cells) => cells[i].length)));
@@ -199,7 +202,13 @@ export function formatDryRun(rows: readonly DryRunRow[]): string {
       .map((c, i) => (i === 0 ? c.padStart(widths[i]) : i === cells.length - 1 ? c : c.padEnd(widths[i])))
       .join('  ')
       .trimEnd();
-  const out = [line(header), ...table.map(line)];
+  const out = [line(header)];
+  // With regex rules, each row says what the regexes were matched against, under its statement.
+  const indent = ' '.repeat(widths.slice(0, 4).reduce((a, w) => a + w + 2, 0));
+  rows.forEach((r, i) => {
+    out.push(line(table[i]));
+    if (opts.regexText) out.push(`${indent}regex text: ${shortStatement(r.statement.regexText, 200)}`);
+  });
   const notes = [...new Set(rows.map((r) => r.route.note).filter((n): n is string => n !== null))];
   if (notes.length > 0) out.push('', ...notes.map((n) => `note: ${n}`));
   const cached = rows.filter((r) => r.cache.cached).length;

@@ -17,6 +17,7 @@ export type RouteReason =
   | 'transaction'
   | 'locking_read'
   | 'primary_function'
+  | 'server_state'
   | 'session_pinned'
   | 'hint'
   | 'rule'
@@ -67,6 +68,8 @@ export function decideRoute(statement: ClassifiedStatement, rule: CacheRule | nu
   if (!isRead(statement)) {
     return { target: PRIMARY, reason: writesData(statement) ? 'write' : 'not_a_read', detail: statement.type };
   }
+  // A client talks to wirecache as to the primary: questions about the server itself get the primary's answer, whatever a hint or rule says.
+  if (statement.serverState !== null) return { target: PRIMARY, reason: 'server_state', detail: statement.serverState };
   if (pins.inTransaction) return { target: PRIMARY, reason: 'transaction', detail: null };
   if (statement.lockingRead) return { target: PRIMARY, reason: 'locking_read', detail: null };
   if (statement.needsPrimary !== null) return { target: PRIMARY, reason: 'primary_function', detail: statement.needsPrimary };

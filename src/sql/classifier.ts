@@ -1,5 +1,5 @@
 import { buildDigest } from './digest.js';
-import { buildKeyText, type CacheHints, emptyHints } from './key_text.js';
+import { buildKeyText, buildWrittenText, type CacheHints, emptyHints } from './key_text.js';
 import { isSym, lex, LP, SEMI, W } from './lexer.js';
 import { classifyHead, type SessionAssignment, type StatementType, type Stmt } from './statement_kinds.js';
 import { type Ctx, type Plan, scan, TableSet, type TableRef, WriteMode, writtenTables } from './table_refs.js';
@@ -99,6 +99,18 @@ export interface ClassifiedStatement {
    */
   needsPrimary: string | null;
   /**
+   * Why a read is about the server itself (its role, replication state or
+   * identity) and must get the primary's answer whatever the routing: a
+   * system variable as written ('@@GLOBAL.read_only', '@@gtid_binlog_pos',
+   * '@@server_id'), 'SHOW VARIABLES', 'SHOW STATUS', 'SHOW SLAVE STATUS' and
+   * the other replication SHOW statements (as their first words), or an
+   * information_schema / performance_schema table of global state
+   * ('information_schema.global_variables'); null otherwise.
+   */
+  serverState: string | null;
+  /** The text as classified (latin1: one character per byte). */
+  sql: string;
+  /**
    * Named-lock calls: 'release_all' when the statement calls
    * RELEASE_ALL_LOCKS(), else 'acquire' when it calls GET_LOCK(), else
    * 'release' when it calls RELEASE_LOCK(); null otherwise. Gathered over all
@@ -153,7 +165,59 @@ function analyzeStatement(c: Ctx, s: number, e: number): Stmt {
 }
 
 // ---------------------------------------------------------------------------
+// Reads about the server itself
+
+/** SHOW statements about the server's variables, status or replication: their first words, or null. */
+const SHOW_SERVER_STATE =
+  /^SHOW\s+(?:(?:GLOBAL|SESSION|LOCAL)\s+)?(?:VARIABLES|STATUS)\b|^SHOW\s+(?:MASTER|BINLOG)\s+STATUS\b|^SHOW\s+(?:BINARY|MASTER)\s+LOGS\b|^SHOW\s+BINLOG\s+EVENTS\b|^SHOW\s+(?:ALL\s+)?(?:SLAVES?|REPLICAS?)\s+(?:STATUS|HOSTS)\b|^SHOW\s+RELAYLOG\s+EVENTS\b/i;
+
+function showAboutServer(keyText: string): string | null {
+  const m = SHOW_SERVER_STATE.exec(keyText);
+  return m ? m[0].toUpperCase() : null;
+}
+
+/** Tables of global server state (lower-case), in information_schema and performance_schema. */
+const SERVER_STATE_TABLES = new Set([
+  'information_schema.global_variables',
+  'information_schema.global_status',
+  'information_schema.session_variables',
+  'information_schema.session_status',
+  'performance_schema.global_variables',
+  'performance_schema.global_status',
+  'performance_schema.session_variables',
+  'performance_schema.session_status',
+  'performance_schema.variables_by_thread',
+  'performance_schema.status_by_thread',
+]);
+
+function serverStateTable(reads: readonly TableRef[]): string | null {
+  for (const t of reads) {
+    if (t.schema === null) continue;
+    const name = `${t.schema.toLowerCase()}.${t.table}`;
+    if (SERVER_STATE_TABLES.has(name) || (t.schema.toLowerCase() === 'performance_schema' && t.table.startsWith('replication_'))) return name;
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------------------
 // Entry points
+
+const writtenTexts = new WeakMap<ClassifiedStatement, string>();
+
+/**
+ * The statement as the client wrote it, comments and hints aside (see
+ * buildWrittenText): what rule regexes match. Made on first use, since only
+ * rules with a regex need it.
+ */
+export function writtenText(statement: ClassifiedStatement): string {
+  let text = writtenTexts.get(statement);
+  if (text === undefined) {
+    const L = lex(statement.sql);
+    text = buildWrittenText(L, L.n > 0 && L.kind[L.n - 1] === SEMI ? L.n - 1 : L.n);
+    writtenTexts.set(statement, text);
+  }
+  return text;
+}
 
 /** Classifies a statement (or a multi-statement text) as received from a client. */
 export function classify(sql: string): ClassifiedStatement {
@@ -170,6 +234,7 @@ export function classify(sql: string): ClassifiedStatement {
     reads: new TableSet(),
     nonDet: null,
     needsPrimary: null,
+    serverState: null,
     namedLock: null,
     lockingRead: false,
     selectInto: false,
@@ -208,6 +273,8 @@ export function classify(sql: string): ClassifiedStatement {
     selectInto: c.selectInto,
     nonDeterministic: c.nonDet,
     needsPrimary: c.needsPrimary,
+    sql,
+    serverState: c.serverState ?? (head.type === 'show' ? showAboutServer(keyText) : null) ?? serverStateTable(c.reads.list),
     namedLock: c.namedLock,
     sessionAssignments: multi ? assignments : head.assignments,
     setsGlobal,

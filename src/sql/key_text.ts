@@ -127,3 +127,30 @@ export function buildKeyText(L: Lexed, m: number, hints: CacheHints): string {
   }
   return tail ? `${key} ${tail}` : key;
 }
+
+/** Whether sql[a..b) is white space only. */
+function blank(sql: string, a: number, b: number): boolean {
+  for (let i = a; i < b; i++) if (!isSpace(sql.charCodeAt(i))) return false;
+  return true;
+}
+
+/**
+ * The statement as the client wrote it, for rule regexes: tokens 0..m-1 with
+ * their spacing, every comment (hints, optimizer hints and the markers of
+ * executable comments included, their contents kept) replaced by one space,
+ * and no leading or trailing gap.
+ */
+export function buildWrittenText(L: Lexed, m: number): string {
+  if (m === 0) return '';
+  const sql = L.sql;
+  let out = '';
+  let runStart = L.start[0];
+  for (let i = 1; i < m; i++) {
+    const pe = L.end[i - 1];
+    const ts = L.start[i];
+    if (ts === pe || blank(sql, pe, ts)) continue;
+    out += `${sql.slice(runStart, pe)} `;
+    runStart = ts;
+  }
+  return out + sql.slice(runStart, L.end[m - 1]);
+}

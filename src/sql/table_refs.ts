@@ -77,6 +77,38 @@ const PRIMARY_CALL = new Set([
 /** System variables (the name after `@@` and any scope prefix) that make a read run on the primary. */
 const PRIMARY_SYSVARS = new Set(['LAST_INSERT_ID', 'IDENTITY', 'LAST_GTID', 'INSERT_ID']);
 
+/**
+ * System variables about the server's role, replication and identity: a
+ * client talks to wirecache as to the primary, so reads of these answer as
+ * the primary would (a replica says read_only=1, and an installer that asked
+ * would think the database read-only). The names here, and every name with
+ * one of SERVER_STATE_PREFIXES. Not server_id: a bare `SELECT @@server_id`
+ * is how a DBA sees which server answered a read (as through ProxySQL or
+ * MaxScale); read with any variable here it goes to the primary too.
+ */
+const SERVER_STATE_SYSVARS = new Set([
+  'READ_ONLY',
+  'SUPER_READ_ONLY',
+  'INNODB_READ_ONLY',
+  'LOG_BIN',
+  'LOG_BIN_BASENAME',
+  'LOG_BIN_INDEX',
+  'LOG_SLAVE_UPDATES',
+  'LOG_REPLICA_UPDATES',
+  'SQL_LOG_BIN',
+  'SERVER_UUID',
+  'HOSTNAME',
+  'PORT',
+  'SOCKET',
+  'REPORT_HOST',
+  'REPORT_PORT',
+]);
+const SERVER_STATE_PREFIXES = ['GTID_', 'BINLOG_', 'RPL_', 'SLAVE_', 'REPLICA_', 'MASTER_', 'SOURCE_', 'WSREP_'];
+
+export function isServerStateVariable(name: string): boolean {
+  return SERVER_STATE_SYSVARS.has(name) || SERVER_STATE_PREFIXES.some((p) => name.startsWith(p));
+}
+
 export type NamedLock = 'acquire' | 'release' | 'release_all' | null;
 
 /**
@@ -166,6 +198,8 @@ export interface Ctx {
   reads: TableSet;
   nonDet: string | null;
   needsPrimary: string | null;
+  /** The first system variable about the server's role, replication or identity read, as written. */
+  serverState: string | null;
   namedLock: NamedLock;
   lockingRead: boolean;
   selectInto: boolean;
@@ -323,15 +357,17 @@ export function scan(c: Ctx, s: number, e: number, plan: Plan, type: StatementTy
         // @var, @'var', @`var`, @a.b, @@name, @@session.name
         let j = i + 1;
         let primary = false;
+        let serverState = false;
         if (isSym(L, j, AT)) {
           j++;
           if (j < e && L.kind[j] !== SYM) j++;
           if (isSym(L, j, DOT) && j + 1 < e && L.kind[j + 1] !== SYM) j += 2;
           const last = j - 1;
-          if (c.needsPrimary === null && last > i + 1) {
+          if (last > i + 1 && (c.needsPrimary === null || c.serverState === null)) {
             const k2 = L.kind[last];
-            primary =
-              k2 === W ? PRIMARY_SYSVARS.has(L.up[last]) : k2 === QI && PRIMARY_SYSVARS.has(identRaw(L, last).toUpperCase());
+            const name = k2 === W ? L.up[last] : k2 === QI ? identRaw(L, last).toUpperCase() : '';
+            primary = c.needsPrimary === null && PRIMARY_SYSVARS.has(name);
+            serverState = c.serverState === null && isServerStateVariable(name);
           }
         } else if (j < e && L.kind[j] !== SYM && L.kind[j] !== SEMI) {
           j++;
@@ -342,10 +378,11 @@ export function scan(c: Ctx, s: number, e: number, plan: Plan, type: StatementTy
           // 'user'@'host' (an account name, in SHOW GRANTS FOR ...) is no variable: a quoted token touches the '@'.
           primary = c.needsPrimary === null && !(i > s && (L.kind[i - 1] === STR || L.kind[i - 1] === QI) && touches(L, i - 1, i));
         }
-        if (c.nonDet === null || primary) {
+        if (c.nonDet === null || primary || serverState) {
           const text = L.sql.slice(L.start[i], L.end[j - 1]);
           if (c.nonDet === null) c.nonDet = text;
           if (primary && c.needsPrimary === null) c.needsPrimary = text;
+          if (serverState) c.serverState = text;
         }
         i = j;
         continue;
