@@ -1,6 +1,6 @@
 import type { WirecacheConfig } from './config/types.js';
 import { AdminServer, type HealthStatus } from './admin/admin_server.js';
-import { BackendConnection } from './session/backend_connection.js';
+import { BackendConnection } from './backend/backend_connection.js';
 import { registerCacheRoutes } from './admin/cache_routes.js';
 import { loadConfig } from './config/load.js';
 import { ConfigError } from './config/yaml_locations.js';

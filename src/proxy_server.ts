@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
-import { BackendConnection } from './session/backend_connection.js';
+import { BackendConnection } from './backend/backend_connection.js';
 import { ClientSession } from './session/client_session.js';
 import type { ServerIdentity, SessionContext } from './session/session_context.js';
 import type { BackendEndpoint, WirecacheConfig } from './config/types.js';

@@ -6,7 +6,7 @@
  * are classified by the real classifier; no database, no sockets.
  */
 import { describe, expect, it } from 'vitest';
-import type { BackendConnection } from '../src/session/backend_connection.js';
+import type { BackendConnection } from '../src/backend/backend_connection.js';
 import { executeWithTypes, newLink, StateLog, useStatementFor } from '../src/session/backend_links.js';
 import { PrimaryPins } from '../src/routing/primary_pins.js';
 import { classify } from '../src/sql/classifier.js';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { BackendConnection } from '../src/session/backend_connection.js';
+import { BackendConnection } from '../src/backend/backend_connection.js';
 import { nativePasswordToken } from '../src/auth/native_password.js';
 import { NATIVE_PASSWORD_PLUGIN } from '../src/protocol/constants.js';
 import { encodePacket } from '../src/protocol/framing.js';

@@ -13,7 +13,7 @@ import { planRoute } from '../plan/statement_plan.js';
 import { isRead, type RouteDecision, type RouteReason } from '../routing/router.js';
 import { writesData, type ClassifiedStatement } from '../sql/classifier.js';
 import type { BackendEndpoint } from '../config/types.js';
-import { BackendConnection, BackendError } from './backend_connection.js';
+import { BackendConnection, BackendError } from '../backend/backend_connection.js';
 import { newLink, StateLog, type BackendLink } from './backend_links.js';
 import { PrimaryPins } from '../routing/primary_pins.js';
 import { Phase, type ClientSession } from './client_session.js';

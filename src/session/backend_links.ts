@@ -4,7 +4,7 @@
  * pins it to the primary, and which connection has which prepared statement.
  * Knows statements and connections, not sockets or metrics.
  */
-import type { BackendConnection } from './backend_connection.js';
+import type { BackendConnection } from '../backend/backend_connection.js';
 
 /** One backend connection of a session. */
 export interface BackendLink {

@@ -3,13 +3,13 @@
  * backend threads on every server it uses) and COM_CHANGE_USER (a fresh
  * backend login as the new user).
  */
-import type { InternalResult } from './backend_connection.js';
+import type { InternalResult } from '../backend/backend_connection.js';
 import type { BackendEndpoint } from '../config/types.js';
 import { ErrorCode, NATIVE_PASSWORD_PLUGIN } from '../protocol/constants.js';
 import { encodePacket, type Packet } from '../protocol/framing.js';
 import { buildAuthSwitchRequest, parseChangeUser } from '../protocol/handshake.js';
 import { ProtocolError } from '../protocol/payload_reader.js';
-import type { BackendConnection } from './backend_connection.js';
+import type { BackendConnection } from '../backend/backend_connection.js';
 import { Phase, type ClientSession } from './client_session.js';
 import { asLatin1 } from './wire.js';
 

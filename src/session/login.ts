@@ -25,7 +25,7 @@ import {
   SSL_REQUEST_LENGTH,
   type HandshakeResponse,
 } from '../protocol/handshake.js';
-import { BackendError, type BackendLogin } from './backend_connection.js';
+import { BackendError, type BackendLogin } from '../backend/backend_connection.js';
 import { Phase, type ClientSession } from './client_session.js';
 
 export class SessionLogin {

@@ -8,7 +8,7 @@
 import { Command, ErrorCode, ServerStatus } from '../protocol/constants.js';
 import { encodePacket, type Packet } from '../protocol/framing.js';
 import { ScanResult } from '../protocol/response_scanner.js';
-import type { BackendConnection } from './backend_connection.js';
+import type { BackendConnection } from '../backend/backend_connection.js';
 import { useStatementFor } from './backend_links.js';
 import { PauseReason, Phase, type ClientSession } from './client_session.js';
 

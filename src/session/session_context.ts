@@ -9,7 +9,7 @@ import type { UserConfig, WirecacheConfig } from '../config/types.js';
 import type { Logger } from '../logger.js';
 import type { QueryCache } from '../cache/query_cache.js';
 import type { ServerSelector } from '../routing/server_selector.js';
-import type { BackendConnection, BackendTls } from './backend_connection.js';
+import type { BackendConnection, BackendTls } from '../backend/backend_connection.js';
 import type { ClientSession } from './client_session.js';
 import type { ProxyObserver } from './observer.js';
 import type { QueryStats } from './query_stats.js';
