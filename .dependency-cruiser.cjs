@@ -8,6 +8,8 @@
  *              than net/tls are fine)
  *   sql/       pure text analysis: imports nothing in src/ outside itself
  *   cache/, routing/, sql/   no sessions, admin, metrics, nor sockets (node:net, node:tls)
+ *   replication/  the binlog reader: no sessions, admin, metrics, plan, nor prom-client
+ *              (sockets only through backend/)
  *   session/   no Prometheus (prom-client), no metrics/, no admin/: it reports
  *              through observer interfaces
  *   top        app.ts, cli.ts, proxy_server.ts: nothing below imports them
@@ -64,6 +66,13 @@ module.exports = {
       severity: 'error',
       from: { path: '^src/(cache|routing|sql)/', pathNot: '^src/cache/memcached_store\\.ts$' },
       to: { dependencyTypes: ['core'], path: SOCKET_MODULES },
+    },
+    {
+      name: 'replication-not-to-session-admin-metrics',
+      comment: 'src/replication/ (the binlog reader) sits beside routing/: it may use protocol/, backend/, sql/, config/, cache/ and routing/, but never src/session/, src/admin/, src/metrics/ or src/plan/, nor prom-client: it reports through BinlogObserver.',
+      severity: 'error',
+      from: { path: '^src/replication/' },
+      to: { path: ['^src/(session|admin|metrics|plan)/', '(^|/)node_modules/prom-client/'] },
     },
     {
       name: 'session-not-to-metrics-admin',

@@ -8,11 +8,14 @@ import { defineConfig } from 'vitest/config';
  */
 export const UNIT_TEST_FILES = [
   'test/backend_links.test.ts',
+  'test/binlog_events.test.ts',
   'test/cache_decide.test.ts',
   'test/cache_policy.test.ts',
   'test/caching_sha2_password.test.ts',
+  'test/cli_usage.test.ts',
   'test/config.test.ts',
   'test/gtid.test.ts',
+  'test/logger.test.ts',
   'test/layers.test.ts',
   'test/metrics.test.ts',
   'test/protocol.test.ts',

@@ -2,7 +2,8 @@
  * The demo: a throw-away MariaDB primary with two GTID replicas and a
  * memcached (scripts/topology.ts), and wirecache in front of them: writes to
  * the primary, reads spread over the replicas.
- * Ctrl-C stops wirecache and removes the topology.
+ * Ctrl-C (SIGINT), SIGTERM and SIGQUIT stop wirecache and remove the topology
+ * (servers, memcached, the temporary folder); SIGHUP reloads the config.
  *
  *   bash scripts/demo.sh          (installs what it needs, then runs this)
  *   npx tsx scripts/demo.ts       (when dependencies are already installed)
@@ -14,6 +15,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import mysql from 'mysql2/promise';
 import { startApp, type RunningApp } from '../src/app.js';
 import { loadConfig } from '../src/config/load.js';
 import { startTopology, stopTopology, type TopologyInfo } from './topology.js';
@@ -54,43 +56,95 @@ log: { level: info }
 `;
 }
 
-let topo: TopologyInfo | undefined;
-let app: RunningApp | undefined;
-let stopping = false;
-
-async function stop(signal: string): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  process.stderr.write(`[demo] ${signal}: stopping wirecache and the topology\n`);
+/** The demo's table: a few rows, so that a cached read and its invalidation by a write can be seen at once. */
+async function seedDemoTable(t: TopologyInfo): Promise<void> {
+  const conn = await mysql.createConnection({ host: '127.0.0.1', port: t.primary.port, user: t.rootUser, password: t.rootPassword, multipleStatements: true });
   try {
-    await app?.stop();
-    if (topo) await stopTopology(topo);
-    process.exit(0);
-  } catch (err) {
-    process.stderr.write(`[demo] stop failed: ${(err as Error).message}\n`);
-    process.exit(1);
+    await conn.query(`
+      CREATE TABLE IF NOT EXISTS wc_test.demo_items (id INT PRIMARY KEY, name VARCHAR(32) NOT NULL, price DECIMAL(8,2) NOT NULL);
+      REPLACE INTO wc_test.demo_items VALUES (1, 'apple', 0.50), (2, 'bread', 2.20), (3, 'cheese', 7.90);`);
+  } finally {
+    await conn.end();
   }
 }
 
-process.on('SIGINT', () => void stop('SIGINT'));
-process.on('SIGTERM', () => void stop('SIGTERM'));
+let topoStarting: Promise<TopologyInfo | undefined> | undefined;
+let app: RunningApp | undefined;
+let stopping = false;
 
-topo = await startTopology();
-const port = await portOrZero(Number(process.env.WIRECACHE_DEMO_PORT ?? 6033));
-const adminPort = await portOrZero(Number(process.env.WIRECACHE_DEMO_ADMIN_PORT ?? 9104));
-const configFile = path.join(topo.baseDir, 'wirecache.yaml');
-await fs.writeFile(configFile, demoConfig(topo, port, adminPort, selfSignedPair(topo.baseDir)));
-app = await startApp(loadConfig(configFile));
-const { port: mysqlPort } = app.mysqlAddress;
-const admin = app.adminAddress;
-process.stderr.write(`
+/** Stops wirecache, the servers and memcached, and removes the temporary folder; also when a signal comes while they start. */
+async function stop(why: string, code = 0): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  process.stderr.write(`[demo] ${why}: stopping wirecache and the topology\n`);
+  let failed = false;
+  try {
+    await app?.stop();
+  } catch (err) {
+    failed = true;
+    process.stderr.write(`[demo] stopping wirecache failed: ${(err as Error).message}\n`);
+  }
+  try {
+    const topo = await topoStarting;
+    if (topo) await stopTopology(topo);
+  } catch (err) {
+    failed = true;
+    process.stderr.write(`[demo] stopping the topology failed: ${(err as Error).message}\n`);
+  }
+  process.exit(failed ? 1 : code);
+}
+
+// Every signal that would end the process stops everything first; SIGHUP reloads the config, as `wirecache` does.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGQUIT'] as const) process.on(signal, () => void stop(signal, 0));
+process.on('SIGHUP', () => {
+  if (!app || stopping) {
+    process.stderr.write('[demo] SIGHUP before wirecache is running: ignored\n');
+    return;
+  }
+  process.stderr.write('[demo] SIGHUP: reloading the config\n');
+  void app.reload();
+});
+process.on('uncaughtException', (err) => {
+  process.stderr.write(`[demo] ${err.stack ?? err.message}\n`);
+  void stop('uncaught exception', 1);
+});
+process.on('unhandledRejection', (err) => {
+  process.stderr.write(`[demo] ${(err as Error)?.stack ?? String(err)}\n`);
+  void stop('unhandled rejection', 1);
+});
+
+try {
+  topoStarting = startTopology();
+  const topo = (await topoStarting)!;
+  if (stopping) await new Promise(() => {}); // a signal came while the servers started: stop() cleans up and exits
+  await seedDemoTable(topo);
+  const port = await portOrZero(Number(process.env.WIRECACHE_DEMO_PORT ?? 6033));
+  const adminPort = await portOrZero(Number(process.env.WIRECACHE_DEMO_ADMIN_PORT ?? 9104));
+  const configFile = path.join(topo.baseDir, 'wirecache.yaml');
+  await fs.writeFile(configFile, demoConfig(topo, port, adminPort, selfSignedPair(topo.baseDir)));
+  app = await startApp(loadConfig(configFile));
+  const { port: mysqlPort } = app.mysqlAddress;
+  const admin = app.adminAddress;
+  const adminUrl = `http://${admin.host}:${admin.port}`;
+  const client = `mariadb -c -h127.0.0.1 -P${mysqlPort} -uapp -papp_pw wc_test`;
+  process.stderr.write(`
 [demo] wirecache is running in front of the demo primary and its two replicas (config: ${configFile})
-[demo]   mariadb -h127.0.0.1 -P${mysqlPort} -uapp -papp_pw wc_test
+[demo]   ${client}
 [demo]   TLS is on (a self-signed pair made for the demo): add --ssl --ssl-verify-server-cert=0
-[demo]   curl http://${admin.host}:${admin.port}/metrics        curl http://${admin.host}:${admin.port}/cache
-[demo]   reads go to the replicas: mariadb ... -e "SELECT @@server_id" (1 is the primary); see curl http://${admin.host}:${admin.port}/servers
-[demo]   curl 'http://${admin.host}:${admin.port}/explain?sql=SELECT+1' tells where a statement would go and whether it is cached
-[demo]   the cache (memory in front of the demo memcached) serves hinted queries: mariadb -c ... -e "/*qc=on*/ SELECT 1" (-c keeps comments)
 [demo]   primary :${topo.primary.port}, replicas ${topo.replicas.map((r) => `:${r.port}`).join(' ')}, memcached :${topo.memcached.port}
+[demo] Ready to paste (the table wc_test.demo_items has 3 rows; -c keeps the /*qc=on*/ hint):
+  ${client} -e "/*qc=on*/ SELECT * FROM demo_items"            # run it twice: the second answer comes from the cache
+  curl -s ${adminUrl}/cache                                      # hits and misses, per tier
+  ${client} -e "UPDATE demo_items SET price = price + 1 WHERE id = 1"   # a write invalidates the cached result
+  ${client} -e "/*qc=on*/ SELECT * FROM demo_items"            # a miss: the new price, then cached again
+  ${client} -e "SELECT @@server_id"                             # reads go to the replicas (2 or 3; the primary is 1)
+  curl -s ${adminUrl}/servers                                    # what the monitor sees
+  curl -s '${adminUrl}/explain?sql=SELECT+*+FROM+demo_items'     # where a statement would go, and whether it is cached
+  curl -s ${adminUrl}/metrics
+  kill -HUP ${process.pid}                                       # reload the config (${configFile})
 [demo] Ctrl-C stops everything and removes ${topo.baseDir}
 `);
+} catch (err) {
+  process.stderr.write(`[demo] start failed: ${(err as Error).stack ?? (err as Error).message}\n`);
+  await stop('start failed', 1);
+}

@@ -2,16 +2,29 @@ import type { WirecacheConfig } from './config/types.js';
 import { AdminServer, type HealthStatus } from './admin/admin_server.js';
 import { BackendConnection } from './backend/backend_connection.js';
 import { registerCacheRoutes } from './admin/cache_routes.js';
-import { loadConfig } from './config/load.js';
+import { readFileSync } from 'node:fs';
+import { changedFields, readRawConfig, rulesFileChanged } from './config/config_diff.js';
+import { isLoopback, loadConfig } from './config/load.js';
 import { ConfigError } from './config/yaml_locations.js';
 import { registerRoutingRoutes } from './admin/routing_routes.js';
 import { registerQueryStatsRoutes } from './admin/query_stats_routes.js';
 import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './metrics/metrics.js';
 import { ProxyServer } from './proxy_server.js';
+import type { QueryCache } from './cache/query_cache.js';
+import type { BinlogReader } from './replication/binlog_reader.js';
 
-/** What a reload did: applied (with the options that need a restart to take effect), or refused with the config error. */
-export type ReloadResult = { ok: true; restartNeeded: string[] } | { ok: false; error: string };
+/** What a reload did: applied (the fields that changed, and those of them that need a restart to take effect), or refused with the config error. */
+export type ReloadResult = { ok: true; changed: string[]; restartNeeded: string[] } | { ok: false; error: string };
+
+/** The package's version, for the startup line. */
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
 
 /** A running wirecache: the MySQL listener, the metrics/health listener, and their shared metrics. */
 export interface RunningApp {
@@ -29,7 +42,8 @@ export interface RunningApp {
 export async function startApp(initial: WirecacheConfig, logger = createLogger(initial.log.level)): Promise<RunningApp> {
   let config = initial;
   const metrics = new Metrics({ backendNames: config.backends.map((b) => b.name) });
-  const proxy = new ProxyServer(config, logger, metrics, metrics.cache, metrics.routing);
+  const proxy = new ProxyServer(config, logger, metrics, metrics.cache, metrics.routing, metrics.binlog);
+  if (proxy.binlog) metrics.binlog.enable();
   metrics.watchProxy(proxy);
   if (proxy.monitor) {
     const monitor = proxy.monitor;
@@ -48,43 +62,76 @@ export async function startApp(initial: WirecacheConfig, logger = createLogger(i
     const cache = proxy.cache;
     metrics.cache.watch(() => cache.stats);
     metrics.cache.knownRules(cache.config.rules.map((r) => r.name));
-    registerCacheRoutes(admin, cache, metrics.cache);
+    const binlog = proxy.binlog;
+    registerCacheRoutes(admin, cache, metrics.cache, binlog ? () => binlogStatus(binlog, cache, config) : null);
   }
   registerRoutingRoutes(admin, () => config, proxy.selector, proxy.monitor);
   if (proxy.queryStats) registerQueryStatsRoutes(admin, proxy.queryStats);
 
   let reloading: Promise<ReloadResult> | null = null;
+  /** The file as it was last applied, to log what a reload changes. */
+  let appliedRaw = readRawConfig(config.sourcePath);
   const reload = (): Promise<ReloadResult> =>
     (reloading ??= (async (): Promise<ReloadResult> => {
+      const refuse = (error: string): ReloadResult => {
+        metrics.configReloaded('failure');
+        logger.error({ error }, 'config reload refused; the running config stays');
+        return { ok: false, error };
+      };
       let next: WirecacheConfig;
       try {
         next = loadConfig(config.sourcePath);
       } catch (err) {
-        const error = err instanceof ConfigError ? err.message : (err as Error).message;
-        metrics.configReloaded('failure');
-        logger.error({ error }, 'config reload refused; the running config stays');
-        return { ok: false, error };
+        return refuse(err instanceof ConfigError ? err.message : (err as Error).message);
       }
+      if (next.admin.token === null && !isLoopback(config.admin.host)) {
+        // The admin listener keeps its address until a restart: a new file that drops the token
+        // (valid for a loopback address) must not leave it open beyond loopback.
+        return refuse(
+          `admin.token cannot be removed while the admin API listens on ${config.admin.host} (the address changes only at a restart): keep the token, or restart with a loopback admin.host`,
+        );
+      }
+      const nextRaw = readRawConfig(config.sourcePath);
+      const changed = changedFields(appliedRaw, nextRaw);
+      if (rulesFileChanged(config, next)) changed.push('cache.rules_file');
+      appliedRaw = nextRaw;
       const restartNeeded = proxy.reload(next);
+      const previous = config;
       config = { ...next, admin: { ...config.admin, token: next.admin.token } };
       if (proxy.cache) metrics.cache.knownRules(proxy.cache.config.rules.map((r) => r.name));
       metrics.configReloaded('success');
-      if (restartNeeded.length > 0) logger.warn({ restartNeeded }, 'config reloaded; these changes take effect only after a restart');
-      else logger.info({ file: config.sourcePath }, 'config reloaded');
-      return { ok: true, restartNeeded };
+      // Same key names as POST /reload answers with.
+      const fields = { file: previous.sourcePath, changed, restart_needed: restartNeeded };
+      if (restartNeeded.length > 0) logger.warn(fields, 'config reloaded; some changes take effect only after a restart');
+      else logger.info(fields, changed.length > 0 ? 'config reloaded' : 'config reloaded: nothing changed');
+      return { ok: true, changed, restartNeeded };
     })().finally(() => {
       reloading = null;
     }));
   admin.addRoute('POST', '/reload', async () => {
     const result = await reload();
     return result.ok
-      ? { json: { reloaded: true, restart_needed: result.restartNeeded } }
+      ? { json: { reloaded: true, changed: result.changed, restart_needed: result.restartNeeded } }
       : { status: 422, json: { reloaded: false, error: result.error } };
   });
 
   const adminAddress = await admin.start();
   const address = await proxy.start();
-  logger.info({ metrics: `http://${adminAddress.host}:${adminAddress.port}/metrics` }, 'admin listener ready');
+  // The startup banner: one line with what an operator checks first.
+  const adminUrl = `http://${adminAddress.host}:${adminAddress.port}`;
+  logger.info(
+    {
+      version: packageVersion(),
+      config: config.sourcePath,
+      listen: `${address.address}:${address.port}`,
+      admin: adminUrl,
+      metrics: `${adminUrl}/metrics`,
+      backends: config.backends.map((b) => `${b.name} ${b.host}:${b.port} (${b.role})`),
+      cache: config.cache ? config.cache.storage : 'off',
+      cache_rules: config.cache?.rules.length ?? 0,
+    },
+    'wirecache started',
+  );
   let stopping: Promise<void> | null = null;
   return {
     proxy,
@@ -96,7 +143,7 @@ export async function startApp(initial: WirecacheConfig, logger = createLogger(i
     reload,
     stop: () =>
       (stopping ??= (async () => {
-        logger.info({ graceMs: config.timeouts.shutdownGraceMs }, 'shutting down: no new connections, finishing queries in flight');
+        logger.info({ grace_ms: config.timeouts.shutdownGraceMs }, 'shutting down: no new connections, finishing queries in flight');
         await proxy.shutdown(config.timeouts.shutdownGraceMs);
         await admin.stop();
         logger.info('stopped');
@@ -108,7 +155,24 @@ export async function startApp(initial: WirecacheConfig, logger = createLogger(i
  * Ready when a primary is reachable: as the monitor last saw it, or (without
  * a monitor) by reading the primary's greeting now.
  */
+/**
+ * The binlog reader's state for /cache and /readyz. `cache_serving` is false
+ * while fail_closed holds the cache off (the proxy still answers: from the
+ * database). A reader that is off (auto found no binlog or no grant) is
+ * reported as such: the cache then invalidates only for writes it sees.
+ */
+function binlogStatus(reader: BinlogReader, cache: QueryCache, config: WirecacheConfig): Record<string, unknown> {
+  return { ...reader.status(), on_unavailable: config.binlog.onUnavailable, cache_serving: !cache.isSuspended };
+}
+
+/** Readiness with the binlog reader's state added to its detail (it never makes the proxy unready: misses go to the database). */
 async function readiness(proxy: ProxyServer, config: WirecacheConfig): Promise<HealthStatus> {
+  const status = await primaryReadiness(proxy, config);
+  if (proxy.binlog && proxy.cache) status.detail = { ...(status.detail as object | undefined), binlog: binlogStatus(proxy.binlog, proxy.cache, config) };
+  return status;
+}
+
+async function primaryReadiness(proxy: ProxyServer, config: WirecacheConfig): Promise<HealthStatus> {
   const choice = proxy.selector.primary();
   if (!choice.endpoint) return { ok: false, detail: { reason: `no primary: ${choice.conflict.join(' and ')} are all writable` } };
   const primary = choice.endpoint.name;

@@ -41,22 +41,66 @@ async function run(file: string): Promise<void> {
   process.once('SIGINT', () => stop('SIGINT'));
 }
 
+/** The config file given as an argument or with --config (the subcommand's or the main command's); both at once must agree. */
+function configFrom(cmd: Command, arg: string | undefined): string | undefined {
+  const opt = cmd.optsWithGlobals<{ config?: string }>().config;
+  if (arg !== undefined && opt !== undefined && arg !== opt) {
+    cmd.error(`give the config file once: as an argument (${arg}) or with --config (${opt})`, { exitCode: 2 });
+  }
+  return arg ?? opt;
+}
+
+const START_HELP = `
+Start the proxy with a configuration file (see config.example.yaml):
+  wirecache --config wirecache.yaml     (or: wirecache wirecache.yaml, wirecache run wirecache.yaml)
+Check a configuration without starting:
+  wirecache check-config wirecache.yaml
+Dry run of the cache and routing rules over a SQL file or a general/slow log:
+  wirecache rules test --config wirecache.yaml queries.sql
+Signals: SIGTERM/SIGINT stop (letting statements in flight finish), SIGHUP reloads the config.
+Help on one command: wirecache help <command>
+`;
+
 const program = new Command()
   .name('wirecache')
   .description('Transparent MySQL wire-protocol caching proxy')
+  .usage('[options] [config] | <command> [options]')
   .version(pkg.version)
+  .helpCommand(true)
+  .argument('[config]', 'configuration file (YAML): starts the proxy, as `run` does')
   .option('-c, --config <file>', 'configuration file (YAML)')
-  .action(async (opts: { config?: string }) => {
-    if (!opts.config) program.error('missing --config FILE (see config.example.yaml)');
-    await run(opts.config!);
+  .addHelpText('after', START_HELP)
+  .action(async (file: string | undefined, _opts: unknown, cmd: Command) => {
+    const config = configFrom(cmd, file);
+    if (!config) {
+      // No arguments at all: how to use it, on stderr, and the usage-error exit code.
+      process.stderr.write(program.helpInformation());
+      process.stderr.write(START_HELP);
+      process.exit(2);
+    }
+    await run(config);
+  });
+
+program
+  .command('run')
+  .description('start the proxy (the same as `wirecache --config FILE`)')
+  .argument('[config]', 'configuration file (YAML)')
+  .option('-c, --config <file>', 'configuration file (YAML)')
+  .action(async (file: string | undefined, _opts: unknown, cmd: Command) => {
+    const config = configFrom(cmd, file);
+    if (!config) cmd.error('missing the config file: wirecache run FILE (or --config FILE; see config.example.yaml)', { exitCode: 2 });
+    await run(config!);
   });
 
 program
   .command('check-config')
-  .description('validate a configuration file and exit non-zero on error')
-  .argument('<file>', 'configuration file (YAML)')
-  .action((file: string) => {
-    const config = loadOrExit(file);
+  .description('validate a configuration file (and its rules file) and exit 2 on error, listing every error found')
+  .argument('[config]', 'configuration file (YAML)')
+  .option('-c, --config <file>', 'configuration file (YAML)')
+  .action((file: string | undefined, _opts: unknown, cmd: Command) => {
+    const path = configFrom(cmd, file);
+    if (!path) cmd.error('missing the config file: wirecache check-config FILE (or --config FILE)', { exitCode: 2 });
+    const config = loadOrExit(path!);
     process.stdout.write(
       `${config.sourcePath}: OK (${config.backends.length} backend(s), ${config.users.length} user(s), listen ${config.listen.host}:${config.listen.port})\n`,
     );
@@ -71,16 +115,20 @@ program
     'for each statement of a SQL file or a MariaDB/MySQL general or slow log: the rule it matches, ' +
       'whether it would be cached (and why not) and where it would go; exits 2 on a config or rules file error',
   )
-  .argument('<queries>', 'plain SQL file (statements ended by ";"), general log or slow log')
+  .usage('[options] [config] <queries>')
+  .argument('<files...>', 'the configuration file (YAML; or give it with --config), then the queries: a plain SQL file (statements ended by ";"), general log or slow log')
   .option('-c, --config <file>', 'configuration file (YAML) whose rules and routing are tested')
   .option('--user <name>', "user for statements the file does not name one for (default: the config's first user)")
   .option('--schema <name>', 'default schema for statements the file does not give one for (default: none)')
   .option('--client <address>', 'client IP address for rules with match.clients (default: 127.0.0.1)')
   .option('--json', 'print the rows as JSON')
-  .action(async (queries: string, _opts: unknown, cmd: Command) => {
+  .action(async (files: string[], _opts: unknown, cmd: Command) => {
     // --config is also the main command's option, which commander may have taken: look in both.
     const opts = cmd.optsWithGlobals<{ config?: string; user?: string; schema?: string; client?: string; json?: boolean }>();
-    if (!opts.config) cmd.error('missing --config FILE: the configuration whose rules are tested', { exitCode: 2 });
+    if (files.length > 2) cmd.error('give at most two files: [config] <queries>', { exitCode: 2 });
+    const queries = files[files.length - 1];
+    opts.config = configFrom(cmd, files.length === 2 ? files[0] : undefined);
+    if (!opts.config) cmd.error('missing the config file: wirecache rules test CONFIG QUERIES (or --config CONFIG QUERIES)', { exitCode: 2 });
     // `... | head` closes the pipe early: that ends the output, it is not an error.
     process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 0 : 1));
     const config = loadOrExit(opts.config!);

@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -18,6 +19,8 @@ import { ServerMonitor } from './routing/server_monitor.js';
 import { nullMonitorObserver, type MonitorObserver } from './routing/server_status.js';
 import { ServerSelector } from './routing/server_selector.js';
 import { QueryStats } from './session/query_stats.js';
+import { BinlogReader, BinlogUnavailableError } from './replication/binlog_reader.js';
+import { nullBinlogObserver, type BinlogObserver } from './replication/observer.js';
 import { LoginThrottle } from './auth/login_throttle.js';
 import type { KeyObject } from 'node:crypto';
 import { loadOrGenerateRsaKeyPair, Sha2CredentialCache } from './auth/caching_sha2_password.js';
@@ -101,10 +104,14 @@ export class ProxyServer {
   readonly queryStats: QueryStats | null;
   /** Accounts read from the primary's mysql.user, when users_from_database is configured. */
   readonly databaseUsers: UserDirectory | null;
+  /** Binlog-driven invalidation of the cache, when the config has a cache and binlog is not off. */
+  readonly binlog: BinlogReader | null;
   /** caching_sha2_password's RSA pair: from the configured files or generated, on first use. */
   private rsaKeys: { publicKeyPem: Buffer; privateKey: KeyObject } | null = null;
   /** Failed logins per client address. */
+  /** Failed logins per client address, and per account (a guesser spread over many addresses). */
   private readonly throttle: LoginThrottle;
+  private readonly accountThrottle: LoginThrottle;
   /** Client bytes of sessions that have ended (live ones are read from their sockets). */
   private closedClientBytes = { received: 0, sent: 0 };
 
@@ -114,12 +121,14 @@ export class ProxyServer {
     private readonly observer: ProxyObserver,
     cacheObserver: CacheObserver = nullCacheObserver,
     monitorObserver: MonitorObserver = nullMonitorObserver,
+    binlogObserver: BinlogObserver = nullBinlogObserver,
   ) {
-    this.cache = config.cache ? new QueryCache(config.cache, cacheObserver) : null;
+    this.cache = config.cache ? new QueryCache(config.cache, cacheObserver, logger.child({ component: 'cache' })) : null;
     this.monitor = config.monitor
       ? new ServerMonitor(config.backends, config.monitor, config.routing.maxReplicationLagSeconds, monitorObserver, logger.child({ component: 'monitor' }))
       : null;
     this.selector = new ServerSelector(config.backends, this.monitor);
+    this.binlog = this.createBinlogReader(binlogObserver);
     this.queryStats = config.queryStats.maxDigests > 0 ? new QueryStats(config.queryStats.maxDigests) : null;
     this.databaseUsers = config.usersFromDatabase
       ? new UserDirectory(config.usersFromDatabase, () => this.primaryEndpoint(), logger.child({ component: 'users' }))
@@ -129,6 +138,7 @@ export class ProxyServer {
       this.rsaKeys = loadOrGenerateRsaKeyPair({ privateKeyFile: config.auth.rsaPrivateKeyFile, publicKeyFile: config.auth.rsaPublicKeyFile });
     }
     this.throttle = new LoginThrottle(config.limits.loginFailuresPerMinute, config.limits.loginBlockSeconds * 1000);
+    this.accountThrottle = new LoginThrottle(config.limits.loginFailuresPerMinute, config.limits.loginBlockSeconds * 1000);
     this.currentIdentity = defaultIdentity(config);
     this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
     this.server.on('error', (err) => this.logger.error({ err }, 'listener error'));
@@ -144,15 +154,18 @@ export class ProxyServer {
       queryStats: this.queryStats,
       backendTls: config.backendTls ? { ca: config.backendTls.caFile ? readFileSync(config.backendTls.caFile) : null, verify: config.backendTls.verify } : null,
       tls: config.tls ? tls.createSecureContext({ cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }) : null,
-      loginFailed: (address) => {
-        if (!this.throttle.failed(address)) return;
-        this.observer.loginBlocked();
-        this.logger.warn(
-          { client: address, failures: this.config.limits.loginFailuresPerMinute, blockSeconds: this.config.limits.loginBlockSeconds },
-          'client address blocked after too many failed logins',
-        );
+      loginFailed: (address, user) => {
+        const limits = { failures: this.config.limits.loginFailuresPerMinute, block_seconds: this.config.limits.loginBlockSeconds };
+        if (this.throttle.failed(address)) {
+          this.observer.loginBlocked();
+          this.logger.warn({ client: address, ...limits }, 'client address blocked after too many failed logins');
+        }
+        if (this.accountThrottle.failed(user)) {
+          this.observer.accountBlocked();
+          this.logger.warn({ user, client: address, ...limits }, 'account blocked after too many failed logins to it');
+        }
       },
-      loginSucceeded: (address) => this.throttle.succeeded(address),
+      accountBlockedFor: (user) => this.accountThrottle.blockedFor(user),
       sha2Credentials: new Sha2CredentialCache(),
       rsaKeyPair: () =>
         (this.rsaKeys ??= loadOrGenerateRsaKeyPair({ privateKeyFile: this.config.auth.rsaPrivateKeyFile, publicKeyFile: this.config.auth.rsaPublicKeyFile })),
@@ -171,6 +184,46 @@ export class ProxyServer {
         }
       },
     };
+  }
+
+  private createBinlogReader(observer: BinlogObserver): BinlogReader | null {
+    const cache = this.cache;
+    const binlog = this.config.binlog;
+    if (!cache || binlog.enabled === 'off') return null;
+    if (binlog.user === null) {
+      this.logger.info('binlog-driven invalidation is off: no account (binlog.user, or a monitor section)');
+      return null;
+    }
+    const log = this.logger.child({ component: 'binlog' });
+    const reader = new BinlogReader({
+      user: binlog.user,
+      password: binlog.password,
+      // Drawn at random unless configured: two proxies in front of one primary must not share an id.
+      serverId: binlog.serverId ?? randomInt(2_000_000_000, 4_000_000_000),
+      maxDelayMs: binlog.maxDelayMs,
+      connectTimeoutMs: this.config.timeouts.backendConnectMs,
+      primary: () => this.selector.primary().endpoint,
+      invalidate: (tables) => cache.invalidate(tables),
+      observer,
+      log,
+      auto: binlog.enabled === 'auto',
+    });
+    if (binlog.onUnavailable === 'fail_closed') cache.suspendWhen(() => reader.unhealthy);
+    return reader;
+  }
+
+  /** Starts the binlog reader; with `auto`, a server or account that cannot replicate leaves it off with one warning. */
+  private async startBinlog(): Promise<void> {
+    if (!this.binlog) return;
+    try {
+      await this.binlog.start();
+    } catch (err) {
+      if (!(err instanceof BinlogUnavailableError)) throw err;
+      this.logger.warn(
+        { component: 'binlog', reason: err.message },
+        'binlog-driven invalidation is off (binlog.enabled: auto): the cache invalidates only for writes through this proxy, and by TTL',
+      );
+    }
   }
 
   /** The primary as the monitor sees it now (the configured one without a monitor). */
@@ -223,6 +276,7 @@ export class ProxyServer {
     if (!same(old.backendTls, next.backendTls)) restart.push('backend_tls');
     if (!same(old.auth, next.auth)) restart.push('auth');
     if (!same(old.usersFromDatabase, next.usersFromDatabase)) restart.push('users_from_database');
+    if (!same(old.binlog, next.binlog)) restart.push('binlog');
     if (old.queryStats.maxDigests !== next.queryStats.maxDigests) restart.push('query_stats');
     // The monitor judges lag with the bound it was started with; the greeting's version is learnt at start.
     if (old.routing.maxReplicationLagSeconds !== next.routing.maxReplicationLagSeconds) restart.push('routing.max_replication_lag');
@@ -243,12 +297,14 @@ export class ProxyServer {
       backendTls: old.backendTls,
       auth: old.auth,
       usersFromDatabase: old.usersFromDatabase,
+      binlog: old.binlog,
       routing: { ...next.routing, maxReplicationLagSeconds: old.routing.maxReplicationLagSeconds },
       serverVersion: old.serverVersion,
       cache,
     };
     this.logger.level = next.log.level;
     this.throttle.configure(next.limits.loginFailuresPerMinute, next.limits.loginBlockSeconds * 1000);
+    this.accountThrottle.configure(next.limits.loginFailuresPerMinute, next.limits.loginBlockSeconds * 1000);
     return restart;
   }
 
@@ -262,6 +318,7 @@ export class ProxyServer {
     if (this.monitor) await this.monitor.start();
     // The first read of mysql.user is awaited (bounded): logins right after start already see those accounts.
     if (this.databaseUsers) await this.databaseUsers.start();
+    await this.startBinlog();
     const primary = this.primaryEndpoint();
     try {
       this.currentIdentity = identityFromGreeting(await BackendConnection.probe(primary, this.config.timeouts.backendConnectMs));
@@ -344,6 +401,7 @@ export class ProxyServer {
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
     for (const s of [...this.sessions.values()]) s.terminate('shutdown grace period over');
     await closed;
+    this.binlog?.stop();
     this.cache?.close();
     await this.monitor?.stop();
     await this.databaseUsers?.stop();

@@ -162,16 +162,16 @@ describe('PrimaryPins', () => {
     expect(after(new PrimaryPins(), 'SELECT 1; UPDATE t SET a = 1')).toBeNull();
   });
 
-  // Known gap (reported, src/ not changed here): the classifier's temporaryTable flag and type describe
-  // only the first statement of a multi-statement text, so a CREATE TEMPORARY TABLE or LOCK TABLES after
-  // the first statement pins nothing and the next SELECT of that table may go to a replica. it.fails
-  // keeps the expectation visible: once it holds, these start failing and `.fails` must go.
-  it.fails('a multi-statement whose later statement creates a temporary table pins (known gap)', () => {
+  it('a multi-statement whose later statement creates a temporary table pins', () => {
     expect(after(new PrimaryPins(), 'SELECT 1; CREATE TEMPORARY TABLE t (a INT)')).toBe('multi_statement_state');
   });
 
-  it.fails('a multi-statement whose later statement is LOCK TABLES pins (known gap)', () => {
+  it('a multi-statement whose later statement is LOCK TABLES pins', () => {
     expect(after(new PrimaryPins(), 'SELECT 1; LOCK TABLES t READ')).toBe('multi_statement_state');
+  });
+
+  it('a multi-statement of reads only pins nothing', () => {
+    expect(after(new PrimaryPins(), 'SELECT 1; SELECT 2 FROM t')).toBeNull();
   });
 
   it('untrack() keeps the first reason; reset() drops every pin', () => {

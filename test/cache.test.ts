@@ -116,6 +116,49 @@ describe('choosing what to cache', () => {
     });
   });
 
+  it('never joins two statements the server reads differently: touching tokens, and strings under the session sql_mode', async () => {
+    await root.query('CREATE TABLE IF NOT EXISTS wc_test.qc_boundary (`1e` INT); TRUNCATE wc_test.qc_boundary; INSERT INTO wc_test.qc_boundary VALUES (5)');
+    await withProxy({ mode: 'all' }, async (px) => {
+      const app = await connect(px.port, topo);
+      const direct = await connect(topo.primary.port, topo);
+      try {
+        // 1e+1 is the number 10; 1e + 1 is the column `1e` plus one.
+        for (const sql of ['SELECT 1e+1 AS v FROM qc_boundary', 'SELECT 1e + 1 AS v FROM qc_boundary', 'SELECT 1e+1 AS v FROM qc_boundary']) {
+          expect(await value(app, sql), sql).toEqual(await value(direct, sql));
+        }
+        // With NO_BACKSLASH_ESCAPES, 'a\' ends at its second quote: the texts below hold different strings.
+        for (const c of [app, direct]) await c.query("SET sql_mode = 'NO_BACKSLASH_ESCAPES'");
+        for (const sql of ["SELECT 'a\\' AS w, 'b  c' AS v", "SELECT 'a\\' AS w, 'b c' AS v", "SELECT 'a\\' AS w, 'b  c' AS v"]) {
+          expect(await value(app, sql), sql).toEqual(await value(direct, sql));
+        }
+        expect(px.metrics.cache.value('hits', 'all')).toBe(2);
+      } finally {
+        await app.end();
+        await direct.end();
+      }
+    });
+  });
+
+  it('never stores what a READ UNCOMMITTED session reads: a rolled-back row is not served again', async () => {
+    await root.query('CREATE TABLE IF NOT EXISTS wc_test.qc_dirty (id INT PRIMARY KEY) ENGINE=InnoDB; TRUNCATE wc_test.qc_dirty');
+    await withProxy({ mode: 'all' }, async (px) => {
+      const reader = await connect(px.port, topo);
+      const writer = await connect(px.port, topo);
+      try {
+        await reader.query('SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED');
+        await writer.query('BEGIN');
+        await writer.query('INSERT INTO qc_dirty VALUES (1)');
+        expect(await value(reader, 'SELECT COUNT(*) AS v FROM qc_dirty')).toBe(1);
+        await writer.query('ROLLBACK');
+        expect(await value(reader, 'SELECT COUNT(*) AS v FROM qc_dirty')).toBe(0);
+        expect(px.metrics.cache.value('hits', 'all')).toBe(0);
+      } finally {
+        await reader.end();
+        await writer.end();
+      }
+    });
+  });
+
   it('matches rules by digest (multi-line SQL with other literals too), regex, table, user and schema', async () => {
     const rules = [
       rule({ name: 'by-digest', match: { digest: 'SELECT v FROM qc_items WHERE id = ?' }, cache: true }),
@@ -127,8 +170,9 @@ describe('choosing what to cache', () => {
       const app = await connect(px.port, topo);
       const m1 = mark();
       expect(await value(app, `SELECT v FROM qc_items WHERE id = 1 ${m1}`)).toBe('one');
-      // Multi-line ORM text with other spacing shares the entry; other literals match the rule as their own entries.
-      expect(await value(app, `SELECT v\n   FROM qc_items\n  WHERE id=1 ${m1}`)).toBe('one');
+      // Multi-line ORM text with other amounts of spacing shares the entry (tokens that touch stay joined in the
+      // key: `id=1` would be an entry of its own); other literals match the rule as their own entries.
+      expect(await value(app, `SELECT v\n   FROM qc_items\n  WHERE id =  1 ${m1}`)).toBe('one');
       expect(await value(app, `select v from qc_items where id = 2 ${m1}`)).toBe('two');
       expect(await value(app, `select v from qc_items where id = 2 ${m1}`)).toBe('two');
       expect(await serverRan(m1)).toBe(2);

@@ -218,3 +218,32 @@ describe('dependencies and keys', () => {
     expect(plan(decide(ruled, request('SELECT * FROM t'))).key).toBe(key('SELECT * FROM t'));
   });
 });
+
+describe('reads of the schemas the server keeps itself', () => {
+  it('are never stored (system_schema), named with their schema or bare in that schema, unless a rule allows them', () => {
+    const all = testCacheConfig({ mode: 'all' });
+    for (const sql of [
+      'SELECT * FROM information_schema.TABLES',
+      'SELECT * FROM performance_schema.threads',
+      'SELECT * FROM sys.session',
+      'SELECT User FROM mysql.user',
+      'SELECT a.x FROM shop.t a JOIN information_schema.COLUMNS c ON c.COLUMN_NAME = a.x',
+    ]) {
+      expect(decide(all, cacheRequest(sql)), sql).toMatchObject({ cache: false, reason: 'system_schema' });
+    }
+    expect(decide(all, cacheRequest('SELECT * FROM TABLES', { schema: 'information_schema' }))).toMatchObject({ cache: false, reason: 'system_schema' });
+    // Other schemas, even with a look-alike name, are cached.
+    expect(decide(all, cacheRequest('SELECT * FROM shop.mysql_users'))).toMatchObject({ cache: true });
+    expect(decide(all, cacheRequest('SELECT * FROM mysql_archive.user'))).toMatchObject({ cache: true });
+    const allowed = testCacheConfig({ mode: 'all', rules: [compileRule({ name: 'catalog', match: { tables: 'information_schema.tables' }, allow_system_schemas: true }, 'test')] });
+    expect(decide(allowed, cacheRequest('SELECT * FROM information_schema.TABLES'))).toMatchObject({ cache: true, label: 'catalog' });
+  });
+});
+
+describe('sessions that read uncommitted rows', () => {
+  it('are never stored (read_uncommitted)', () => {
+    const all = testCacheConfig({ mode: 'all' });
+    expect(decide(all, cacheRequest('SELECT * FROM shop.t', { readUncommitted: true }))).toMatchObject({ cache: false, reason: 'read_uncommitted' });
+    expect(decide(all, cacheRequest('SELECT * FROM shop.t', { readUncommitted: false }))).toMatchObject({ cache: true });
+  });
+});

@@ -12,7 +12,9 @@ import { startMemcached, stopMemcached, type MemcachedInfo } from '../scripts/to
 import { compileRule } from '../src/config/rules.js';
 import type { CacheConfig } from '../src/config/types.js';
 import { getTopology } from './topology-context.js';
-import { connect, passwordOf, startProxy, testCacheConfig, type RunningProxy } from './proxy-harness.js';
+import { connect, passwordOf, startProxy, testCacheConfig, testConfig, type RunningProxy } from './proxy-harness.js';
+import { startApp } from '../src/app.js';
+import { createLogger } from '../src/logger.js';
 import { startCli, writeTemp, yamlFor } from './cli-process.js';
 import { disableGeneralLog, enableGeneralLog, markers, serverRan as countRan } from './general-log.js';
 import mysqlClient from 'mysql2/promise';
@@ -187,6 +189,51 @@ describe('two wirecache processes sharing one memcached', () => {
 });
 
 describe('memcached failures', () => {
+  it('a tier that goes down is logged once and shown in GET /cache; coming back is logged once too', async () => {
+    const logs: { level: string; msg: string; tier?: string }[] = [];
+    const logger = createLogger('info', { destination: { write: (line: string) => void logs.push(JSON.parse(line)) } });
+    const app = await startApp(
+      testConfig(topo, {
+        cache: testCacheConfig({
+          storage: 'tiered',
+          memcached: { servers: [`${mc.host}:${mc.port}`], timeoutMs: BUDGET_MS, itemLimitBytes: 1_048_576, maxItemsPerEntry: 16, keyPrefix },
+        }),
+      }),
+      logger,
+    );
+    const c = await mysqlClient.createConnection({ host: '127.0.0.1', port: app.mysqlAddress.port, user: 'app', password: passwordOf(topo, 'app'), database: 'wc_test' });
+    try {
+      type Tier = { tier: string; state: string; down_since: string | null };
+      const tiers = async () => ((await (await fetch(`http://127.0.0.1:${app.adminAddress.port}/cache`)).json()) as { tiers: Tier[] }).tiers;
+      const tierLines = (msg: RegExp) => logs.filter((l) => l.tier === 'memcached' && msg.test(l.msg));
+      expect(await tiers()).toEqual([
+        { tier: 'memory', state: 'up', down_since: null },
+        expect.objectContaining({ tier: 'memcached', state: 'up', down_since: null }),
+      ]);
+      await stopMemcached(mc, 'SIGKILL');
+      // Distinct statements: each misses memory and goes to memcached.
+      for (let i = 0; i < 20; i++) expect(await value(c, `/*qc=on*/ SELECT v FROM mc_items WHERE id = 1 AND ${i} = ${i}`)).toBe('one');
+      const down = (await tiers())[1];
+      expect(down).toMatchObject({ tier: 'memcached', state: 'down' });
+      expect(Date.parse(down.down_since!)).toBeGreaterThan(0);
+      expect(tierLines(/cache tier down/)).toHaveLength(1);
+      expect(tierLines(/cache tier down/)[0].level).toBe('warn');
+      expect(tierLines(/back up/)).toHaveLength(0);
+
+      mc = await startMemcached(path.join(topo.baseDir, `memcached-proxy-${process.pid}`), mc.port);
+      for (let i = 0; i < 100 && (await tiers())[1].state !== 'up'; i++) {
+        await value(c, `/*qc=on*/ SELECT v FROM mc_items WHERE id = 2 AND ${i} = ${i}`);
+        await sleep(50);
+      }
+      expect((await tiers())[1]).toMatchObject({ tier: 'memcached', state: 'up', down_since: null });
+      expect(tierLines(/back up/)).toHaveLength(1);
+      expect(tierLines(/cache tier down/)).toHaveLength(1);
+    } finally {
+      await c.end();
+      await app.stop();
+    }
+  });
+
   it('memcached killed mid-test: every query and login still succeeds, problems are counted, caching resumes when it is back', async () => {
     const px = await proxyWith('memcached');
     const c = await connect(px.port, topo);

@@ -123,7 +123,9 @@ describe('cache decisions', () => {
       return d.key;
     };
     const sql = '/*qc=on*/ SELECT * FROM t WHERE a = 1';
-    expect(key(sql)).toBe(key('SELECT  * FROM t /* trace 42 */ WHERE a=1 /*qc=on*/'.replace(/^/, '/*qc=on*/ ')));
+    expect(key(sql)).toBe(key('SELECT  * FROM t /* trace 42 */ WHERE a = 1 /*qc=on*/'.replace(/^/, '/*qc=on*/ ')));
+    // Tokens that touch stay joined in the key: `a=1` is another key than `a = 1`.
+    expect(key(sql)).not.toBe(key('/*qc=on*/ SELECT * FROM t WHERE a=1'));
     expect(key(sql)).not.toBe(key(sql, { user: 'other' }));
     expect(key(sql)).not.toBe(key(sql, { schema: 'shop2' }));
     expect(key(sql)).not.toBe(key(sql, { stateKey: 'login=8/0' }));

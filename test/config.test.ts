@@ -50,9 +50,9 @@ describe('config.example.yaml', () => {
     expect(config.routing).toEqual({ maxReplicationLagSeconds: 10, consistency: 'session', consistencyWaitMs: 500 });
   });
 
-  it('loads with its commented monitor and cache sections turned on', () => {
+  it('loads with its commented monitor, binlog and cache sections turned on', () => {
     const text = readFileSync(join(repoRoot, 'config.example.yaml'), 'utf8')
-      .replace(/^# (monitor:|cache:)/gm, '$1')
+      .replace(/^# (monitor:|cache:|binlog:)/gm, '$1')
       .replace(/^ {2}# (token:)/m, '  $1')
       .replace(/^#( {2,}[^ #])/gm, '$1');
     const config = parseConfig(text, 'example-uncommented.yaml');
@@ -67,6 +67,7 @@ describe('config.example.yaml', () => {
     });
     expect(config.cache?.rules.find((r) => r.name === 'reports')).toMatchObject({ route: 'replica', consistency: 'eventual' });
     expect(config.admin.token).toBe('change-me-to-a-long-random-string');
+    expect(config.binlog).toEqual({ enabled: 'auto', user: 'wirecache_repl', password: 'repl_pw', serverId: 4242, maxDelayMs: 5000, onUnavailable: 'fail_closed' });
   });
 });
 
@@ -98,6 +99,7 @@ describe('parseConfig', () => {
       monitor: null,
       routing: { maxReplicationLagSeconds: 10, consistency: 'session', consistencyWaitMs: 500 },
       cache: null,
+      binlog: { enabled: 'auto', user: null, password: '', serverId: null, maxDelayMs: 5000, onUnavailable: 'fail_closed' },
       log: { level: 'info' },
       serverVersion: '5.5.5-10.11.0-MariaDB-wirecache',
     });
@@ -481,10 +483,93 @@ describe('cache section and rules file', () => {
     expect(() => loadConfig(configFile)).toThrow(/rules\.yaml: cannot read rules file/);
   });
 
+  it('reports the errors of every round in one pass: schema, cross-field, then the rules file', () => {
+    writeFileSync(join(dir, 'rounds-rules.yaml'), '- name: a\n  match: {}\n  tll: 5\n');
+    const configFile = join(dir, 'rounds.yaml');
+    writeFileSync(
+      configFile,
+      [
+        'listen: { port: -1 }', // 1: schema
+        'limits: { max_client_conections: 5 }', // 2: schema, with a suggestion
+        'backends:',
+        '  - { name: db1, host: h1, role: primary }',
+        '  - { name: db2, host: h2, role: primary }', // 5: cross-field (two primaries; and no monitor)
+        'monitor: { user: m, password: m }',
+        'users:',
+        '  - { name: app, password: a }',
+        '  - { name: app, password: b }', // 9: cross-field (duplicate)
+        'cache:',
+        '  storage: memcached', // 11: cross-field (no memcached section)
+        '  rules_file: rounds-rules.yaml', // the rules file: unknown key
+        '',
+      ].join('\n'),
+    );
+    let err: ConfigError | undefined;
+    try {
+      loadConfig(configFile);
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err!.issues.map((i) => [i.file === configFile ? 'config' : 'rules', i.line, i.field])).toEqual([
+      ['config', 1, 'listen.port'],
+      ['config', 2, 'limits.max_client_conections'],
+      ['config', 5, 'backends[1].role'],
+      ['config', 9, 'users[1].name'],
+      ['config', 11, 'cache.storage'],
+      ['rules', 3, '[0].tll'],
+    ]);
+    expect(err!.message.split('\n')).toHaveLength(6);
+
+    // Without schema errors, the cross-field errors and the rules file's are still reported together.
+    writeFileSync(configFile, `${MINIMAL}  - { name: app, password: b }\ncache:\n  rules_file: rounds-rules.yaml\n`);
+    try {
+      loadConfig(configFile);
+      expect.unreachable();
+    } catch (e) {
+      expect((e as ConfigError).issues.map((i) => i.field)).toEqual(['users[1].name', '[0].tll']);
+    }
+  });
+
   it('checks the cache options', () => {
     expect(configError(`${MINIMAL}cache: { mode: sometimes }\n`).message).toMatch(/field cache\.mode: must be "hinted" or "all"/);
     expect(configError(`${MINIMAL}cache: { storage: memcached }\n`).message).toMatch(/field cache\.storage: storage "memcached" needs a cache\.memcached section/);
     expect(configError(`${MINIMAL}cache: { memcached: { servers: [localhost] } }\n`).message).toMatch(/field cache\.memcached\.servers\[0\]: must be "host:port"/);
     expect(configError(`${MINIMAL}cache: { default_ttl: 5, default_soft_ttl: 6 }\n`).message).toMatch(/default_soft_ttl: must not be longer than default_ttl/);
+  });
+});
+
+describe('binlog section', () => {
+  const monitor = 'monitor: { user: mon, password: mon_pw }\n';
+
+  it('defaults to auto with the monitor account, and reads every option', () => {
+    expect(parseConfig(`${MINIMAL}${monitor}cache: {}\n`, 'x.yaml').binlog).toEqual({
+      enabled: 'auto',
+      user: 'mon',
+      password: 'mon_pw',
+      serverId: null,
+      maxDelayMs: 5000,
+      onUnavailable: 'fail_closed',
+    });
+    const all = parseConfig(
+      `${MINIMAL}${monitor}cache: {}\nbinlog: { enabled: true, user: repl, password: repl_pw, server_id: 90001, max_delay_ms: 250, on_unavailable: ttl_only }\n`,
+      'x.yaml',
+    ).binlog;
+    expect(all).toEqual({ enabled: 'on', user: 'repl', password: 'repl_pw', serverId: 90001, maxDelayMs: 250, onUnavailable: 'ttl_only' });
+    expect(parseConfig(`${MINIMAL}binlog: { enabled: false }\n`, 'x.yaml').binlog.enabled).toBe('off');
+    expect(parseConfig(`${MINIMAL}binlog: { user: repl }\n`, 'x.yaml').binlog.password).toBe('');
+  });
+
+  it('reports its mistakes with line and field', () => {
+    const bad = configError(`${MINIMAL}cache: {}\nbinlog:\n  enabled: yes please\n`);
+    expect(bad.field).toBe('binlog.enabled');
+    expect(bad.line).toBe(9);
+    expect(bad.reason).toMatch(/must be auto, true or false/);
+    expect(configError(`${MINIMAL}cache: {}\nbinlog: { enabled: true, user: r, server_id: 0 }\n`).field).toBe('binlog.server_id');
+    expect(configError(`${MINIMAL}cache: {}\nbinlog: { enabled: true, user: r, on_unavailable: open }\n`).reason).toMatch(/"fail_closed" or "ttl_only"/);
+    expect(configError(`${MINIMAL}binlog: { enabled: true, user: r }\n`).message).toMatch(/field binlog\.enabled: true needs a cache section/);
+    expect(configError(`${MINIMAL}cache: {}\nbinlog: { enabled: true }\n`).message).toMatch(/field binlog: needs a user and password/);
+    expect(configError(`${MINIMAL}${monitor}cache: {}\nbinlog: { password: x }\n`).message).toMatch(/field binlog\.password: is set without binlog\.user/);
+    expect(configError(`${MINIMAL}binlog: { server: 1 }\n`).field).toBe('binlog.server');
   });
 });

@@ -100,7 +100,7 @@ describe('a replica dies', () => {
       const slow = conn.query('UPDATE ha SET sid = sid + 1 WHERE id = 1000 AND SLEEP(1) = 0').catch((e: Error) => e);
       await new Promise((r) => setTimeout(r, 300));
       await root.query(`KILL ${Number(thread)}`);
-      expect(await slow).toMatchObject({ errno: 2013 });
+      expect(await slow).toMatchObject({ errno: 1927 });
       await new Promise((r) => setTimeout(r, 1500));
       const [rows] = await root.query<Row[]>('SELECT sid FROM wc_test.ha WHERE id = 1000');
       expect(rows[0].sid).toBe(0);

@@ -74,6 +74,11 @@ const FIXTURE: Record<string, string> = {
   // the cache's storage driver may use sockets; its decisions may not
   'src/cache/memcached_store.ts': "import type { Socket } from 'node:net';\nexport type Store = Socket;\n",
   'src/config/types.ts': 'export interface Cfg { name: string }\n',
+  // replication: protocol, sql, cache, routing and config are fine; no session, metrics or Prometheus
+  'src/replication/ok_reader.ts':
+    "import { lex } from '../sql/lexer.js';\nimport { r } from '../routing/ok_router.js';\nimport type { Cfg } from '../config/types.js';\nexport const x = (c: Cfg) => [lex(c.name), r];\n",
+  'src/replication/bad_session.ts': "import type { S } from '../session/session.js';\nexport type B = S;\n",
+  'src/replication/bad_prom.ts': "import { Registry } from 'prom-client';\nexport const b = new Registry();\n",
   'src/config/bad_top.ts': "import { app } from '../app.js';\nexport const b = app;\n",
   // session: sockets and the layers below are fine; no Prometheus, metrics or admin
   'src/session/session.ts':
@@ -104,6 +109,8 @@ const EXPECTED = [
   'cache-routing-sql-not-to-session-admin-metrics: src/routing/bad_admin.ts',
   'cache-routing-sql-no-sockets: src/cache/bad_tls.ts',
   'cache-routing-sql-no-sockets: src/routing/bad_net.ts',
+  'replication-not-to-session-admin-metrics: src/replication/bad_session.ts',
+  'replication-not-to-session-admin-metrics: src/replication/bad_prom.ts',
   'session-not-to-metrics-admin: src/session/bad_prom.ts',
   'session-not-to-metrics-admin: src/session/bad_metrics.ts',
   'session-not-to-metrics-admin: src/session/bad_admin.ts',

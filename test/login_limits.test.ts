@@ -1,8 +1,9 @@
 /** Failed-login throttling per client address and per-user connection limits, through real logins. */
+import net from 'node:net';
 import mysql from 'mysql2/promise';
 import { describe, expect, it } from 'vitest';
 import { LoginThrottle } from '../src/auth/login_throttle.js';
-import { connect, startProxy, testConfig } from './proxy-harness.js';
+import { connect, passwordOf, startProxy, testConfig } from './proxy-harness.js';
 import { getTopology } from './topology-context.js';
 
 const topo = getTopology();
@@ -11,7 +12,7 @@ const login = (port: number, user: string, password: string) =>
   mysql.createConnection({ host: '127.0.0.1', port, user, password, database: 'wc_test' }).catch((e: { errno: number; message: string }) => e);
 
 describe('LoginThrottle', () => {
-  it('blocks after more than N failures in a minute, forgets them after a success or a minute, and unblocks after the block time', () => {
+  it('blocks after more than N failures in a minute, forgets them after a minute, and unblocks after the block time', () => {
     let now = 1_000_000;
     const t = new LoginThrottle(3, 5000, () => now);
     expect([t.failed('a'), t.failed('a'), t.failed('a')]).toEqual([false, false, false]);
@@ -23,10 +24,7 @@ describe('LoginThrottle', () => {
     expect(t.blockedFor('a')).toBe(1);
     now += 1;
     expect(t.blockedFor('a')).toBe(0);
-    // A success clears the count; failures spread over more than a minute never block.
-    t.failed('c');
-    t.failed('c');
-    t.succeeded('c');
+    // Failures spread over more than a minute never block.
     expect([t.failed('c'), t.failed('c'), t.failed('c')]).toEqual([false, false, false]);
     now += 60_000;
     expect(t.failed('c')).toBe(false);
@@ -54,6 +52,44 @@ describe('failed-login throttling', () => {
       const [rows] = await ok.query('SELECT 1 AS one');
       expect(rows).toEqual([{ one: 1 }]);
       await ok.end();
+    } finally {
+      await px.stop();
+    }
+  });
+});
+
+describe('failed logins per account, and guesses between logins of ones own', () => {
+  /** A login from another loopback address (the proxy sees it as another client). */
+  const loginFrom = (port: number, from: string, user: string, password: string) =>
+    mysql
+      .createConnection({ user, password, database: 'wc_test', stream: net.connect({ host: '127.0.0.1', port, localAddress: from }) })
+      .catch((e: { errno: number; message: string }) => e);
+
+  it('counts COM_CHANGE_USER guesses though a valid login of ones own comes between them, and blocks the guessed account from every address', async () => {
+    const base = testConfig(topo);
+    const px = await startProxy(topo, { limits: { ...base.limits, loginFailuresPerMinute: 3, loginBlockSeconds: 30 } });
+    const otherPassword = passwordOf(topo, 'other');
+    try {
+      // Each guess: log in as one's own account (which succeeds), then guess app's password with COM_CHANGE_USER.
+      for (let i = 0; i < 4; i++) {
+        const own = (await loginFrom(px.port, '127.0.0.40', 'other', otherPassword)) as mysql.Connection;
+        expect(own.threadId).toBeGreaterThan(0);
+        own.on('error', () => undefined);
+        await expect(own.changeUser({ user: 'app', password: `guess-${i}` })).rejects.toMatchObject({ errno: 1045 });
+        own.destroy();
+      }
+      // The address is blocked: the valid logins in between cleared nothing.
+      expect(await loginFrom(px.port, '127.0.0.40', 'other', otherPassword)).toMatchObject({ errno: 1129 });
+      // The guessed account is blocked from any address, right password or not; other accounts are not.
+      const blocked = await loginFrom(px.port, '127.0.0.41', 'app', 'app_pw');
+      expect(blocked).toMatchObject({ errno: 3955 });
+      expect((blocked as unknown as Error).message).toMatch(/^Access denied for user 'app'@'127\.0\.0\.41'\. Account is blocked for 30 second\(s\) \(\d+ second\(s\) remaining\) due to 3 failed logins in a minute\.$/);
+      const fine = (await loginFrom(px.port, '127.0.0.41', 'other', otherPassword)) as mysql.Connection;
+      await expect(fine.changeUser({ user: 'app', password: 'app_pw' })).rejects.toMatchObject({ errno: 3955 });
+      fine.destroy();
+      const metrics = await px.metrics.metricsText();
+      expect(metrics).toMatch(/wirecache_account_blocks_total 1\b/);
+      expect(metrics).toMatch(/wirecache_login_blocks_total 1\b/);
     } finally {
       await px.stop();
     }

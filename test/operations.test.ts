@@ -34,6 +34,7 @@ const rules = (cacheItems: boolean) => `cache:
 describe('hot reload', () => {
   let app: RunningApp;
   let file: string;
+  const logs: Record<string, unknown>[] = [];
   let client: mysql.Connection;
   const scrape = async () => (await fetch(`http://127.0.0.1:${app.adminAddress.port}/metrics`)).text();
   const hits = async () => sample(await scrape(), 'wirecache_cache_hits_total{rule="ops-items"}');
@@ -48,7 +49,7 @@ describe('hot reload', () => {
     await root.query('REPLACE INTO wc_test.ops_items VALUES (1, 5)');
     await root.end();
     file = await writeTemp('reload.yaml', yamlFor(topo, rules(true)));
-    app = await startApp(loadConfig(file), createLogger('error'));
+    app = await startApp(loadConfig(file), createLogger('info', { destination: { write: (line: string) => void logs.push(JSON.parse(line)) } }));
     client = await connect(app.mysqlAddress.port, topo);
   });
 
@@ -79,7 +80,11 @@ describe('hot reload', () => {
     await fs.writeFile(file, yamlFor(topo, rules(false)).replace('port: 0 }\nadmin', 'port: 1 }\nadmin'));
     const res = await fetch(`http://127.0.0.1:${app.adminAddress.port}/reload`, { method: 'POST' });
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ reloaded: true, restart_needed: ['listen'] });
+    expect(await res.json()).toEqual({ reloaded: true, changed: ['cache.rules', 'listen.port'], restart_needed: ['listen'] });
+    // The log line says what changed, with the same key names as the HTTP answer.
+    const line = logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('config reloaded'));
+    expect(line).toMatchObject({ level: 'warn', changed: ['cache.rules', 'listen.port'], restart_needed: ['listen'], file });
+    expect(line).not.toHaveProperty('restartNeeded');
     expect(await read()).toBe(5);
     expect(await read()).toBe(5);
     expect(await hits()).toBe(hitsBefore);
@@ -98,6 +103,22 @@ describe('hot reload', () => {
       await fs.writeFile(cliFile, yamlFor(topo, `log: { level: info }\n${rules(false)}`));
       proc.child.kill('SIGHUP');
       await expect.poll(() => proc.output(), { timeout: 10_000 }).toMatch(/"msg":"config reloaded"/);
+      // Not a terminal: one JSON object per line.
+      const lines = proc.output().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines.find((l) => l.msg === 'config reloaded')).toMatchObject({ level: 'info', changed: ['cache.rules'], restart_needed: [] });
+      // One startup banner; no second line about the admin listener.
+      const banners = lines.filter((l) => l.msg === 'wirecache started');
+      expect(banners).toHaveLength(1);
+      expect(banners[0]).toMatchObject({
+        version: expect.stringMatching(/^\d+\.\d+\.\d+/),
+        config: cliFile,
+        listen: `127.0.0.1:${proc.port}`,
+        admin: `http://127.0.0.1:${proc.adminPort}`,
+        backends: [`primary 127.0.0.1:${topo.primary.port} (primary)`],
+        cache: 'memory',
+        cache_rules: 1,
+      });
+      expect(lines.filter((l) => /admin (server|listener)/.test(String(l.msg)))).toEqual([]);
       const text = await (await fetch(`http://127.0.0.1:${proc.adminPort}/metrics`)).text();
       expect(sample(text, 'wirecache_config_reloads_total{result="failure"}')).toBe(1);
       expect(sample(text, 'wirecache_config_reloads_total{result="success"}')).toBe(1);
@@ -130,6 +151,29 @@ describe('admin API access', () => {
       expect((await fetch(url('/cache/purge?all=1'), { method: 'POST' })).status).toBe(401);
       expect((await fetch(url('/healthz'))).status).toBe(200);
       expect((await fetch(url('/readyz'))).status).toBe(200);
+    } finally {
+      await app.stop();
+    }
+  });
+
+  it('refuses a reload that would drop the token while the listener stays beyond loopback', async () => {
+    const token = 'correct-horse-battery-staple';
+    const open = yamlFor(topo).replace('admin: { host: 127.0.0.1, port: 0 }', `admin: { host: 0.0.0.0, port: 0, token: ${token} }`);
+    expect(open).toContain(token);
+    const file = await writeTemp('token-reload.yaml', open);
+    const app = await startApp(loadConfig(file), createLogger('error'));
+    const url = (p: string) => `http://127.0.0.1:${app.adminAddress.port}${p}`;
+    try {
+      // Valid on its own (a loopback address needs no token), but the listener keeps 0.0.0.0 until a restart.
+      await fs.writeFile(file, yamlFor(topo));
+      const reload = await fetch(url('/reload'), { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+      expect(reload.status).toBe(422);
+      expect(((await reload.json()) as { error: string }).error).toMatch(/admin\.token cannot be removed while the admin API listens on 0\.0\.0\.0/);
+      expect((await fetch(url('/metrics'))).status).toBe(401);
+      expect((await fetch(url('/metrics'), { headers: { Authorization: `Bearer ${token}` } })).status).toBe(200);
+      // The same through SIGHUP's path.
+      expect(await app.reload()).toMatchObject({ ok: false });
+      expect((await fetch(url('/servers'))).status).toBe(401);
     } finally {
       await app.stop();
     }

@@ -19,6 +19,7 @@ import { compileRule } from '../src/config/rules.js';
 import { loadConfig } from '../src/config/load.js';
 import { createLogger } from '../src/logger.js';
 import { connect, routingConfig, testCacheConfig, testConfig } from './proxy-harness.js';
+import { runCli, writeTemp } from './cli-process.js';
 import { getTopology } from './topology-context.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -321,7 +322,10 @@ describe('Dockerfile', () => {
 
 describe('deploy/docker-compose.yml', () => {
   const compose = parseYaml(fileText('deploy/docker-compose.yml')) as {
-    services: Record<string, { image?: string; command?: unknown; volumes?: string[]; depends_on?: unknown; environment?: unknown }>;
+    services: Record<
+      string,
+      { image?: string; command?: unknown; volumes?: string[]; depends_on?: unknown; environment?: unknown; ports?: string[]; restart?: string }
+    >;
   };
 
   it('has wirecache, a primary, a replica, memcached and prometheus', () => {
@@ -339,6 +343,37 @@ describe('deploy/docker-compose.yml', () => {
     expect(cmd('replica')).toMatch(/--read-only/);
     expect(fileText('deploy/docker-compose.yml')).toMatch(/MASTER_USE_GTID\s*=\s*slave_pos/);
     expect(fileText('deploy/docker-compose.yml')).toMatch(/START SLAVE/);
+  });
+
+  it('publishes every port on the host loopback only (demo passwords)', () => {
+    const ports = Object.entries(compose.services).flatMap(([name, s]) => (s.ports ?? []).map((p) => [name, String(p)]));
+    expect(ports.map(([name, p]) => `${name} ${p.split(':').slice(-1)[0]}`)).toEqual(expect.arrayContaining(['wirecache 6033', 'wirecache 9104']));
+    for (const [name, p] of ports) expect(p, `${name}: ${p}`).toMatch(/^127\.0\.0\.1:\d+:\d+$/);
+  });
+
+  it('checks the config before starting wirecache, and never restarts it forever', async () => {
+    const check = compose.services['wirecache-check-config'];
+    expect(check).toBeDefined();
+    expect(check.image).toBe(compose.services.wirecache.image);
+    expect(check.volumes).toEqual(compose.services.wirecache.volumes);
+    expect(check.restart).toBe('no');
+    expect(compose.services.wirecache.depends_on).toMatchObject({ 'wirecache-check-config': { condition: 'service_completed_successfully' } });
+    // A bounded restart policy: not unless-stopped or always, whose loop on a config error never ends.
+    expect(compose.services.wirecache.restart).toMatch(/^on-failure:\d+$/);
+    expect(Object.entries(compose.services).filter(([, s]) => s.restart === 'unless-stopped' || s.restart === 'always').map(([n]) => n)).not.toContain('wirecache');
+    // The command is what the image's entrypoint (node dist/cli.js) runs: it must accept it, and fail a broken config with exit 2.
+    const command = check.command as string[];
+    const mount = check.volumes!.find((v) => v.includes('/etc/wirecache/wirecache.yaml'))!;
+    const local = path.join(ROOT, 'deploy', mount.split(':')[0]);
+    const inContainer = mount.split(':')[1];
+    const args = command.map((a) => (a === inContainer ? local : a));
+    const ok = await runCli(args);
+    expect(ok.code, ok.output).toBe(0);
+    expect(ok.output).toMatch(/wirecache\.compose\.yaml: OK/);
+    const broken = await writeTemp('broken.yaml', 'listen: { port: -1 }\nbackends: []\n');
+    const bad = await runCli(command.map((a) => (a === inContainer ? broken : a)));
+    expect(bad.code).toBe(2);
+    expect(bad.output).toMatch(/broken\.yaml:1:\d+: field listen\.port/);
   });
 
   it('mounts the config and the prometheus scrape config that exist in deploy/', () => {

@@ -137,7 +137,7 @@ describe('logins', () => {
     // The killed backend connection takes the victim's session down, with an error naming the lost backend.
     expect(await victimClosed).toMatchObject({
       fatal: true,
-      code: 2013,
+      code: 1927,
       message: expect.stringMatching(/^Lost connection to backend primary \(127\.0\.0\.1:\d+\): connection closed$/),
     });
     expect(px.proxy.sessions.has(victimId)).toBe(false);

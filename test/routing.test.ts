@@ -84,6 +84,18 @@ describe('read/write split', () => {
     expect(await serverIds(conn, 6)).toEqual(new Set([2, 3]));
   });
 
+  it('keeps a session on the primary after a multi-statement text whose later statement creates a temporary table', async () => {
+    const multi = await connect(px.port, topo, { multipleStatements: true });
+    try {
+      await multi.query('SELECT 1; CREATE TEMPORARY TABLE tmp_ms (a INT); INSERT INTO tmp_ms VALUES (3)');
+      const [rows] = await multi.query<Row[]>('SELECT a FROM tmp_ms');
+      expect(rows).toEqual([{ a: 3 }]);
+      expect(await serverIds(multi, 4)).toEqual(new Set([1]));
+    } finally {
+      await multi.end();
+    }
+  });
+
   it('reads user variables where they were set, and holds GET_LOCK sessions on the primary', async () => {
     await conn.query('SET @wc_answer = 42');
     const [rows] = await conn.query<Row[]>('SELECT @wc_answer AS v, @@server_id AS id');
@@ -102,6 +114,32 @@ describe('read/write split', () => {
     const [[{ found }]] = await conn.query<Row[]>('SELECT FOUND_ROWS() AS found');
     expect(found).toBe(total);
     expect(Number(total)).toBeGreaterThan(1);
+  });
+
+  it('asks FOUND_ROWS(), ROW_COUNT() and @@warning_count where the previous statement ran, as a direct connection answers', async () => {
+    const pairs: [string, string][] = [
+      ['SELECT id FROM rw_split ORDER BY id LIMIT 1', 'SELECT FOUND_ROWS() AS v'],
+      ["SELECT CAST('12abc' AS SIGNED) AS x", 'SELECT @@warning_count AS v'],
+      ["SELECT CAST('12abc' AS SIGNED) AS x", 'SELECT @@session.warning_count AS v, @@error_count AS e'],
+      ['SELECT 1 AS x', 'SELECT ROW_COUNT() AS v'],
+    ];
+    const direct = await rootOn(topo.replicas[0].port);
+    try {
+      await direct.query('USE wc_test');
+      for (const [first, diag] of pairs) {
+        await direct.query(first);
+        const [expected] = await direct.query<Row[]>(diag);
+        // Several rounds: the round robin would send a second read to the other replica.
+        for (let i = 0; i < 4; i++) {
+          await conn.query(first);
+          const [got] = await conn.query<Row[]>(diag);
+          expect(got, `${first}; ${diag}`).toEqual(expected);
+        }
+      }
+    } finally {
+      await direct.end();
+    }
+    expect(px.metrics.routing.routedCount('replica', 'replica1', 'diagnostics') + px.metrics.routing.routedCount('replica', 'replica2', 'diagnostics')).toBeGreaterThan(0);
   });
 
   it('applies SET NAMES, sql_mode and USE on the replicas too, including connections opened later', async () => {

@@ -56,10 +56,34 @@ describe('GET /explain', () => {
     expect((await explain('SELECT SQL_CALC_FOUND_ROWS * FROM t LIMIT 1')).route).toMatchObject({ target: 'primary', reason: 'primary_function', detail: 'SQL_CALC_FOUND_ROWS' });
   });
 
+  it('warns about a comment that looks like a hint but is not one, and says nothing for real hints', async () => {
+    const several = await explain('/*qc=on,ttl=5*/ SELECT * FROM t');
+    expect(several.warnings).toEqual([{ comment: '/*qc=on,ttl=5*/', warning: expect.stringMatching(/not one, and is ignored: write one hint per comment/) }]);
+    expect(several.statement.hints).toMatchObject({ cache: null, ttlSeconds: null });
+    const seconds = await explain('/* qc_ttl=5s */ /*qc=on*/ SELECT * FROM t');
+    expect(seconds.warnings).toEqual([{ comment: '/* qc_ttl=5s */', warning: expect.stringMatching(/qc_ttl takes whole seconds, digits only/) }]);
+    expect((await explain('SELECT /*qc=on*/ 1')).warnings[0].warning).toMatch(/only before the first token/);
+    expect((await explain('/*qc=on*/ /*qc_ttl=5*/ SELECT 1')).warnings).toEqual([]);
+    expect((await explain("SELECT '/*qc=on,ttl=5*/' AS s")).warnings).toEqual([]);
+  });
+
   it('refuses a request without sql', async () => {
     const r = await get('/explain');
     expect(r.status).toBe(400);
     expect(r.body.error).toMatch(/sql=/);
+  });
+});
+
+describe('GET /', () => {
+  it('lists the endpoints of the admin listener, each with what it does', async () => {
+    const r = await get('/');
+    expect(r.status).toBe(200);
+    const endpoints = r.body.endpoints as { method: string; path: string; description: string | null }[];
+    const names = endpoints.map((e) => `${e.method} ${e.path}`);
+    for (const e of ['GET /', 'GET /metrics', 'GET /healthz', 'GET /readyz', 'GET /cache', 'POST /cache/purge', 'GET /servers', 'GET /explain', 'GET /stats/queries', 'POST /reload']) {
+      expect(names).toContain(e);
+    }
+    expect(endpoints.every((e) => typeof e.description === 'string' && e.description.length > 0)).toBe(true);
   });
 });
 

@@ -565,6 +565,6 @@ describe('wirecache rules test', () => {
     expect(missing.code).toBe(2);
     expect(missing.output).toMatch(/^cannot read queries file \/nonexistent\/queries\.sql: ENOENT/m);
     expect(noConfig.code).toBe(2);
-    expect(noConfig.output).toContain('missing --config FILE');
+    expect(noConfig.output).toContain('missing the config file: wirecache rules test CONFIG QUERIES (or --config CONFIG QUERIES)');
   });
 });

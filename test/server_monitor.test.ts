@@ -241,7 +241,7 @@ describe('ServerMonitor on the shared topology', () => {
   });
 
   it('takes a delayed replica out of rotation after failAfter lagging checks, back after recoverAfter', async () => {
-    const { monitor, rec } = newMonitor(servers, { intervalMs: 300, failAfter: 2, recoverAfter: 2 }, 1);
+    const { monitor, rec, log } = newMonitor(servers, { intervalMs: 300, failAfter: 2, recoverAfter: 2 }, 1);
     active = monitor;
     const replica2 = topo.replicas[1];
     // MariaDB only changes MASTER_DELAY with both replication threads stopped.
@@ -277,6 +277,11 @@ describe('ServerMonitor on the shared topology', () => {
         expect(h[out]).toMatchObject({ state: 'lagging', consecutiveBad: 2 });
         expect(rec.stateChanges).toContainEqual(['replica2', 'up', 'lagging']);
         expect(names(monitor.readTargets())).toEqual(['replica1']);
+        // One line when it leaves the rotation (the state change itself is logged with snake_case keys).
+        const left = log.warnings.filter((l) => l.m === 'replica left the read rotation');
+        expect(left).toHaveLength(1);
+        expect(left[0].o).toMatchObject({ server: 'replica2', state: 'lagging', error: expect.stringMatching(/^lag /), replicas_in_rotation: 1 });
+        expect(log.warnings.find((l) => l.m === 'backend state changed')?.o).toMatchObject({ server: 'replica2', to: 'lagging', in_rotation: true });
         // replica1 was never disturbed
         expect(rec.history('replica1', mark).every((s) => s.state === 'up' && s.inRotation)).toBe(true);
         // the heartbeat lag keeps growing with the delay (not a whole-second Seconds_Behind_Master)
@@ -296,6 +301,10 @@ describe('ServerMonitor on the shared topology', () => {
       expect(h2[back].lagSeconds).toBeLessThan(1);
       expect(rec.stateChanges).toContainEqual(['replica2', 'lagging', 'up']);
       expect(names(monitor.readTargets())).toEqual(['replica1', 'replica2']);
+      const rejoined = log.infos.filter((l) => l.m === 'replica rejoined the read rotation');
+      expect(rejoined).toHaveLength(1);
+      expect(rejoined[0].o).toMatchObject({ server: 'replica2', state: 'up', error: null, replicas_in_rotation: 2 });
+      expect(log.warnings.filter((l) => l.m === 'replica left the read rotation')).toHaveLength(1);
     } finally {
       await monitor.stop();
       active = null;

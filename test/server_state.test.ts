@@ -148,6 +148,20 @@ describe('rule regexes match the statement as written, in a live session', () =>
     await px?.stop();
   });
 
+  it('never stores a read of the schemas the server keeps itself: each answer is the live one', async () => {
+    const sql = "/*qc=on*/ SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE USER = 'app'";
+    const count = async () => Number(((await conn.query<Row[]>(sql))[0] as Row[])[0].n);
+    const before = await count();
+    const extra = await asApp(topo.primary.port);
+    try {
+      expect(await count()).toBe(before + 1);
+    } finally {
+      await extra.end();
+    }
+    expect(px.metrics.cache.value('hits', 'hint')).toBe(0);
+    expect(await px.metrics.metricsText()).toMatch(/wirecache_cache_refused_total\{rule="hint",reason="system_schema"\} 2\b/);
+  });
+
   it('caches by a regex written as the query reads (FROM\\s+orders), with comments and odd spacing around it', async () => {
     const sql = 'SELECT v /* app: order page */\n  FROM   rx_orders WHERE id = 1';
     const first = await conn.query<Row[]>(sql);

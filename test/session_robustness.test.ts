@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BackendConnection } from '../src/backend/backend_connection.js';
 import { nativePasswordToken } from '../src/auth/native_password.js';
@@ -55,6 +56,7 @@ describe('COM_CHANGE_USER', () => {
       c.socket.write(Buffer.concat([Buffer.from([0x00, 0x20, 0x00, sw.seq + 1]), Buffer.alloc(100)]));
       const reply = await c.readPacket(3000);
       expect(errCode(reply.payload)).toBe(1153);
+      expect(reply.seq).toBe((sw.seq + 2) & 0xff);
       await c.waitClosed(3000);
     } finally {
       await small.stop();
@@ -177,7 +179,7 @@ describe('LOCAL INFILE', () => {
     // ... and the backend connection is lost (network failure, server crash).
     (session as unknown as { backend: { socket: { destroy(): void } } }).backend.socket.destroy();
     const err = await c.readPacket(3000);
-    expect(errCode(err.payload)).toBe(2013);
+    expect(errCode(err.payload)).toBe(1927);
     expect(err.seq).toBe(4);
     c.close();
   });
@@ -185,7 +187,7 @@ describe('LOCAL INFILE', () => {
 
 
 describe('backend lost while the proxy runs KILL on it', () => {
-  it('answers the KILL with ERR 2013 carrying the sequence id after the command', async () => {
+  it('answers the KILL with ERR 1927 carrying the sequence id after the command', async () => {
     const victim = await RawClient.login(px.port, 'app', passwordOf(topo, 'app'), { database: 'wc_test' });
     const killer = await RawClient.login(px.port, 'app', passwordOf(topo, 'app'), { database: 'wc_test' });
     const victimId = victim.greeting.connectionId;
@@ -199,7 +201,7 @@ describe('backend lost while the proxy runs KILL on it', () => {
     try {
       killer.socket.write(encodePacket(Buffer.concat([Buffer.from([0x03]), Buffer.from(`KILL QUERY ${victimId}`)]), 0));
       const err = await killer.readPacket(3000);
-      expect(errCode(err.payload)).toBe(2013);
+      expect(errCode(err.payload)).toBe(1927);
       expect(err.seq).toBe(1);
       await killer.waitClosed(3000);
     } finally {
@@ -219,6 +221,8 @@ describe('before login', () => {
     const reply = await c.readPacket();
     expect(reply.payload[0]).toBe(0xff);
     expect(reply.payload.readUInt16LE(1)).toBe(1153);
+    // The handshake response came as packet 1: the client expects the answer as packet 2.
+    expect(reply.seq).toBe(2);
     await c.waitClosed();
   });
 
@@ -260,18 +264,43 @@ describe('COM_CHANGE_USER with a collation id above 255', () => {
 });
 
 describe('KILL in a multi-statement batch', () => {
-  it('is refused with ERR 1235 and never reaches the backend; quoted look-alikes pass', async () => {
+  it('kills the target as the server would, by the proxy id or the thread id, and runs the rest of the batch (as mysql2 pool tests do)', async () => {
     const c = await connect(px.port, topo, { multipleStatements: true });
-    const victim = await connect(px.port, topo);
-    const [[{ tid }]] = (await victim.query('SELECT CONNECTION_ID() AS tid')) as unknown as [[{ tid: number }]];
-    await expect(c.query(`DO 1; KILL ${tid}`)).rejects.toMatchObject({ errno: 1235 });
-    await expect(c.query(`DO 1; /*!KILL ${tid}*/`)).rejects.toMatchObject({ errno: 1235 });
-    await expect(c.query(`KILL QUERY ${tid}; DO 1`)).rejects.toMatchObject({ errno: 1235 });
-    // The victim's backend session was never touched.
-    expect((await victim.query('SELECT 1 AS alive'))[0]).toEqual([{ alive: 1 }]);
+    const direct = await mysql.createConnection({ host: '127.0.0.1', port: topo.primary.port, user: 'app', password: passwordOf(topo, 'app'), database: 'wc_test', multipleStatements: true });
+    try {
+      // What the server answers to the same batch for a connection of its own.
+      const directVictim = await mysql.createConnection({ host: '127.0.0.1', port: topo.primary.port, user: 'app', password: passwordOf(topo, 'app') });
+      directVictim.on('error', () => undefined);
+      const [directRows] = await direct.query(`KILL ${directVictim.threadId}; SELECT SLEEP(0.05) AS s`);
+      await directVictim.end().catch(() => undefined);
+
+      const victim = await connect(px.port, topo);
+      const closed = new Promise<void>((resolve) => victim.on('error', () => resolve()));
+      const [rows] = await c.query(`kill ${victim.threadId}; SELECT SLEEP(0.05) AS s`);
+      expect(JSON.parse(JSON.stringify(rows))).toEqual(JSON.parse(JSON.stringify(directRows)));
+      await closed;
+      await expect(victim.query('SELECT 1')).rejects.toBeInstanceOf(Error);
+
+      // By the thread id an application read from CONNECTION_ID(), KILL QUERY: the victim lives on.
+      const second = await connect(px.port, topo);
+      const [[{ tid }]] = (await second.query('SELECT CONNECTION_ID() AS tid')) as unknown as [[{ tid: number }]];
+      const [results] = await c.query(`DO 1; KILL QUERY ${tid}; SELECT 2 AS n`);
+      expect((results as unknown[])[2]).toEqual([{ n: 2 }]);
+      expect((await second.query('SELECT 1 AS alive'))[0]).toEqual([{ alive: 1 }]);
+      await second.end();
+    } finally {
+      await c.end();
+      await direct.end();
+    }
+  });
+
+  it('refuses the KILL forms it cannot map (KILL USER) with ERR 1235; quoted look-alikes pass', async () => {
+    const c = await connect(px.port, topo, { multipleStatements: true });
+    await expect(c.query('DO 1; KILL USER app')).rejects.toMatchObject({ errno: 1235 });
+    await expect(c.query('KILL QUERY ID 5; DO 1')).rejects.toMatchObject({ errno: 1235 });
     const [rows] = await c.query("SELECT 'x; kill 5' AS s; SELECT 2 AS n");
     expect(rows).toEqual([[{ s: 'x; kill 5' }], [{ n: 2 }]]);
     await c.end();
-    await victim.end();
   });
 });
+

@@ -138,4 +138,20 @@ describe('SessionState and transaction isolation', () => {
   it('SET SESSION TRANSACTION ISOLATION LEVEL is part of the key', () => {
     expect(keyAfter('SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED')).not.toBe(keyAfter());
   });
+
+  it('knows when the session reads uncommitted rows, from the last isolation level it set', () => {
+    const after = (...statements: string[]) => {
+      const s = new SessionState('db', 45);
+      for (const sql of statements) s.statementDone(classify(sql), false);
+      return s.readUncommitted;
+    };
+    expect(after()).toBe(false);
+    expect(after('SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED')).toBe(true);
+    expect(after('SET TRANSACTION ISOLATION LEVEL READ UNCOMMITTED')).toBe(true);
+    expect(after("SET tx_isolation = 'READ-UNCOMMITTED'")).toBe(true);
+    expect(after("SET SESSION transaction_isolation = 'read-uncommitted'")).toBe(true);
+    expect(after("SET tx_isolation = 'READ-UNCOMMITTED'", "SET tx_isolation = 'REPEATABLE-READ'")).toBe(false);
+    expect(after('SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED', 'SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED')).toBe(false);
+    expect(after('SET SESSION TRANSACTION READ ONLY')).toBe(false);
+  });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { forEachToken, leadingKeywords, TokenKind } from '../src/sql/tokenizer.js';
-import { batchContainsKill, mentionsKill, parseKillStatement, startsWithKill } from '../src/sql/kill_statement.js';
+import { forEachToken, TokenKind } from '../src/sql/tokenizer.js';
+import { killsInText, mentionsKill, startsWithKill } from '../src/sql/kill_statement.js';
+import { ignoredHintComments } from '../src/sql/key_text.js';
 
 function tokens(sql: string): [TokenKind, string][] {
   const out: [TokenKind, string][] = [];
@@ -52,44 +53,45 @@ describe('SQL tokenizer', () => {
     ]);
     expect(tokens('SELECT /* open')).toEqual([[TokenKind.Word, 'SELECT']]);
   });
-
-  it('finds the leading keyword of every statement of a batch', () => {
-    expect(leadingKeywords("select 1; /* x */ kill 5; SELECT ';kill 6'; ")).toEqual(['SELECT', 'KILL', 'SELECT']);
-  });
 });
 
-describe('KILL inside a batch', () => {
-  it('is found only where a statement starts with it', () => {
-    expect(batchContainsKill('DO 1; KILL 5')).toBe(true);
-    expect(batchContainsKill('DO 1;/*!KILL 5*/')).toBe(true);
-    expect(batchContainsKill("SELECT 'a; kill 5'")).toBe(false);
-    expect(batchContainsKill('SELECT skill FROM t; SELECT killed FROM t')).toBe(false);
-    expect(batchContainsKill('KILL 5')).toBe(false);
+/** The KILLs of a text as (scope, id, the id's text) and the statement count; or what killsInText says otherwise. */
+function kills(sql: string) {
+  const r = killsInText(sql);
+  if (r === null || 'unsupported' in r) return r;
+  return { statements: r.statements, kills: r.kills.map((k) => [k.scope, k.id, sql.slice(k.start, k.end)]) };
+}
+
+describe('KILL statements of a text', () => {
+  it('reads KILL behind whitespace and comments, and inside executable comments', () => {
+    expect(kills('  /* a */ -- b\n# c\n KILL 5')).toEqual({ statements: 1, kills: [['connection', 5, '5']] });
+    expect(kills('/*!50000 KILL QUERY 6 */')).toEqual({ statements: 1, kills: [['query', 6, '6']] });
+    expect(kills('/* unterminated')).toBeNull();
+    expect(kills("KILL '5'")).toMatchObject({ unsupported: expect.any(String) });
+  });
+
+  it('recognises the KILL forms it maps and refuses the ones it cannot', () => {
+    expect(kills('KILL 5')).toEqual({ statements: 1, kills: [['connection', 5, '5']] });
+    expect(kills(' /*x*/ kill query 12;')).toEqual({ statements: 1, kills: [['query', 12, '12']] });
+    expect(kills('KILL HARD CONNECTION 7')).toEqual({ statements: 1, kills: [['connection', 7, '7']] });
+    expect(kills('KILL USER app')).toMatchObject({ unsupported: expect.any(String) });
+    expect(kills('KILL QUERY ID 3')).toMatchObject({ unsupported: expect.any(String) });
+    expect(kills('SELECT 1')).toBeNull();
+    expect(kills('KILLER()')).toBeNull();
+  });
+
+  it('finds every KILL of a multi-statement text, where each id stands, and only where a statement starts with it', () => {
+    expect(kills('KILL 1000000007; SELECT SLEEP(0.05)')).toEqual({ statements: 2, kills: [['connection', 1000000007, '1000000007']] });
+    expect(kills('DO 1; KILL 5')).toEqual({ statements: 2, kills: [['connection', 5, '5']] });
+    expect(kills('DO 1;/*!KILL QUERY 5*/;select 2')).toEqual({ statements: 3, kills: [['query', 5, '5']] });
+    expect(kills("SELECT 'a; kill 5'")).toBeNull();
+    expect(kills('SELECT skill FROM t; SELECT killed FROM t')).toBeNull();
+    expect(kills('SELECT 1; KILL USER app')).toMatchObject({ unsupported: expect.any(String) });
   });
 
   it('mentionsKill is a case-insensitive byte scan', () => {
     expect(mentionsKill(Buffer.from('\x03do 1; kIlL 5'), 1)).toBe(true);
     expect(mentionsKill(Buffer.from('\x03SELECT 1; SELECT 2'), 1)).toBe(false);
-  });
-});
-
-describe('SQL text helpers', () => {
-  it('reads KILL behind whitespace and comments, and inside executable comments', () => {
-    expect(parseKillStatement('  /* a */ -- b\n# c\n KILL 5')).toEqual({ kind: 'kill', scope: 'connection', id: 5 });
-    expect(parseKillStatement('/*!50000 KILL QUERY 6 */')).toEqual({ kind: 'kill', scope: 'query', id: 6 });
-    expect(parseKillStatement('/* unterminated')).toBeNull();
-    expect(parseKillStatement('KILL 5; SELECT 1')).toMatchObject({ kind: 'unsupported' });
-    expect(parseKillStatement("KILL '5'")).toMatchObject({ kind: 'unsupported' });
-  });
-
-  it('recognises the KILL forms it maps and refuses the ones it cannot', () => {
-    expect(parseKillStatement('KILL 5')).toEqual({ kind: 'kill', scope: 'connection', id: 5 });
-    expect(parseKillStatement(' /*x*/ kill query 12;')).toEqual({ kind: 'kill', scope: 'query', id: 12 });
-    expect(parseKillStatement('KILL HARD CONNECTION 7')).toEqual({ kind: 'kill', scope: 'connection', id: 7 });
-    expect(parseKillStatement('KILL USER app')).toMatchObject({ kind: 'unsupported' });
-    expect(parseKillStatement('KILL QUERY ID 3')).toMatchObject({ kind: 'unsupported' });
-    expect(parseKillStatement('SELECT 1')).toBeNull();
-    expect(parseKillStatement('KILLER()')).toBeNull();
   });
 });
 
@@ -108,5 +110,24 @@ describe('startsWithKill (byte-level, before any decoding)', () => {
     expect(k('/* KILL 5 */ SELECT 1')).toBe(false);
     expect(k('KIL')).toBe(false);
     expect(k('/* unterminated KILL')).toBe(false);
+  });
+});
+
+describe('ignoredHintComments (for /explain)', () => {
+  const warnings = (sql: string) => ignoredHintComments(sql).map((w) => [w.comment, w.warning]);
+  it('flags hint look-alikes the parser ignores, with why', () => {
+    expect(warnings('/*qc=on,ttl=5*/ SELECT 1')).toEqual([['/*qc=on,ttl=5*/', expect.stringMatching(/one hint per comment/)]]);
+    expect(warnings('/*qc=on qc_ttl=5*/ SELECT 1')).toEqual([['/*qc=on qc_ttl=5*/', expect.stringMatching(/one hint per comment/)]]);
+    expect(warnings('/* qc_ttl=5s */ SELECT 1')).toEqual([['/* qc_ttl=5s */', expect.stringMatching(/digits only/)]]);
+    expect(warnings('/*ttl=5*/ SELECT 1')).toEqual([['/*ttl=5*/', expect.stringMatching(/qc_ttl=N/)]]);
+    expect(warnings('/*qc=maybe*/ SELECT 1')).toEqual([['/*qc=maybe*/', expect.stringMatching(/on or off/)]]);
+    expect(warnings('SELECT 1 /*qc=on*/')).toEqual([['/*qc=on*/', expect.stringMatching(/before the first token/)]]);
+    expect(warnings('-- qc=on\nSELECT 1')).toEqual([['-- qc=on', expect.stringMatching(/never from -- or #/)]]);
+  });
+
+  it('says nothing about real hints, other comments, strings, executable comments and optimizer hints', () => {
+    for (const sql of ['/*qc=on*/ SELECT 1', '/* qc = off */ /*qc_ttl=30*/ SELECT 1', '/*route=replica*/ SELECT 1', '/* page 3 */ SELECT 1', "SELECT '/*qc=on,x*/', \"-- qc=on\"", '/*!50700 SELECT 1 */', '/*+ MAX_EXECUTION_TIME(1) */ SELECT 1']) {
+      expect(ignoredHintComments(sql), sql).toEqual([]);
+    }
   });
 });

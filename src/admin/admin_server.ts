@@ -2,6 +2,7 @@
  * The admin HTTP listener: Prometheus metrics and a health check, plus any
  * routes other parts of the proxy register with addRoute().
  *
+ *   GET /         the endpoints this listener serves, with a line about each
  *   GET /metrics  Prometheus text exposition of Metrics.registry
  *   GET /healthz  200 {"status":"ok",...} or 503 {"status":"unavailable",...}: the process is alive
  *   GET /readyz   the same shape: the proxy can serve queries (a primary is reachable)
@@ -39,6 +40,21 @@ export interface AdminServerOptions {
   token?: () => string | null;
   logger?: Logger;
 }
+
+/** What GET / says about each endpoint ("METHOD path"); a route registered without an entry here is listed without one. */
+const ENDPOINT_DESCRIPTIONS: Record<string, string> = {
+  'GET /': 'this list',
+  'GET /metrics': 'Prometheus metrics',
+  'GET /healthz': 'liveness: the process answers (no token needed)',
+  'GET /readyz': 'readiness: a primary is reachable (no token needed)',
+  'GET /cache': 'the query cache: each tier and its state, entries, hits and misses by rule',
+  'POST /cache/purge': 'drop cached results: ?all=1, ?table=schema.table or ?rule=name',
+  'GET /servers': 'the backends as the monitor sees them: state, lag, read rotation',
+  'GET /explain': 'how a statement would be handled: ?sql=...[&user=&schema=] (rule, cache decision, route, warnings)',
+  'GET /stats/queries': 'per-digest statement statistics (?sort=, ?limit=)',
+  'POST /stats/queries/reset': 'clear the statement statistics',
+  'POST /reload': 're-read the config file (as SIGHUP does)',
+};
 
 /** Probes answer without a token: an orchestrator's health check has none, and they reveal nothing. */
 const OPEN_PATHS = new Set(['/healthz', '/readyz']);
@@ -81,6 +97,16 @@ export class AdminServer {
     }));
     this.addRoute('GET', '/healthz', () => this.healthResponse(this.opts.health));
     this.addRoute('GET', '/readyz', () => this.healthResponse(this.opts.ready ?? this.opts.health));
+    this.addRoute('GET', '/', () => ({ json: { name: 'wirecache admin API', endpoints: this.endpoints() } }));
+  }
+
+  /** Every registered route, sorted by path, with its description. */
+  endpoints(): { method: string; path: string; description: string | null }[] {
+    const list: { method: string; path: string; description: string | null }[] = [];
+    for (const [path, byMethod] of this.routes) {
+      for (const method of byMethod.keys()) list.push({ method, path, description: ENDPOINT_DESCRIPTIONS[`${method} ${path}`] ?? null });
+    }
+    return list.sort((a, b) => a.path.localeCompare(b.path) || a.method.localeCompare(b.method));
   }
 
   /**
@@ -126,7 +152,8 @@ export class AdminServer {
     server.on('error', (err) => this.opts.logger?.error({ err }, 'admin server error'));
     const addr = server.address() as AddressInfo;
     this.address = { host: addr.address, port: addr.port };
-    this.opts.logger?.info(this.address, 'admin server listening');
+    // The app's startup line names the admin address: this one is for debugging only.
+    this.opts.logger?.debug(this.address, 'admin server listening');
     return { ...this.address };
   }
 

@@ -1,7 +1,7 @@
 /**
  * Admin HTTP endpoints of the query cache:
  *
- *   GET  /cache                 entries and bytes in memory, hits/misses/stores by rule
+ *   GET  /cache                 each tier's state (up/down), entries and bytes in memory, hits/misses/stores by rule
  *   POST /cache/purge?all=1     drop everything (every proxy sharing memcached too)
  *   POST /cache/purge?table=db.t
  *   POST /cache/purge?rule=name
@@ -10,7 +10,13 @@ import type { AdminServer } from './admin_server.js';
 import type { CacheMetrics } from '../metrics/cache_metrics.js';
 import type { QueryCache } from '../cache/query_cache.js';
 
-export function registerCacheRoutes(admin: AdminServer, cache: QueryCache, metrics: CacheMetrics): void {
+export function registerCacheRoutes(
+  admin: AdminServer,
+  cache: QueryCache,
+  metrics: CacheMetrics,
+  /** The binlog reader's state, when there is a reader. */
+  binlog: (() => Record<string, unknown>) | null = null,
+): void {
   admin.addRoute('GET', '/cache', () => {
     const rules = ['hint', 'all', ...cache.config.rules.map((r) => r.name)].map((rule) => {
       const hits = metrics.value('hits', rule);
@@ -28,6 +34,8 @@ export function registerCacheRoutes(admin: AdminServer, cache: QueryCache, metri
       json: {
         storage: cache.config.storage,
         mode: cache.config.mode,
+        tiers: cache.tiers,
+        binlog: binlog ? binlog() : null,
         memory: { ...cache.stats, max_bytes: cache.config.storage === 'memcached' ? 0 : cache.config.memory.maxBytes },
         rules,
       },

@@ -9,6 +9,7 @@ import type { WirecacheConfig } from '../config/types.js';
 import { planStatement, tableNames, type ServerView } from '../plan/statement_plan.js';
 import { ServerStatus } from '../protocol/constants.js';
 import { writtenText } from '../sql/classifier.js';
+import { ignoredHintComments } from '../sql/key_text.js';
 import type { ServerSelector } from '../routing/server_selector.js';
 import type { ServerStatus as MonitoredServer } from '../routing/server_status.js';
 
@@ -88,5 +89,7 @@ export function explainStatement(
       consistency: route.consistency,
       note: route.note,
     },
+    // Comments that look like hints but are ignored (looked for here only, never on the statement path).
+    warnings: ignoredHintComments(req.sql),
   };
 }

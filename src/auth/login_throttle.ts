@@ -1,17 +1,18 @@
 /**
- * Failed-login throttling per client address, as MySQL's max_connect_errors
- * but with a time limit: more than `maxFailures` failed logins within a
- * minute block the address for `blockMs`; a successful login clears its
- * count. Addresses are kept in an LRU bounded in entries, so a flood of
- * addresses cannot grow memory.
+ * Failed-login throttling by key (a client address, or an account name), as
+ * MySQL's max_connect_errors but with a time limit: more than `maxFailures`
+ * failed logins within a minute block the key for `blockMs`. A successful
+ * login clears nothing: a guesser who slips in a valid login of their own
+ * between guesses is counted all the same. Keys are kept in an LRU bounded
+ * in entries, so a flood of addresses or names cannot grow memory.
  */
 import { LRUCache } from 'lru-cache';
 
 const WINDOW_MS = 60_000;
-/** Addresses remembered at once; the least recently seen is forgotten first. */
-const MAX_ADDRESSES = 100_000;
+/** Keys remembered at once; the least recently seen is forgotten first. */
+const MAX_KEYS = 100_000;
 
-interface AddressRecord {
+interface KeyRecord {
   /** Start of the current one-minute window. */
   windowStart: number;
   failures: number;
@@ -20,7 +21,7 @@ interface AddressRecord {
 }
 
 export class LoginThrottle {
-  private readonly records = new LRUCache<string, AddressRecord>({ max: MAX_ADDRESSES });
+  private readonly records = new LRUCache<string, KeyRecord>({ max: MAX_KEYS });
 
   /** `maxFailures` 0 turns throttling off. */
   constructor(
@@ -29,30 +30,30 @@ export class LoginThrottle {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** New limits (config reload): addresses already blocked stay blocked until their time is up. */
+  /** New limits (config reload): keys already blocked stay blocked until their time is up. */
   configure(maxFailures: number, blockMs: number): void {
     this.maxFailures = maxFailures;
     this.blockMs = blockMs;
   }
 
-  /** Milliseconds the address stays blocked, or 0. */
-  blockedFor(address: string): number {
-    const record = this.records.get(address);
+  /** Milliseconds the key stays blocked, or 0. */
+  blockedFor(key: string): number {
+    const record = this.records.get(key);
     if (!record || record.blockedUntil === 0) return 0;
     const left = record.blockedUntil - this.now();
     if (left > 0) return left;
-    this.records.delete(address);
+    this.records.delete(key);
     return 0;
   }
 
-  /** A failed login from `address`; true when this failure blocks it. */
-  failed(address: string): boolean {
+  /** A failed login for `key`; true when this failure blocks it. */
+  failed(key: string): boolean {
     if (this.maxFailures === 0) return false;
     const now = this.now();
-    let record = this.records.get(address);
+    let record = this.records.get(key);
     if (!record || now - record.windowStart >= WINDOW_MS) {
       record = { windowStart: now, failures: 0, blockedUntil: record?.blockedUntil ?? 0 };
-      this.records.set(address, record);
+      this.records.set(key, record);
     }
     record.failures++;
     if (record.failures > this.maxFailures && record.blockedUntil <= now) {
@@ -60,11 +61,5 @@ export class LoginThrottle {
       return true;
     }
     return false;
-  }
-
-  /** A successful login: the address starts again from no failures. */
-  succeeded(address: string): void {
-    const record = this.records.get(address);
-    if (record && record.blockedUntil <= this.now()) this.records.delete(address);
   }
 }

@@ -189,7 +189,7 @@ export class UserDirectory {
       first,
       new Promise<void>((resolve) => {
         bound = setTimeout(() => {
-          this.logger.warn({ waitedMs: START_BOUND_MS }, 'users from database: first read of mysql.user still running; starting without it');
+          this.logger.warn({ waited_ms: START_BOUND_MS }, 'users from database: first read of mysql.user still running; starting without it');
           resolve();
         }, START_BOUND_MS);
         bound.unref();

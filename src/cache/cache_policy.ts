@@ -30,6 +30,8 @@ export interface CacheRequest {
   clientAddress: string;
   /** The server's last status flags for this session (IN_TRANS, AUTOCOMMIT, ...). */
   status: number;
+  /** The session reads uncommitted rows (READ UNCOMMITTED): nothing it reads is stored. */
+  readUncommitted?: boolean;
 }
 
 interface DecisionBase {
@@ -109,7 +111,7 @@ export function decide(config: CacheConfig, req: CacheRequest): CacheDecision {
     rule?.cache !== false &&
     (rule?.cache === true || s.hints.cache === 'on' || config.mode === 'all');
   if (!chosen) return { cache: false, rule, label, reason: null };
-  const reason = refusal(config, req, rule);
+  const reason = refusal(config, req, rule, tables);
   if (reason) {
     // A write is simply not a candidate (cache-everything mode, a rule matching its table): only a
     // /*qc=on*/ hint on a non-SELECT is worth counting as a refusal.
@@ -135,7 +137,7 @@ export function decide(config: CacheConfig, req: CacheRequest): CacheDecision {
   };
 }
 
-function refusal(config: CacheConfig, req: CacheRequest, rule: CacheRule | null): RefusalReason | null {
+function refusal(config: CacheConfig, req: CacheRequest, rule: CacheRule | null, tables: readonly string[]): RefusalReason | null {
   const s = req.statement;
   if (s.multiStatement) return 'multi_statement';
   if (s.type !== 'select') return 'not_select';
@@ -145,5 +147,19 @@ function refusal(config: CacheConfig, req: CacheRequest, rule: CacheRule | null)
   if ((req.status & TRANSACTION_FLAGS) !== ServerStatus.AUTOCOMMIT && !readOnlyTransaction) return 'in_transaction';
   if (s.nonDeterministic !== null && !rule?.allowNondeterministic) return 'non_deterministic';
   if (req.stateKey === null) return 'session_state';
+  if (req.readUncommitted) return 'read_uncommitted';
+  if (!rule?.allowSystemSchemas && readsSystemSchema(tables)) return 'system_schema';
   return null;
+}
+
+/**
+ * Schemas the server keeps itself: their tables change without a write a
+ * client makes (processlists, statistics, grants), so a stored answer would
+ * soon be wrong and no write would invalidate it.
+ */
+const SYSTEM_SCHEMAS = ['information_schema.', 'performance_schema.', 'sys.', 'mysql.'];
+
+function readsSystemSchema(tables: readonly string[]): boolean {
+  for (const t of tables) for (const prefix of SYSTEM_SCHEMAS) if (t.startsWith(prefix)) return true;
+  return false;
 }

@@ -6,7 +6,7 @@
  * src/config/rules.ts.
  */
 import type { CacheRule } from '../config/rules.js';
-import { writtenText, type ClassifiedStatement } from '../sql/classifier.js';
+import { spacedText, writtenText, type ClassifiedStatement } from '../sql/classifier.js';
 
 /** What a statement offers for matching. */
 export interface RuleSubject {
@@ -24,9 +24,9 @@ function matches(rule: CacheRule, s: RuleSubject): boolean {
   if (m.schemas && (s.schema === null || !m.schemas.includes(s.schema))) return false;
   if (m.digest !== null && m.digest !== s.statement.digestText) return false;
   if (m.tables && !m.tables.some((t) => readsTable(s.tables, t))) return false;
-  // The statement as written (comments and hints aside), as a DBA writes the regex; the key text
+  // The statement as written (comments and hints aside), as a DBA writes the regex; the spaced text
   // (a space between every token), which regexes were matched against before, keeps old rules working.
-  if (m.regex && !m.regex.test(writtenText(s.statement)) && !m.regex.test(s.statement.keyText)) return false;
+  if (m.regex && !m.regex.test(writtenText(s.statement)) && !m.regex.test(spacedText(s.statement))) return false;
   if (m.clients && !m.clients(s.clientAddress)) return false;
   return true;
 }

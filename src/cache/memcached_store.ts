@@ -88,6 +88,21 @@ export interface MemcachedStoreOptions {
   downBackoffMs?: number;
   /** Receives memjs' log lines; default: dropped. */
   log?: (message: string) => void;
+  /** Called once when the store is marked down, and once when an operation succeeds again (e.g. to log it). */
+  onStateChange?: (change: TierStateChange) => void;
+}
+
+/** The store went down (after `failures` failures in a row, the last one `reason`), or came back after `downMs`. */
+export type TierStateChange =
+  | { state: 'down'; operation: string; reason: 'error' | 'timeout'; failures: number }
+  | { state: 'up'; downMs: number };
+
+/** What /cache shows of the store. */
+export interface MemcachedTierStatus {
+  state: 'up' | 'down' | 'closed';
+  /** When it was marked down (ISO time), while down. */
+  downSince: string | null;
+  consecutiveFailures: number;
 }
 
 const FAIL: unique symbol = Symbol('memcached failure');
@@ -315,6 +330,9 @@ export class MemcachedStore {
   private downUntil = 0;
   private probing = false;
   private isClosed = false;
+  /** Epoch ms of the change to down, while down. */
+  private downSince = 0;
+  private readonly onStateChange: ((change: TierStateChange) => void) | undefined;
 
   constructor(opts: MemcachedStoreOptions) {
     if (opts.servers.length === 0) throw new Error('MemcachedStore: no servers');
@@ -329,6 +347,7 @@ export class MemcachedStore {
     };
     this.failureThreshold = Math.max(1, opts.failureThreshold ?? DEFAULT_FAILURE_THRESHOLD);
     this.downBackoffMs = Math.max(1, opts.downBackoffMs ?? DEFAULT_DOWN_BACKOFF_MS);
+    this.onStateChange = opts.onStateChange;
     const log = opts.log;
     const socketTimeoutS = Math.max(0.5, (this.timeoutMs * 10) / 1000);
     this.client = memjs.Client.create(opts.servers.join(','), {
@@ -356,6 +375,15 @@ export class MemcachedStore {
   /** False while marked down (or closed): operations are answered without network. */
   get available(): boolean {
     return !this.isClosed && this.downUntil === 0;
+  }
+
+  /** Up, down (operations bypass it until a probe succeeds) or closed. */
+  get status(): MemcachedTierStatus {
+    return {
+      state: this.isClosed ? 'closed' : this.downUntil === 0 ? 'up' : 'down',
+      downSince: this.downUntil !== 0 && this.downSince > 0 ? new Date(this.downSince).toISOString() : null,
+      consecutiveFailures: this.consecutiveFailures,
+    };
   }
 
   /** Items `entry` takes in memcached, or null if it cannot be stored (too large: count refused 'too_large'). */
@@ -490,7 +518,20 @@ export class MemcachedStore {
   private succeeded(gate: Gate): void {
     if (gate === Gate.Probe) this.probing = false;
     this.consecutiveFailures = 0;
-    this.downUntil = 0;
+    if (this.downUntil !== 0) {
+      this.downUntil = 0;
+      const downMs = Date.now() - this.downSince;
+      this.downSince = 0;
+      this.notify({ state: 'up', downMs });
+    }
+  }
+
+  private notify(change: TierStateChange): void {
+    try {
+      this.onStateChange?.(change);
+    } catch {
+      /* a listener never breaks the store */
+    }
   }
 
   private failed(op: string, gate: Gate, kind: 'error' | 'timeout'): void {
@@ -498,7 +539,12 @@ export class MemcachedStore {
     if (gate === Gate.Probe) this.probing = false;
     this.consecutiveFailures++;
     if (gate === Gate.Probe || this.consecutiveFailures >= this.failureThreshold) {
+      const wasUp = this.downUntil === 0;
       this.downUntil = Date.now() + this.downBackoffMs;
+      if (wasUp && !this.isClosed) {
+        this.downSince = Date.now();
+        this.notify({ state: 'down', operation: op, reason: kind, failures: this.consecutiveFailures });
+      }
     }
   }
 

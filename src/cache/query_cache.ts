@@ -47,6 +47,21 @@ export class MissTicket {
   ) {}
 }
 
+/** Where the cache reports a tier going down and coming back (a pino logger fits). */
+export interface CacheLog {
+  warn(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+}
+
+/** One storage tier as GET /cache shows it (snake_case: it is served as is). */
+export interface TierStatus {
+  tier: 'memory' | 'memcached';
+  state: 'up' | 'down' | 'closed';
+  down_since: string | null;
+  consecutive_failures?: number;
+  servers?: string[];
+}
+
 export interface CacheStats {
   entries: number;
   bytes: number;
@@ -58,10 +73,18 @@ export class QueryCache {
   private readonly generations: Generations;
   /** Misses in flight by key: identical readers wait on them. */
   private readonly inflight = new Map<string, MissTicket>();
+  /**
+   * Fail-closed switch, set by the binlog reader's owner: while it returns
+   * true, lookups go to the database without the cache and nothing is stored
+   * (refusal `binlog_unavailable`), because writes made beside the proxy may
+   * not have been invalidated.
+   */
+  private suspended: (() => boolean) | null = null;
 
   constructor(
     public config: CacheConfig,
     private readonly observer: CacheObserver,
+    log: CacheLog | null = null,
   ) {
     this.memory = config.storage === 'memcached' ? null : new MemoryStore({ maxBytes: config.memory.maxBytes, observer });
     this.remote =
@@ -74,6 +97,14 @@ export class QueryCache {
             maxItemsPerEntry: config.memcached.maxItemsPerEntry,
             keyPrefix: config.memcached.keyPrefix,
             observer,
+            onStateChange: (change) => {
+              const servers = config.memcached.servers;
+              if (change.state === 'down') {
+                log?.warn({ tier: 'memcached', servers, operation: change.operation, reason: change.reason, failures: change.failures }, 'cache tier down: memcached is bypassed until it answers again');
+              } else {
+                log?.info({ tier: 'memcached', servers, down_ms: change.downMs }, 'cache tier back up: memcached answers again');
+              }
+            },
           });
     this.generations = this.remote ? this.remote.generations : new LocalGenerations();
   }
@@ -90,6 +121,16 @@ export class QueryCache {
     if (JSON.stringify(next.memcached) !== JSON.stringify(this.config.memcached)) fixed.push('cache.memcached');
     this.config = { ...next, storage: this.config.storage, memory: this.config.memory, memcached: this.config.memcached };
     return fixed;
+  }
+
+  /** Installs (or, with null, removes) the fail-closed switch: see `suspended`. */
+  suspendWhen(condition: (() => boolean) | null): void {
+    this.suspended = condition;
+  }
+
+  /** Whether the fail-closed switch holds the cache off now. */
+  get isSuspended(): boolean {
+    return this.suspended?.() === true;
   }
 
   /** Invalidations must reach memcached before a write is acknowledged: other proxies read the counters there. */
@@ -121,6 +162,17 @@ export class QueryCache {
     return decision;
   }
 
+  /** Each storage tier and its state: memory is always up; memcached is down while it is bypassed. */
+  get tiers(): TierStatus[] {
+    const tiers: TierStatus[] = [];
+    if (this.memory) tiers.push({ tier: 'memory', state: 'up', down_since: null });
+    if (this.remote) {
+      const st = this.remote.status;
+      tiers.push({ tier: 'memcached', state: st.state, down_since: st.downSince, consecutive_failures: st.consecutiveFailures, servers: this.config.memcached.servers });
+    }
+    return tiers;
+  }
+
   get stats(): CacheStats {
     return { entries: this.memory?.entries ?? 0, bytes: this.memory?.bytes ?? 0 };
   }
@@ -135,6 +187,10 @@ export class QueryCache {
    * (up to coalesce_wait_ms) and then either gets its entry or misses itself.
    */
   lookup(plan: CachePlan): LookupResult | Promise<LookupResult> {
+    if (this.suspended?.()) {
+      this.observer.refused(plan.label, 'binlog_unavailable');
+      return BYPASS;
+    }
     if (this.remote) return this.lookupRemote(plan);
     const local = this.generations as LocalGenerations;
     const entry = this.memory!.get(plan.key);
@@ -223,6 +279,7 @@ export class QueryCache {
       this.settle(ticket, null);
     };
     if (wire === null) return refused('too_large');
+    if (this.suspended?.()) return refused('binlog_unavailable');
     const verdict = inspectResult(wire, deprecateEof);
     if (!verdict.cacheable) return refused(verdict.reason === 'multiple_results' ? 'multi_statement' : verdict.reason === 'malformed' ? 'not_result_set' : verdict.reason);
     if (verdict.warnings > 0 && !this.config.cacheResultsWithWarnings) return refused('warnings');
@@ -330,6 +387,8 @@ export class QueryCache {
     return dropped;
   }
 }
+
+const BYPASS: LookupResult = { kind: 'bypass' };
 
 function sameDeps(a: readonly string[], b: readonly string[]): boolean {
   if (a === b) return true;

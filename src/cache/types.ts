@@ -58,7 +58,11 @@ export type RefusalReason =
   | 'unknown_parameters'
   | 'concurrent_write'
   | 'session_state'
-  | 'store_unavailable';
+  | 'system_schema'
+  | 'read_uncommitted'
+  | 'store_unavailable'
+  /** The binlog reader (fail_closed) is disconnected, catching up or behind: no hit served, nothing stored. */
+  | 'binlog_unavailable';
 
 /** What the cache reports; the metrics layer implements it. `rule` is a rule name, "hint" or "all". */
 export interface CacheObserver {

@@ -5,15 +5,20 @@
  * column of the offending YAML node and naming the field by its dotted path
  * (`users[1].password_hash`), so an operator can go straight to the mistake.
  *
- * Validation happens in two steps:
- *  1. a zod schema of strict objects (schema.ts) checks the shape, types and
+ * Validation happens in rounds, and one pass reports every error it can:
+ *  1. YAML syntax (nothing else can run without a document);
+ *  2. a zod schema of strict objects (schema.ts) checks the shape, types and
  *     ranges of every field and fills in defaults (validateYaml in
  *     yaml_locations.ts locates its issues);
- *  2. cross-field rules zod cannot express per field (unique names, exactly
- *     one primary, password vs password_hash) are checked here by hand.
+ *  3. cross-field rules zod cannot express per field (unique names, exactly
+ *     one primary, password vs password_hash) are checked here by hand;
+ *  4. the cache rules: the rules file, rule names, routes.
+ * With schema errors, rounds 3 and 4 still run on the top-level sections that
+ * are valid on their own; a check that needs an invalid section is skipped.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
+import type { z } from 'zod';
 import { compileRule, type CacheRule, type RawRule } from './rules.js';
 import { hashedUser, isPasswordHash, plainUser } from './accounts.js';
 import { loadRulesFile } from './rules_file.js';
@@ -21,6 +26,7 @@ import { CONFIG_DEFAULTS, rootSchema, type RawConfig } from './schema.js';
 import type { BackendConfig, CacheConfig, UserConfig, WirecacheConfig } from './types.js';
 import {
   ConfigError,
+  SchemaConfigError,
   formatFieldPath,
   sortIssues,
   validateYaml,
@@ -54,24 +60,74 @@ export function loadConfig(path: string): WirecacheConfig {
  * and stored, made absolute, as `sourcePath` in the result. Throws ConfigError.
  */
 export function parseConfig(text: string, sourcePath: string): WirecacheConfig {
-  const { data: raw, locator } = validateYaml(text, sourcePath, rootSchema, 'the config file is empty');
+  let validated: { data: RawConfig; locator: Locator };
+  try {
+    validated = validateYaml(text, sourcePath, rootSchema, 'the config file is empty');
+  } catch (err) {
+    // Schema errors: the later rounds still run on the sections that are valid, so that one pass reports every error it can.
+    if (!(err instanceof SchemaConfigError)) throw err;
+    const { raw, invalid } = validSections(err.data);
+    const later = laterRounds(raw, invalid, err.locator, sourcePath);
+    throw new ConfigError([...sortIssues([...err.issues, ...later.crossField].map((issue, order) => ({ ...issue, order }))), ...later.rulesFile]);
+  }
+  const { data: raw, locator } = validated;
+  const later = laterRounds(raw, new Set(), locator, sourcePath);
+  if (later.crossField.length > 0 || later.rulesFile.length > 0) throw new ConfigError([...later.crossField, ...later.rulesFile]);
+  const config = normalise(raw, resolvePath(sourcePath));
+  if (raw.cache) config.cache = later.cache;
+  return config;
+}
+
+/** Each top-level section of the file that passes the schema on its own (with its defaults), and the names of those that do not. */
+function validSections(data: unknown): { raw: RawConfig; invalid: Set<string> } {
+  const raw: Record<string, unknown> = {};
+  const invalid = new Set<string>();
+  const input = data !== null && typeof data === 'object' && !Array.isArray(data) ? (data as Record<string, unknown>) : {};
+  for (const [key, field] of Object.entries(rootSchema.shape)) {
+    const parsed = (field as z.ZodType).safeParse(input[key]);
+    if (parsed.success) raw[key] = parsed.data;
+    else invalid.add(key);
+  }
+  return { raw: raw as RawConfig, invalid };
+}
+
+/**
+ * Rounds 3 and 4, on the sections that passed the schema: cross-field checks
+ * (sorted by position in the file), then the cache rules (the rules file,
+ * rule names, routes). A check whose sections are not all valid is skipped:
+ * its errors would only repeat the schema's.
+ */
+function laterRounds(
+  raw: RawConfig,
+  invalid: ReadonlySet<string>,
+  locator: Locator,
+  sourcePath: string,
+): { crossField: ConfigIssue[]; rulesFile: ConfigIssue[]; cache: CacheConfig | null } {
   const file = sourcePath;
-  // 3. Cross-field rules (1. YAML syntax and 2. the schema are checked by validateYaml).
   const issues: Array<ConfigIssue & { order: number }> = [];
   const problem = (path: PathSegment[], message: string) =>
     issues.push({ file, ...locator.locate(path), field: formatFieldPath(path), message, order: issues.length });
   const lineOf = (path: PathSegment[]) => locator.locate(path).line;
+  const valid = (...sections: string[]) => sections.every((k) => !invalid.has(k));
 
-  checkBackends(raw, problem, lineOf);
-  checkUsers(raw, problem, lineOf);
-  checkAdmin(raw, problem);
-  checkSecurity(raw, problem, dirname(resolvePath(sourcePath)));
-  checkCache(raw, problem);
-  if (issues.length > 0) throw new ConfigError(sortIssues(issues));
+  if (valid('backends', 'monitor')) checkBackends(raw, problem, lineOf);
+  if (valid('users')) checkUsers(raw, problem, lineOf);
+  if (valid('admin')) checkAdmin(raw, problem);
+  if (valid('tls', 'backend_tls', 'auth', 'users', 'users_from_database', 'monitor')) checkSecurity(raw, problem, dirname(resolvePath(sourcePath)));
+  if (valid('cache')) checkCache(raw, problem);
+  if (valid('binlog', 'cache', 'monitor')) checkBinlog(raw, problem);
 
-  const config = normalise(raw, resolvePath(sourcePath));
-  if (raw.cache) config.cache = normaliseCache(raw.cache, sourcePath, locator, raw.backends.map((b) => b.name));
-  return config;
+  const rulesFile: ConfigIssue[] = [];
+  let cache: CacheConfig | null = null;
+  if (raw.cache && valid('cache', 'backends')) {
+    try {
+      cache = normaliseCache(raw.cache, sourcePath, locator, raw.backends.map((b) => b.name));
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      rulesFile.push(...err.issues);
+    }
+  }
+  return { crossField: sortIssues(issues), rulesFile, cache };
 }
 
 type Problem = (path: PathSegment[], message: string) => void;
@@ -146,7 +202,7 @@ function checkAdmin(raw: RawConfig, problem: Problem): void {
 }
 
 /** 127.0.0.0/8, ::1 and localhost: the admin API is reachable from this machine only. */
-function isLoopback(host: string): boolean {
+export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
@@ -247,9 +303,28 @@ function normalise(raw: RawConfig, sourcePath: string): WirecacheConfig {
       consistencyWaitMs: raw.routing.consistency_wait_ms,
     },
     cache: null,
+    binlog: {
+      enabled: raw.binlog?.enabled === true ? 'on' : raw.binlog?.enabled === false ? 'off' : 'auto',
+      user: raw.binlog?.user ?? raw.monitor?.user ?? null,
+      password: raw.binlog?.user !== undefined ? (raw.binlog.password ?? '') : (raw.monitor?.password ?? ''),
+      serverId: raw.binlog?.server_id ?? null,
+      maxDelayMs: raw.binlog?.max_delay_ms ?? CONFIG_DEFAULTS.binlog.maxDelayMs,
+      onUnavailable: raw.binlog?.on_unavailable ?? CONFIG_DEFAULTS.binlog.onUnavailable,
+    },
     log: { level: raw.log.level },
     serverVersion: raw.server_version,
   };
+}
+
+/** binlog.enabled: true needs a cache to invalidate and an account to replicate with. */
+function checkBinlog(raw: RawConfig, problem: Problem): void {
+  const binlog = raw.binlog;
+  if (!binlog) return;
+  if (binlog.enabled === true && !raw.cache) problem(['binlog', 'enabled'], 'true needs a cache section: the binlog reader only invalidates the cache');
+  if (binlog.enabled === true && binlog.user === undefined && !raw.monitor) {
+    problem(['binlog'], 'needs a user and password (or a monitor section whose account is used)');
+  }
+  if (binlog.password !== undefined && binlog.user === undefined) problem(['binlog', 'password'], 'is set without binlog.user');
 }
 
 function checkCache(raw: RawConfig, problem: Problem): void {

@@ -30,6 +30,8 @@ export interface CacheRule {
   maxResultBytes: number | null;
   shareAcrossUsers: boolean;
   allowNondeterministic: boolean;
+  /** Cache reads of information_schema, performance_schema, sys and mysql (never cached otherwise). */
+  allowSystemSchemas: boolean;
   /** "primary", "replica" or a backend name; used by read/write routing. */
   route: string | null;
   /** Read-your-writes for the reads this rule matches; null: the global routing.consistency. */
@@ -94,6 +96,7 @@ export const ruleSchema = z
       max_result_bytes: z.number().int().min(1).max(1_073_741_824, { error: 'must be at most 1 GiB' }).optional(),
       share_across_users: z.boolean({ error: 'must be true or false' }).optional(),
       allow_nondeterministic: z.boolean({ error: 'must be true or false' }).optional(),
+      allow_system_schemas: z.boolean({ error: 'must be true or false' }).optional(),
       route: z.string({ error: 'must be "primary", "replica" or a backend name' }).min(1).optional(),
       consistency: z.enum(['eventual', 'session'], { error: 'must be "eventual" or "session"' }).optional(),
     },
@@ -154,6 +157,7 @@ export function compileRule(raw: RawRule, source: string): CacheRule {
     maxResultBytes: raw.max_result_bytes ?? null,
     shareAcrossUsers: raw.share_across_users ?? false,
     allowNondeterministic: raw.allow_nondeterministic ?? false,
+    allowSystemSchemas: raw.allow_system_schemas ?? false,
     route: raw.route ?? null,
     consistency: raw.consistency ?? null,
   };

@@ -41,6 +41,7 @@ export const CONFIG_DEFAULTS = {
   queryStats: { maxDigests: 1000 },
   monitor: { intervalMs: 1000, checkTimeoutMs: 1000, failAfter: 3, recoverAfter: 3, heartbeatTable: 'wirecache.heartbeat' },
   routing: { maxReplicationLagSeconds: 10, consistency: 'session', consistencyWaitMs: 500 },
+  binlog: { maxDelayMs: 5000, onUnavailable: 'fail_closed' },
 } as const;
 
 /** Largest delay node's timers accept (ms); longer ones fire immediately. */
@@ -203,6 +204,22 @@ const monitorSchema = z.strictObject(
   { error: msg('must be a mapping with user and password', false) },
 );
 
+const binlogSchema = z.strictObject(
+  {
+    enabled: z
+      .union([z.literal('auto'), z.boolean()], { error: msg('must be auto, true or false') })
+      .default('auto'),
+    user: z.string({ error: msg('must be a string', false) }).min(1, { error: msg('must not be empty') }).optional(),
+    password: z.string({ error: msg('must be a string (quote it in YAML); "" for none', false) }).optional(),
+    server_id: intIn(1, 4_294_967_295).optional(),
+    max_delay_ms: intIn(0, 3_600_000).default(CONFIG_DEFAULTS.binlog.maxDelayMs),
+    on_unavailable: z
+      .enum(['fail_closed', 'ttl_only'], { error: msg('must be "fail_closed" or "ttl_only"') })
+      .default(CONFIG_DEFAULTS.binlog.onUnavailable),
+  },
+  { error: msg('must be a mapping', false) },
+);
+
 const routingSchema = z.strictObject(
   {
     max_replication_lag: z
@@ -264,6 +281,7 @@ export const rootSchema = z.strictObject(
     auth: authSchema.default({ default_plugin: 'mysql_native_password' }),
     users_from_database: usersFromDatabaseSchema.optional(),
     monitor: monitorSchema.optional(),
+    binlog: binlogSchema.optional(),
     routing: routingSchema.default({
       max_replication_lag: CONFIG_DEFAULTS.routing.maxReplicationLagSeconds,
       consistency: CONFIG_DEFAULTS.routing.consistency,

@@ -111,6 +111,8 @@ export interface WirecacheConfig {
   routing: RoutingConfig;
   /** The query cache; null when the config has no `cache` section. */
   cache: CacheConfig | null;
+  /** Binlog-driven invalidation of the cache (a replication client on the primary). */
+  binlog: BinlogConfig;
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' };
   /** Version string announced to clients when no backend has been reached yet. */
   serverVersion: string;
@@ -136,6 +138,20 @@ export interface CacheConfig {
   rules: CacheRule[];
   /** Absolute path of the rules file, if any (for reloads and messages). */
   rulesFile: string | null;
+}
+
+export interface BinlogConfig {
+  /** auto: on when a cache is configured, an account is known and it may replicate (else off, with one warning); on; off. */
+  enabled: 'auto' | 'on' | 'off';
+  /** Account with REPLICATION SLAVE (binlog.user, else the monitor's); null: none known (auto then stays off). */
+  user: string | null;
+  password: string;
+  /** server_id the reader registers with on the primary; must differ from every server's. Null: one drawn at random at each start. */
+  serverId: number | null;
+  /** A transaction applied later than this after its commit counts as the reader being behind. */
+  maxDelayMs: number;
+  /** While the reader is disconnected or behind: fail_closed (no hits, nothing stored) or ttl_only (serve as before). */
+  onUnavailable: 'fail_closed' | 'ttl_only';
 }
 
 export interface MonitorConfig {

@@ -334,9 +334,24 @@ export function validateYaml<S extends z.ZodType>(
         });
       }
     }
-    throw new ConfigError(sortIssues(issues));
+    throw new SchemaConfigError(sortIssues(issues), data, locator);
   }
   return { data: parsed.data, locator };
+}
+
+/**
+ * Schema errors (step 2 of validateYaml), with the YAML read as it is and its
+ * locator, so that the checks of later rounds can still run on the parts of
+ * the file that are valid and every error is reported in one pass.
+ */
+export class SchemaConfigError extends ConfigError {
+  constructor(
+    issues: readonly ConfigIssue[],
+    readonly data: unknown,
+    readonly locator: Locator,
+  ) {
+    super(issues);
+  }
 }
 
 /** Sorts issues by position in the file (then by the order they were found) and drops the order. */

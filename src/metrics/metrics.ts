@@ -10,6 +10,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { BoundedLabel, OTHER_LABEL } from './bounded_label.js';
+import { BinlogMetrics } from './binlog_metrics.js';
 import { CacheMetrics } from './cache_metrics.js';
 import { CommandStats } from './command_stats.js';
 import type { ProxyObserver, RefusalReason } from '../session/observer.js';
@@ -49,6 +50,7 @@ export class Metrics implements ProxyObserver {
   private readonly backendConnectErrors: Counter<'backend'>;
   private readonly configReloads: Counter<'result'>;
   private readonly loginBlocks: Counter;
+  private readonly accountBlocks: Counter;
   private readonly clientAuthentications: Counter<'method'>;
 
   private readonly commands = new BoundedLabel(MAX_COMMAND_LABELS, COMMAND_RE);
@@ -58,11 +60,14 @@ export class Metrics implements ProxyObserver {
   readonly cache: CacheMetrics;
   /** Read/write split and monitor metrics (the MonitorObserver handed to the monitor). */
   readonly routing: RoutingMetrics;
+  /** The binlog reader's metrics (the BinlogObserver handed to the reader). */
+  readonly binlog: BinlogMetrics;
 
   constructor(options: MetricsOptions = {}) {
     this.registry = new Registry();
     this.cache = new CacheMetrics(this.registry);
     this.routing = new RoutingMetrics(this.registry, options.backendNames ?? []);
+    this.binlog = new BinlogMetrics(this.registry);
     const registers = [this.registry];
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
 
@@ -123,6 +128,12 @@ export class Metrics implements ProxyObserver {
       registers,
     });
     this.loginBlocks.inc(0);
+    this.accountBlocks = new Counter({
+      name: 'wirecache_account_blocks_total',
+      help: 'Accounts blocked after more than limits.login_failures_per_minute failed logins to them in a minute, from any address.',
+      registers,
+    });
+    this.accountBlocks.inc(0);
     this.clientAuthentications = new Counter({
       name: 'wirecache_client_authentications_total',
       help: 'Client passwords proven to the proxy, by method: native (mysql_native_password), sha2_fast (caching_sha2_password from a known digest), sha2_full_tls (password sent inside TLS), sha2_full_rsa (password encrypted with the RSA key).',
@@ -244,6 +255,10 @@ export class Metrics implements ProxyObserver {
 
   loginBlocked(): void {
     this.loginBlocks.inc();
+  }
+
+  accountBlocked(): void {
+    this.accountBlocks.inc();
   }
 
   backendConnectError(backend: string): void {

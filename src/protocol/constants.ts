@@ -196,6 +196,8 @@ export const ErrorCode = {
   OPTION_PREVENTS_STATEMENT: { code: 1290, sqlState: 'HY000' },
   /** Too many failed logins from this address. */
   HOST_IS_BLOCKED: { code: 1129, sqlState: 'HY000' },
+  /** MySQL 8's answer for an account locked by FAILED_LOGIN_ATTEMPTS. */
+  ACCOUNT_BLOCKED: { code: 3955, sqlState: 'HY000' },
   TOO_MANY_USER_CONNECTIONS: { code: 1203, sqlState: '42000' },
   /** require_secure_transport: a client without TLS. */
   SECURE_TRANSPORT_REQUIRED: { code: 3159, sqlState: '08004' },
@@ -203,9 +205,16 @@ export const ErrorCode = {
   LOCK_DEADLOCK: { code: 1213, sqlState: '40001' },
   /** Session state (temporary tables, locks) lost with the old primary. */
   CONNECTION_KILLED: { code: 1927, sqlState: '70100' },
-  /** Client-library codes, used for backend connectivity failures. */
-  CONN_HOST_ERROR: { code: 2003, sqlState: 'HY000' },
-  SERVER_LOST: { code: 2013, sqlState: 'HY000' },
+  /**
+   * Backend connectivity failures. Server-range codes: libmariadb (the `mariadb`
+   * CLI, PHP's mysqlnd-less builds, Connector/C) rejects a client-range code
+   * (2000-2999, e.g. 2003/2013) from a server as "2027 Received malformed packet".
+   * A backend that cannot be reached: 9001, the code ProxySQL sends when it cannot
+   * reach a hostgroup ("Max connect timeout reached while reaching hostgroup").
+   */
+  BACKEND_UNREACHABLE: { code: 9001, sqlState: 'HY000' },
+  /** A backend connection lost: 1927 ER_CONNECTION_KILLED with 08S01, as MaxScale sends ("Connection killed by MaxScale: ..."). */
+  BACKEND_LOST: { code: 1927, sqlState: '08S01' },
 } as const;
 export type ErrorSpec = (typeof ErrorCode)[keyof typeof ErrorCode];
 

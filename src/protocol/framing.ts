@@ -19,7 +19,11 @@ export interface Packet {
 
 export class PacketTooLargeError extends ProtocolError {
   override name = 'PacketTooLargeError';
-  constructor(readonly limit: number) {
+  constructor(
+    readonly limit: number,
+    /** Sequence id of the frame whose header crossed the limit: the server answers with the next one. */
+    readonly seq: number,
+  ) {
     super(`packet larger than the ${limit}-byte limit`);
   }
 }
@@ -103,7 +107,7 @@ export class PacketFramer {
       const header = this.peek(4);
       const len = header[0] | (header[1] << 8) | (header[2] << 16);
       const seq = header[3];
-      if (this.partsLength + len > this.limit) throw new PacketTooLargeError(this.limit);
+      if (this.partsLength + len > this.limit) throw new PacketTooLargeError(this.limit, seq);
       if (this.buffered < 4 + len) return null;
       const first = this.chunks[0];
       if (len < MAX_FRAME_PAYLOAD && this.parts.length === 0 && first.length >= 4 + len) {

@@ -24,7 +24,7 @@ export class PrimaryPins {
 
   /** A statement that succeeded on the primary. `schema` qualifies bare table names. */
   afterStatement(s: ClassifiedStatement, schema: string | null): void {
-    if (s.multiStatement && (s.sessionAssignments !== null || s.useSchema !== null || s.temporaryTable || s.namedLock !== null || s.type === 'lock')) {
+    if (s.multiStatement && (s.sessionAssignments !== null || s.useSchema !== null || s.temporaryTable || s.namedLock !== null || s.locksTables)) {
       this.untracked = 'multi_statement_state';
       return;
     }

@@ -287,6 +287,7 @@ export class ServerMonitor {
     const failAfter = Math.max(1, this.cfg.failAfter);
     const recoverAfter = Math.max(1, this.cfg.recoverAfter);
     const changes: { name: string; from: ServerState; to: ServerState }[] = [];
+    const rotation: { name: string; joined: boolean }[] = [];
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i];
       const s = e.status;
@@ -319,6 +320,7 @@ export class ServerMonitor {
         s.consecutiveBad++;
         s.consecutiveGood = 0;
       }
+      const wasInRotation = s.inRotation;
       if (first) s.inRotation = good;
       else if (s.inRotation && !good && s.consecutiveBad >= failAfter) s.inRotation = false;
       else if (!s.inRotation && good && s.consecutiveGood >= recoverAfter) s.inRotation = true;
@@ -327,6 +329,7 @@ export class ServerMonitor {
       s.lastCheckAt = now;
       e.checked = true;
       if (!first && from !== state) changes.push({ name: e.cfg.name, from, to: state });
+      if (!first && wasInRotation !== s.inRotation && e.cfg.name !== this.primaryName) rotation.push({ name: e.cfg.name, joined: s.inRotation });
     }
     this.publish();
 
@@ -338,10 +341,17 @@ export class ServerMonitor {
     }
     for (const c of changes) {
       const s = this.byName.get(c.name);
-      const o = { server: c.name, from: c.from, to: c.to, error: s?.lastError ?? null, inRotation: s?.inRotation };
+      const o = { server: c.name, from: c.from, to: c.to, error: s?.lastError ?? null, in_rotation: s?.inRotation };
       if (c.to === 'up' || c.to === 'primary') this.log.info(o, 'backend state changed');
       else this.log.warn(o, 'backend state changed');
       this.safely(() => this.observer.stateChanged(c.name, c.from, c.to));
+    }
+    // One line each time a replica leaves or rejoins the read rotation (after fail_after / recover_after checks in a row).
+    for (const r of rotation) {
+      const s = this.byName.get(r.name);
+      const o = { server: r.name, state: s?.state, error: s?.lastError ?? null, lag_seconds: s?.lagSeconds ?? null, replicas_in_rotation: this.targets.length };
+      if (r.joined) this.log.info(o, 'replica rejoined the read rotation');
+      else this.log.warn(o, 'replica left the read rotation');
     }
     for (let i = 0; i < entries.length; i++) {
       const seconds = (probes[i].ms + extraMs[i]) / 1000;

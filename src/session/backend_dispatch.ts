@@ -11,7 +11,7 @@ import { Command, ErrorCode, ServerStatus, type ErrorSpec } from '../protocol/co
 import { gtidCovers } from '../routing/gtid.js';
 import { planRoute } from '../plan/statement_plan.js';
 import { isRead, type RouteDecision, type RouteReason } from '../routing/router.js';
-import { writesData, type ClassifiedStatement } from '../sql/classifier.js';
+import { writesData, writtenText, type ClassifiedStatement } from '../sql/classifier.js';
 import type { BackendEndpoint } from '../config/types.js';
 import { BackendConnection, BackendError } from '../backend/backend_connection.js';
 import { newLink, StateLog, type BackendLink } from './backend_links.js';
@@ -59,6 +59,8 @@ const LOST_STATE_NAMES: Record<string, string> = {
 
 /** SHOW WARNINGS / ERRORS / COUNT(*) WARNINGS: about the previous statement, on its connection. */
 const DIAGNOSTICS = /^SHOW\s+(?:WARNINGS|ERRORS|COUNT)\b/i;
+/** Reads in a statement about the previous statement (in the key text, a space between tokens): FOUND_ROWS(), ROW_COUNT(), @@warning_count, @@error_count. */
+const DIAGNOSTIC_READS = /\b(?:FOUND_ROWS|ROW_COUNT)\s*\(|@\s*@\s*(?:(?:SESSION|LOCAL)\s*\.\s*)?(?:WARNING_COUNT|ERROR_COUNT)\b/i;
 /** `SET TRANSACTION ...` (no SESSION/GLOBAL): one transaction's characteristics, not session state. */
 const NEXT_TRANSACTION_ONLY = /^SET\s+TRANSACTION\b/i;
 
@@ -201,8 +203,8 @@ export class BackendDispatcher {
       return;
     }
     let decision = planRoute(statement, rule, this.currentPins(), recording);
-    if (statement.type === 'show' && DIAGNOSTICS.test(statement.keyText) && this.links.has(this.lastServer)) {
-      // Warnings belong to the connection that ran the previous statement.
+    if (this.readsDiagnostics(statement) && this.links.has(this.lastServer)) {
+      // Warnings, row counts and found rows belong to the connection that ran the previous statement.
       decision = { target: { kind: 'server', name: this.lastServer }, reason: 'diagnostics', detail: null };
     }
     const consistency = rule?.consistency ?? this.s.ctx.config().routing.consistency;
@@ -219,6 +221,13 @@ export class BackendDispatcher {
       forcePrimary: false,
       fallback: null,
     });
+  }
+
+  /** Whether the statement asks about the previous one: it must run where that one ran. */
+  private readsDiagnostics(statement: ClassifiedStatement): boolean {
+    if (statement.type === 'show') return DIAGNOSTICS.test(writtenText(statement));
+    // Every diagnostic read is also non-deterministic: the regex runs only for those.
+    return statement.type === 'select' && statement.nonDeterministic !== null && DIAGNOSTIC_READS.test(statement.keyText);
   }
 
   /** Without routing everything runs on the primary connection, as sent; with it, through dispatch. */
@@ -268,7 +277,8 @@ export class BackendDispatcher {
       (err: Error) => {
         if (s.phase === Phase.Closed) return;
         if (err instanceof BackendError && !replica) {
-          s.replyLocal(ErrorCode.CONN_HOST_ERROR, `wirecache: ${err.message}`);
+          s.log.warn({ backend: endpoint.name, err: err.message, code: ErrorCode.BACKEND_UNREACHABLE.code }, 'backend unreachable; the statement fails');
+          s.replyLocal(ErrorCode.BACKEND_UNREACHABLE, `wirecache: ${err.message}`);
           return;
         }
         s.failSession(err);
@@ -507,7 +517,7 @@ export class BackendDispatcher {
     this.pins.afterStatement(statement, schema);
     if ((statement.type === 'set' && !statement.setsGlobal) || statement.type === 'use') {
       // SET TRANSACTION without SESSION applies to the next transaction only: nothing to replay.
-      if (statement.multiStatement || NEXT_TRANSACTION_ONLY.test(statement.keyText)) return;
+      if (statement.multiStatement || NEXT_TRANSACTION_ONLY.test(writtenText(statement))) return;
       if (d.stateSql === null) {
         // A SET prepared with placeholders cannot be replayed as text.
         this.pins.untrack('prepared_set');

@@ -224,7 +224,8 @@ export class ClientSession {
         packet = this.framer.next();
       } catch (err) {
         if (err instanceof PacketTooLargeError) {
-          this.sendErr(ErrorCode.NET_PACKET_TOO_LARGE, "Got a packet bigger than 'max_allowed_packet' bytes", 1);
+          // As the server does: the reply follows the frame whose header crossed the limit.
+          this.sendErr(ErrorCode.NET_PACKET_TOO_LARGE, "Got a packet bigger than 'max_allowed_packet' bytes", (err.seq + 1) & 0xff);
           this.close('client packet over max_packet_bytes');
           return;
         }
@@ -297,7 +298,7 @@ export class ClientSession {
     this.framer.limit = this.ctx.config().limits.maxPacketBytes;
     this.lastActivity = performance.now();
     this.socket.write(encodePacket(conn.loginOk, authSeq));
-    this.log.debug({ user: user.name, backendThread: conn.threadId }, 'client logged in');
+    this.log.debug({ user: user.name, backend_thread: conn.threadId }, 'client logged in');
     this.becomeReady();
   }
 
@@ -357,7 +358,8 @@ export class ClientSession {
   sendToBackend(bytes: Buffer, kind: ResponseKind | null): void {
     const backend = this.backend;
     if (!backend || backend.closed) {
-      this.replyLocal(ErrorCode.SERVER_LOST, 'wirecache: lost connection to the backend; reconnect');
+      this.log.warn({ code: ErrorCode.BACKEND_LOST.code }, 'command without a backend connection; the session ends');
+      this.replyLocal(ErrorCode.BACKEND_LOST, 'wirecache: lost connection to the backend; reconnect');
       this.close('command without a backend connection');
       return;
     }
@@ -454,7 +456,7 @@ export class ClientSession {
    */
   closeIfIdle(now: number, idleMs: number): void {
     if (this.phase === Phase.Ready && now - this.lastActivity > idleMs) {
-      this.log.info({ idleSeconds: Math.round(idleMs / 1000) }, 'closing idle session');
+      this.log.info({ idle_seconds: Math.round(idleMs / 1000) }, 'closing idle session');
       this.close('idle timeout');
     }
   }
@@ -490,7 +492,7 @@ export class ClientSession {
     else this.log.error({ err }, 'session failed');
     const seq = this.cmd.responseSeq;
     if (this.phase !== Phase.Relaying || this.cmd.bytesForwarded === 0) {
-      if (err instanceof PacketTooLargeError) this.sendErr(ErrorCode.NET_PACKET_TOO_LARGE, "Got a packet bigger than 'max_allowed_packet' bytes", seq);
+      if (err instanceof PacketTooLargeError) this.sendErr(ErrorCode.NET_PACKET_TOO_LARGE, "Got a packet bigger than 'max_allowed_packet' bytes", (err.seq + 1) & 0xff);
       else if (malformed) this.sendErr(ErrorCode.MALFORMED_PACKET, `Malformed communication packet: ${err.message}`, seq);
       else this.sendErr(ErrorCode.NEW_ABORTING_CONNECTION, `wirecache: aborted session ${this.id}: ${err.message}`, seq);
     }

@@ -9,9 +9,9 @@ import { Command, ErrorCode } from '../protocol/constants.js';
 import type { Packet } from '../protocol/framing.js';
 import { ResponseKind } from '../protocol/response_scanner.js';
 import { classify } from '../sql/classifier.js';
-import { batchContainsKill, mentionsKill, parseKillStatement, startsWithKill } from '../sql/kill_statement.js';
+import { killsInText, mentionsKill, startsWithKill, type BatchKill } from '../sql/kill_statement.js';
 import type { ClientSession } from './client_session.js';
-import { changeUser, kill } from './local_commands.js';
+import { changeUser, kill, primaryThreadOf } from './local_commands.js';
 import { wireOf } from './wire.js';
 
 export function runCommand(s: ClientSession, packet: Packet): void {
@@ -83,18 +83,25 @@ export function runCommand(s: ClientSession, packet: Packet): void {
 }
 
 /** COM_QUERY: KILL is answered by the proxy; other statements go through the cache and the router when they are on. */
-function query(s: ClientSession, packet: Packet): void {
+function query(s: ClientSession, received: Packet): void {
+  let packet = received;
+  const raw = packet.payload;
+  if (startsWithKill(raw, 1) || (raw.indexOf(0x3b, 1) >= 0 && mentionsKill(raw, 1))) {
+    // latin1: one character per byte, so offsets in the text are offsets in the payload.
+    const found = killsInText(raw.toString('latin1', 1));
+    if (found !== null && 'unsupported' in found) {
+      s.replyLocal(ErrorCode.NOT_SUPPORTED_YET, found.unsupported);
+      return;
+    }
+    if (found !== null && found.statements === 1) {
+      const [{ id, scope }] = found.kills;
+      s.runLocal(() => kill(s, id, scope));
+      return;
+    }
+    // KILLs inside a multi-statement text run on the backend with the target's thread there.
+    if (found !== null) packet = withBackendThreadIds(s, packet, found.kills);
+  }
   const payload = packet.payload;
-  const killStatement = startsWithKill(payload, 1) ? parseKillStatement(payload.toString('utf8', 1)) : null;
-  if (!killStatement && payload.indexOf(0x3b, 1) >= 0 && mentionsKill(payload, 1) && batchContainsKill(payload.toString('utf8', 1))) {
-    s.replyLocal(ErrorCode.NOT_SUPPORTED_YET, 'KILL inside a multi-statement batch is not supported through wirecache; send it as a statement of its own');
-    return;
-  }
-  if (killStatement) {
-    if (killStatement.kind === 'unsupported') s.replyLocal(ErrorCode.NOT_SUPPORTED_YET, killStatement.reason);
-    else s.runLocal(() => kill(s, killStatement.id, killStatement.scope));
-    return;
-  }
   const cache = s.sessionCache;
   const dispatcher = s.dispatcher;
   if (!cache && !dispatcher.routing && !s.ctx.queryStats) {
@@ -108,4 +115,18 @@ function query(s: ClientSession, packet: Packet): void {
     dispatcher.route(statement, rule, recording, null, payload.subarray(1), () => s.sendToBackend(wireOf(packet), ResponseKind.Query));
   if (cache) cache.run({ statement, binary: false, params: '', refusal: null }, send);
   else send(null, false);
+}
+
+/** The packet with each KILL's id replaced by the target's thread on the primary (multi-statements run there). */
+function withBackendThreadIds(s: ClientSession, packet: Packet, kills: readonly BatchKill[]): Packet {
+  const payload = packet.payload;
+  const pieces: Buffer[] = [];
+  let at = 1;
+  for (const k of kills) {
+    pieces.push(payload.subarray(at, 1 + k.start), Buffer.from(String(primaryThreadOf(s, k.id, k.scope)), 'latin1'));
+    at = 1 + k.end;
+  }
+  pieces.push(payload.subarray(at));
+  const rewritten = Buffer.concat([payload.subarray(0, 1), ...pieces]);
+  return { seq: packet.seq, lastSeq: packet.lastSeq, payload: rewritten, wire: null };
 }

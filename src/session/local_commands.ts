@@ -13,11 +13,40 @@ import type { BackendConnection } from '../backend/backend_connection.js';
 import { Phase, type ClientSession } from './client_session.js';
 import { asLatin1 } from './wire.js';
 
+/** The session a KILL names: by the id from the handshake, or (as applications read it from CONNECTION_ID()) by a backend thread id. */
+function killTarget(s: ClientSession, targetId: number): ClientSession | undefined {
+  return s.ctx.sessions.get(targetId) ?? [...s.ctx.sessions.values()].find((x) => x.backendThreads.some((t) => t.threadId === targetId));
+}
+
+/**
+ * For a KILL inside a multi-statement text, which runs on the primary: the
+ * target session's thread there, when the target is a session of the same
+ * user; any other id goes as written, and the server answers for it. A KILL
+ * QUERY also reaches the target's other servers (its query may run on a
+ * replica), without waiting.
+ */
+export function primaryThreadOf(s: ClientSession, targetId: number, scope: 'connection' | 'query'): number {
+  const target = killTarget(s, targetId);
+  if (!target || !target.user || target.user.name !== s.user?.name) return targetId;
+  const primary = target.dispatcher.primaryLink?.conn;
+  if (!primary || primary.closed) return targetId;
+  for (const { endpoint, threadId } of target.backendThreads) {
+    if (scope === 'query' && endpoint.name !== primary.endpoint.name) void runOn(s, endpoint, `KILL QUERY ${threadId}`).catch(() => undefined);
+  }
+  if (scope === 'connection') {
+    // The killed thread ends the target's session as the server would; with routing an idle session
+    // would only reopen it, so the session ends here once the server has done the KILL.
+    setTimeout(() => {
+      if (primary.closed) target.terminate(`killed by session ${s.id}`);
+    }, 1000).unref();
+  }
+  return primary.threadId;
+}
+
 /** KILL [QUERY] or COM_PROCESS_KILL: `targetId` is a proxy connection id or a backend thread id of one of its sessions. */
 export async function kill(s: ClientSession, targetId: number, scope: 'connection' | 'query'): Promise<void> {
   const seq = s.cmd.responseSeq;
-  // The id from the handshake, or (as applications read it from CONNECTION_ID()) a backend thread id.
-  const target = s.ctx.sessions.get(targetId) ?? [...s.ctx.sessions.values()].find((x) => x.backendThreads.some((t) => t.threadId === targetId));
+  const target = killTarget(s, targetId);
   if (!target) {
     s.sendErr(ErrorCode.NO_SUCH_THREAD, `Unknown thread id: ${targetId}`, seq);
     return;
@@ -80,6 +109,7 @@ export async function changeUser(s: ClientSession, payload: Buffer): Promise<voi
     token = reply.payload;
     seq = (reply.lastSeq + 1) & 0xff;
   }
+  if (login.refusedAsBlocked(request.user, seq)) return;
   const account = login.authenticate(request.user, token);
   if (!account || (account.user.requireTls && !login.secure)) {
     login.denyAccess(request.user, token, seq);

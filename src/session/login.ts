@@ -126,6 +126,7 @@ export class SessionLogin {
   /** The client's first answer to the scramble, for the plugin in `authPlugin`. */
   private checkCredentials(token: Buffer): void {
     const name = this.handshake!.user;
+    if (this.refusedAsBlocked(name, this.authSeq)) return;
     if (this.authPlugin === CACHING_SHA2_PLUGIN) {
       this.sha2Login(name, token);
       return;
@@ -210,7 +211,6 @@ export class SessionLogin {
       this.denyAccess(handshake.user, token, this.authSeq);
       return;
     }
-    s.ctx.loginSucceeded(s.remoteAddress);
     const limit = s.ctx.config().limits.maxUserConnections;
     if (limit > 0 && this.userSessions(user.name) >= limit) {
       s.ctx.observer.clientRefused('max_user_connections');
@@ -270,7 +270,8 @@ export class SessionLogin {
       s.sendErr(err.serverError, err.serverError.message, seq);
     } else {
       s.ctx.observer.authFailed('backend_unavailable');
-      s.sendErr(ErrorCode.CONN_HOST_ERROR, `wirecache: ${err.message}`, seq);
+      s.log.warn({ err: err.message, code: ErrorCode.BACKEND_UNREACHABLE.code }, 'backend unreachable; the login fails');
+      s.sendErr(ErrorCode.BACKEND_UNREACHABLE, `wirecache: ${err.message}`, seq);
     }
     s.close(`backend login failed: ${err.message}`);
   }
@@ -290,11 +291,32 @@ export class SessionLogin {
     return n;
   }
 
+  /**
+   * An account blocked after too many failed logins to it (from any
+   * address) is refused before its password is checked, known or not, as
+   * MySQL refuses an account locked by FAILED_LOGIN_ATTEMPTS. Returns true
+   * when it refused.
+   */
+  refusedAsBlocked(userName: string, seq: number): boolean {
+    const s = this.s;
+    const blockedMs = s.ctx.accountBlockedFor(userName);
+    if (blockedMs === 0) return false;
+    s.ctx.observer.authFailed('bad_credentials');
+    const limits = s.ctx.config().limits;
+    s.sendErr(
+      ErrorCode.ACCOUNT_BLOCKED,
+      `Access denied for user '${userName}'@'${s.remoteAddress}'. Account is blocked for ${limits.loginBlockSeconds} second(s) (${Math.ceil(blockedMs / 1000)} second(s) remaining) due to ${limits.loginFailuresPerMinute} failed logins in a minute.`,
+      seq,
+    );
+    s.close(`account '${userName}' is blocked`);
+    return true;
+  }
+
   /** The server's answer to an unknown user and to a wrong password alike, then the end of the session. */
   denyAccess(userName: string, token: Buffer, seq: number): void {
     const s = this.s;
     s.ctx.observer.authFailed('bad_credentials');
-    s.ctx.loginFailed(s.remoteAddress);
+    s.ctx.loginFailed(s.remoteAddress, userName);
     s.sendErr(
       ErrorCode.ACCESS_DENIED,
       `Access denied for user '${userName}'@'${s.remoteAddress}' (using password: ${token.length > 0 ? 'YES' : 'NO'})`,

@@ -18,6 +18,8 @@ export interface ProxyObserver {
   clientAuthenticated(method: 'native' | 'sha2_fast' | 'sha2_full_tls' | 'sha2_full_rsa'): void;
   /** A client address was blocked after too many failed logins. */
   loginBlocked(): void;
+  /** An account was blocked after too many failed logins to it, from any address. */
+  accountBlocked(): void;
   /** A connection attempt (or login) to a backend failed. */
   backendConnectError(backend: string): void;
   /** A statement was sent to `server` as a primary or replica, for `reason` (a RouteReason). */

@@ -151,7 +151,7 @@ export class Relay {
     if (active && !primary && bytesForwarded === 0 && s.phase === Phase.Relaying) {
       // A replica read that may not be retried: this command fails, the session (its state is on the primary) goes on.
       s.cmd.inflight = null;
-      s.replyLocal(ErrorCode.SERVER_LOST, `Lost connection to backend ${where} during query: ${reason}`);
+      s.replyLocal(ErrorCode.BACKEND_LOST, `Lost connection to backend ${where} during query: ${reason}`);
       return;
     }
     if (s.phase === Phase.Relaying && bytesForwarded > 0) {
@@ -162,7 +162,7 @@ export class Relay {
     const inCommand = s.phase === Phase.Relaying || s.phase === Phase.Infile || s.phase === Phase.Working;
     const seq = inCommand ? s.cmd.responseSeq : 0;
     const during = s.phase === Phase.Relaying || s.phase === Phase.Infile ? ' during query' : '';
-    s.sendErr(ErrorCode.SERVER_LOST, `Lost connection to backend ${where}${during}: ${reason}`, seq);
+    s.sendErr(ErrorCode.BACKEND_LOST, `Lost connection to backend ${where}${during}: ${reason}`, seq);
     s.close(`backend lost: ${reason}`);
   }
 }

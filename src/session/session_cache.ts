@@ -96,6 +96,7 @@ export class SessionCache {
         stateKey: state.stateKey,
         clientAddress: s.remoteAddress,
         status: s.serverStatus,
+        readUncommitted: state.readUncommitted,
       },
       command.refusal,
     );

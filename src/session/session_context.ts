@@ -41,9 +41,10 @@ export interface SessionContext {
   /** caching_sha2_password: digests learnt from full authentications, and the RSA key pair (made on first use). */
   sha2Credentials: Sha2CredentialCache;
   rsaKeyPair(): { publicKeyPem: Buffer; privateKey: KeyObject };
-  /** A login from this client address failed (wrong password, unknown user): counted for throttling. */
-  loginFailed(address: string): void;
-  loginSucceeded(address: string): void;
+  /** A login (or COM_CHANGE_USER) from this client address to this account failed: counted for throttling, per address and per account. */
+  loginFailed(address: string, user: string): void;
+  /** Milliseconds the account stays blocked after too many failed logins, or 0. */
+  accountBlockedFor(user: string): number;
   /** The account a client logs in as: the config's users first, then accounts read from the database. */
   findUser(name: string): UserConfig | undefined;
   sessions: ReadonlyMap<number, ClientSession>;

@@ -60,6 +60,16 @@ export const STATE_SNAPSHOT_SQL =
 /** Process-wide count of SET GLOBAL seen: a session's "server default" state includes the count at its start. */
 let globalEpoch = 0;
 
+/** Whether the last isolation level a log sets is READ UNCOMMITTED. */
+function readsUncommitted(log: readonly { name: string; value: string }[]): boolean {
+  for (let i = log.length - 1; i >= 0; i--) {
+    const e = log[i];
+    if (e.name === 'tx_isolation' || e.name === 'transaction_isolation') return /UNCOMMITTED/i.test(e.value);
+    if (e.name === 'statement' && /\bISOLATION\s+LEVEL\b/i.test(e.value)) return /\bREAD\s+UNCOMMITTED\b/i.test(e.value);
+  }
+  return false;
+}
+
 /** What a statement's completion asks the cache to invalidate. */
 export type Invalidation = { tables: string[] } | { everything: true } | null;
 
@@ -90,9 +100,23 @@ export class SessionState {
   /** The state part of a cache key; null when unknown (a snapshot must be read first). */
   get stateKey(): string | null {
     if (this.log === null) return null;
-    if (this.key === null) this.key = this.log.map((e) => `${e.name}=${e.value}`).join('\u0001');
+    if (this.key === null) {
+      this.key = this.log.map((e) => `${e.name}=${e.value}`).join('\u0001');
+      this.uncommitted = readsUncommitted(this.log);
+    }
     return this.key;
   }
+
+  /**
+   * The session set READ UNCOMMITTED (SET [SESSION] TRANSACTION ISOLATION
+   * LEVEL, tx_isolation, transaction_isolation): it sees other sessions'
+   * uncommitted rows, so its reads are never stored. Read after stateKey.
+   */
+  get readUncommitted(): boolean {
+    return this.stateKey !== null && this.uncommitted;
+  }
+
+  private uncommitted = false;
 
   get known(): boolean {
     return this.log !== null;

@@ -125,8 +125,14 @@ export interface ClassifiedStatement {
   useSchema: string | null;
   /** For 'begin': START TRANSACTION ... READ ONLY. */
   readOnlyTransaction: boolean;
-  /** CREATE TEMPORARY TABLE / DROP TEMPORARY TABLE: a temporary table shadows a base table of the same name in its session. */
+  /**
+   * CREATE TEMPORARY TABLE / DROP TEMPORARY TABLE: a temporary table shadows
+   * a base table of the same name in its session. In a multi-statement text:
+   * any of its statements.
+   */
   temporaryTable: boolean;
+  /** LOCK TABLES (in a multi-statement text: any of its statements). */
+  locksTables: boolean;
 }
 
 function analyzeStatement(c: Ctx, s: number, e: number): Stmt {
@@ -203,6 +209,23 @@ function serverStateTable(reads: readonly TableRef[]): string | null {
 // Entry points
 
 const writtenTexts = new WeakMap<ClassifiedStatement, string>();
+const spacedTexts = new WeakMap<ClassifiedStatement, string>();
+
+/**
+ * The statement with one space between any two tokens and comments removed
+ * (`SELECT COUNT ( * ) FROM t WHERE a = 1`): what rule regexes were matched
+ * against before they matched the text as written, kept so that such rules
+ * still match. Made on first use.
+ */
+export function spacedText(statement: ClassifiedStatement): string {
+  let text = spacedTexts.get(statement);
+  if (text === undefined) {
+    const L = lex(statement.sql);
+    text = buildKeyText(L, L.n > 0 && L.kind[L.n - 1] === SEMI ? L.n - 1 : L.n, emptyHints(), true);
+    spacedTexts.set(statement, text);
+  }
+  return text;
+}
 
 /**
  * The statement as the client wrote it, comments and hints aside (see
@@ -245,6 +268,8 @@ export function classify(sql: string): ClassifiedStatement {
   let assignments: SessionAssignment[] | null = null;
   let setsGlobal = false;
   let useSchema: string | null = null;
+  let temporary = false;
+  let locks = false;
   let s = 0;
   for (let i = 0; i <= n; i++) {
     if (i < n && L.kind[i] !== SEMI) continue;
@@ -256,6 +281,8 @@ export function classify(sql: string): ClassifiedStatement {
       if (st.assignments !== null) assignments = assignments === null ? st.assignments : assignments.concat(st.assignments);
       if (st.setsGlobal) setsGlobal = true;
       if (st.useSchema !== null) useSchema = st.useSchema;
+      if (st.temporary) temporary = true;
+      if (st.type === 'lock') locks = true;
     }
     s = i + 1;
   }
@@ -274,12 +301,13 @@ export function classify(sql: string): ClassifiedStatement {
     nonDeterministic: c.nonDet,
     needsPrimary: c.needsPrimary,
     sql,
-    serverState: c.serverState ?? (head.type === 'show' ? showAboutServer(keyText) : null) ?? serverStateTable(c.reads.list),
+    serverState: c.serverState ?? (head.type === 'show' ? showAboutServer(buildWrittenText(L, m)) : null) ?? serverStateTable(c.reads.list),
     namedLock: c.namedLock,
     sessionAssignments: multi ? assignments : head.assignments,
     setsGlobal,
     useSchema: multi ? useSchema : head.useSchema,
     readOnlyTransaction: head.readOnlyTx,
-    temporaryTable: head.temporary,
+    temporaryTable: temporary,
+    locksTables: locks,
   };
 }

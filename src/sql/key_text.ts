@@ -91,22 +91,35 @@ function walkGap(sql: string, a: number, b: number, stack: boolean[], hints: Cac
   return keep;
 }
 
-/** keyText of tokens 0..m-1 (m excludes a trailing ';'), filling `hints` from the leading comments. */
-export function buildKeyText(L: Lexed, m: number, hints: CacheHints): string {
+/**
+ * keyText of tokens 0..m-1 (m excludes a trailing ';'), filling `hints` from
+ * the leading comments.
+ *
+ * What separates two tokens becomes one space: a run of white space, a
+ * comment (only versioned executable-comment markers and optimizer hints are
+ * kept, since they change what runs). Tokens that touch stay joined: the
+ * server may read `1e+1` and `1e + 1`, or `x'41'` and `x '41'`, differently,
+ * so a key never joins them. `spaced` (for rule regexes written before)
+ * puts one space between any two tokens instead.
+ *
+ * A text with a backslash or a double quote anywhere is kept exactly as
+ * received: how the server reads those depends on the session's sql_mode
+ * (NO_BACKSLASH_ESCAPES, ANSI_QUOTES), which can move where a string ends,
+ * and a key must never join two texts the server tells apart.
+ */
+export function buildKeyText(L: Lexed, m: number, hints: CacheHints, spaced = false): string {
   const sql = L.sql;
   const stack: boolean[] = [];
   const lead = walkGap(sql, 0, L.n > 0 ? L.start[0] : sql.length, stack, hints);
   if (m === 0) return '';
+  if (!spaced && (sql.indexOf('\\') >= 0 || sql.indexOf('"') >= 0)) return sql;
   let key = lead ? `${lead} ` : '';
-  // One space between any two tokens, whatever separated them (`id=1` and `id = 1` share a key):
-  // spacing changes nothing the server does, except between a word and a quoted token touching it
-  // (`x'41'` is a literal, `x '41'` a column alias), which stay joined.
   let runStart = L.start[0];
   for (let i = 1; i < m; i++) {
     const pe = L.end[i - 1];
     const ts = L.start[i];
     if (ts === pe) {
-      if (L.kind[i - 1] === W && (L.kind[i] === STR || L.kind[i] === QI)) continue;
+      if (!spaced || (L.kind[i - 1] === W && (L.kind[i] === STR || L.kind[i] === QI))) continue;
       key += sql.slice(runStart, pe);
       key += ' ';
       runStart = ts;
@@ -153,4 +166,86 @@ export function buildWrittenText(L: Lexed, m: number): string {
     runStart = ts;
   }
   return out + sql.slice(runStart, L.end[m - 1]);
+}
+
+const HINT_LIKE = /\b(?:qc|qc_ttl|ttl|route|cache|nocache|no_cache)\b\s*[=:]|\b(?:qc|qc_ttl)\b/i;
+
+/**
+ * Comments that look like cache or route hints but are not read as one, with
+ * why: several hints in one comment (`/*qc=on,ttl=5*\/`), a value the parser
+ * refuses (`/* qc_ttl=5s *\/`), an unknown key, a hint after the first token,
+ * or one in a `--`/`#` comment. For /explain only: classify() never calls it,
+ * so statements pay nothing for it. Quoted strings are skipped.
+ */
+export function ignoredHintComments(sql: string): { comment: string; warning: string }[] {
+  const out: { comment: string; warning: string }[] = [];
+  const n = sql.length;
+  let sawToken = false;
+  let i = 0;
+  const hintLike = (body: string) => HINT_LIKE.test(body);
+  while (i < n) {
+    const c = sql.charCodeAt(i);
+    if (c === 0x27 || c === 0x22 || c === 0x60) {
+      // '...', "..." or `...`: skip to the closing quote (doubled quotes and backslash escapes included).
+      sawToken = true;
+      let j = i + 1;
+      while (j < n) {
+        const d = sql.charCodeAt(j);
+        if (d === 0x5c && c !== 0x60) j += 2;
+        else if (d === c && sql.charCodeAt(j + 1) === c) j += 2;
+        else if (d === c) break;
+        else j++;
+      }
+      i = j + 1;
+      continue;
+    }
+    if (c === SLASH && sql.charCodeAt(i + 1) === STAR) {
+      const close = sql.indexOf('*/', i + 2);
+      const end = close < 0 ? n : close + 2;
+      const comment = sql.slice(i, end);
+      const body = sql.slice(i + 2, close < 0 ? n : close);
+      const special = body.startsWith('!') || body.startsWith('+') || /^m!/i.test(body);
+      if (!special && hintLike(body)) {
+        const parsed = emptyHints();
+        parseHint(body, parsed);
+        const valid = parsed.cache !== null || parsed.ttlSeconds !== null || parsed.route !== null;
+        if (!valid) {
+          out.push({ comment, warning: whyNotAHint(body) });
+        } else if (sawToken) {
+          out.push({ comment, warning: 'hints are read only before the first token of the statement: this one is ignored (move it to the start)' });
+        }
+      }
+      i = end;
+      continue;
+    }
+    if (c === 0x23 /* # */ || (c === MINUS && sql.charCodeAt(i + 1) === MINUS && (i + 2 >= n || isSpace(sql.charCodeAt(i + 2))))) {
+      const nl = sql.indexOf('\n', i);
+      const end = nl < 0 ? n : nl;
+      const comment = sql.slice(i, end);
+      if (hintLike(comment.slice(c === 0x23 ? 1 : 2))) {
+        out.push({ comment, warning: 'hints are read only from /* ... */ comments, never from -- or # comments: this one is ignored' });
+      }
+      i = end;
+      continue;
+    }
+    if (!isSpace(c)) sawToken = true;
+    i++;
+  }
+  return out;
+}
+
+function whyNotAHint(body: string): string {
+  const text = body.trim();
+  const pairs = text.split(/[\s,;]+/).filter((p) => p.includes('=') || p.includes(':'));
+  const base = 'looks like a hint but is not one, and is ignored';
+  if (pairs.length > 1 || /,|;/.test(text)) return `${base}: write one hint per comment, e.g. /*qc=on*//*qc_ttl=5*/`;
+  const eq = text.indexOf('=');
+  if (eq < 0) return `${base}: a hint is key=value (qc=on, qc=off, qc_ttl=N, route=NAME)`;
+  const key = text.slice(0, eq).trim().toLowerCase();
+  const value = text.slice(eq + 1).trim();
+  if (key === 'qc') return `${base}: qc takes on or off, got ${JSON.stringify(value)}`;
+  if (key === 'qc_ttl') return `${base}: qc_ttl takes whole seconds, digits only (qc_ttl=5), got ${JSON.stringify(value)}`;
+  if (key === 'ttl') return `${base}: the TTL hint is qc_ttl=N (whole seconds)`;
+  if (key === 'route') return `${base}: route takes primary, replica or a backend name, got ${JSON.stringify(value)}`;
+  return `${base}: the hints are qc=on, qc=off, qc_ttl=N and route=NAME`;
 }

@@ -1,4 +1,4 @@
-import { forEachToken, leadingKeywords, TokenKind } from './tokenizer.js';
+import { forEachToken, TokenKind, type Token } from './tokenizer.js';
 
 /**
  * Recognising the KILL statements the proxy must answer itself: a byte-level
@@ -61,48 +61,53 @@ export function mentionsKill(buf: Buffer, offset: number): boolean {
   return false;
 }
 
-/**
- * Whether a multi-statement text has a KILL statement after its first one.
- * The proxy cannot answer one statement of a batch itself, so such a batch
- * is refused rather than sent to the backend with an unmapped thread id.
- */
-export function batchContainsKill(sql: string): boolean {
-  return leadingKeywords(sql).slice(1).includes('KILL');
+/** One `KILL [HARD|SOFT] [CONNECTION|QUERY] id` of a multi-statement text, with where its id stands. */
+export interface BatchKill {
+  scope: 'connection' | 'query';
+  id: number;
+  /** Offsets of the id's digits in the text. */
+  start: number;
+  end: number;
 }
 
-export type KillStatement =
-  | { kind: 'kill'; scope: 'connection' | 'query'; id: number }
-  | { kind: 'unsupported'; reason: string };
-
 /**
- * Recognises `KILL [HARD|SOFT] [CONNECTION|QUERY] id` (one statement, an
- * optional trailing semicolon), reading it with the tokenizer so comments
- * and executable comments are handled as the server handles them. Returns
- * null when the statement is not a KILL at all, and `unsupported` for any
- * other KILL form (KILL USER, KILL QUERY ID, KILL followed by more
- * statements): those would reach sessions the proxy does not own.
+ * The KILL statements of a text, read statement by statement with the
+ * tokenizer: null when no statement is a KILL; `unsupported` (with the
+ * reason) when one is a KILL form the proxy cannot map (KILL USER, KILL
+ * QUERY ID, an id that is not a number); otherwise each KILL, and how many
+ * statements the text holds.
  */
-export function parseKillStatement(sql: string): KillStatement | null {
-  const words: string[] = [];
-  let onlyWords = true;
-  let ended = false;
-  forEachToken(sql, (t) => {
-    if (ended || (t.kind !== TokenKind.Word && t.kind !== TokenKind.Semicolon)) {
-      onlyWords = false;
-      return false;
+export function killsInText(sql: string): { kills: BatchKill[]; statements: number } | { unsupported: string } | null {
+  const kills: BatchKill[] = [];
+  let statements = 0;
+  let words: Token[] = [];
+  let other = false;
+  let unsupported: string | null = null;
+  const endStatement = () => {
+    if (words.length === 0 && !other) return;
+    statements++;
+    if (words.length === 0 || sql.slice(words[0].start, words[0].end).toUpperCase() !== 'KILL') return;
+    const up = words.map((t) => sql.slice(t.start, t.end).toUpperCase());
+    let i = 1;
+    if (up[i] === 'HARD' || up[i] === 'SOFT') i++;
+    const scope = up[i] === 'QUERY' ? 'query' : 'connection';
+    if (up[i] === 'QUERY' || up[i] === 'CONNECTION') i++;
+    const id = Number(up[i]);
+    if (other || i !== up.length - 1 || !/^\d+$/.test(up[i]) || !Number.isSafeInteger(id)) {
+      unsupported ??= 'only KILL [CONNECTION|QUERY] <connection id> is supported through wirecache';
+      return;
     }
-    if (t.kind === TokenKind.Semicolon) ended = true;
-    else words.push(sql.slice(t.start, t.end).toUpperCase());
+    kills.push({ scope, id, start: words[i].start, end: words[i].end });
+  };
+  forEachToken(sql, (t) => {
+    if (t.kind === TokenKind.Semicolon) {
+      endStatement();
+      words = [];
+      other = false;
+    } else if (t.kind === TokenKind.Word && !other) words.push(t);
+    else other = true;
   });
-  if (words[0] !== 'KILL') return null;
-  let i = 1;
-  if (words[i] === 'HARD' || words[i] === 'SOFT') i++;
-  const scope = words[i] === 'QUERY' ? 'query' : 'connection';
-  if (words[i] === 'QUERY' || words[i] === 'CONNECTION') i++;
-  if (!onlyWords || i !== words.length - 1 || !/^\d+$/.test(words[i])) {
-    return { kind: 'unsupported', reason: 'only KILL [CONNECTION|QUERY] <connection id> is supported through wirecache' };
-  }
-  const id = Number(words[i]);
-  if (!Number.isSafeInteger(id)) return { kind: 'unsupported', reason: 'connection id out of range' };
-  return { kind: 'kill', scope, id };
+  endStatement();
+  if (unsupported !== null) return { unsupported };
+  return kills.length === 0 ? null : { kills, statements };
 }

@@ -106,20 +106,3 @@ function endOfQuoted(sql: string, start: number, quote: number): number {
   }
   return n;
 }
-
-/** The first word of each statement of a (possibly multi-statement) text, upper-cased. */
-export function leadingKeywords(sql: string): string[] {
-  const out: string[] = [];
-  let atStart = true;
-  forEachToken(sql, (t) => {
-    if (t.kind === TokenKind.Semicolon) {
-      atStart = true;
-      return;
-    }
-    if (atStart) {
-      out.push(t.kind === TokenKind.Word ? sql.slice(t.start, t.end).toUpperCase() : '');
-      atStart = false;
-    }
-  });
-  return out;
-}
