@@ -14,6 +14,7 @@ export const UNIT_TEST_FILES = [
   'test/caching_sha2_password.test.ts',
   'test/cli_usage.test.ts',
   'test/config.test.ts',
+  'test/dashboard_page.test.ts',
   'test/gtid.test.ts',
   'test/logger.test.ts',
   'test/layers.test.ts',

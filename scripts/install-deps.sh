@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the test suite / demo / benchmarks need, idempotently and without prompting:
-#   - Debian packages: mariadb-server, mariadb-client, memcached, openssl, sysbench, php-cli, php-mysql
+#   - Debian packages: mariadb-server, mariadb-client, memcached, openssl, sysbench, php-cli, php-mysql, chromium,
+#     mediawiki (its real installer runs through the split in test/mediawiki_install.test.ts)
 #   - node_modules (npm ci, or npm install when there is no package-lock.json)
 #
 # Usage: scripts/install-deps.sh [--minimal]
-#   --minimal   skip sysbench and php (enough for the demo and the test suite)
+#   --minimal   skip sysbench, php, chromium and mediawiki (enough for the demo)
 #
 # The system MariaDB service is never used (scripts/topology.ts runs its own
 # mariadbd processes with --no-defaults); whatever the package's postinst does
@@ -18,7 +19,7 @@ for arg in "$@"; do
   case "$arg" in
     --minimal) minimal=1 ;;
     -h|--help)
-      sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+      sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
       exit 0
       ;;
     *)
@@ -56,13 +57,17 @@ if [ "$minimal" -eq 0 ]; then
     grep -qix 'mysqli' <<<"$php_modules" || missing+=("php:mysqli")
     grep -qix 'pdo_mysql' <<<"$php_modules" || missing+=("php:pdo_mysql")
   fi
+  # Headless Chromium for the dashboard test (test/dashboard.test.ts, driven by playwright-core).
+  have chromium || missing+=("chromium")
+  # MediaWiki 1.39, whose installer (maintenance/install.php) is run through the split by test/mediawiki_install.test.ts.
+  [ -f /usr/share/mediawiki/maintenance/install.php ] || missing+=("mediawiki")
 fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
   log "missing: ${missing[*]}"
   packages=(mariadb-server mariadb-client memcached openssl)
   if [ "$minimal" -eq 0 ]; then
-    packages+=(sysbench php-cli php-mysql)
+    packages+=(sysbench php-cli php-mysql chromium mediawiki)
   fi
 
   sudo_cmd=()
@@ -80,6 +85,18 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
 
   export DEBIAN_FRONTEND=noninteractive
+  # mediawiki pulls in apache2, whose postinst starts the service: in a container
+  # or chroot that fails (or hangs). A policy-rc.d that answers 101 ("action not
+  # allowed") makes invoke-rc.d skip every start; it is put in place only for this
+  # install and only when there is none already (Docker images ship one).
+  policy_rc_d=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy_rc_d" ]; then
+    log "installing a temporary $policy_rc_d (no service starts during the install)"
+    printf '#!/bin/sh\n# temporary, from wirecache scripts/install-deps.sh\nexit 101\n' \
+      | ${sudo_cmd[@]+"${sudo_cmd[@]}"} tee "$policy_rc_d" >/dev/null
+    ${sudo_cmd[@]+"${sudo_cmd[@]}"} chmod 755 "$policy_rc_d"
+    trap '${sudo_cmd[@]+"${sudo_cmd[@]}"} rm -f "$policy_rc_d"' EXIT
+  fi
   log "running: apt-get update"
   ${sudo_cmd[@]+"${sudo_cmd[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get update >&2
   log "running: apt-get install -y --no-install-recommends ${packages[*]}"
@@ -89,7 +106,7 @@ else
   if [ "$minimal" -eq 1 ]; then
     log "system packages present (mariadb, memcached)"
   else
-    log "system packages present (mariadb, memcached, sysbench, php with mysqli + pdo_mysql)"
+    log "system packages present (mariadb, memcached, sysbench, php with mysqli + pdo_mysql, chromium, mediawiki)"
   fi
 fi
 

@@ -8,6 +8,7 @@ import { isLoopback, loadConfig } from './config/load.js';
 import { ConfigError } from './config/yaml_locations.js';
 import { registerRoutingRoutes } from './admin/routing_routes.js';
 import { registerQueryStatsRoutes } from './admin/query_stats_routes.js';
+import { registerDashboardRoutes } from './admin/dashboard_routes.js';
 import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './metrics/metrics.js';
 import { ProxyServer } from './proxy_server.js';
@@ -67,6 +68,7 @@ export async function startApp(initial: WirecacheConfig, logger = createLogger(i
   }
   registerRoutingRoutes(admin, () => config, proxy.selector, proxy.monitor);
   if (proxy.queryStats) registerQueryStatsRoutes(admin, proxy.queryStats);
+  registerDashboardRoutes(admin);
 
   let reloading: Promise<ReloadResult> | null = null;
   /** The file as it was last applied, to log what a reload changes. */

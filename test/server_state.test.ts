@@ -32,13 +32,19 @@ async function answer(conn: mysql.Connection, sql: string, prepared = false): Pr
 
 const asApp = (port: number) => mysql.createConnection({ host: '127.0.0.1', port, user: 'app', password: 'app_pw', database: 'wc_test' });
 
-/** Status columns that move between two reads (positions, timers): compared for presence only. */
-const MOVING = /^(Read_Master_Log_Pos|Relay_Log_Pos|Exec_Master_Log_Pos|Relay_Log_Space|Seconds_Behind_Master|Gtid_IO_Pos|Slave_SQL_Running_State|Master_last_event_time|Slave_last_event_time|Master_Slave_time_diff)$/;
+/**
+ * Columns that move between two reads (binary log positions, timers; the monitor writes its heartbeat on the
+ * primary every 200 ms): compared for presence and type only.
+ */
+const MOVING =
+  /^(Position|File_size|@@gtid_binlog_pos|@@gtid_current_pos|Read_Master_Log_Pos|Relay_Log_Pos|Exec_Master_Log_Pos|Relay_Log_Space|Seconds_Behind_Master|Gtid_IO_Pos|Slave_SQL_Running_State|Master_last_event_time|Slave_last_event_time|Master_Slave_time_diff)$/;
 const steady = (a: unknown): unknown =>
   Array.isArray(a) ? a.map((r) => Object.fromEntries(Object.entries(r as Record<string, unknown>).map(([k, v]) => [k, MOVING.test(k) ? typeof v : v]))) : a;
 
 const FORMS = [
   'SELECT @@GLOBAL.read_only AS Value',
+  // As MediaWiki sends it: a trace comment right after the verb.
+  'SELECT /* Wikimedia\\Rdbms\\DatabaseMysqlBase::serverIsReadOnly  */ @@GLOBAL.read_only AS Value',
   'SELECT @@read_only',
   'select @@global.read_only',
   'SELECT 1 AS one, @@GLOBAL.read_only AS ro, 2 AS two',

@@ -10,8 +10,10 @@
  * With a token, every other path needs `Authorization: Bearer <token>` (401 otherwise).
  * Unknown paths get 404, known paths with another method 405 (with an Allow
  * header), malformed requests 400; all error bodies are JSON
- * {"error": "..."}. HEAD is answered wherever GET is. Nothing a client sends
- * can make the server throw or stop serving.
+ * {"error": "..."}, except a 401 for a path with a page of its own
+ * (setUnauthorizedPage(): /dashboard asks for the token). HEAD is answered
+ * wherever GET is. Nothing a client sends can make the server throw or stop
+ * serving.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -47,6 +49,7 @@ const ENDPOINT_DESCRIPTIONS: Record<string, string> = {
   'GET /metrics': 'Prometheus metrics',
   'GET /healthz': 'liveness: the process answers (no token needed)',
   'GET /readyz': 'readiness: a primary is reachable (no token needed)',
+  'GET /dashboard': 'a live dashboard page (HTML) over the endpoints below; it asks for the token in a browser',
   'GET /cache': 'the query cache: each tier and its state, entries, hits and misses by rule',
   'POST /cache/purge': 'drop cached results: ?all=1, ?table=schema.table or ?rule=name',
   'GET /servers': 'the backends as the monitor sees them: state, lag, read rotation',
@@ -85,6 +88,8 @@ export type AdminRouteHandler = (request: AdminRequest) => AdminResponse | Promi
 export class AdminServer {
   private readonly opts: AdminServerOptions;
   private readonly routes = new Map<string, Map<string, AdminRouteHandler>>();
+  /** Paths whose 401 (GET and HEAD) has a body of their own: see setUnauthorizedPage(). */
+  private readonly unauthorizedPages = new Map<string, () => AdminResponse>();
   private server: Server | undefined;
   private address: { host: string; port: number } | undefined;
 
@@ -123,6 +128,16 @@ export class AdminServer {
     }
     if (byMethod.has(m)) throw new Error(`admin route ${m} ${path} is already registered`);
     byMethod.set(m, handler);
+  }
+
+  /**
+   * For a GET or HEAD of `path` without the token: the body (and headers)
+   * of the 401 instead of the JSON error, e.g. an HTML page that asks for
+   * the token. The status stays 401 with WWW-Authenticate, and the route's
+   * own handler is not called.
+   */
+  setUnauthorizedPage(path: string, page: () => AdminResponse): void {
+    this.unauthorizedPages.set(path, page);
   }
 
   /** Starts listening; resolves with the bound address (the real port when 0 was asked). */
@@ -196,7 +211,9 @@ export class AdminServer {
       const method = (req.method ?? '').toUpperCase();
       const token = this.opts.token?.() ?? null;
       if (token !== null && !OPEN_PATHS.has(target.path) && !bearerMatches(req.headers.authorization, token)) {
-        send(res, { status: 401, json: { error: 'missing or wrong bearer token (Authorization: Bearer <admin.token>)' }, headers: { 'WWW-Authenticate': 'Bearer realm="wirecache"' } });
+        const page = method === 'GET' || method === 'HEAD' ? this.unauthorizedPages.get(target.path) : undefined;
+        const body: AdminResponse = page ? page() : { json: { error: 'missing or wrong bearer token (Authorization: Bearer <admin.token>)' } };
+        send(res, { ...body, status: 401, headers: { ...body.headers, 'WWW-Authenticate': 'Bearer realm="wirecache"' } });
         return;
       }
       const byMethod = this.routes.get(target.path);
