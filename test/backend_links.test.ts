@@ -237,3 +237,22 @@ describe('newLink', () => {
     expect(b.statements.size).toBe(0);
   });
 });
+
+describe('PrimaryPins: state the proxy cannot replay on another server', () => {
+  const pinAfter = (...statements: string[]) => {
+    const pins = new PrimaryPins();
+    for (const sql of statements) pins.afterStatement(classify(sql), 'shop');
+    return pins.reason();
+  };
+
+  it('pins after EXECUTE IMMEDIATE, EXECUTE, PREPARE, a compound statement and a SET whose value is a subquery', () => {
+    expect(pinAfter("EXECUTE IMMEDIATE 'SET @@session.sql_mode = ''ANSI'''")).toBe('execute');
+    expect(pinAfter("PREPARE s FROM 'SELECT 1'", 'EXECUTE s')).toBe('sql_prepared_statement');
+    expect(pinAfter('BEGIN NOT ATOMIC SET @@session.time_zone = "+01:00"; END')).toBe('compound_statement');
+    expect(pinAfter("SET @@session.sql_mode = (SELECT 'ANSI')")).toBe('set_subquery');
+  });
+
+  it('does not pin after a SET of plain values or a plain read', () => {
+    expect(pinAfter("SET @@session.sql_mode = 'ANSI'", 'SELECT 1', "SET NAMES 'utf8mb4'")).toBeNull();
+  });
+});

@@ -96,6 +96,27 @@ describe('read/write split', () => {
     }
   });
 
+  it('keeps a session on the primary after state it cannot replay: EXECUTE IMMEDIATE, a compound statement', async () => {
+    const other = await connect(px.port, topo, { multipleStatements: true });
+    try {
+      await other.query("EXECUTE IMMEDIATE 'SET @@session.time_zone = ''+05:00'''");
+      for (let i = 0; i < 4; i++) {
+        const [rows] = await other.query<Row[]>('SELECT @@time_zone AS tz, @@server_id AS id');
+        expect(rows[0]).toEqual({ tz: '+05:00', id: 1 });
+      }
+    } finally {
+      await other.end();
+    }
+    const compound = await connect(px.port, topo, { multipleStatements: true });
+    try {
+      await compound.query("BEGIN NOT ATOMIC SET @@session.time_zone = '+04:00'; END");
+      const [rows] = await compound.query<Row[]>('SELECT @@time_zone AS tz, @@server_id AS id');
+      expect(rows[0]).toEqual({ tz: '+04:00', id: 1 });
+    } finally {
+      await compound.end();
+    }
+  });
+
   it('reads user variables where they were set, and holds GET_LOCK sessions on the primary', async () => {
     await conn.query('SET @wc_answer = 42');
     const [rows] = await conn.query<Row[]>('SELECT @wc_answer AS v, @@server_id AS id');

@@ -1,5 +1,7 @@
 import { qualifiedTableName, type ClassifiedStatement } from '../sql/classifier.js';
 
+const SUBQUERY = /\bSELECT\b/i;
+
 /**
  * What keeps a session on its primary connection after a statement: temporary
  * tables (until all are dropped), LOCK TABLES (until UNLOCK TABLES), named
@@ -24,6 +26,21 @@ export class PrimaryPins {
 
   /** A statement that succeeded on the primary. `schema` qualifies bare table names. */
   afterStatement(s: ClassifiedStatement, schema: string | null): void {
+    // State the proxy cannot replay elsewhere: what EXECUTE [IMMEDIATE] or a compound statement ran is
+    // not known, a SQL-level prepared statement lives on this connection only, and a SET whose value is a
+    // subquery would be computed again, maybe differently, on another server.
+    if (s.keyword === 'EXECUTE' || s.keyword === 'PREPARE') {
+      this.untracked ??= s.keyword === 'PREPARE' ? 'sql_prepared_statement' : 'execute';
+      return;
+    }
+    if (s.keyword === 'BEGIN' && s.type === 'other') {
+      this.untracked ??= 'compound_statement';
+      return;
+    }
+    if (s.sessionAssignments?.some((a) => SUBQUERY.test(a.value))) {
+      this.untracked ??= 'set_subquery';
+      return;
+    }
     if (s.multiStatement && (s.sessionAssignments !== null || s.useSchema !== null || s.temporaryTable || s.namedLock !== null || s.locksTables)) {
       this.untracked = 'multi_statement_state';
       return;

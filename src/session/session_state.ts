@@ -194,6 +194,11 @@ export class SessionState {
       if (!s.setsGlobal && /^SET (SESSION |LOCAL )?TRANSACTION\b/.test(s.digestText)) this.append({ name: 'statement', value: s.keyText }, false);
       return;
     }
+    if (assignments.some((a) => /\bSELECT\b/i.test(a.value))) {
+      // A value computed by a subquery: the text does not tell the value; read the state back.
+      this.markUnknown();
+      return;
+    }
     for (const a of assignments) {
       if (IRRELEVANT_VARIABLES.has(a.name)) continue;
       this.append(a, !a.value.includes('@'));
