@@ -1,6 +1,4 @@
-import { qualifiedTableName, type ClassifiedStatement } from '../sql/classifier.js';
-
-const SUBQUERY = /\bSELECT\b/i;
+import { assignsFromSubquery, qualifiedTableName, type ClassifiedStatement } from '../sql/classifier.js';
 
 /**
  * What keeps a session on its primary connection after a statement: temporary
@@ -37,7 +35,7 @@ export class PrimaryPins {
       this.untracked ??= 'compound_statement';
       return;
     }
-    if (s.sessionAssignments?.some((a) => SUBQUERY.test(a.value))) {
+    if (assignsFromSubquery(s)) {
       this.untracked ??= 'set_subquery';
       return;
     }

@@ -13,7 +13,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ServerStatus } from '../protocol/constants.js';
-import type { ClassifiedStatement } from '../sql/classifier.js';
+import { assignsFromSubquery, type ClassifiedStatement } from '../sql/classifier.js';
 
 /** Variables that cannot change what a SELECT returns. */
 const IRRELEVANT_VARIABLES = new Set([
@@ -194,7 +194,7 @@ export class SessionState {
       if (!s.setsGlobal && /^SET (SESSION |LOCAL )?TRANSACTION\b/.test(s.digestText)) this.append({ name: 'statement', value: s.keyText }, false);
       return;
     }
-    if (assignments.some((a) => /\bSELECT\b/i.test(a.value))) {
+    if (assignsFromSubquery(s)) {
       // A value computed by a subquery: the text does not tell the value; read the state back.
       this.markUnknown();
       return;

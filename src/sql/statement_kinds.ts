@@ -527,6 +527,14 @@ function classifySet(c: Ctx, st: Stmt, plan: Plan, h: number, e: number): void {
   }
 }
 
+/**
+ * Whether a SET assigns a value computed by a subquery: its text does not
+ * tell the value, and run again elsewhere it may give another.
+ */
+export function assignsFromSubquery(s: ClassifiedStatement): boolean {
+  return s.sessionAssignments?.some((a) => /\bSELECT\b/i.test(a.value)) ?? false;
+}
+
 /** Whether a classified statement may change table data (written tables unknown, or any named). */
 export function writesData(s: ClassifiedStatement): boolean {
   return s.tablesWritten === null || s.tablesWritten.length > 0;
