@@ -25,6 +25,7 @@ export const UNIT_TEST_FILES = [
   'test/router.test.ts',
   'test/server_selector.test.ts',
   'test/session_state.test.ts',
+  'test/session_track.test.ts',
   'test/sql_classifier.test.ts',
   'test/sql_text.test.ts',
   'test/statement_plan.test.ts',

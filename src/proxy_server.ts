@@ -147,6 +147,7 @@ export class ProxyServer {
     this.ctx = {
       config: () => this.config,
       cache: this.cache,
+      binlog: this.binlog,
       logger,
       observer,
       identity: () => this.currentIdentity,

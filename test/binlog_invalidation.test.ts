@@ -74,6 +74,7 @@ beforeAll(async () => {
     CREATE VIEW v_items AS SELECT id, v FROM items;
     CREATE TRIGGER items_au AFTER UPDATE ON items FOR EACH ROW INSERT INTO audit (note) VALUES (NEW.v);
     CREATE FUNCTION f_write(x INT) RETURNS INT DETERMINISTIC MODIFIES SQL DATA BEGIN INSERT INTO audit (note) VALUES ('f'); RETURN x; END;
+    CREATE PROCEDURE p_rename(IN x VARCHAR(20)) BEGIN UPDATE items SET v = x WHERE id = 3; END;
     INSERT INTO items VALUES (1, 'one'), (2, 'two'), (3, 'three');
     INSERT INTO parent VALUES (1), (2);
     INSERT INTO child VALUES (10, 1), (11, 1), (20, 2);
@@ -186,6 +187,24 @@ describe('binlog-driven invalidation', () => {
     expect(Number(await one(client, 'SELECT f_write(1)'))).toBe(1);
     await readerPassed();
     expect(Number(await one(client, sql))).toBe(count + 1);
+  });
+
+  it('a CALL that writes: its reply waits for the reader to pass its GTID, which invalidates what it wrote, and nothing else', async () => {
+    const written = `/*qc=on*/ SELECT v FROM items WHERE id = 3`;
+    const untouched = `/*qc=on*/ SELECT v FROM other_t WHERE id = 1`;
+    const binlog = proxy.metrics.binlog;
+    for (const [i, name] of ['drei', 'tres', 'trois'].entries()) {
+      await cacheIt(written);
+      await cacheIt(untouched);
+      const passed = binlog.value('write_waits', 'passed');
+      await client.query('CALL p_rename(?)', [name]);
+      expect(binlog.value('write_waits', 'passed')).toBe(passed + 1);
+      // Right after the reply, with no wait of the test's own: the new value, and the other table still cached.
+      expect(await one(client, written), `round ${i}`).toBe(name);
+      const before = hits();
+      expect(await one(client, untouched)).toBe(100);
+      expect(hits()).toBe(before + 1);
+    }
   });
 
   it('DDL invalidates: ALTER TABLE and TRUNCATE', async () => {

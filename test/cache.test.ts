@@ -126,11 +126,16 @@ describe('choosing what to cache', () => {
         for (const sql of ['SELECT 1e+1 AS v FROM qc_boundary', 'SELECT 1e + 1 AS v FROM qc_boundary', 'SELECT 1e+1 AS v FROM qc_boundary']) {
           expect(await value(app, sql), sql).toEqual(await value(direct, sql));
         }
-        // With NO_BACKSLASH_ESCAPES, 'a\' ends at its second quote: the texts below hold different strings.
+        // With NO_BACKSLASH_ESCAPES, 'a\' ends at its second quote: the texts below hold different strings. The
+        // server's status flags say the session is in that mode, and a text with a backslash is not cached then.
         for (const c of [app, direct]) await c.query("SET sql_mode = 'NO_BACKSLASH_ESCAPES'");
         for (const sql of ["SELECT 'a\\' AS w, 'b  c' AS v", "SELECT 'a\\' AS w, 'b c' AS v", "SELECT 'a\\' AS w, 'b  c' AS v"]) {
           expect(await value(app, sql), sql).toEqual(await value(direct, sql));
         }
+        expect(px.metrics.cache.value('hits', 'all')).toBe(1);
+        expect(px.metrics.cache.refusedCount('all', 'sql_mode_quoting')).toBe(3);
+        // Without a backslash the same session caches as usual.
+        for (let i = 0; i < 2; i++) expect(await value(app, "SELECT 'b  c' AS v")).toEqual(await value(direct, "SELECT 'b  c' AS v"));
         expect(px.metrics.cache.value('hits', 'all')).toBe(2);
       } finally {
         await app.end();

@@ -37,6 +37,8 @@ export class RawClient {
   private closedErr: Error | null = null;
   greeting!: HandshakeV10;
   capabilities = 0;
+  /** The server's OK to the login, as received. */
+  loginOk: Buffer = Buffer.alloc(0);
 
   private constructor(socket: net.Socket) {
     this.socket = socket;
@@ -67,12 +69,12 @@ export class RawClient {
     port: number,
     user: string,
     password: string,
-    opts: { database?: string; deprecateEof?: boolean; extraCaps?: number; mariaDbCapabilities?: number } = {},
+    opts: { database?: string; deprecateEof?: boolean; extraCaps?: number; dropCaps?: number; mariaDbCapabilities?: number } = {},
   ): Promise<RawClient> {
     const c = await RawClient.open(port);
     const greetingPacket = await c.readPacket();
     c.greeting = parseHandshakeV10(greetingPacket.payload);
-    let caps = BASE_CLIENT_CAPS | (opts.extraCaps ?? 0);
+    let caps = (BASE_CLIENT_CAPS | (opts.extraCaps ?? 0)) & ~(opts.dropCaps ?? 0);
     if (opts.deprecateEof) caps |= Capability.DEPRECATE_EOF;
     if (!opts.database) caps &= ~Capability.CONNECT_WITH_DB;
     // MariaDB extended capabilities travel only when the CLIENT_MYSQL bit is clear.
@@ -96,6 +98,7 @@ export class RawClient {
       c.socket.destroy();
       throw new Error(`login failed: ${reply.payload.subarray(1).toString('latin1')}`);
     }
+    c.loginOk = Buffer.from(reply.payload);
     return c;
   }
 

@@ -85,14 +85,16 @@ describe('SessionState invalidation around transactions', () => {
     expect(s.writeDone(undefined, classify('SELECT 1'), AUTOCOMMIT, AUTOCOMMIT, 0)).toBeNull();
   });
 
-  it('writes inside a transaction wait for COMMIT; a clean ROLLBACK drops them', () => {
+  it('writes inside a transaction invalidate now (a MyISAM table changes at once) and again at COMMIT; a clean ROLLBACK drops what waited', () => {
     const s = new SessionState('db', 45);
     expect(s.writeDone(undefined, classify('BEGIN'), AUTOCOMMIT, IN_TRANS, 0)).toBeNull();
-    expect(s.writeDone(['db.t'], write, IN_TRANS, IN_TRANS, 0)).toBeNull();
-    expect(s.writeDone(['db.u'], write, IN_TRANS, IN_TRANS, 0)).toBeNull();
+    expect(s.writeDone(['db.t'], write, IN_TRANS, IN_TRANS, 0)).toEqual({ tables: ['db.t'] });
+    expect(s.writeDone(['db.u'], write, IN_TRANS, IN_TRANS, 0)).toEqual({ tables: ['db.u'] });
     expect(s.writeDone(undefined, classify('COMMIT'), IN_TRANS, AUTOCOMMIT, 0)).toEqual({ tables: ['db.t', 'db.u'] });
 
-    expect(s.writeDone(['db.t'], write, IN_TRANS, IN_TRANS, 0)).toBeNull();
+    expect(s.writeDone(['db.t'], write, IN_TRANS, IN_TRANS, 0)).toEqual({ tables: ['db.t'] });
+    // Unknown tables wait for the end of the transaction.
+    expect(s.writeDone(null, write, IN_TRANS, IN_TRANS, 0)).toBeNull();
     expect(s.writeDone(undefined, classify('ROLLBACK'), IN_TRANS, AUTOCOMMIT, 0)).toBeNull();
     // Nothing left over for the next transaction.
     expect(s.writeDone(undefined, classify('COMMIT'), IN_TRANS, AUTOCOMMIT, 0)).toBeNull();
@@ -108,7 +110,7 @@ describe('SessionState invalidation around transactions', () => {
 
   it('autocommit=0 writes are held like any transaction', () => {
     const s = new SessionState('db', 45);
-    expect(s.writeDone(['db.t'], write, 0, ServerStatus.IN_TRANS, 0)).toBeNull();
+    expect(s.writeDone(['db.t'], write, 0, ServerStatus.IN_TRANS, 0)).toEqual({ tables: ['db.t'] });
     expect(s.writeDone(undefined, classify('COMMIT'), ServerStatus.IN_TRANS, 0, 0)).toEqual({ tables: ['db.t'] });
   });
 

@@ -12,6 +12,12 @@ import {
   type HandshakeV10,
 } from '../protocol/handshake.js';
 import { PayloadReader, ProtocolError } from '../protocol/payload_reader.js';
+import {
+  parseTrackingView,
+  PROXY_TRACKING_SQL,
+  TRACKING_VIEW_SQL,
+  type ClientTrackingView,
+} from '../protocol/session_track.js';
 import type { BackendEndpoint } from '../config/types.js';
 
 /** TLS to the backends: off, or on with an optional CA check. */
@@ -34,6 +40,8 @@ export interface BackendLogin {
   connectAttributes: [string, string][] | null;
   /** TLS to the backend, or null for none. */
   tls: BackendTls | null;
+  /** Ask the server to report session-state changes (CLIENT_SESSION_TRACK and the proxy's session_track_* settings). */
+  trackSession: boolean;
 }
 
 /** Why a backend connection could not be used; `serverError` is set when the server itself refused. */
@@ -70,6 +78,14 @@ export class BackendConnection {
   capabilities = 0;
   /** The backend's OK to the login (forwarded to the client for transparency). */
   loginOk!: Buffer;
+  /**
+   * The server reports every change of session state on this connection
+   * (CLIENT_SESSION_TRACK with the proxy's settings). False when tracking is
+   * off or the server refused the settings: the session then follows state from SQL text.
+   */
+  tracksState = false;
+  /** The session_track_* settings the login had before the proxy changed them: what a tracking client expects. */
+  loginTrackingView: ClientTrackingView | null = null;
   private dataHandler: DataHandler | null = null;
   private closeHandler: ((err: Error | null) => void) | null = null;
   closed = false;
@@ -120,6 +136,7 @@ export class BackendConnection {
     const timer = setTimeout(() => socket.destroy(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
     try {
       await conn.login(login);
+      if (conn.capabilities & Capability.SESSION_TRACK && login.trackSession) await conn.startTracking();
       return conn;
     } catch (err) {
       socket.destroy();
@@ -260,6 +277,8 @@ export class BackendConnection {
     else caps &= ~Capability.CONNECT_WITH_DB;
     // Attributes only shape the handshake response, so they can be sent whether or not the client sent any.
     if (login.connectAttributes) caps |= Capability.CONNECT_ATTRS & serverCaps;
+    // The proxy learns what each statement changed from the server's reports, whether or not the client asked for them.
+    if (login.trackSession) caps |= Capability.SESSION_TRACK & serverCaps;
     this.capabilities = caps;
     const mariaDbCaps = caps & Capability.CLIENT_MYSQL ? 0 : login.mariaDbCapabilities & this.greeting.mariaDbCapabilities;
 
@@ -366,38 +385,74 @@ export class BackendConnection {
    * KILL on behalf of a client). Only call while no client command is in flight.
    */
   async query(sql: string | Buffer): Promise<InternalResult> {
+    return (await this.queries([sql]))[0];
+  }
+
+  /** Sends statements in one write and reads their results in order: one round trip for all. */
+  async queries(sqls: readonly (string | Buffer)[]): Promise<InternalResult[]> {
     const packets = this.packetReader();
     try {
       // A Buffer is sent byte for byte: a client's statement replayed here must not be re-encoded.
-      const text = typeof sql === 'string' ? Buffer.from(sql, 'utf8') : sql;
-      this.socket.write(encodePacket(Buffer.concat([COM_QUERY_BYTE, text]), 0));
-      const result: InternalResult = { ok: null, error: null, rows: [] };
-      const first = await packets.next();
-      if (first.payload[0] === PacketHeader.OK) {
-        result.ok = parseOk(first.payload, this.capabilities);
-        return result;
-      }
-      if (first.payload[0] === PacketHeader.ERR) {
-        result.error = parseErr(first.payload);
-        return result;
-      }
-      // A result set: skip the column definitions (and their EOF), then read text rows to the terminator.
-      const columns = new PayloadReader(first.payload).lenenc();
-      for (let i = 0; i < columns; i++) await packets.next();
-      if (!(this.capabilities & Capability.DEPRECATE_EOF)) await packets.next();
-      let p = await packets.next();
-      while (!(p.payload[0] === PacketHeader.EOF && p.payload.length < 0xffffff)) {
-        if (p.payload[0] === PacketHeader.ERR) {
-          result.error = parseErr(p.payload);
-          return result;
-        }
-        result.rows.push(readTextRow(p.payload));
-        p = await packets.next();
-      }
-      return result;
+      const frames = sqls.map((sql) => encodePacket(Buffer.concat([COM_QUERY_BYTE, typeof sql === 'string' ? Buffer.from(sql, 'utf8') : sql]), 0));
+      this.socket.write(frames.length === 1 ? frames[0] : Buffer.concat(frames));
+      const results: InternalResult[] = [];
+      for (let i = 0; i < sqls.length; i++) results.push(await this.readResult(packets));
+      return results;
     } finally {
       packets.release();
     }
+  }
+
+  private async readResult(packets: { next(): Promise<Packet> }): Promise<InternalResult> {
+    const result: InternalResult = { ok: null, error: null, rows: [] };
+    const first = await packets.next();
+    if (first.payload[0] === PacketHeader.OK) {
+      result.ok = parseOk(first.payload, this.capabilities);
+      return result;
+    }
+    if (first.payload[0] === PacketHeader.ERR) {
+      result.error = parseErr(first.payload);
+      return result;
+    }
+    // A result set: skip the column definitions (and their EOF), then read text rows to the terminator.
+    const columns = new PayloadReader(first.payload).lenenc();
+    for (let i = 0; i < columns; i++) await packets.next();
+    if (!(this.capabilities & Capability.DEPRECATE_EOF)) await packets.next();
+    let p = await packets.next();
+    let failed: ErrPacket | null = null;
+    while (!(p.payload[0] === PacketHeader.EOF && p.payload.length < 0xffffff)) {
+      if (p.payload[0] === PacketHeader.ERR) {
+        failed = parseErr(p.payload);
+        break;
+      }
+      result.rows.push(readTextRow(p.payload));
+      p = await packets.next();
+    }
+    if (failed) return { ok: null, error: failed, rows: [] };
+    return result;
+  }
+
+  /**
+   * Reads the login's tracking settings (what a client that tracks state
+   * expects to be told) and sets the proxy's, in one round trip. A server
+   * that refuses them leaves the connection untracked.
+   */
+  async startTracking(): Promise<void> {
+    const [view, set] = await this.queries([TRACKING_VIEW_SQL, PROXY_TRACKING_SQL]);
+    if (view.error || !view.rows[0]) return;
+    this.loginTrackingView = parseTrackingView(view.rows[0]);
+    this.tracksState = !set.error;
+  }
+
+  /**
+   * Sets the proxy's tracking again after a client statement or
+   * COM_RESET_CONNECTION replaced it; first reads the settings the client
+   * left (TRACKING_VIEW_SQL's row), returned when `readView`.
+   */
+  async restoreTracking(readView: boolean): Promise<(string | null)[] | null> {
+    const results = await this.queries(readView ? [TRACKING_VIEW_SQL, PROXY_TRACKING_SQL] : [PROXY_TRACKING_SQL]);
+    this.tracksState = !results[results.length - 1].error;
+    return readView && !results[0].error ? (results[0].rows[0] ?? null) : null;
   }
 }
 

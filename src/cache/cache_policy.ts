@@ -63,6 +63,23 @@ export type CacheDecision = CacheBypass | CachePlan;
 
 const TRANSACTION_FLAGS = ServerStatus.IN_TRANS | ServerStatus.AUTOCOMMIT;
 
+/** Status flags that say how the server reads quotes and backslashes in this session (its sql_mode). */
+export const QUOTING_FLAGS = ServerStatus.ANSI_QUOTES | ServerStatus.NO_BACKSLASH_ESCAPES;
+
+/**
+ * The tokenizer reads `"` as a string quote and `\` as an escape, as the
+ * server does by default. Under ANSI_QUOTES (`"` quotes an identifier) or
+ * NO_BACKSLASH_ESCAPES (`\` is a plain character) a text holding one of them
+ * may have other tables or string boundaries for the server than for the
+ * proxy: its tables cannot be trusted. (The status flags of the server's last
+ * reply say which mode the session is in.)
+ */
+export function quotingAmbiguous(statement: ClassifiedStatement, status: number): boolean {
+  if (!(status & QUOTING_FLAGS)) return false;
+  const text = statement.keyText;
+  return ((status & ServerStatus.ANSI_QUOTES) !== 0 && text.includes('"')) || ((status & ServerStatus.NO_BACKSLASH_ESCAPES) !== 0 && text.includes('\\'));
+}
+
 /** "schema.table" for each table the statement reads, qualifying bare names with the default schema. */
 export function qualifiedTables(statement: ClassifiedStatement, schema: string | null): string[] {
   const out: string[] = [];
@@ -123,7 +140,8 @@ export function decide(config: CacheConfig, req: CacheRequest): CacheDecision {
   if (ttlSeconds === 0) return { cache: false, rule, label, reason: null };
   const softSeconds = rule?.softTtlSeconds ?? config.defaultSoftTtlSeconds ?? ttlSeconds;
   const shared = rule?.shareAcrossUsers ?? false;
-  const key = `${req.binary ? 'B' : 'T'}${req.metadataFlags}\0${shared ? '' : req.user}\0${req.schema ?? ''}\0${req.stateKey}\0${s.keyText}\0${req.params}`;
+  // The quoting mode is in the key too: the same bytes can be two statements in two modes.
+  const key = `${req.binary ? 'B' : 'T'}${req.metadataFlags}.${req.status & QUOTING_FLAGS}\0${shared ? '' : req.user}\0${req.schema ?? ''}\0${req.stateKey}\0${s.keyText}\0${req.params}`;
   return {
     cache: true,
     rule,
@@ -148,6 +166,7 @@ function refusal(config: CacheConfig, req: CacheRequest, rule: CacheRule | null,
   if (s.nonDeterministic !== null && !rule?.allowNondeterministic) return 'non_deterministic';
   if (req.stateKey === null) return 'session_state';
   if (req.readUncommitted) return 'read_uncommitted';
+  if (quotingAmbiguous(s, req.status)) return 'sql_mode_quoting';
   if (!rule?.allowSystemSchemas && readsSystemSchema(tables)) return 'system_schema';
   return null;
 }

@@ -22,7 +22,8 @@ import { MemoryStore } from './memory_store.js';
 import type { CacheEntry, CacheObserver, RefusalReason } from './types.js';
 
 /** Status flags a replay may not repeat from the recording: the session decides them. */
-export const SESSION_STATUS_MASK = 0x0001 /* IN_TRANS */ | 0x0002 /* AUTOCOMMIT */ | 0x0008 /* MORE_RESULTS */ | 0x2000; /* IN_TRANS_READONLY */
+export const SESSION_STATUS_MASK =
+  0x0001 /* IN_TRANS */ | 0x0002 /* AUTOCOMMIT */ | 0x0008 /* MORE_RESULTS */ | 0x0200 /* NO_BACKSLASH_ESCAPES */ | 0x2000 /* IN_TRANS_READONLY */ | 0x8000; /* ANSI_QUOTES */
 /** The terminator of a result with session-state changes: such a result is not replayable to other sessions. */
 const SESSION_STATE_CHANGED = 0x4000;
 

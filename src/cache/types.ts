@@ -60,6 +60,8 @@ export type RefusalReason =
   | 'session_state'
   | 'system_schema'
   | 'read_uncommitted'
+  /** Under ANSI_QUOTES or NO_BACKSLASH_ESCAPES, a text with `"` or `\`: the server reads it differently from the tokenizer. */
+  | 'sql_mode_quoting'
   | 'store_unavailable'
   /** The binlog reader (fail_closed) is disconnected, catching up or behind: no hit served, nothing stored. */
   | 'binlog_unavailable';

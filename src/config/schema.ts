@@ -278,6 +278,7 @@ export const rootSchema = z.strictObject(
   {
     tls: tlsSchema.optional(),
     backend_tls: backendTlsSchema.optional(),
+    session_tracking: z.boolean({ error: msg('must be true or false', false) }).default(true),
     auth: authSchema.default({ default_plugin: 'mysql_native_password' }),
     users_from_database: usersFromDatabaseSchema.optional(),
     monitor: monitorSchema.optional(),

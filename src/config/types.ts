@@ -68,6 +68,8 @@ export interface WirecacheConfig {
   listen: { host: string; port: number };
   /** The HTTP admin API; `token` (a bearer token) is required when `host` is not a loopback address. */
   admin: { host: string; port: number; token: string | null };
+  /** Client sessions' backend connections ask the server to report every change of session state. */
+  sessionTracking: boolean;
   /** TLS from the proxy to the backends (client sessions' connections); null: plain. */
   backendTls: { caFile: string | null; verify: boolean } | null;
   /** TLS for clients; null: no TLS offered. */

@@ -11,6 +11,7 @@ export class BinlogMetrics implements BinlogObserver {
   private readonly events: CounterFamily;
   private readonly invalidations: CounterFamily;
   private readonly reconnects: CounterFamily;
+  private readonly writeWaits: CounterFamily;
   private readonly connectedGauge: Gauge;
   private readonly stateGauge: Gauge<'state'>;
   private readonly delayGauge: Gauge;
@@ -26,6 +27,12 @@ export class BinlogMetrics implements BinlogObserver {
       [],
     );
     this.reconnects = new CounterFamily(registry, 'wirecache_binlog_reconnects_total', 'Times the binlog reader connected again after losing its connection.', []);
+    this.writeWaits = new CounterFamily(
+      registry,
+      'wirecache_binlog_write_waits_total',
+      'Writes through the proxy whose tables it could not name (CALL, EXECUTE, compound statements), held until the binlog reader passed their GTID: passed, or timeout (everything was invalidated instead).',
+      ['outcome'],
+    );
     this.connectedGauge = new Gauge({ name: 'wirecache_binlog_connected', help: '1 while the binlog reader streams from the primary (catching up or up to date), else 0.', registers });
     this.stateGauge = new Gauge({ name: 'wirecache_binlog_state', help: 'The binlog reader state: 1 for the current one.', labelNames: ['state'], registers });
     this.delayGauge = new Gauge({
@@ -40,6 +47,7 @@ export class BinlogMetrics implements BinlogObserver {
     for (const k of BINLOG_EVENT_KINDS) this.events.inc([k], 0);
     this.invalidations.inc([], 0);
     this.reconnects.inc([], 0);
+    for (const o of ['passed', 'timeout']) this.writeWaits.inc([o], 0);
     this.connectedGauge.set(0);
     this.delayGauge.set(0);
     for (const s of BINLOG_READER_STATES) this.stateGauge.set({ state: s }, 0);
@@ -68,9 +76,14 @@ export class BinlogMetrics implements BinlogObserver {
     this.reconnects.inc([]);
   }
 
+  writeAwaited(outcome: 'passed' | 'timeout'): void {
+    this.writeWaits.inc([outcome]);
+  }
+
   /** Current value of a counter, for tests and the admin API. */
-  value(which: 'events' | 'invalidations' | 'reconnects', kind?: BinlogEventKind): number {
+  value(which: 'events' | 'invalidations' | 'reconnects' | 'write_waits', kind?: BinlogEventKind | 'passed' | 'timeout'): number {
     if (which === 'events') return this.events.get([kind ?? 'other']);
+    if (which === 'write_waits') return this.writeWaits.get([kind ?? 'passed']);
     return (which === 'invalidations' ? this.invalidations : this.reconnects).get([]);
   }
 }

@@ -288,4 +288,8 @@ export class Metrics implements ProxyObserver {
   consistencyChecked(outcome: 'covered' | 'waited' | 'timeout'): void {
     this.routing.consistencyChecked(outcome);
   }
+
+  writeAwaitedInBinlog(outcome: 'passed' | 'timeout'): void {
+    this.binlog.writeAwaited(outcome);
+  }
 }

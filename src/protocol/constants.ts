@@ -65,6 +65,8 @@ export const enum ServerStatus {
   PS_OUT_PARAMS = 0x1000,
   IN_TRANS_READONLY = 0x2000,
   SESSION_STATE_CHANGED = 0x4000,
+  /** MariaDB: the session's sql_mode has ANSI_QUOTES ("..." is an identifier). */
+  ANSI_QUOTES = 0x8000,
 }
 
 /**

@@ -88,6 +88,16 @@ export class ResponseScanner {
   /** Called with the statement-OK payload of a COM_STMT_PREPARE response; may patch it in place. */
   onPrepareOk: ((payload: Buffer, info: PrepareOkInfo) => void) | null = null;
 
+  /**
+   * Called with each OK or terminator whose status has SESSION_STATE_CHANGED
+   * (`plainEof`: a 5-byte EOF, which carries the flag but no entries). It
+   * returns the payload to send instead, or null to send it as it is. Only
+   * these packets pay for it: the flag is one bit test.
+   */
+  onSessionState: ((payload: Buffer, plainEof: boolean) => Buffer | null) | null = null;
+  /** A control packet's replacement, set by onControl for feed to emit. */
+  private replacement: Buffer | null = null;
+
   get active(): boolean {
     return this.state !== State.Done;
   }
@@ -163,6 +173,16 @@ export class ResponseScanner {
         const start = pos + 4;
         pos += 4 + plen;
         const r = this.onControl(chunk, start, plen);
+        if (this.replacement !== null) {
+          // The packet goes out rewritten: what precedes it, then its header (same sequence id) with the new payload.
+          if (start - 4 > emitStart) out.push(chunk.subarray(emitStart, start - 4));
+          const header = Buffer.alloc(4);
+          header.writeUIntLE(this.replacement.length, 0, 3);
+          header[3] = chunk[start - 1];
+          out.push(header, this.replacement);
+          this.replacement = null;
+          emitStart = pos;
+        }
         if (r !== ScanResult.NeedMore) {
           result = r;
           break;
@@ -254,6 +274,7 @@ export class ResponseScanner {
             this.lastStatus = statusOfTerminatorAt(buf, start, length);
             this.lastWarnings = warningsOfTerminatorAt(buf, start, length);
             this.statusSeen = true;
+            this.stateChange(buf, start, length, first === PacketHeader.EOF && length < 9);
           }
           this.state = State.Done;
           return ScanResult.Done;
@@ -271,6 +292,7 @@ export class ResponseScanner {
       case State.ColumnsEof:
         this.lastStatus = statusOfTerminatorAt(buf, start, length);
         this.statusSeen = true;
+        this.stateChange(buf, start, length, true);
         // An EOF that announces an open cursor ends the COM_STMT_EXECUTE response: rows come with COM_STMT_FETCH.
         if (this.lastStatus & ServerStatus.CURSOR_EXISTS) {
           this.state = State.Done;
@@ -282,9 +304,11 @@ export class ResponseScanner {
       case State.FieldList:
         return this.endOfResult(buf, start, length);
       case State.PrepareParamsEof:
+        this.stateChange(buf, start, length, true);
         this.startPrepareColumns();
         return (this.state as State) === State.Done ? ScanResult.Done : ScanResult.NeedMore;
       case State.PrepareColumnsEof:
+        this.stateChange(buf, start, length, true);
         this.state = State.Done;
         return ScanResult.Done;
       default:
@@ -297,12 +321,21 @@ export class ResponseScanner {
     this.lastStatus = statusOfTerminatorAt(buf, start, length);
     this.lastWarnings = warningsOfTerminatorAt(buf, start, length);
     this.statusSeen = true;
+    this.stateChange(buf, start, length, buf[start] === PacketHeader.EOF && length < 9);
     if (this.kind === ResponseKind.Query && this.lastStatus & ServerStatus.MORE_RESULTS_EXISTS) {
       this.state = State.First;
       return ScanResult.NeedMore;
     }
     this.state = State.Done;
     return ScanResult.Done;
+  }
+
+  /** A terminator that says the session state changed goes to onSessionState, which may rewrite it. */
+  private stateChange(buf: Buffer, start: number, length: number, plainEof: boolean): void {
+    if (this.onSessionState === null || length < 5) return;
+    const status = plainEof ? buf[start + 3] | (buf[start + 4] << 8) : statusOfTerminatorAt(buf, start, length);
+    if (!(status & ServerStatus.SESSION_STATE_CHANGED)) return;
+    this.replacement = this.onSessionState(buf.subarray(start, start + length), plainEof);
   }
 
   private onPrepareOkPacket(payload: Buffer): ScanResult {

@@ -137,6 +137,11 @@ export class BinlogReader {
     return this.stateValue !== 'streaming' || this.behindValue;
   }
 
+  /** Streaming and within max_delay_ms: a write's GTID will be passed soon, and its tables bumped then. */
+  get current(): boolean {
+    return this.stateValue === 'streaming' && !this.behindValue;
+  }
+
   /** For /cache and /readyz. */
   status(): {
     state: BinlogReaderState;
@@ -308,6 +313,7 @@ export class BinlogReader {
       characterSet: 45,
       capabilities: LOGIN_CAPABILITIES,
       mariaDbCapabilities: 0,
+      trackSession: false,
       connectAttributes: [['program_name', 'wirecache-binlog']],
       tls: null,
     };

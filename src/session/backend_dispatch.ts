@@ -18,6 +18,7 @@ import { newLink, StateLog, type BackendLink } from './backend_links.js';
 import { PrimaryPins } from '../routing/primary_pins.js';
 import { Phase, type ClientSession } from './client_session.js';
 import type { PreparedStatement } from './prepared_statements.js';
+import { explainsStateChange, replayOfReportedVariables, type TrackedChanges } from './tracked_changes.js';
 
 /** A command on its way to a backend: kept until its response starts, so a failed replica read can go elsewhere. */
 export interface Dispatch {
@@ -507,13 +508,19 @@ export class BackendDispatcher {
     return true;
   }
 
-  /** What a completed statement changed in the session: state to replay, pins, the need to learn its GTID. */
-  afterStatement(d: Dispatch, ok: boolean, schema: string | null): void {
+  /**
+   * What a completed statement changed in the session: state to replay,
+   * pins, its GTID. `tracked`: what the server reported it changed (null when
+   * nothing, or when the connection does not track).
+   */
+  afterStatement(d: Dispatch, ok: boolean, schema: string | null, tracked: TrackedChanges | null): void {
     const conn = this.s.backend;
     const statement = d.statement;
     if (!conn) return;
     this.lastServer = conn.endpoint.name;
-    if (!statement || !ok || conn.endpoint.name !== this.primaryServer) return;
+    const onPrimary = conn.endpoint.name === this.primaryServer;
+    if (tracked) this.followReport(conn, statement, tracked, onPrimary);
+    if (!statement || !ok || !onPrimary) return;
     this.pins.afterStatement(statement, schema);
     if ((statement.type === 'set' && !statement.setsGlobal) || statement.type === 'use') {
       // SET TRANSACTION without SESSION applies to the next transaction only: nothing to replay.
@@ -526,6 +533,24 @@ export class BackendDispatcher {
       this.logState(d.stateSql);
       return;
     }
-    if (!(isRead(statement) && statement.needsPrimary === null)) this.gtidPending = true;
+    // A tracked connection reports the GTID of every write (last_gtid): nothing to ask later.
+    if (!conn.tracksState && !(isRead(statement) && statement.needsPrimary === null)) this.gtidPending = true;
+  }
+
+  /** The server's report: the session's last write GTID, and state a statement changed that its text does not show. */
+  private followReport(conn: BackendConnection, statement: ClassifiedStatement | null, tracked: TrackedChanges, onPrimary: boolean): void {
+    const gtid = tracked.variables.get('last_gtid');
+    if (gtid !== undefined && onPrimary) {
+      this.lastGtid = gtid === '' ? null : gtid;
+      this.gtidPending = false;
+    }
+    if (!tracked.stateChanged || (statement !== null && explainsStateChange(statement))) return;
+    // A function with side effects, say. The variables it set are known with their values: they are replayed
+    // on the session's other connections. What else it changed (a user variable, a temporary table) lives on
+    // this connection only: the session stays on the primary until a reset.
+    this.pins.untrack('server_reported_state');
+    if (onPrimary) return;
+    for (const sql of replayOfReportedVariables(tracked)) this.stateLog.add(sql);
+    this.s.log.warn({ server: conn.endpoint.name, variables: [...tracked.variables.keys()] }, 'a read changed session state on a replica; its variables are replayed, the session stays on the primary');
   }
 }

@@ -17,6 +17,7 @@ import { SessionLogin } from './login.js';
 import { PreparedStatements } from './prepared_statements.js';
 import { Relay } from './relay.js';
 import { SessionCache } from './session_cache.js';
+import { SessionTracking } from './session_tracking.js';
 import type { SessionContext } from './session_context.js';
 import { wireOf } from './wire.js';
 
@@ -93,6 +94,8 @@ export class ClientSession {
   readonly statements = new PreparedStatements(this);
   readonly dispatcher = new BackendDispatcher(this);
   readonly relay = new Relay(this);
+  /** Session-state tracking: what the server reports, and the OKs the client gets. */
+  readonly tracking = new SessionTracking(this);
   /** The session's side of the query cache, from login on (null when caching is off). */
   sessionCache: SessionCache | null = null;
 
@@ -109,6 +112,7 @@ export class ClientSession {
     this.log = ctx.logger.child({ session: id, client: `${this.remoteAddress}:${socket.remotePort}` });
     // Until the client has logged in it may send only small packets: a stranger must not make the proxy buffer 64 MiB.
     this.framer = new PacketFramer(PRE_LOGIN_MAX_PACKET);
+    this.scanner.onSessionState = this.tracking.onSessionState;
     socket.setNoDelay(true);
     this.listenTo(socket);
   }
@@ -293,11 +297,12 @@ export class ClientSession {
     this.handshakeTimer = null;
     this.user = user;
     this.dispatcher.usePrimary(conn);
+    this.tracking.start(conn);
     const login = this.backendLogin!;
     if (this.ctx.cache) this.sessionCache = new SessionCache(this, this.ctx.cache, login.database, login.characterSet);
     this.framer.limit = this.ctx.config().limits.maxPacketBytes;
     this.lastActivity = performance.now();
-    this.socket.write(encodePacket(conn.loginOk, authSeq));
+    this.socket.write(encodePacket(this.tracking.loginOk(conn), authSeq));
     this.log.debug({ user: user.name, backend_thread: conn.threadId }, 'client logged in');
     this.becomeReady();
   }

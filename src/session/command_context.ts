@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import type { MissTicket } from '../cache/query_cache.js';
 import type { ClassifiedStatement } from '../sql/classifier.js';
 import type { Dispatch } from './backend_dispatch.js';
+import type { TrackedChanges } from './tracked_changes.js';
 
 /** A miss being recorded: the response bytes as they pass, until they exceed the plan's limit. */
 export interface Recording {
@@ -23,6 +24,11 @@ export class CommandContext {
   inflight: Dispatch | null = null;
   /** Response bytes that reached the client (a read may be retried elsewhere only while this is 0). */
   bytesForwarded = 0;
+  /** A COM_QUERY's payload, and its classification once made (the proxy classifies only when something needs it). */
+  queryPayload: Buffer | null = null;
+  statement: ClassifiedStatement | null = null;
+  /** What the server reported the command changed in the session; null until it reports something. */
+  tracked: TrackedChanges | null = null;
 
   // Statistics: the statement's digest row is updated when the command finishes.
   statStatement: ClassifiedStatement | null = null;

@@ -104,6 +104,7 @@ function query(s: ClientSession, received: Packet): void {
   const payload = packet.payload;
   const cache = s.sessionCache;
   const dispatcher = s.dispatcher;
+  s.cmd.queryPayload = payload;
   if (!cache && !dispatcher.routing && !s.ctx.queryStats) {
     s.forward(packet, ResponseKind.Query);
     return;
@@ -111,6 +112,7 @@ function query(s: ClientSession, received: Packet): void {
   // latin1 maps bytes to characters one to one: two different texts never share a key.
   const statement = classify(payload.toString('latin1', 1));
   s.cmd.statStatement = statement;
+  s.cmd.statement = statement;
   const send = (rule: CacheRule | null, recording: boolean) =>
     dispatcher.route(statement, rule, recording, null, payload.subarray(1), () => s.sendToBackend(wireOf(packet), ResponseKind.Query));
   if (cache) cache.run({ statement, binary: false, params: '', refusal: null }, send);

@@ -145,10 +145,11 @@ export async function changeUser(s: ClientSession, payload: Buffer): Promise<voi
   }
   s.user = user;
   s.dispatcher.usePrimary(conn);
+  s.tracking.start(conn);
   const primary = s.dispatcher.primaryLink;
   if (primary) primary.appliedState = s.dispatcher.stateLog.latest;
   s.sessionCache?.state.reset(request.database.length > 0 ? asLatin1(request.database) : null, characterSet);
-  s.writeToClient(encodePacket(conn.loginOk, seq));
+  s.writeToClient(encodePacket(s.tracking.loginOk(conn), seq));
 }
 
 /**

@@ -246,6 +246,7 @@ export class SessionLogin {
       mariaDbCapabilities: s.mariaDbCapabilities,
       connectAttributes: this.backendAttributes(attrs),
       tls: s.ctx.backendTls,
+      trackSession: s.ctx.config().sessionTracking,
     };
   }
 

@@ -34,4 +34,6 @@ export interface ProxyObserver {
   statementCompleted(route: 'cache' | 'primary' | 'replica', durationSeconds: number): void;
   /** A session-consistent read checked a replica: already covered, waited and caught up, or timed out (read went to the primary). */
   consistencyChecked(outcome: 'covered' | 'waited' | 'timeout'): void;
+  /** A write whose tables the proxy could not name waited for the binlog reader to pass its GTID: passed, or timed out (everything was invalidated). */
+  writeAwaitedInBinlog(outcome: 'passed' | 'timeout'): void;
 }

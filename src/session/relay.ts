@@ -63,10 +63,30 @@ export class Relay {
     if (scanner.statusSeen) s.serverStatus = scanner.lastStatus & ~ServerStatus.MORE_RESULTS_EXISTS;
     const ok = scanner.errorCode === 0;
     cmd.statError = !ok;
+    const readingBack = s.tracking.readBackUnreported(s.backend);
+    if (readingBack) {
+      // The server said the state changed without saying how: learn it before anything uses the report.
+      s.phase = Phase.Working;
+      readingBack.then(
+        () => {
+          if (s.phase !== Phase.Closed) this.commandDone(ok);
+        },
+        (err: Error) => s.failSession(err),
+      );
+      return;
+    }
+    this.commandDone(ok);
+  }
+
+  /** What the completed command changed: routing state, tracking, the cache; then the next command may run. */
+  private commandDone(ok: boolean): void {
+    const s = this.s;
+    const cmd = s.cmd;
     const dispatched = cmd.inflight;
     cmd.inflight = null;
     const cache = s.sessionCache;
-    if (dispatched) s.dispatcher.afterStatement(dispatched, ok, cache?.state.schema ?? null);
+    const conn = s.backend;
+    if (dispatched) s.dispatcher.afterStatement(dispatched, ok, cache?.state.schema ?? null, cmd.tracked);
     if (cmd.code === Command.RESET_CONNECTION && ok) {
       // The server dropped every prepared statement of the session, and rolled back its transaction.
       s.statements.clear();
@@ -74,22 +94,22 @@ export class Relay {
       s.dispatcher.afterReset();
     }
     if (cmd.code === Command.INIT_DB && ok && cmd.initDbBytes && s.dispatcher.routing) s.dispatcher.logState(useStatementFor(cmd.initDbBytes));
-    if (cache) {
-      const pending = cache.afterResponse(cmd.code, ok);
-      if (pending) {
-        s.phase = Phase.Working;
-        pending.then(
-          () => {
-            if (s.phase === Phase.Closed) return;
-            cache.releaseHeldOutput();
-            s.finishCommand();
-          },
-          (err: Error) => s.failSession(err),
-        );
-        return;
-      }
-      cache.releaseHeldOutput();
+    const retracking = s.tracking.afterCommand(conn, cmd.code, ok);
+    const storing = cache?.afterResponse(cmd.code, ok);
+    const pending = retracking && storing ? Promise.all([retracking, storing]) : (retracking ?? storing);
+    if (pending) {
+      s.phase = Phase.Working;
+      pending.then(
+        () => {
+          if (s.phase === Phase.Closed) return;
+          cache?.releaseHeldOutput();
+          s.finishCommand();
+        },
+        (err: Error) => s.failSession(err),
+      );
+      return;
     }
+    cache?.releaseHeldOutput();
     s.finishCommand();
   }
 

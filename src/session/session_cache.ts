@@ -5,7 +5,7 @@
  * changed before its reply is let through.
  */
 import type { CacheRule } from '../config/rules.js';
-import type { CachePlan } from '../cache/cache_policy.js';
+import { quotingAmbiguous, type CachePlan } from '../cache/cache_policy.js';
 import { SESSION_STATUS_MASK, type LookupResult, type QueryCache } from '../cache/query_cache.js';
 import type { CacheEntry, RefusalReason } from '../cache/types.js';
 import { Capability, Command, MariaDbCapability, ServerStatus } from '../protocol/constants.js';
@@ -59,7 +59,7 @@ export class SessionCache {
     cmd.statusBefore = s.serverStatus;
     // A write, or anything that may end a transaction, must not be acknowledged before other proxies see its invalidation.
     const mayEndTransaction = (s.serverStatus & ServerStatus.IN_TRANS) !== 0 && statement.type !== 'select' && statement.type !== 'show';
-    const holdReply = cache.sharedInvalidation && (writesData(statement) || mayEndTransaction);
+    const holdReply = (cache.sharedInvalidation && (writesData(statement) || mayEndTransaction)) || this.awaitsBinlog(statement, mayEndTransaction);
     const go: SendRouted = (rule, recording) => {
       if (holdReply) cmd.heldOutput = [];
       send(rule, recording);
@@ -80,6 +80,18 @@ export class SessionCache {
       return;
     }
     this.lookup(command, go);
+  }
+
+  /**
+   * A write whose tables the proxy cannot name (CALL, EXECUTE, a compound
+   * statement), or the end of a transaction that made one: with a current
+   * binlog reader its reply is held until the reader has passed the write's
+   * GTID, which bumps exactly what it wrote, instead of invalidating everything.
+   */
+  private awaitsBinlog(statement: ClassifiedStatement, mayEndTransaction: boolean): boolean {
+    const binlog = this.s.ctx.binlog;
+    if (!binlog?.current) return false;
+    return (writesData(statement) && statement.tablesWritten === null) || (mayEndTransaction && this.state.pendingUnknown);
   }
 
   private lookup(command: CacheableCommand, send: SendRouted): void {
@@ -191,18 +203,40 @@ export class SessionCache {
       cmd.recording = null;
       const wire = recording.pieces && !failed ? Buffer.concat(recording.pieces, recording.bytes) : null;
       if (failed) cache.refuse(recording.ticket, 'error');
+      // A read that changed the session (a function that sets a variable) is not a pure read: not stored.
+      else if (cmd.tracked?.stateChanged) cache.refuse(recording.ticket, 'session_state');
       else {
         const stored = cache.complete(recording.ticket, wire, (s.backend!.capabilities & Capability.DEPRECATE_EOF) !== 0);
         if (stored instanceof Promise) storing = stored.catch((err: Error) => s.log.warn({ err }, 'storing a cache entry failed'));
       }
     }
     if (!statement) return storing;
-    if (cmd.binary && (statement.type === 'set' || statement.type === 'use')) state.markUnknown();
-    else state.statementDone(statement, failed);
-    const written = writesData(statement) ? (statement.tablesWritten?.map((t) => qualifiedTableName(t, state.schema)) ?? null) : undefined;
+    const tracking = s.backend?.tracksState === true;
+    if (cmd.binary && !tracking && (statement.type === 'set' || statement.type === 'use')) state.markUnknown();
+    else state.statementDone(statement, failed, cmd.tracked, tracking);
+    // Under ANSI_QUOTES or NO_BACKSLASH_ESCAPES, a write whose text the tokenizer may misread has unknown tables.
+    const tables = quotingAmbiguous(statement, cmd.statusBefore) ? null : statement.tablesWritten;
+    const written = writesData(statement) ? (tables?.map((t) => qualifiedTableName(t, state.schema)) ?? null) : undefined;
     const invalidation = state.writeDone(written, statement, cmd.statusBefore, s.serverStatus, s.scanner.lastWarnings);
-    const invalidating = this.invalidate(invalidation);
+    const invalidating = this.invalidateOrAwait(invalidation);
     return storing && invalidating ? Promise.all([storing, invalidating]).then(() => undefined) : (storing ?? invalidating);
+  }
+
+  /**
+   * Everything would be invalidated for a write of unknown tables: when the
+   * server reported the write's GTID and the binlog reader is current, wait
+   * (up to binlog.max_delay_ms) for the reader to pass it instead; it bumps
+   * what the write changed. On timeout, everything, as without a reader.
+   */
+  private invalidateOrAwait(invalidation: Invalidation): Promise<void> | void {
+    const s = this.s;
+    const binlog = s.ctx.binlog;
+    const gtid = s.cmd.tracked?.variables.get('last_gtid');
+    if (!invalidation || !('everything' in invalidation) || !binlog?.current || !gtid) return this.invalidate(invalidation);
+    return binlog.waitFor(gtid, s.ctx.config().binlog.maxDelayMs).then((passed) => {
+      s.ctx.observer.writeAwaitedInBinlog(passed ? 'passed' : 'timeout');
+      if (!passed) return this.invalidate(invalidation);
+    });
   }
 
   private invalidate(invalidation: Invalidation): Promise<void> | void {

@@ -22,11 +22,20 @@ export interface ServerIdentity {
   characterSet: number;
 }
 
+/** The binlog reader, as a session sees it: whether it is current, and a wait for a write's GTID. */
+export interface BinlogWaiter {
+  readonly current: boolean;
+  /** Resolves true once the reader has applied `gtid` (and bumped what it wrote), false after `timeoutMs`. */
+  waitFor(gtid: string, timeoutMs: number): Promise<boolean>;
+}
+
 /** Everything a session needs from the proxy around it. */
 export interface SessionContext {
   config(): WirecacheConfig;
   /** The query cache, or null when caching is off. */
   cache: QueryCache | null;
+  /** The binlog reader that invalidates the cache, or null when there is none. */
+  binlog: BinlogWaiter | null;
   logger: Logger;
   observer: ProxyObserver;
   identity(): ServerIdentity;

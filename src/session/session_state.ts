@@ -14,6 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import { ServerStatus } from '../protocol/constants.js';
 import { assignsFromSubquery, type ClassifiedStatement } from '../sql/classifier.js';
+import { explainsStateChange, opaqueStatement, VOLATILE_VARIABLES, type TrackedChanges } from './tracked_changes.js';
 
 /** Variables that cannot change what a SELECT returns. */
 const IRRELEVANT_VARIABLES = new Set([
@@ -51,11 +52,26 @@ const CHARSET_GROUP = new Set([
 
 const MAX_LOG_ENTRIES = 64;
 
+/** The variables STATE_SNAPSHOT_SQL reads after DATABASE(), in its column order. */
+export const STATE_SNAPSHOT_VARIABLES = [
+  'character_set_client',
+  'character_set_connection',
+  'character_set_results',
+  'collation_connection',
+  'sql_mode',
+  'time_zone',
+  'div_precision_increment',
+  'lc_time_names',
+  'sql_select_limit',
+  'group_concat_max_len',
+  'max_sort_length',
+  'sql_big_selects',
+  'default_week_format',
+  'sql_auto_is_null',
+] as const;
+
 /** The query that reads back everything tracked, when statements alone cannot tell (after CALL, reset, ...). */
-export const STATE_SNAPSHOT_SQL =
-  'SELECT DATABASE(), @@character_set_client, @@character_set_connection, @@character_set_results, ' +
-  '@@collation_connection, @@sql_mode, @@time_zone, @@div_precision_increment, @@lc_time_names, ' +
-  '@@sql_select_limit, @@group_concat_max_len, @@max_sort_length, @@sql_big_selects, @@default_week_format, @@sql_auto_is_null';
+export const STATE_SNAPSHOT_SQL = `SELECT DATABASE(), ${STATE_SNAPSHOT_VARIABLES.map((v) => `@@${v}`).join(', ')}`;
 
 /** Process-wide count of SET GLOBAL seen: a session's "server default" state includes the count at its start. */
 let globalEpoch = 0;
@@ -159,8 +175,18 @@ export class SessionState {
     this.schema = schema;
   }
 
-  /** A statement completed; `failed` when it ended in ERR. Updates schema and variables. */
-  statementDone(s: ClassifiedStatement, failed: boolean): void {
+  /**
+   * A statement completed; `failed` when it ended in ERR. Updates schema and
+   * variables. `tracked`: what the server reported it changed, when the
+   * connection tracks session state (null when it reported nothing); the
+   * report is then the truth, and the statement's text only fills in what
+   * the server cannot report (a role, SET TRANSACTION for the next one).
+   */
+  statementDone(s: ClassifiedStatement, failed: boolean, tracked: TrackedChanges | null = null, tracking = false): void {
+    if (tracking) {
+      this.trackedDone(s, failed, tracked);
+      return;
+    }
     if (s.multiStatement) {
       // Any part may SET or USE, and parts may have run before an error: read the state back before caching again.
       this.markUnknown();
@@ -171,27 +197,19 @@ export class SessionState {
       if (!failed || s.type === 'call') this.markUnknown();
       return;
     }
-    if (s.temporaryTable && s.type === 'create') {
-      // A temporary table hides a real one of the same name for this session only: from now on
-      // its results are its own (the marker stays until the session is reset).
-      if (this.log !== null && !this.log.some((e) => e.name === 'temporary')) this.append({ name: 'temporary', value: randomUUID() }, false);
-    }
+    this.temporaryMarker(s);
     if (failed) return;
     if (s.type === 'use' && s.useSchema !== null) {
       this.schema = s.useSchema;
       return;
     }
-    if ((s.type === 'drop' && /^DROP (DATABASE|SCHEMA)\b/i.test(s.digestText)) || s.keyword === 'RESET') {
-      this.markUnknown();
-      return;
-    }
+    if (this.dropsState(s)) return;
     if (s.type !== 'set') return;
     if (s.setsGlobal) globalEpoch++;
     const assignments = s.sessionAssignments;
     if (assignments === null) return;
     if (assignments.length === 0) {
-      // SET [SESSION] TRANSACTION: kept whole, since READ UNCOMMITTED changes what a read sees. (User variables: nothing.)
-      if (!s.setsGlobal && /^SET (SESSION |LOCAL )?TRANSACTION\b/.test(s.digestText)) this.append({ name: 'statement', value: s.keyText }, false);
+      this.transactionStatement(s);
       return;
     }
     if (assignsFromSubquery(s)) {
@@ -203,6 +221,55 @@ export class SessionState {
       if (IRRELEVANT_VARIABLES.has(a.name)) continue;
       this.append(a, !a.value.includes('@'));
     }
+  }
+
+  /** statementDone on a connection that reports every change. */
+  private trackedDone(s: ClassifiedStatement, failed: boolean, tracked: TrackedChanges | null): void {
+    this.temporaryMarker(s);
+    if (tracked) {
+      if (tracked.schema !== undefined) this.schema = tracked.schema === '' ? null : tracked.schema;
+      for (const [name, value] of tracked.variables) {
+        if (IRRELEVANT_VARIABLES.has(name) || VOLATILE_VARIABLES.has(name)) continue;
+        this.append({ name, value: `=${value}` }, true);
+      }
+      // What a procedure, EXECUTE, a multi-statement or a function called by a read changed besides variables
+      // and the schema (a temporary table, a role) is reported only as "something changed": from now on this
+      // session's results are its own.
+      if (tracked.stateChanged && (opaqueStatement(s) || !explainsStateChange(s))) this.privatise();
+    }
+    if (failed) return;
+    if (this.dropsState(s)) return;
+    if (s.type !== 'set') return;
+    if (s.setsGlobal) globalEpoch++;
+    const assignments = s.sessionAssignments;
+    if (assignments === null) return;
+    if (assignments.length === 0) this.transactionStatement(s);
+    // A role is no variable: the server says only that something changed.
+    for (const a of assignments) if (a.name === 'role') this.append(a, true);
+  }
+
+  /** A CREATE TEMPORARY TABLE: from now on the session's results are its own (the marker stays until a reset). */
+  private temporaryMarker(s: ClassifiedStatement): void {
+    // A temporary table hides a real one of the same name for this session only.
+    if (s.temporaryTable && s.type === 'create') this.privatise();
+  }
+
+  private privatise(): void {
+    if (this.log !== null && !this.log.some((e) => e.name === 'temporary')) this.append({ name: 'temporary', value: randomUUID() }, false);
+  }
+
+  /** DROP DATABASE (maybe the session's) and RESET: read the state back. */
+  private dropsState(s: ClassifiedStatement): boolean {
+    if ((s.type === 'drop' && /^DROP (DATABASE|SCHEMA)\b/i.test(s.digestText)) || s.keyword === 'RESET') {
+      this.markUnknown();
+      return true;
+    }
+    return false;
+  }
+
+  /** SET [SESSION] TRANSACTION: kept whole, since READ UNCOMMITTED changes what a read sees. (User variables: nothing.) */
+  private transactionStatement(s: ClassifiedStatement): void {
+    if (!s.setsGlobal && /^SET (SESSION |LOCAL )?TRANSACTION\b/.test(s.digestText)) this.append({ name: 'statement', value: s.keyText }, false);
   }
 
   private append(entry: { name: string; value: string }, replaces: boolean): void {
@@ -219,17 +286,23 @@ export class SessionState {
   /**
    * A statement that may have written `tables` (null: unknown tables) finished
    * with status `after`, the transaction state being `before` when it started.
-   * Returns what to invalidate now: writes inside a transaction wait for its
-   * end; COMMIT (or an implicit commit) releases them, a clean ROLLBACK drops them.
+   * Returns what to invalidate now: a write inside a transaction invalidates
+   * its tables now and again when COMMIT (or an implicit commit) ends it; a
+   * clean ROLLBACK drops what waited.
    */
   writeDone(tables: string[] | null | undefined, s: ClassifiedStatement | null, before: number, after: number, warnings: number): Invalidation {
     const wasIn = (before & ServerStatus.IN_TRANS) !== 0;
     const nowIn = (after & ServerStatus.IN_TRANS) !== 0;
     const writes = tables !== undefined && (tables === null || tables.length > 0);
     if (writes && nowIn) {
-      if (tables === null) this.pendingEverything = true;
-      else for (const t of tables) this.pending.add(t);
-      return null;
+      if (tables === null) {
+        this.pendingEverything = true;
+        return null;
+      }
+      for (const t of tables) this.pending.add(t);
+      // Now as well as at COMMIT: a non-transactional table (MyISAM, Aria) written inside a transaction
+      // changes for every session at once, and a ROLLBACK does not undo it.
+      return { tables: [...tables] };
     }
     let everything = writes && tables === null;
     const now = new Set<string>(writes && tables ? tables : []);
@@ -245,6 +318,11 @@ export class SessionState {
     }
     if (everything) return { everything: true };
     return now.size > 0 ? { tables: [...now] } : null;
+  }
+
+  /** The open transaction wrote tables the proxy could not name: its end invalidates everything. */
+  get pendingUnknown(): boolean {
+    return this.pendingEverything;
   }
 
   /** The session ends or is reset while `inFlight` (a COMMIT may have run): pending writes are flushed, else dropped. */
