@@ -276,6 +276,31 @@ describe('binlog-driven invalidation', () => {
     }
   });
 
+  it('restarting wirecache while writes go on: no write made while it was down is served stale from shared memcached', async () => {
+    const memcached = { servers: [`${topo.memcached.host}:${topo.memcached.port}`], timeoutMs: 500, itemLimitBytes: 1_048_576, maxItemsPerEntry: 16, keyPrefix: `rs${process.pid}` };
+    const settings = { cache: testCacheConfig({ storage: 'memcached', memcached }), binlog: binlogConfig({ serverId: 4245 }) };
+    const sql = `/*qc=on*/ SELECT v FROM items WHERE id = 1`;
+    let value = 'restart-0';
+    await root.query(`UPDATE ${DB}.items SET v = ? WHERE id = 1`, [value]);
+    for (let round = 1; round <= 3; round++) {
+      const px = await startProxy(topo, settings);
+      const c = await connect(px.port, topo, { database: DB });
+      try {
+        await readerPassed(px);
+        expect(await one(c, sql), `round ${round}, first read`).toBe(value);
+        const before = px.metrics.cache.value('hits', 'hint');
+        expect(await one(c, sql)).toBe(value);
+        expect(px.metrics.cache.value('hits', 'hint'), 'the entry is in memcached').toBe(before + 1);
+      } finally {
+        await c.end();
+        await px.stop();
+      }
+      // The proxy is down: a write it cannot see (and memcached keeps the old entry).
+      value = `restart-${round}`;
+      await root.query(`UPDATE ${DB}.items SET v = ? WHERE id = 1`, [value]);
+    }
+  });
+
   it('/cache and /readyz say the reader state, and whether the cache serves', async () => {
     // Its own server_id: the primary drops an older replication client that registers the same id.
     const app = await startApp(testConfig(topo, { cache: testCacheConfig(), binlog: binlogConfig({ serverId: 4243 }) }), createLogger('error'));

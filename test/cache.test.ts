@@ -144,6 +144,26 @@ describe('choosing what to cache', () => {
     });
   });
 
+  it('never stores a read of a sequence table: NEXTVAL moves it without a write the proxy sees', async () => {
+    await root.query('CREATE OR REPLACE SEQUENCE wc_test.qc_seq START WITH 1 INCREMENT BY 1 CACHE 2');
+    await withProxy({ mode: 'all' }, async (px) => {
+      const app = await connect(px.port, topo);
+      const direct = await connect(topo.primary.port, topo);
+      try {
+        for (let i = 0; i < 4; i++) {
+          await direct.query('SELECT NEXTVAL(wc_test.qc_seq)');
+          const sql = 'SELECT next_not_cached_value AS v FROM wc_test.qc_seq';
+          expect(await value(app, sql)).toEqual(await value(direct, sql));
+        }
+        expect(px.metrics.cache.value('hits', 'all')).toBe(0);
+        expect(px.metrics.cache.refusedCount('all', 'sequence')).toBe(4);
+      } finally {
+        await app.end();
+        await direct.end();
+      }
+    });
+  });
+
   it('never stores what a READ UNCOMMITTED session reads: a rolled-back row is not served again', async () => {
     await root.query('CREATE TABLE IF NOT EXISTS wc_test.qc_dirty (id INT PRIMARY KEY) ENGINE=InnoDB; TRUNCATE wc_test.qc_dirty');
     await withProxy({ mode: 'all' }, async (px) => {

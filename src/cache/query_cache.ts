@@ -13,7 +13,7 @@
  * before the write can never be stored or served after it.
  */
 import type { CacheConfig } from '../config/types.js';
-import { inspectResult } from '../protocol/result_replay.js';
+import { hasSequenceColumn, inspectResult } from '../protocol/result_replay.js';
 import { decide, type CacheDecision, type CachePlan, type CacheRequest } from './cache_policy.js';
 import type { ClassifiedStatement } from '../sql/classifier.js';
 import { LocalGenerations, type Generations } from './generations.js';
@@ -285,6 +285,7 @@ export class QueryCache {
     if (!verdict.cacheable) return refused(verdict.reason === 'multiple_results' ? 'multi_statement' : verdict.reason === 'malformed' ? 'not_result_set' : verdict.reason);
     if (verdict.warnings > 0 && !this.config.cacheResultsWithWarnings) return refused('warnings');
     if (verdict.status & SESSION_STATE_CHANGED) return refused('session_state');
+    if (hasSequenceColumn(wire)) return refused('sequence');
     // A read-only transaction may read an older snapshot than the counters say: serve from the cache, never store.
     if (plan.readOnlyTransaction) return refused('in_transaction');
     const now = Date.now();

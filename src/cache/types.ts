@@ -60,6 +60,8 @@ export type RefusalReason =
   | 'session_state'
   | 'system_schema'
   | 'read_uncommitted'
+  /** A column of a sequence table: NEXTVAL moves it without a write the proxy sees. */
+  | 'sequence'
   /** Under ANSI_QUOTES or NO_BACKSLASH_ESCAPES, a text with `"` or `\`: the server reads it differently from the tokenizer. */
   | 'sql_mode_quoting'
   | 'store_unavailable'

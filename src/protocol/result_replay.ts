@@ -252,6 +252,19 @@ export function inspectResult(wire: Buffer, deprecateEof: boolean): ResultInspec
   return { cacheable: true, columns: r.columns, rows: r.rows, warnings: r.warnings, status: r.status, firstSeq: r.firstSeq };
 }
 
+/** Column names only a MariaDB sequence table has, as length-prefixed in a column definition. */
+const SEQUENCE_COLUMNS = [Buffer.from('\x15next_not_cached_value', 'latin1'), Buffer.from('\x0bcycle_count', 'latin1')];
+
+/**
+ * Whether a recorded result has a column of a sequence table (`SELECT * FROM
+ * seq`): NEXTVAL changes it without a statement the proxy sees as a write.
+ * A byte search over the whole response; a row value with the same bytes
+ * counts too, which only costs that result its caching.
+ */
+export function hasSequenceColumn(wire: Buffer): boolean {
+  return SEQUENCE_COLUMNS.some((c) => wire.indexOf(c) >= 0);
+}
+
 /**
  * Walks `wire` once (O(frames)) and returns what replayResultWith needs.
  * Throws ProtocolError when `wire` is not a single complete result set.
