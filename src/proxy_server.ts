@@ -20,6 +20,7 @@ import { nullMonitorObserver, type MonitorObserver } from './routing/server_stat
 import { ServerSelector } from './routing/server_selector.js';
 import { QueryStats } from './session/query_stats.js';
 import { BinlogReader, BinlogUnavailableError } from './replication/binlog_reader.js';
+import { ViewReader } from './replication/view_reader.js';
 import { nullBinlogObserver, type BinlogObserver } from './replication/observer.js';
 import { LoginThrottle } from './auth/login_throttle.js';
 import type { KeyObject } from 'node:crypto';
@@ -86,6 +87,9 @@ export function identityFromGreeting(greeting: HandshakeV10): ServerIdentity {
   };
 }
 
+/** How often the primary's views are read again (DDL seen through the proxy or in the binlog reads them at once). */
+const VIEW_REFRESH_MS = 30_000;
+
 /** Accepts client connections, enforces connection limits, and owns the sessions. */
 export class ProxyServer {
   private readonly server: net.Server;
@@ -106,6 +110,8 @@ export class ProxyServer {
   readonly databaseUsers: UserDirectory | null;
   /** Binlog-driven invalidation of the cache, when the config has a cache and binlog is not off. */
   readonly binlog: BinlogReader | null;
+  /** The primary's views for the cache (reads of a view depend on its base tables); null without a cache or an account. */
+  readonly views: ViewReader | null;
   /** caching_sha2_password's RSA pair: from the configured files or generated, on first use. */
   private rsaKeys: { publicKeyPem: Buffer; privateKey: KeyObject } | null = null;
   /** Failed logins per client address. */
@@ -128,6 +134,7 @@ export class ProxyServer {
       ? new ServerMonitor(config.backends, config.monitor, config.routing.maxReplicationLagSeconds, monitorObserver, logger.child({ component: 'monitor' }))
       : null;
     this.selector = new ServerSelector(config.backends, this.monitor);
+    this.views = this.createViewReader();
     this.binlog = this.createBinlogReader(binlogObserver);
     this.queryStats = config.queryStats.maxDigests > 0 ? new QueryStats(config.queryStats.maxDigests) : null;
     this.databaseUsers = config.usersFromDatabase
@@ -148,6 +155,7 @@ export class ProxyServer {
       config: () => this.config,
       cache: this.cache,
       binlog: this.binlog,
+      schemaChanged: () => this.views?.refresh(),
       logger,
       observer,
       identity: () => this.currentIdentity,
@@ -205,12 +213,29 @@ export class ProxyServer {
       connectTimeoutMs: this.config.timeouts.backendConnectMs,
       primary: () => this.selector.primary().endpoint,
       invalidate: (tables) => cache.invalidate(tables),
+      onDdl: () => void this.views?.refresh(),
       observer,
       log,
       auto: binlog.enabled === 'auto',
     });
     if (binlog.onUnavailable === 'fail_closed') cache.suspendWhen(() => reader.unhealthy);
     return reader;
+  }
+
+  /** Reads the primary's views with the monitor's account (else the binlog's): it needs SHOW VIEW to see definitions. */
+  private createViewReader(): ViewReader | null {
+    const cache = this.cache;
+    const account = this.config.monitor ?? (this.config.binlog.user ? { user: this.config.binlog.user, password: this.config.binlog.password } : null);
+    if (!cache || !account) return null;
+    return new ViewReader({
+      user: account.user,
+      password: account.password,
+      primary: () => this.selector.primary().endpoint,
+      apply: (views) => cache.replaceViews(views),
+      intervalMs: VIEW_REFRESH_MS,
+      connectTimeoutMs: this.config.timeouts.backendConnectMs,
+      log: this.logger.child({ component: 'views' }),
+    });
   }
 
   /** Starts the binlog reader; with `auto`, a server or account that cannot replicate leaves it off with one warning. */
@@ -320,6 +345,7 @@ export class ProxyServer {
     // The first read of mysql.user is awaited (bounded): logins right after start already see those accounts.
     if (this.databaseUsers) await this.databaseUsers.start();
     await this.startBinlog();
+    await this.views?.start();
     const primary = this.primaryEndpoint();
     try {
       this.currentIdentity = identityFromGreeting(await BackendConnection.probe(primary, this.config.timeouts.backendConnectMs));
@@ -403,6 +429,7 @@ export class ProxyServer {
     for (const s of [...this.sessions.values()]) s.terminate('shutdown grace period over');
     await closed;
     this.binlog?.stop();
+    this.views?.stop();
     this.cache?.close();
     await this.monitor?.stop();
     await this.databaseUsers?.stop();

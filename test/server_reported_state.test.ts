@@ -146,6 +146,44 @@ describe('state the text does not show, through the cache and the split', () => 
   });
 });
 
+describe('views: a cached read of a view depends on its base tables', () => {
+  it('a write to the base table (through the proxy) is seen through a view created before and one created after the proxy started', async () => {
+    const root = await connect(topo.primary.port, topo, { user: 'root', multipleStatements: true });
+    const c = await open(px.port);
+    const direct = await open(topo.primary.port);
+    try {
+      await root.query(`
+        CREATE OR REPLACE TABLE wc_test.srs_base (id INT PRIMARY KEY, v INT);
+        INSERT INTO wc_test.srs_base VALUES (1, 10), (2, 20);
+        CREATE OR REPLACE VIEW wc_test.srs_view_old AS SELECT id, v FROM wc_test.srs_base WHERE id = 1;
+      `);
+      // Created directly: read by the next refresh (the binlog reader's DDL event, or every 30 s).
+      await px.proxy.views!.refresh();
+      // Created through the proxy, after it started: read before the CREATE's reply.
+      await c.query('CREATE OR REPLACE VIEW srs_view_new AS SELECT SUM(v) AS total FROM srs_view_old');
+      const hits = px.metrics.cache.value('hits', 'all');
+      await waitForReplication(topo);
+      const reads = ['SELECT v FROM srs_view_old', 'SELECT total FROM srs_view_new'];
+      for (let i = 1; i <= 3; i++) {
+        for (const sql of reads) {
+          // Twice: the second is a hit.
+          expect(await answer(c, sql), sql).toEqual(await answer(direct, sql));
+          expect(await answer(c, sql), sql).toEqual(await answer(direct, sql));
+        }
+        await c.query('UPDATE srs_base SET v = v + 1 WHERE id = 1');
+        await waitForReplication(topo);
+      }
+      for (const sql of reads) expect(await answer(c, sql), sql).toEqual(await answer(direct, sql));
+      expect(await answer(c, 'SELECT v FROM srs_view_old')).toEqual([['13']]);
+      expect(px.metrics.cache.value('hits', 'all')).toBeGreaterThanOrEqual(hits + 6);
+    } finally {
+      await c.end();
+      await direct.end();
+      await root.end();
+    }
+  });
+});
+
 describe('read-your-writes from the tracked GTID', () => {
   it('a read after a write waits for the GTID the write reported, without asking the primary for it', async () => {
     const root = await connect(topo.primary.port, topo, { user: 'root' });

@@ -9,6 +9,7 @@ import type { CacheConfig } from '../config/types.js';
 import type { CacheRule } from '../config/rules.js';
 import { findRule } from './cache_rules.js';
 import type { RefusalReason } from './types.js';
+import type { ViewCatalog } from './view_catalog.js';
 
 /** What the session knows when a statement arrives. */
 export interface CacheRequest {
@@ -98,7 +99,7 @@ export function qualifiedTables(statement: ClassifiedStatement, schema: string |
 const depsByKey = new Map<string, string[]>();
 const MAX_INTERNED_DEPS = 10_000;
 
-function internDeps(ruleName: string, tables: string[]): string[] {
+function internDeps(ruleName: string, tables: readonly string[]): string[] {
   const key = tables.length === 1 ? `${ruleName}\0${tables[0]}` : `${ruleName}\0${tables.join('\0')}`;
   let deps = depsByKey.get(key);
   if (!deps) {
@@ -109,7 +110,8 @@ function internDeps(ruleName: string, tables: string[]): string[] {
   return deps;
 }
 
-export function decide(config: CacheConfig, req: CacheRequest): CacheDecision {
+/** `views`: the primary's views, so that a read of a view depends on its base tables. */
+export function decide(config: CacheConfig, req: CacheRequest, views: ViewCatalog | null = null): CacheDecision {
   const s = req.statement;
   const tables = qualifiedTables(s, req.schema);
   const rule =
@@ -128,12 +130,14 @@ export function decide(config: CacheConfig, req: CacheRequest): CacheDecision {
     rule?.cache !== false &&
     (rule?.cache === true || s.hints.cache === 'on' || config.mode === 'all');
   if (!chosen) return { cache: false, rule, label, reason: null };
-  const reason = refusal(config, req, rule, tables);
-  if (reason) {
+  // A view's result changes with its base tables: it depends on them (null: a view whose definition is unknown).
+  const deps = views ? views.expand(tables) : tables;
+  const reason = refusal(config, req, rule, tables) ?? (deps === null ? 'view' : null);
+  if (reason || deps === null) {
     // A write is simply not a candidate (cache-everything mode, a rule matching its table): only a
     // /*qc=on*/ hint on a non-SELECT is worth counting as a refusal.
     const quiet = reason === 'not_select' && s.hints.cache !== 'on';
-    return { cache: false, rule, label, reason: quiet ? null : reason };
+    return { cache: false, rule, label, reason: quiet ? null : (reason ?? 'view') };
   }
   const ttlSeconds = s.hints.ttlSeconds ?? rule?.ttlSeconds ?? config.defaultTtlSeconds;
   // A TTL of 0 (/*qc_ttl=0*/ or ttl: 0) asks for no caching.
@@ -147,7 +151,7 @@ export function decide(config: CacheConfig, req: CacheRequest): CacheDecision {
     rule,
     label,
     key,
-    deps: internDeps(rule?.name ?? '', tables),
+    deps: internDeps(rule?.name ?? '', deps),
     ttlMs: ttlSeconds * 1000,
     softTtlMs: Math.min(softSeconds, ttlSeconds) * 1000,
     maxResultBytes: rule?.maxResultBytes ?? config.maxResultBytes,

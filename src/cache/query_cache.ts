@@ -20,6 +20,7 @@ import { LocalGenerations, type Generations } from './generations.js';
 import { MemcachedStore } from './memcached_store.js';
 import { MemoryStore } from './memory_store.js';
 import type { CacheEntry, CacheObserver, RefusalReason } from './types.js';
+import { ViewCatalog, type ViewDefinition } from './view_catalog.js';
 
 /** Status flags a replay may not repeat from the recording: the session decides them. */
 export const SESSION_STATUS_MASK =
@@ -72,6 +73,8 @@ export class QueryCache {
   private readonly memory: MemoryStore | null;
   private readonly remote: MemcachedStore | null;
   private readonly generations: Generations;
+  /** The primary's views and their base tables (filled by the view reader): reads of a view depend on its base tables. */
+  readonly views = new ViewCatalog();
   /** Misses in flight by key: identical readers wait on them. */
   private readonly inflight = new Map<string, MissTicket>();
   /**
@@ -151,7 +154,7 @@ export class QueryCache {
    * reason the caller already knows (a cursor, long data).
    */
   decide(req: CacheRequest, refusal: RefusalReason | null = null): CacheDecision {
-    const decision = decide(this.config, req);
+    const decision = decide(this.config, req, this.views);
     if (!decision.cache) {
       if (decision.reason) this.observer.refused(decision.label, decision.reason);
       return decision;
@@ -368,6 +371,16 @@ export class QueryCache {
     const names = tables === null ? ['*'] : tables;
     for (const t of names) this.observer.invalidated(t);
     return this.generations.bump(names);
+  }
+
+  /**
+   * A new list of the primary's views: entries that read a view which
+   * appeared, changed or went away were stored without (or with other) base
+   * tables among their dependencies, so they are invalidated.
+   */
+  replaceViews(views: readonly ViewDefinition[]): void | Promise<void> {
+    const changed = this.views.replace(views);
+    if (changed.length > 0) return this.invalidate(changed);
   }
 
   /** Manual purge: everything, one table, or one rule's entries. Returns the entries dropped from memory. */

@@ -60,6 +60,8 @@ export type RefusalReason =
   | 'session_state'
   | 'system_schema'
   | 'read_uncommitted'
+  /** A read of a view whose definition the view reader could not read: its base tables are unknown. */
+  | 'view'
   /** A column of a sequence table: NEXTVAL moves it without a write the proxy sees. */
   | 'sequence'
   /** Under ANSI_QUOTES or NO_BACKSLASH_ESCAPES, a text with `"` or `\`: the server reads it differently from the tokenizer. */

@@ -37,7 +37,7 @@ import { Capability, Command, PacketHeader } from '../protocol/constants.js';
 import { encodePacket, PacketFramer } from '../protocol/framing.js';
 import { parseErr } from '../protocol/generic_packets.js';
 import { gtidCovers } from '../routing/gtid.js';
-import { classify, qualifiedTableName, writesData } from '../sql/classifier.js';
+import { changesSchema, classify, qualifiedTableName, writesData } from '../sql/classifier.js';
 import { initialFormat, parseEvent, type BinlogEvent, type BinlogFormat } from './binlog_events.js';
 import { nullBinlogObserver, type BinlogObserver, type BinlogReaderState } from './observer.js';
 
@@ -56,6 +56,8 @@ export interface BinlogReaderOptions {
   primary: () => BackendEndpoint | null;
   invalidate: Invalidate;
   observer?: BinlogObserver;
+  /** Called for each DDL statement read (CREATE, ALTER, DROP, RENAME): the view list may have changed. */
+  onDdl?: () => void;
   /** Called with each raw event (the bytes after the OK byte): fixture capture. */
   onRawEvent?: (event: Buffer) => void;
   log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
@@ -464,6 +466,7 @@ export class BinlogReader {
         }
         const c = classify(event.sql);
         if (writesData(c)) this.note(c.tablesWritten === null ? null : c.tablesWritten.map((t) => qualifiedTableName(t, event.schema)));
+        if (changesSchema(c)) this.options.onDdl?.();
         if (!this.pending || this.pending.standalone) this.flush(event.header.timestamp);
         return;
       }

@@ -10,7 +10,7 @@ import { SESSION_STATUS_MASK, type LookupResult, type QueryCache } from '../cach
 import type { CacheEntry, RefusalReason } from '../cache/types.js';
 import { Capability, Command, MariaDbCapability, ServerStatus } from '../protocol/constants.js';
 import { replayInfo, replayResultWith } from '../protocol/result_replay.js';
-import { qualifiedTableName, writesData, type ClassifiedStatement } from '../sql/classifier.js';
+import { changesSchema, qualifiedTableName, writesData, type ClassifiedStatement } from '../sql/classifier.js';
 import { Phase, type ClientSession } from './client_session.js';
 import { SessionState, STATE_SNAPSHOT_SQL, type Invalidation } from './session_state.js';
 import { asLatin1 } from './wire.js';
@@ -217,9 +217,12 @@ export class SessionCache {
     // Under ANSI_QUOTES or NO_BACKSLASH_ESCAPES, a write whose text the tokenizer may misread has unknown tables.
     const tables = quotingAmbiguous(statement, cmd.statusBefore) ? null : statement.tablesWritten;
     const written = writesData(statement) ? (tables?.map((t) => qualifiedTableName(t, state.schema)) ?? null) : undefined;
+    // A view created or changed through this session: its base tables are known before the next command.
+    const viewsRead = !failed && changesSchema(statement) ? s.ctx.schemaChanged() : undefined;
     const invalidation = state.writeDone(written, statement, cmd.statusBefore, s.serverStatus, s.scanner.lastWarnings);
     const invalidating = this.invalidateOrAwait(invalidation);
-    return storing && invalidating ? Promise.all([storing, invalidating]).then(() => undefined) : (storing ?? invalidating);
+    const pending = [storing, invalidating, viewsRead].filter((p): p is Promise<void> => p !== undefined);
+    return pending.length === 0 ? undefined : pending.length === 1 ? pending[0] : Promise.all(pending).then(() => undefined);
   }
 
   /**

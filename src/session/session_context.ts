@@ -36,6 +36,8 @@ export interface SessionContext {
   cache: QueryCache | null;
   /** The binlog reader that invalidates the cache, or null when there is none. */
   binlog: BinlogWaiter | null;
+  /** A session ran DDL (CREATE, ALTER, DROP, RENAME): the views may have changed. Resolves once they are read again. */
+  schemaChanged(): Promise<void> | void;
   logger: Logger;
   observer: ProxyObserver;
   identity(): ServerIdentity;

@@ -6,7 +6,7 @@ import { type Ctx, type Plan, scan, TableSet, type TableRef, WriteMode, writtenT
 
 export type { CacheHints } from './key_text.js';
 export type { SessionAssignment, StatementType } from './statement_kinds.js';
-export { assignsFromSubquery, qualifiedTableName, writesData } from './statement_kinds.js';
+export { assignsFromSubquery, changesSchema, qualifiedTableName, writesData } from './statement_kinds.js';
 export type { TableRef } from './table_refs.js';
 // digestOf lives in digest.ts; re-exported so `from './classifier.js'` imports keep working.
 export { digestOf } from './digest.js';

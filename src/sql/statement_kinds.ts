@@ -547,6 +547,11 @@ export function writesData(s: ClassifiedStatement): boolean {
  * schema lower-cased (table references are lower-cased, `useSchema` is not),
  * '' when there is none ('.table'), the form used to key invalidations.
  */
+/** DDL: CREATE, ALTER, DROP or RENAME (of a table, a view, a schema, ...). */
+export function changesSchema(s: { type: StatementType }): boolean {
+  return s.type === 'create' || s.type === 'alter' || s.type === 'drop' || s.type === 'rename';
+}
+
 export function qualifiedTableName(t: { schema: string | null; table: string }, defaultSchema?: string | null): string {
   if (defaultSchema === undefined) return t.schema ? `${t.schema}.${t.table}` : t.table;
   return `${t.schema ?? defaultSchema?.toLowerCase() ?? ''}.${t.table}`;

@@ -1,0 +1,82 @@
+/**
+ * The views on the primary and the tables each one reads, so that a cached
+ * read of a view depends on its base tables: a write to a base table bumps
+ * the table's generation, never the view's. Filled by the view reader
+ * (src/replication/view_reader.ts) from information_schema.VIEWS; pure here.
+ */
+import { classify, qualifiedTableName } from '../sql/classifier.js';
+
+/** One row of information_schema.VIEWS; `definition` is null when the account may not read it (no SHOW VIEW). */
+export interface ViewDefinition {
+  schema: string;
+  name: string;
+  definition: string | null;
+}
+
+/** Nested views deeper than this are treated as unknown (a definition cycle cannot happen, but a bound is cheap). */
+const MAX_DEPTH = 16;
+
+export class ViewCatalog {
+  /** "schema.view" (lower case) -> the qualified tables its definition reads; null when the definition is unknown. */
+  private bases = new Map<string, readonly string[] | null>();
+  private definitions = new Map<string, string | null>();
+
+  get size(): number {
+    return this.bases.size;
+  }
+
+  /** Replaces the catalog. Returns the views that appeared, disappeared or changed definition. */
+  replace(views: readonly ViewDefinition[]): string[] {
+    const bases = new Map<string, readonly string[] | null>();
+    const definitions = new Map<string, string | null>();
+    for (const v of views) {
+      const key = `${v.schema}.${v.name}`.toLowerCase();
+      definitions.set(key, v.definition);
+      bases.set(key, v.definition === null || v.definition === '' ? null : readsOf(v.definition, v.schema));
+    }
+    const changed: string[] = [];
+    for (const [key, def] of definitions) if (this.definitions.get(key) !== def || !this.definitions.has(key)) changed.push(key);
+    for (const key of this.definitions.keys()) if (!definitions.has(key)) changed.push(key);
+    this.bases = bases;
+    this.definitions = definitions;
+    return changed;
+  }
+
+  /**
+   * `tables` with the base tables of every view among them added (views of
+   * views followed). Returns `tables` itself when none is a view, and null
+   * when a view's definition is unknown: its base tables cannot be named.
+   */
+  expand(tables: readonly string[]): readonly string[] | null {
+    if (this.bases.size === 0) return tables;
+    let out: string[] | null = null;
+    for (const t of tables) {
+      if (!this.bases.has(t)) continue;
+      out ??= [...tables];
+      if (!this.addBases(t, out, 0)) return null;
+    }
+    return out ?? tables;
+  }
+
+  private addBases(view: string, out: string[], depth: number): boolean {
+    const bases = this.bases.get(view);
+    if (bases === null || bases === undefined || depth > MAX_DEPTH) return false;
+    for (const b of bases) {
+      if (out.includes(b)) continue;
+      out.push(b);
+      if (this.bases.has(b) && !this.addBases(b, out, depth + 1)) return false;
+    }
+    return true;
+  }
+}
+
+/** The tables a view definition reads, qualified with the view's schema (the server writes them qualified anyway). */
+function readsOf(definition: string, schema: string): string[] {
+  const s = classify(definition);
+  const out: string[] = [];
+  for (const t of s.tablesRead) {
+    const name = qualifiedTableName(t, schema).toLowerCase();
+    if (!out.includes(name)) out.push(name);
+  }
+  return out;
+}

@@ -1,0 +1,85 @@
+/**
+ * Reads the primary's views (information_schema.VIEWS) for the query cache,
+ * so that a cached read of a view depends on the view's base tables. At
+ * start, every `intervalMs`, and at once when the binlog reader or a session
+ * sees DDL. A failed read keeps the last list.
+ */
+import mysql from 'mysql2/promise';
+import type { ViewDefinition } from '../cache/view_catalog.js';
+import type { BackendEndpoint } from '../config/types.js';
+
+export interface ViewReaderOptions {
+  /** An account that may read every view's definition (SHOW VIEW): the monitor's, by default. */
+  user: string;
+  password: string;
+  primary: () => BackendEndpoint | null;
+  apply: (views: ViewDefinition[]) => void | Promise<void>;
+  intervalMs: number;
+  connectTimeoutMs: number;
+  log: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
+}
+
+const VIEWS_SQL = 'SELECT TABLE_SCHEMA, TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS';
+
+export class ViewReader {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private again = false;
+  private failing = false;
+
+  constructor(private readonly options: ViewReaderOptions) {}
+
+  /** Reads once (awaited, bounded by the connect timeout), then every interval. */
+  async start(): Promise<void> {
+    await this.refresh();
+    this.timer = setInterval(() => void this.refresh(), this.options.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Reads the views now; a call while a read runs makes one more read after it. */
+  refresh(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = this.read().finally(() => {
+      this.running = null;
+      if (this.again) {
+        this.again = false;
+        void this.refresh();
+      }
+    });
+    return this.running;
+  }
+
+  private async read(): Promise<void> {
+    const primary = this.options.primary();
+    if (!primary) return;
+    let conn: mysql.Connection | null = null;
+    try {
+      conn = await mysql.createConnection({
+        host: primary.host,
+        port: primary.port,
+        user: this.options.user,
+        password: this.options.password,
+        connectTimeout: this.options.connectTimeoutMs,
+      });
+      conn.on('error', () => undefined);
+      const [rows] = await conn.query<mysql.RowDataPacket[]>({ sql: VIEWS_SQL, rowsAsArray: true });
+      const views = rows.map((r) => ({ schema: String(r[0]), name: String(r[1]), definition: r[2] === null || r[2] === '' ? null : String(r[2]) }));
+      await this.options.apply(views);
+      if (this.failing) this.options.log.info({ views: views.length }, 'views read again');
+      this.failing = false;
+    } catch (err) {
+      if (!this.failing) this.options.log.warn({ err: (err as Error).message }, 'reading the primary\'s views failed; keeping the last list');
+      this.failing = true;
+    } finally {
+      conn?.destroy();
+    }
+  }
+}

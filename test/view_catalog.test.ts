@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+import { decide } from '../src/cache/cache_policy.js';
+import { ViewCatalog } from '../src/cache/view_catalog.js';
+import { classify } from '../src/sql/classifier.js';
+import { ServerStatus } from '../src/protocol/constants.js';
+
+/** Definitions as MariaDB stores them in information_schema.VIEWS (qualified, back-quoted). */
+const VIEWS = [
+  { schema: 'app', name: 'v_orders', definition: 'select `app`.`orders`.`id` AS `id`,`app`.`customers`.`name` AS `name` from (`app`.`orders` join `app`.`customers` on(`app`.`orders`.`customer_id` = `app`.`customers`.`id`))' },
+  { schema: 'app', name: 'v_totals', definition: 'select count(0) AS `n` from `app`.`v_orders`' },
+  { schema: 'app', name: 'v_secret', definition: null },
+];
+
+describe('ViewCatalog', () => {
+  it('adds the base tables of each view, following views of views', () => {
+    const c = new ViewCatalog();
+    expect(c.replace(VIEWS).sort()).toEqual(['app.v_orders', 'app.v_secret', 'app.v_totals']);
+    expect(c.expand(['app.v_orders'])).toEqual(['app.v_orders', 'app.orders', 'app.customers']);
+    expect(c.expand(['app.v_totals', 'app.items'])).toEqual(['app.v_totals', 'app.items', 'app.v_orders', 'app.orders', 'app.customers']);
+  });
+
+  it('gives a list without views back as it is, and null for a view whose definition it may not read', () => {
+    const c = new ViewCatalog();
+    const tables = ['app.items'];
+    expect(c.expand(tables)).toBe(tables);
+    c.replace(VIEWS);
+    expect(c.expand(tables)).toBe(tables);
+    expect(c.expand(['app.v_secret'])).toBeNull();
+  });
+
+  it('reports the views that appeared, changed or went away', () => {
+    const c = new ViewCatalog();
+    c.replace(VIEWS);
+    expect(c.replace(VIEWS)).toEqual([]);
+    const changed = [{ ...VIEWS[0], definition: 'select 1 AS `id` from `app`.`orders`' }, VIEWS[1]];
+    expect(c.replace(changed).sort()).toEqual(['app.v_orders', 'app.v_secret']);
+  });
+
+  it('makes a cached read of a view depend on its base tables, and refuses one whose base tables are unknown', () => {
+    const views = new ViewCatalog();
+    views.replace(VIEWS);
+    const request = (sql: string) => ({
+      statement: classify(sql),
+      binary: false,
+      metadataFlags: 0,
+      params: '',
+      user: 'u',
+      schema: 'app',
+      stateKey: '',
+      clientAddress: '127.0.0.1',
+      status: ServerStatus.AUTOCOMMIT,
+    });
+    const config = { mode: 'all', rules: [], defaultTtlSeconds: 60, defaultSoftTtlSeconds: null, maxResultBytes: 1 << 20 } as never;
+    const plan = decide(config, request('SELECT * FROM v_totals'), views);
+    expect(plan.cache && plan.deps).toEqual(['*', 'rule:', 'app.v_totals', 'app.v_orders', 'app.orders', 'app.customers']);
+    const refused = decide(config, request('SELECT * FROM v_secret'), views);
+    expect(refused).toMatchObject({ cache: false, reason: 'view' });
+  });
+});
