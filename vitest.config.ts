@@ -29,7 +29,7 @@ export const UNIT_TEST_FILES = [
   'test/sql_classifier.test.ts',
   'test/sql_text.test.ts',
   'test/statement_plan.test.ts',
-  'test/view_catalog.test.ts',
+  'test/schema_catalog.test.ts',
 ];
 
 export default defineConfig({

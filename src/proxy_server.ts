@@ -20,7 +20,7 @@ import { nullMonitorObserver, type MonitorObserver } from './routing/server_stat
 import { ServerSelector } from './routing/server_selector.js';
 import { QueryStats } from './session/query_stats.js';
 import { BinlogReader, BinlogUnavailableError } from './replication/binlog_reader.js';
-import { ViewReader } from './replication/view_reader.js';
+import { SchemaReader } from './replication/schema_reader.js';
 import { nullBinlogObserver, type BinlogObserver } from './replication/observer.js';
 import { LoginThrottle } from './auth/login_throttle.js';
 import type { KeyObject } from 'node:crypto';
@@ -111,7 +111,7 @@ export class ProxyServer {
   /** Binlog-driven invalidation of the cache, when the config has a cache and binlog is not off. */
   readonly binlog: BinlogReader | null;
   /** The primary's views for the cache (reads of a view depend on its base tables); null without a cache or an account. */
-  readonly views: ViewReader | null;
+  readonly views: SchemaReader | null;
   /** caching_sha2_password's RSA pair: from the configured files or generated, on first use. */
   private rsaKeys: { publicKeyPem: Buffer; privateKey: KeyObject } | null = null;
   /** Failed logins per client address. */
@@ -134,7 +134,7 @@ export class ProxyServer {
       ? new ServerMonitor(config.backends, config.monitor, config.routing.maxReplicationLagSeconds, monitorObserver, logger.child({ component: 'monitor' }))
       : null;
     this.selector = new ServerSelector(config.backends, this.monitor);
-    this.views = this.createViewReader();
+    this.views = this.createSchemaReader();
     this.binlog = this.createBinlogReader(binlogObserver);
     this.queryStats = config.queryStats.maxDigests > 0 ? new QueryStats(config.queryStats.maxDigests) : null;
     this.databaseUsers = config.usersFromDatabase
@@ -156,6 +156,7 @@ export class ProxyServer {
       cache: this.cache,
       binlog: this.binlog,
       schemaChanged: () => this.views?.refresh(),
+      catalog: this.cache?.views ?? null,
       logger,
       observer,
       identity: () => this.currentIdentity,
@@ -223,15 +224,15 @@ export class ProxyServer {
   }
 
   /** Reads the primary's views with the monitor's account (else the binlog's): it needs SHOW VIEW to see definitions. */
-  private createViewReader(): ViewReader | null {
+  private createSchemaReader(): SchemaReader | null {
     const cache = this.cache;
     const account = this.config.monitor ?? (this.config.binlog.user ? { user: this.config.binlog.user, password: this.config.binlog.password } : null);
     if (!cache || !account) return null;
-    return new ViewReader({
+    return new SchemaReader({
       user: account.user,
       password: account.password,
       primary: () => this.selector.primary().endpoint,
-      apply: (views) => cache.replaceViews(views),
+      apply: (views, functions) => cache.replaceSchema(views, functions),
       intervalMs: VIEW_REFRESH_MS,
       connectTimeoutMs: this.config.timeouts.backendConnectMs,
       log: this.logger.child({ component: 'views' }),

@@ -452,7 +452,7 @@ describe('cache section and rules file', () => {
     expect(cache.rules).toHaveLength(1);
     expect(cache.rules[0]).toMatchObject({ name: 'points', source: 'test.yaml:11', cache: true, ttlSeconds: 10, softTtlSeconds: 5 });
     // The digest is normalised like a query's: literals, case and spacing do not matter.
-    expect(cache.rules[0].match.digest).toBe('SELECT C FROM SBTEST1 WHERE ID = ?');
+    expect(cache.rules[0].match.digest).toBe('SELECT C FROM sbtest1 WHERE ID = ?');
     expect(cache.rules[0].match.users).toEqual(['app']);
   });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { classify, type TableRef } from '../src/sql/classifier.js';
-import { digestOf } from '../src/sql/digest.js';
+import { digestOf } from '../src/sql/classifier.js';
 
 /** Table refs as 'schema.table' / 'table' strings, for compact assertions. */
 const names = (refs: TableRef[] | null): string[] | null =>
@@ -230,8 +230,8 @@ describe('keyText', () => {
 
 describe('digestText and digestOf', () => {
   it('replaces literals by ? and upper-cases words', () => {
-    expect(classify("select a from t where b = 'x' and c = 5").digestText).toBe('SELECT A FROM T WHERE B = ? AND C = ?');
-    expect(classify('SELECT c FROM sbtest1 WHERE id=5012').digestText).toBe('SELECT C FROM SBTEST1 WHERE ID = ?');
+    expect(classify("select a from t where b = 'x' and c = 5").digestText).toBe('SELECT A FROM t WHERE B = ? AND C = ?');
+    expect(classify('SELECT c FROM sbtest1 WHERE id=5012').digestText).toBe('SELECT C FROM sbtest1 WHERE ID = ?');
     expect(classify('SELECT NULL, TRUE, FALSE').digestText).toBe('SELECT NULL, TRUE, FALSE');
   });
 
@@ -240,7 +240,7 @@ describe('digestText and digestOf', () => {
       'SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?',
     );
     // x '41' (column x, alias '41') is not a hex literal; 2fa_codes is an identifier.
-    expect(digestOf("SELECT x '41' FROM 2fa_codes")).toBe('SELECT X ? FROM 2FA_CODES');
+    expect(digestOf("SELECT x '41' FROM 2fa_codes")).toBe('SELECT X ? FROM 2fa_codes');
   });
 
   it('folds a sign into the literal only where it is unary', () => {
@@ -248,35 +248,38 @@ describe('digestText and digestOf', () => {
       'SELECT ?, A - ?, A - ?, ? - ?, ? - ?, (?, ...), A = ?, B > ?',
     );
     expect(digestOf('SELECT * FROM t WHERE id = -5')).toBe(digestOf('SELECT * FROM t WHERE id = 5'));
-    expect(digestOf('SELECT a FROM t WHERE b BETWEEN -1 AND -2')).toBe('SELECT A FROM T WHERE B BETWEEN ? AND ?');
+    expect(digestOf('SELECT a FROM t WHERE b BETWEEN -1 AND -2')).toBe('SELECT A FROM t WHERE B BETWEEN ? AND ?');
     expect(digestOf('SELECT a - b')).toBe('SELECT A - B');
   });
 
   it('folds IN lists and VALUES rows', () => {
-    expect(digestOf('SELECT * FROM t WHERE id IN (1, 2, 3)')).toBe('SELECT * FROM T WHERE ID IN (?, ...)');
-    expect(digestOf("SELECT * FROM t WHERE id IN ('a')")).toBe('SELECT * FROM T WHERE ID IN (?, ...)');
-    expect(digestOf('SELECT * FROM t WHERE id IN (a, 1)')).toBe('SELECT * FROM T WHERE ID IN (A, ?)');
-    expect(digestOf("INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), (3, 'z')")).toBe('INSERT INTO T(A, B) VALUES (?, ...)');
-    expect(digestOf('INSERT INTO t VALUES (1, NOW()), (2, NOW())')).toBe('INSERT INTO T VALUES (?, NOW())');
-    expect(digestOf('INSERT INTO t VALUES (1, NOW()), (2, 3)')).toBe('INSERT INTO T VALUES (?, NOW()), (?, ...)');
-    expect(digestOf('SELECT * FROM t WHERE id IN (SELECT id FROM u)')).toBe('SELECT * FROM T WHERE ID IN (SELECT ID FROM U)');
+    expect(digestOf('SELECT * FROM t WHERE id IN (1, 2, 3)')).toBe('SELECT * FROM t WHERE ID IN (?, ...)');
+    expect(digestOf("SELECT * FROM t WHERE id IN ('a')")).toBe('SELECT * FROM t WHERE ID IN (?, ...)');
+    expect(digestOf('SELECT * FROM t WHERE id IN (a, 1)')).toBe('SELECT * FROM t WHERE ID IN (A, ?)');
+    expect(digestOf("INSERT INTO t (a, b) VALUES (1, 'x'), (2, 'y'), (3, 'z')")).toBe('INSERT INTO t(A, B) VALUES (?, ...)');
+    expect(digestOf('INSERT INTO t VALUES (1, NOW()), (2, NOW())')).toBe('INSERT INTO t VALUES (?, NOW())');
+    expect(digestOf('INSERT INTO t VALUES (1, NOW()), (2, 3)')).toBe('INSERT INTO t VALUES (?, NOW()), (?, ...)');
+    expect(digestOf('SELECT * FROM t WHERE id IN (SELECT id FROM u)')).toBe('SELECT * FROM t WHERE ID IN (SELECT ID FROM u)');
   });
 
   it('defines its spacing: none before , ) . and after ( . @, none between a function name and (', () => {
     expect(digestOf('SELECT COUNT( * ), t . a, @x, @@session . sql_mode FROM t WHERE a<=1 AND b<>2 AND c->>\'$.x\'=3')).toBe(
-      'SELECT COUNT(*), T.A, @X, @@SESSION.SQL_MODE FROM T WHERE A <= ? AND B <> ? AND C ->> ? = ?',
+      'SELECT COUNT(*), T.A, @X, @@SESSION.SQL_MODE FROM t WHERE A <= ? AND B <> ? AND C ->> ? = ?',
     );
-    expect(digestOf('SELECT * FROM t WHERE EXISTS(SELECT 1) AND a IN(1)')).toBe('SELECT * FROM T WHERE EXISTS (SELECT ?) AND A IN (?, ...)');
+    expect(digestOf('SELECT * FROM t WHERE EXISTS(SELECT 1) AND a IN(1)')).toBe('SELECT * FROM t WHERE EXISTS (SELECT ?) AND A IN (?, ...)');
   });
 
   it('drops comments and hints, keeps executable comment contents, drops a trailing semicolon', () => {
-    expect(digestOf('/*qc=on*/ SELECT /* c */ a -- x\n FROM t /*!50000 WHERE b = 1 */;')).toBe('SELECT A FROM T WHERE B = ?');
+    expect(digestOf('/*qc=on*/ SELECT /* c */ a -- x\n FROM t /*!50000 WHERE b = 1 */;')).toBe('SELECT A FROM t WHERE B = ?');
   });
 
-  it('ignores the case and quoting of identifiers', () => {
-    expect(digestOf('SELECT `a` FROM `Shop`.`Users`')).toBe('SELECT A FROM SHOP.USERS');
-    expect(digestOf('select a from shop.users')).toBe('SELECT A FROM SHOP.USERS');
-    expect(digestOf('SELECT `my col` FROM t')).toBe('SELECT `MY COL` FROM T');
+  it('ignores the case and quoting of columns, keeps the case of table and schema names (the server tells Users from users)', () => {
+    expect(digestOf('SELECT `a` FROM `Shop`.`Users`')).toBe('SELECT A FROM Shop.Users');
+    expect(digestOf('select A from Shop.Users')).toBe('SELECT A FROM Shop.Users');
+    expect(digestOf('select a from shop.users')).toBe('SELECT A FROM shop.users');
+    expect(digestOf('UPDATE Users SET a = 1')).not.toBe(digestOf('UPDATE users SET a = 1'));
+    expect(digestOf('SELECT `my col` FROM t')).toBe('SELECT `MY COL` FROM t');
+    expect(digestOf('SELECT a FROM `my table`')).toBe('SELECT A FROM `my table`');
   });
 
   it('gives a multi-line ORM statement with other literals the digest of its one-line form', () => {
@@ -290,7 +293,7 @@ describe('digestText and digestOf', () => {
     const oneLine = "select users.id, users.name from users where users.status='banned' and users.id in (42) and users.score>7 order by users.id desc limit 20;";
     expect(classify(orm).digestText).toBe(classify(oneLine).digestText);
     expect(classify(orm).digestText).toBe(
-      'SELECT USERS.ID, USERS.NAME FROM USERS WHERE USERS.STATUS = ? AND USERS.ID IN (?, ...) AND USERS.SCORE > ? ORDER BY USERS.ID DESC LIMIT ?',
+      'SELECT USERS.ID, USERS.NAME FROM users WHERE USERS.STATUS = ? AND USERS.ID IN (?, ...) AND USERS.SCORE > ? ORDER BY USERS.ID DESC LIMIT ?',
     );
     expect(classify(orm).keyText).not.toBe(classify(oneLine).keyText);
   });
@@ -377,7 +380,7 @@ describe('tablesWritten', () => {
       type: 'select',
       tablesRead: [{ schema: null, table: 'sbtest3' }],
       tablesWritten: [],
-      digestText: 'SELECT DISTINCT C FROM SBTEST3 WHERE ID BETWEEN ? AND ? ORDER BY C',
+      digestText: 'SELECT DISTINCT C FROM sbtest3 WHERE ID BETWEEN ? AND ? ORDER BY C',
     });
     expect(written('UPDATE sbtest1 SET k=k+1 WHERE id=5')).toEqual(['sbtest1']);
     expect(written('DELETE FROM sbtest1 WHERE id=5')).toEqual(['sbtest1']);

@@ -9,7 +9,7 @@ import type { CacheConfig } from '../config/types.js';
 import type { CacheRule } from '../config/rules.js';
 import { findRule } from './cache_rules.js';
 import type { RefusalReason } from './types.js';
-import type { ViewCatalog } from './view_catalog.js';
+import type { SchemaCatalog } from './schema_catalog.js';
 
 /** What the session knows when a statement arrives. */
 export interface CacheRequest {
@@ -33,6 +33,8 @@ export interface CacheRequest {
   status: number;
   /** The session reads uncommitted rows (READ UNCOMMITTED): nothing it reads is stored. */
   readUncommitted?: boolean;
+  /** The session has sql_auto_is_null on: `WHERE id IS NULL` answers its last insert, once. */
+  autoIsNull?: boolean;
 }
 
 interface DecisionBase {
@@ -111,7 +113,7 @@ function internDeps(ruleName: string, tables: readonly string[]): string[] {
 }
 
 /** `views`: the primary's views, so that a read of a view depends on its base tables. */
-export function decide(config: CacheConfig, req: CacheRequest, views: ViewCatalog | null = null): CacheDecision {
+export function decide(config: CacheConfig, req: CacheRequest, views: SchemaCatalog | null = null): CacheDecision {
   const s = req.statement;
   const tables = qualifiedTables(s, req.schema);
   const rule =
@@ -132,7 +134,8 @@ export function decide(config: CacheConfig, req: CacheRequest, views: ViewCatalo
   if (!chosen) return { cache: false, rule, label, reason: null };
   // A view's result changes with its base tables: it depends on them (null: a view whose definition is unknown).
   const deps = views ? views.expand(tables) : tables;
-  const reason = refusal(config, req, rule, tables) ?? (deps === null ? 'view' : null);
+  const reason =
+    refusal(config, req, rule, tables) ?? (deps === null ? 'view' : null) ?? (views?.callsFunction(s.keyText) && !rule?.allowNondeterministic ? 'stored_function' : null);
   if (reason || deps === null) {
     // A write is simply not a candidate (cache-everything mode, a rule matching its table): only a
     // /*qc=on*/ hint on a non-SELECT is worth counting as a refusal.
@@ -170,6 +173,7 @@ function refusal(config: CacheConfig, req: CacheRequest, rule: CacheRule | null,
   if (s.nonDeterministic !== null && !rule?.allowNondeterministic) return 'non_deterministic';
   if (req.stateKey === null) return 'session_state';
   if (req.readUncommitted) return 'read_uncommitted';
+  if (req.autoIsNull) return 'sql_auto_is_null';
   if (quotingAmbiguous(s, req.status)) return 'sql_mode_quoting';
   if (!rule?.allowSystemSchemas && readsSystemSchema(tables)) return 'system_schema';
   return null;

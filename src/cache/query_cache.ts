@@ -20,7 +20,7 @@ import { LocalGenerations, type Generations } from './generations.js';
 import { MemcachedStore } from './memcached_store.js';
 import { MemoryStore } from './memory_store.js';
 import type { CacheEntry, CacheObserver, RefusalReason } from './types.js';
-import { ViewCatalog, type ViewDefinition } from './view_catalog.js';
+import { SchemaCatalog, type FunctionName, type ViewDefinition } from './schema_catalog.js';
 
 /** Status flags a replay may not repeat from the recording: the session decides them. */
 export const SESSION_STATUS_MASK =
@@ -74,7 +74,7 @@ export class QueryCache {
   private readonly remote: MemcachedStore | null;
   private readonly generations: Generations;
   /** The primary's views and their base tables (filled by the view reader): reads of a view depend on its base tables. */
-  readonly views = new ViewCatalog();
+  readonly views = new SchemaCatalog();
   /** Misses in flight by key: identical readers wait on them. */
   private readonly inflight = new Map<string, MissTicket>();
   /**
@@ -378,7 +378,8 @@ export class QueryCache {
    * appeared, changed or went away were stored without (or with other) base
    * tables among their dependencies, so they are invalidated.
    */
-  replaceViews(views: readonly ViewDefinition[]): void | Promise<void> {
+  replaceSchema(views: readonly ViewDefinition[], functions: readonly FunctionName[]): void | Promise<void> {
+    this.views.replaceFunctions(functions);
     const changed = this.views.replace(views);
     if (changed.length > 0) return this.invalidate(changed);
   }

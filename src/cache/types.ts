@@ -60,6 +60,10 @@ export type RefusalReason =
   | 'session_state'
   | 'system_schema'
   | 'read_uncommitted'
+  /** The session has sql_auto_is_null on: `WHERE id IS NULL` finds its last insert, once. */
+  | 'sql_auto_is_null'
+  /** A call of a stored function: it may read any table, or answer differently each time. */
+  | 'stored_function'
   /** A read of a view whose definition the view reader could not read: its base tables are unknown. */
   | 'view'
   /** A column of a sequence table: NEXTVAL moves it without a write the proxy sees. */

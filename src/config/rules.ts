@@ -6,7 +6,7 @@
  */
 import { BlockList, isIP } from 'node:net';
 import * as z from 'zod';
-import { digestOf } from '../sql/digest.js';
+import { digestOf } from '../sql/classifier.js';
 
 /** A rule as the rest of the proxy uses it: compiled matchers and resolved actions. */
 export interface CacheRule {

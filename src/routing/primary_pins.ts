@@ -12,6 +12,10 @@ export class PrimaryPins {
   private tablesLocked = false;
   private namedLocks = 0;
   private untracked: string | null = null;
+  /** READ UNCOMMITTED sees the primary's uncommitted rows, which no replica has. */
+  private readUncommitted = false;
+  /** sql_auto_is_null: `WHERE id IS NULL` finds the session's last insert, made on the primary. */
+  private autoIsNull = false;
 
   /** Why the session must stay on the primary, or null. */
   reason(): string | null {
@@ -19,7 +23,14 @@ export class PrimaryPins {
     if (this.temporaryTables.size > 0) return 'temporary_table';
     if (this.tablesLocked) return 'lock_tables';
     if (this.namedLocks > 0) return 'get_lock';
+    if (this.readUncommitted || this.autoIsNull) return 'session_variable';
     return null;
+  }
+
+  /** A session variable's new value (from a SET, or as the server reported it). */
+  variableSet(name: string, value: string): void {
+    if (name === 'tx_isolation' || name === 'transaction_isolation') this.readUncommitted = /UNCOMMITTED/i.test(value);
+    else if (name === 'sql_auto_is_null') this.autoIsNull = /^\s*'?(1|ON|TRUE)'?\s*$/i.test(value);
   }
 
   /** A statement that succeeded on the primary. `schema` qualifies bare table names. */
@@ -48,6 +59,12 @@ export class PrimaryPins {
       this.untracked = 'call';
       return;
     }
+    if (s.type === 'set' && !s.setsGlobal && s.sessionAssignments !== null) {
+      for (const a of s.sessionAssignments) this.variableSet(a.name, a.value);
+      // SET SESSION TRANSACTION ISOLATION LEVEL ... (without SESSION it is for the next transaction only).
+      const isolation = /^SET (?:SESSION |LOCAL )TRANSACTION\b.*\bISOLATION LEVEL (READ UNCOMMITTED|READ COMMITTED|REPEATABLE READ|SERIALIZABLE)/.exec(s.digestText);
+      if (isolation) this.readUncommitted = isolation[1] === 'READ UNCOMMITTED';
+    }
     if (s.type === 'lock') this.tablesLocked = true;
     else if (s.type === 'unlock') this.tablesLocked = false;
     if (s.namedLock === 'acquire') this.namedLocks++;
@@ -72,5 +89,7 @@ export class PrimaryPins {
     this.tablesLocked = false;
     this.namedLocks = 0;
     this.untracked = null;
+    this.readUncommitted = false;
+    this.autoIsNull = false;
   }
 }

@@ -17,6 +17,7 @@ export type RouteReason =
   | 'transaction'
   | 'locking_read'
   | 'primary_function'
+  | 'stored_function'
   | 'server_state'
   | 'session_pinned'
   | 'hint'

@@ -18,7 +18,7 @@ import { newLink, StateLog, type BackendLink } from './backend_links.js';
 import { PrimaryPins } from '../routing/primary_pins.js';
 import { Phase, type ClientSession } from './client_session.js';
 import type { PreparedStatement } from './prepared_statements.js';
-import { explainsStateChange, replayOfReportedVariables, type TrackedChanges } from './tracked_changes.js';
+import { unexplainedChange, type TrackedChanges } from './tracked_changes.js';
 
 /** A command on its way to a backend: kept until its response starts, so a failed replica read can go elsewhere. */
 export interface Dispatch {
@@ -81,6 +81,8 @@ export class BackendDispatcher {
   private lastGtid: string | null = null;
   /** The connection the previous statement ran on (SHOW WARNINGS goes there). */
   private lastServer = '';
+  /** The text of the previous statement when it was a cache hit: the server never ran it. */
+  private hitToReplay: Buffer | null = null;
 
   constructor(private readonly s: ClientSession) {}
 
@@ -199,11 +201,21 @@ export class BackendDispatcher {
     stateSql: Buffer | null,
     write: (link: BackendLink) => void,
   ): void {
+    const hit = this.hitToReplay;
+    this.hitToReplay = null;
+    if (hit !== null && this.readsDiagnostics(statement)) {
+      this.replayHitThen(hit, () => this.route(statement, rule, recording, prepared, stateSql, write));
+      return;
+    }
     if (!this.routing) {
       this.dispatchOrForward(statement, PRIMARY_COMMAND, prepared, stateSql, write);
       return;
     }
     let decision = planRoute(statement, rule, this.currentPins(), recording);
+    if (decision.target.kind !== 'primary' && this.s.ctx.catalog?.callsFunction(statement.keyText)) {
+      // A stored function may write (a replica would refuse it, or worse, take it) or change the session.
+      decision = { target: { kind: 'primary' }, reason: 'stored_function', detail: null };
+    }
     if (this.readsDiagnostics(statement) && this.links.has(this.lastServer)) {
       // Warnings, row counts and found rows belong to the connection that ran the previous statement.
       decision = { target: { kind: 'server', name: this.lastServer }, reason: 'diagnostics', detail: null };
@@ -222,6 +234,35 @@ export class BackendDispatcher {
       forcePrimary: false,
       fallback: null,
     });
+  }
+
+  /**
+   * The previous statement was a cache hit, and this one asks the server
+   * about it (FOUND_ROWS(), ROW_COUNT(), @@warning_count, SHOW WARNINGS):
+   * the hit's statement runs on the server first, its result discarded, so
+   * the answer describes it. `binary`: a COM_STMT_EXECUTE hit, which cannot
+   * be run again as text (nothing is recorded).
+   */
+  hitServed(sql: Buffer | null): void {
+    this.hitToReplay = sql;
+  }
+
+  private replayHitThen(sql: Buffer, next: () => void): void {
+    const s = this.s;
+    const link = this.links.get(this.lastServer) ?? this.primaryLink;
+    if (!link || link.conn.closed || link.appliedState !== this.stateLog.latest) {
+      next();
+      return;
+    }
+    s.phase = Phase.Working;
+    link.conn.query(sql).then(
+      () => {
+        if (s.phase === Phase.Closed) return;
+        this.lastServer = link.server;
+        next();
+      },
+      (err: Error) => s.failSession(err),
+    );
   }
 
   /** Whether the statement asks about the previous one: it must run where that one ran. */
@@ -518,6 +559,7 @@ export class BackendDispatcher {
     const statement = d.statement;
     if (!conn) return;
     this.lastServer = conn.endpoint.name;
+    this.hitToReplay = null;
     const onPrimary = conn.endpoint.name === this.primaryServer;
     if (tracked) this.followReport(conn, statement, tracked, onPrimary);
     if (!statement || !ok || !onPrimary) return;
@@ -539,18 +581,17 @@ export class BackendDispatcher {
 
   /** The server's report: the session's last write GTID, and state a statement changed that its text does not show. */
   private followReport(conn: BackendConnection, statement: ClassifiedStatement | null, tracked: TrackedChanges, onPrimary: boolean): void {
+    if (onPrimary) for (const [name, value] of tracked.variables) this.pins.variableSet(name, value);
     const gtid = tracked.variables.get('last_gtid');
     if (gtid !== undefined && onPrimary) {
       this.lastGtid = gtid === '' ? null : gtid;
       this.gtidPending = false;
     }
-    if (!tracked.stateChanged || (statement !== null && explainsStateChange(statement))) return;
-    // A function with side effects, say. The variables it set are known with their values: they are replayed
-    // on the session's other connections. What else it changed (a user variable, a temporary table) lives on
-    // this connection only: the session stays on the primary until a reset.
+    const catalog = this.s.ctx.catalog;
+    if (!unexplainedChange(statement, tracked, (text) => catalog?.callsFunction(text) ?? false)) return;
+    // A stored function with side effects, say: what it changed lives on this connection only (reads calling
+    // one run on the primary). The session stays on the primary until a reset.
     this.pins.untrack('server_reported_state');
-    if (onPrimary) return;
-    for (const sql of replayOfReportedVariables(tracked)) this.stateLog.add(sql);
-    this.s.log.warn({ server: conn.endpoint.name, variables: [...tracked.variables.keys()] }, 'a read changed session state on a replica; its variables are replayed, the session stays on the primary');
+    if (!onPrimary) this.s.log.warn({ server: conn.endpoint.name }, 'a statement changed session state on a replica; the session stays on the primary');
   }
 }

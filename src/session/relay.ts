@@ -63,18 +63,6 @@ export class Relay {
     if (scanner.statusSeen) s.serverStatus = scanner.lastStatus & ~ServerStatus.MORE_RESULTS_EXISTS;
     const ok = scanner.errorCode === 0;
     cmd.statError = !ok;
-    const readingBack = s.tracking.readBackUnreported(s.backend);
-    if (readingBack) {
-      // The server said the state changed without saying how: learn it before anything uses the report.
-      s.phase = Phase.Working;
-      readingBack.then(
-        () => {
-          if (s.phase !== Phase.Closed) this.commandDone(ok);
-        },
-        (err: Error) => s.failSession(err),
-      );
-      return;
-    }
     this.commandDone(ok);
   }
 

@@ -109,6 +109,7 @@ export class SessionCache {
         clientAddress: s.remoteAddress,
         status: s.serverStatus,
         readUncommitted: state.readUncommitted,
+        autoIsNull: state.autoIsNull,
       },
       command.refusal,
     );
@@ -146,6 +147,8 @@ export class SessionCache {
     send(plan.rule, result.kind === 'miss');
   }
 
+  private readonly callsFunction = (text: string): boolean => this.s.ctx.catalog?.callsFunction(text) ?? false;
+
   /** Sends a cached result, reframed for this client and its transaction state. */
   private replay(entry: CacheEntry): void {
     const s = this.s;
@@ -161,6 +164,8 @@ export class SessionCache {
       warnings: 0,
     });
     cmd.cacheStatement = null;
+    // A diagnostic read next (FOUND_ROWS(), SHOW WARNINGS) must describe this statement, which the server never ran.
+    s.dispatcher.hitServed(!cmd.binary && cmd.queryPayload ? cmd.queryPayload.subarray(1) : null);
     s.writeReplay(bytes);
     s.finishCommand();
   }
@@ -213,7 +218,7 @@ export class SessionCache {
     if (!statement) return storing;
     const tracking = s.backend?.tracksState === true;
     if (cmd.binary && !tracking && (statement.type === 'set' || statement.type === 'use')) state.markUnknown();
-    else state.statementDone(statement, failed, cmd.tracked, tracking);
+    else state.statementDone(statement, failed, cmd.tracked, tracking, this.callsFunction);
     // Under ANSI_QUOTES or NO_BACKSLASH_ESCAPES, a write whose text the tokenizer may misread has unknown tables.
     const tables = quotingAmbiguous(statement, cmd.statusBefore) ? null : statement.tablesWritten;
     const written = writesData(statement) ? (tables?.map((t) => qualifiedTableName(t, state.schema)) ?? null) : undefined;

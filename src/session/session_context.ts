@@ -8,6 +8,7 @@ import type { Sha2CredentialCache } from '../auth/caching_sha2_password.js';
 import type { UserConfig, WirecacheConfig } from '../config/types.js';
 import type { Logger } from '../logger.js';
 import type { QueryCache } from '../cache/query_cache.js';
+import type { SchemaCatalog } from '../cache/schema_catalog.js';
 import type { ServerSelector } from '../routing/server_selector.js';
 import type { BackendConnection, BackendTls } from '../backend/backend_connection.js';
 import type { ClientSession } from './client_session.js';
@@ -36,6 +37,8 @@ export interface SessionContext {
   cache: QueryCache | null;
   /** The binlog reader that invalidates the cache, or null when there is none. */
   binlog: BinlogWaiter | null;
+  /** The primary's views and stored functions, when known (with a cache and an account to read them). */
+  catalog: SchemaCatalog | null;
   /** A session ran DDL (CREATE, ALTER, DROP, RENAME): the views may have changed. Resolves once they are read again. */
   schemaChanged(): Promise<void> | void;
   logger: Logger;

@@ -14,7 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import { ServerStatus } from '../protocol/constants.js';
 import { assignsFromSubquery, type ClassifiedStatement } from '../sql/classifier.js';
-import { explainsStateChange, opaqueStatement, VOLATILE_VARIABLES, type TrackedChanges } from './tracked_changes.js';
+import { opaqueStatement, unexplainedChange, VOLATILE_VARIABLES, type TrackedChanges } from './tracked_changes.js';
 
 /** Variables that cannot change what a SELECT returns. */
 const IRRELEVANT_VARIABLES = new Set([
@@ -86,6 +86,17 @@ function readsUncommitted(log: readonly { name: string; value: string }[]): bool
   return false;
 }
 
+/** Whether the last sql_auto_is_null a log sets is on: `WHERE id IS NULL` then finds the last insert, once. */
+function autoIsNullOn(log: readonly { name: string; value: string }[]): boolean {
+  for (let i = log.length - 1; i >= 0; i--) {
+    const e = log[i];
+    if (e.name === 'sql_auto_is_null') return /^=?'?(1|ON|TRUE)'?$/i.test(e.value.trim());
+    // A snapshot read it back as its last column.
+    if (e.name === 'snapshot') return /^(1|ON)$/i.test(e.value.slice(e.value.lastIndexOf('\u0002') + 1));
+  }
+  return false;
+}
+
 /** What a statement's completion asks the cache to invalidate. */
 export type Invalidation = { tables: string[] } | { everything: true } | null;
 
@@ -119,6 +130,7 @@ export class SessionState {
     if (this.key === null) {
       this.key = this.log.map((e) => `${e.name}=${e.value}`).join('\u0001');
       this.uncommitted = readsUncommitted(this.log);
+      this.autoIsNullValue = autoIsNullOn(this.log);
     }
     return this.key;
   }
@@ -133,6 +145,16 @@ export class SessionState {
   }
 
   private uncommitted = false;
+
+  /**
+   * sql_auto_is_null is on: `WHERE auto_increment_column IS NULL` answers the
+   * session's last insert, once, so nothing it reads is stored. Read after stateKey.
+   */
+  get autoIsNull(): boolean {
+    return this.stateKey !== null && this.autoIsNullValue;
+  }
+
+  private autoIsNullValue = false;
 
   get known(): boolean {
     return this.log !== null;
@@ -182,9 +204,9 @@ export class SessionState {
    * report is then the truth, and the statement's text only fills in what
    * the server cannot report (a role, SET TRANSACTION for the next one).
    */
-  statementDone(s: ClassifiedStatement, failed: boolean, tracked: TrackedChanges | null = null, tracking = false): void {
+  statementDone(s: ClassifiedStatement, failed: boolean, tracked: TrackedChanges | null = null, tracking = false, callsFunction: (text: string) => boolean = () => false): void {
     if (tracking) {
-      this.trackedDone(s, failed, tracked);
+      this.trackedDone(s, failed, tracked, callsFunction);
       return;
     }
     if (s.multiStatement) {
@@ -193,7 +215,8 @@ export class SessionState {
       return;
     }
     if (s.type === 'call' || s.keyword === 'EXECUTE' || (s.keyword === 'BEGIN' && s.type === 'other')) {
-      // Procedures and compound statements may SET anything.
+      // Procedures and compound statements may SET anything, and create temporary tables (the marker survives the snapshot).
+      this.privatise();
       if (!failed || s.type === 'call') this.markUnknown();
       return;
     }
@@ -224,18 +247,24 @@ export class SessionState {
   }
 
   /** statementDone on a connection that reports every change. */
-  private trackedDone(s: ClassifiedStatement, failed: boolean, tracked: TrackedChanges | null): void {
+  private trackedDone(s: ClassifiedStatement, failed: boolean, tracked: TrackedChanges | null, callsFunction: (text: string) => boolean): void {
     this.temporaryMarker(s);
+    // A procedure, EXECUTE or a compound statement may create a temporary table, and MariaDB does not report
+    // CREATE TEMPORARY TABLE ... SELECT as a change: from now on this session's results are its own.
+    if (opaqueStatement(s) && !s.multiStatement) this.privatise();
     if (tracked) {
       if (tracked.schema !== undefined) this.schema = tracked.schema === '' ? null : tracked.schema;
       for (const [name, value] of tracked.variables) {
         if (IRRELEVANT_VARIABLES.has(name) || VOLATILE_VARIABLES.has(name)) continue;
         this.append({ name, value: `=${value}` }, true);
       }
-      // What a procedure, EXECUTE, a multi-statement or a function called by a read changed besides variables
-      // and the schema (a temporary table, a role) is reported only as "something changed": from now on this
-      // session's results are its own.
-      if (tracked.stateChanged && (opaqueStatement(s) || !explainsStateChange(s))) this.privatise();
+      // What a multi-statement or a stored function changed besides variables and the schema (a temporary
+      // table, a role) is reported only as "something changed": from now on this session's results are its own.
+      if ((tracked.stateChanged && s.multiStatement) || unexplainedChange(s, tracked, callsFunction)) {
+        this.privatise();
+        // An EOF carried the news without the values: read the state back before caching again.
+        if (tracked.unreported) this.markUnknown();
+      }
     }
     if (failed) return;
     if (this.dropsState(s)) return;

@@ -25,8 +25,7 @@ import {
 import { classify, type ClassifiedStatement } from '../sql/classifier.js';
 import type { BackendConnection } from '../backend/backend_connection.js';
 import type { ClientSession } from './client_session.js';
-import { STATE_SNAPSHOT_SQL, STATE_SNAPSHOT_VARIABLES } from './session_state.js';
-import { emptyChanges, explainsStateChange, opaqueStatement, type TrackedChanges } from './tracked_changes.js';
+import { emptyChanges, opaqueStatement, type TrackedChanges } from './tracked_changes.js';
 
 const TRACKING_NAMES = new Set<string>(TRACKING_VARIABLES);
 
@@ -164,27 +163,6 @@ export class SessionTracking {
       if (parseTrackingView(row).stateChange) stateChangeSeen = true;
     }
     return { view: parseTrackingView(row), stateChangeSeen };
-  }
-
-  /**
-   * A statement whose result set ended in an EOF that said the session state
-   * changed (a function with side effects, say) reported no details: read the
-   * state back on the connection where it changed, as if reported. Returns a
-   * promise while it runs; nothing when there is nothing to read.
-   */
-  readBackUnreported(conn: BackendConnection | null): Promise<void> | void {
-    const tracked = this.s.cmd.tracked;
-    if (!conn || conn.closed || !conn.tracksState || !tracked?.unreported) return;
-    const statement = this.statement();
-    if (statement !== null && explainsStateChange(statement)) return;
-    return conn.query(STATE_SNAPSHOT_SQL).then((result) => {
-      const row = result.rows[0];
-      if (!row) return;
-      if (tracked.schema === undefined) tracked.schema = row[0] ?? '';
-      STATE_SNAPSHOT_VARIABLES.forEach((name, i) => {
-        if (!tracked.variables.has(name) && row[i + 1] !== null) tracked.variables.set(name, row[i + 1]!);
-      });
-    });
   }
 
   /**

@@ -35,8 +35,18 @@ export function explainsStateChange(s: ClassifiedStatement): boolean {
   return s.keyword === 'PREPARE' || s.keyword === 'EXECUTE' || s.keyword === 'DEALLOCATE' || s.keyword === 'BEGIN';
 }
 
-/** A variable name as the server reports it (nothing to quote). */
-const REPLAYABLE_NAME = /^[a-z0-9_]+$/;
+/**
+ * Whether the server's "something changed" for `s` is a change its text does
+ * not explain. MariaDB also says so after a read of a view (it opens the view
+ * in the view's own context) and reports nothing changed: a SELECT or SHOW
+ * counts only when it calls a stored function (`callsFunction`), which can
+ * set variables, user variables or create a temporary table.
+ */
+export function unexplainedChange(s: ClassifiedStatement | null, tracked: TrackedChanges | null, callsFunction: (text: string) => boolean): boolean {
+  if (tracked === null || !tracked.stateChanged || s === null || explainsStateChange(s)) return false;
+  return !(s.type === 'select' || s.type === 'show') || callsFunction(s.keyText);
+}
+
 /**
  * Variables the server reports after statements that change nothing a read
  * sees (the last write's GTID, insert ids): not session state for the cache,
@@ -54,19 +64,5 @@ export const VOLATILE_VARIABLES: ReadonlySet<string> = new Set([
   'in_transaction',
 ]);
 
-/** SET statements that give another connection the variables a report names, with the values it reports. */
-export function replayOfReportedVariables(tracked: TrackedChanges): Buffer[] {
-  const out: Buffer[] = [];
-  for (const [name, value] of tracked.variables) {
-    if (REPLAYABLE_NAME.test(name) && !VOLATILE_VARIABLES.has(name)) out.push(Buffer.from(`SET SESSION ${name} = ${sqlLiteral(value)}`, 'latin1'));
-  }
-  return out;
-}
 
-/** A reported value as SQL: digits as a number, other text quoted (hex when it has a backslash, which sql_mode may read either way). */
-function sqlLiteral(value: string): string {
-  if (/^-?\d+$/.test(value)) return value;
-  if (value.includes('\\')) return `0x${Buffer.from(value, 'latin1').toString('hex')}`;
-  return `'${value.replace(/'/g, "''")}'`;
-}
 

@@ -8,8 +8,6 @@ export type { CacheHints } from './key_text.js';
 export type { SessionAssignment, StatementType } from './statement_kinds.js';
 export { assignsFromSubquery, changesSchema, qualifiedTableName, writesData } from './statement_kinds.js';
 export type { TableRef } from './table_refs.js';
-// digestOf lives in digest.ts; re-exported so `from './classifier.js'` imports keep working.
-export { digestOf } from './digest.js';
 
 /**
  * Statement classification for the query cache: what a statement is, what
@@ -250,7 +248,6 @@ export function classify(sql: string): ClassifiedStatement {
   const m = n > 0 && L.kind[n - 1] === SEMI ? n - 1 : n;
   const hints = emptyHints();
   const keyText = buildKeyText(L, m, hints);
-  const digestText = buildDigest(L, m);
 
   const c: Ctx = {
     L,
@@ -287,6 +284,8 @@ export function classify(sql: string): ClassifiedStatement {
     s = i + 1;
   }
   const head = first!;
+  // After the analysis: it marks the table names, whose case the digest keeps.
+  const digestText = buildDigest(L, m);
   return {
     type: head.type,
     keyword: head.keyword,
@@ -310,4 +309,14 @@ export function classify(sql: string): ClassifiedStatement {
     temporaryTable: temporary,
     locksTables: locks,
   };
+}
+
+/**
+ * The digest of a text written by a person in a rules file, computed exactly
+ * like `ClassifiedStatement.digestText`, so `digestOf(rule) ===
+ * classify(query).digestText` when they are the same statement shape; '?'
+ * stands for any literal and `(?, ...)` for any list of them.
+ */
+export function digestOf(sql: string): string {
+  return classify(sql).digestText;
 }

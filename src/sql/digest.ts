@@ -5,7 +5,6 @@ import {
   isDigit,
   isNumberWord,
   isSym,
-  lex,
   type Lexed,
   LP,
   MINUS,
@@ -99,8 +98,10 @@ function isIntroducer(L: Lexed, i: number): boolean {
  * Digest of tokens 0..m-1. Rules:
  * - comments, hints and executable-comment markers are gone (their content stays);
  * - unquoted words are upper-cased; quoted identifiers lose their backticks and
- *   are upper-cased too (kept in backticks when not a plain word), so identifier
- *   case never matters;
+ *   are upper-cased too (kept in backticks when not a plain word), so keyword,
+ *   function and column case never matters; table and schema names (the
+ *   tokens in `L.names`, which the statement analysis fills) keep their case,
+ *   because the server tells `Users` from `users`;
  * - string literals (also "double-quoted"), numbers (12, 1.5, .5, 1e-5, 0x1F,
  *   0b01), x'..' / b'..' / N'..' / _charset'..' literals and '?' placeholders
  *   become '?'; a '-' or '+' sign before one of them (at the start, after an operator,
@@ -150,14 +151,14 @@ export function buildDigest(L: Lexed, m: number): string {
         i++;
         pushLit('?');
       } else {
-        push(L.up[i], D_WORD);
+        push(L.names.has(i) ? sql.slice(L.start[i], L.end[i]) : L.up[i], D_WORD);
       }
     } else if (k === QI) {
-      const name = identRaw(L, i).toUpperCase();
+      const name = L.names.has(i) ? identRaw(L, i) : identRaw(L, i).toUpperCase();
       let plain = name.length > 0;
       for (let p = 0; p < name.length && plain; p++) {
         const c = name.charCodeAt(p);
-        plain = isDigit(c) || (c >= 0x41 && c <= 0x5a) || c === 0x5f || c === 0x24 || c >= 0x80;
+        plain = isDigit(c) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f || c === 0x24 || c >= 0x80;
       }
       push(plain ? name : `\`${name}\``, D_WORD);
     } else if (k === STR) {
@@ -246,16 +247,4 @@ export function buildDigest(L: Lexed, m: number): string {
     r += space ? ` ${cur}` : cur;
   }
   return r;
-}
-
-/**
- * The digest of a text written by a person in a rules file, computed exactly
- * like `ClassifiedStatement.digestText`, so `digestOf(rule) ===
- * classify(query).digestText` when they are the same statement shape; '?'
- * stands for any literal and `(?, ...)` for any list of them.
- */
-export function digestOf(sql: string): string {
-  const L = lex(sql);
-  const m = L.n > 0 && L.kind[L.n - 1] === SEMI ? L.n - 1 : L.n;
-  return buildDigest(L, m);
 }

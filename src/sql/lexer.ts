@@ -40,6 +40,12 @@ export interface Lexed {
   up: string[];
   /** Character code of Symbol and Semicolon tokens, 0 for the others. */
   ch: number[];
+  /**
+   * Tokens the statement analysis read as a table or schema name (filled by
+   * `readName`): the digest keeps their case, since table names are
+   * case-sensitive on most servers.
+   */
+  names: Set<number>;
 }
 
 export function lex(sql: string): Lexed {
@@ -64,7 +70,7 @@ export function lex(sql: string): Lexed {
       ch.push(t.kind === SYM || t.kind === SEMI ? sql.charCodeAt(t.start) : 0);
     }
   });
-  return { sql, n: kind.length, kind, start, end, up, ch };
+  return { sql, n: kind.length, kind, start, end, up, ch, names: new Set() };
 }
 
 export const isDigit = (c: number) => c >= 0x30 && c <= 0x39;

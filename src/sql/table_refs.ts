@@ -45,7 +45,9 @@ export interface NameAt {
 export function readName(L: Lexed, i: number, e: number): NameAt | null {
   if (!isIdentTok(L, i, e)) return null;
   const first = identLower(L, i);
+  L.names.add(i);
   if (isSym(L, i + 1, DOT) && isIdentTok(L, i + 2, e)) {
+    L.names.add(i + 2);
     return { ref: { schema: first, table: identLower(L, i + 2) }, next: i + 3 };
   }
   return { ref: { schema: null, table: first }, next: i + 1 };

@@ -1,8 +1,10 @@
 /**
- * The views on the primary and the tables each one reads, so that a cached
- * read of a view depends on its base tables: a write to a base table bumps
- * the table's generation, never the view's. Filled by the view reader
- * (src/replication/view_reader.ts) from information_schema.VIEWS; pure here.
+ * What the primary's schema holds that a statement's text does not show:
+ * its views and the tables each one reads (so a cached read of a view
+ * depends on its base tables: a write to a base table bumps the table's
+ * generation, never the view's), and its stored functions (a call may read
+ * or write any table, or change the session). Filled by the schema reader
+ * (src/replication/schema_reader.ts) from information_schema; pure here.
  */
 import { classify, qualifiedTableName } from '../sql/classifier.js';
 
@@ -16,10 +18,34 @@ export interface ViewDefinition {
 /** Nested views deeper than this are treated as unknown (a definition cycle cannot happen, but a bound is cheap). */
 const MAX_DEPTH = 16;
 
-export class ViewCatalog {
+/** A stored function: its schema and name, as information_schema.ROUTINES has them. */
+export interface FunctionName {
+  schema: string;
+  name: string;
+}
+
+export class SchemaCatalog {
   /** "schema.view" (lower case) -> the qualified tables its definition reads; null when the definition is unknown. */
   private bases = new Map<string, readonly string[] | null>();
   private definitions = new Map<string, string | null>();
+  /** Matches a call of any stored function (`name(`, `` `name` (``, `schema.name(`); null when there are none. */
+  private functionCall: RegExp | null = null;
+
+  /** Replaces the stored functions. */
+  replaceFunctions(functions: readonly FunctionName[]): void {
+    const names = new Set(functions.map((f) => f.name.toLowerCase().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+    // Function names are case-insensitive; a call is the name, maybe back-quoted, then '(' (spaces allowed: IGNORE_SPACE).
+    this.functionCall = names.size === 0 ? null : new RegExp(`(?<![\\w$])\`?(?:${[...names].join('|')})\`?\\s*\\(`, 'i');
+  }
+
+  /**
+   * Whether a statement's text calls a stored function. By name only: a
+   * built-in or a column followed by '(' with the same name counts too,
+   * which only costs that statement its caching or its replica.
+   */
+  callsFunction(text: string): boolean {
+    return this.functionCall !== null && this.functionCall.test(text);
+  }
 
   get size(): number {
     return this.bases.size;

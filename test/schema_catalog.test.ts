@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decide } from '../src/cache/cache_policy.js';
-import { ViewCatalog } from '../src/cache/view_catalog.js';
+import { SchemaCatalog } from '../src/cache/schema_catalog.js';
 import { classify } from '../src/sql/classifier.js';
 import { ServerStatus } from '../src/protocol/constants.js';
 
@@ -11,16 +11,16 @@ const VIEWS = [
   { schema: 'app', name: 'v_secret', definition: null },
 ];
 
-describe('ViewCatalog', () => {
+describe('SchemaCatalog', () => {
   it('adds the base tables of each view, following views of views', () => {
-    const c = new ViewCatalog();
+    const c = new SchemaCatalog();
     expect(c.replace(VIEWS).sort()).toEqual(['app.v_orders', 'app.v_secret', 'app.v_totals']);
     expect(c.expand(['app.v_orders'])).toEqual(['app.v_orders', 'app.orders', 'app.customers']);
     expect(c.expand(['app.v_totals', 'app.items'])).toEqual(['app.v_totals', 'app.items', 'app.v_orders', 'app.orders', 'app.customers']);
   });
 
   it('gives a list without views back as it is, and null for a view whose definition it may not read', () => {
-    const c = new ViewCatalog();
+    const c = new SchemaCatalog();
     const tables = ['app.items'];
     expect(c.expand(tables)).toBe(tables);
     c.replace(VIEWS);
@@ -29,7 +29,7 @@ describe('ViewCatalog', () => {
   });
 
   it('reports the views that appeared, changed or went away', () => {
-    const c = new ViewCatalog();
+    const c = new SchemaCatalog();
     c.replace(VIEWS);
     expect(c.replace(VIEWS)).toEqual([]);
     const changed = [{ ...VIEWS[0], definition: 'select 1 AS `id` from `app`.`orders`' }, VIEWS[1]];
@@ -37,7 +37,7 @@ describe('ViewCatalog', () => {
   });
 
   it('makes a cached read of a view depend on its base tables, and refuses one whose base tables are unknown', () => {
-    const views = new ViewCatalog();
+    const views = new SchemaCatalog();
     views.replace(VIEWS);
     const request = (sql: string) => ({
       statement: classify(sql),

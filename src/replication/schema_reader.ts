@@ -1,33 +1,36 @@
 /**
- * Reads the primary's views (information_schema.VIEWS) for the query cache,
- * so that a cached read of a view depends on the view's base tables. At
- * start, every `intervalMs`, and at once when the binlog reader or a session
- * sees DDL. A failed read keeps the last list.
+ * Reads the primary's views and stored functions (information_schema.VIEWS
+ * and ROUTINES) for the query cache and the sessions: a cached read of a
+ * view depends on the view's base tables, and a statement calling a stored
+ * function is neither cached nor sent to a replica. At start, every
+ * `intervalMs`, and at once when the binlog reader or a session sees DDL. A
+ * failed read keeps the last lists.
  */
 import mysql from 'mysql2/promise';
-import type { ViewDefinition } from '../cache/view_catalog.js';
+import type { FunctionName, ViewDefinition } from '../cache/schema_catalog.js';
 import type { BackendEndpoint } from '../config/types.js';
 
-export interface ViewReaderOptions {
+export interface SchemaReaderOptions {
   /** An account that may read every view's definition (SHOW VIEW): the monitor's, by default. */
   user: string;
   password: string;
   primary: () => BackendEndpoint | null;
-  apply: (views: ViewDefinition[]) => void | Promise<void>;
+  apply: (views: ViewDefinition[], functions: FunctionName[]) => void | Promise<void>;
   intervalMs: number;
   connectTimeoutMs: number;
   log: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
 }
 
 const VIEWS_SQL = 'SELECT TABLE_SCHEMA, TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS';
+const FUNCTIONS_SQL = "SELECT ROUTINE_SCHEMA, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_TYPE = 'FUNCTION'";
 
-export class ViewReader {
+export class SchemaReader {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private again = false;
   private failing = false;
 
-  constructor(private readonly options: ViewReaderOptions) {}
+  constructor(private readonly options: SchemaReaderOptions) {}
 
   /** Reads once (awaited, bounded by the connect timeout), then every interval. */
   async start(): Promise<void> {
@@ -72,11 +75,12 @@ export class ViewReader {
       conn.on('error', () => undefined);
       const [rows] = await conn.query<mysql.RowDataPacket[]>({ sql: VIEWS_SQL, rowsAsArray: true });
       const views = rows.map((r) => ({ schema: String(r[0]), name: String(r[1]), definition: r[2] === null || r[2] === '' ? null : String(r[2]) }));
-      await this.options.apply(views);
+      const [routines] = await conn.query<mysql.RowDataPacket[]>({ sql: FUNCTIONS_SQL, rowsAsArray: true });
+      await this.options.apply(views, routines.map((r) => ({ schema: String(r[0]), name: String(r[1]) })));
       if (this.failing) this.options.log.info({ views: views.length }, 'views read again');
       this.failing = false;
     } catch (err) {
-      if (!this.failing) this.options.log.warn({ err: (err as Error).message }, 'reading the primary\'s views failed; keeping the last list');
+      if (!this.failing) this.options.log.warn({ err: (err as Error).message }, 'reading the primary\'s views and functions failed; keeping the last lists');
       this.failing = true;
     } finally {
       conn?.destroy();
