@@ -8,13 +8,13 @@
  */
 import type { CacheRule } from '../config/rules.js';
 import { Command, ErrorCode, ServerStatus, type ErrorSpec } from '../protocol/constants.js';
-import { gtidCovers } from '../routing/gtid.js';
 import { planRoute } from '../plan/statement_plan.js';
 import { isRead, type RouteDecision, type RouteReason } from '../routing/router.js';
 import { writesData, writtenText, type ClassifiedStatement } from '../sql/classifier.js';
 import type { BackendEndpoint } from '../config/types.js';
 import { BackendConnection, BackendError } from '../backend/backend_connection.js';
 import { newLink, StateLog, type BackendLink } from './backend_links.js';
+import { SessionWrites } from './session_writes.js';
 import { PrimaryPins } from '../routing/primary_pins.js';
 import { Phase, type ClientSession } from './client_session.js';
 import type { PreparedStatement } from './prepared_statements.js';
@@ -75,16 +75,16 @@ export class BackendDispatcher {
   /** SET / USE statements to replay on every connection the session opens. */
   readonly stateLog = new StateLog();
   readonly pins = new PrimaryPins();
-  /** A write ran on the primary since the session last learnt its GTID. */
-  private gtidPending = false;
-  /** GTID of the session's last write (MariaDB @@last_gtid), once learnt. */
-  private lastGtid: string | null = null;
+  /** The session's last write and which replicas have it (read-your-writes). */
+  private readonly writes: SessionWrites;
   /** The connection the previous statement ran on (SHOW WARNINGS goes there). */
   private lastServer = '';
   /** The text of the previous statement when it was a cache hit: the server never ran it. */
   private hitToReplay: Buffer | null = null;
 
-  constructor(private readonly s: ClientSession) {}
+  constructor(private readonly s: ClientSession) {
+    this.writes = new SessionWrites(s);
+  }
 
   /** Whether reads may go to replicas: a monitor watches more than one server. */
   get routing(): boolean {
@@ -410,14 +410,7 @@ export class BackendDispatcher {
     if (link.appliedState !== this.stateLog.latest) return false;
     if (d.prepared && !link.statements.has(d.prepared.id)) return false;
     if (!replica || d.consistency !== 'session') return true;
-    // The session wrote since it last learnt its GTID: ask the primary first (prepareLink).
-    if (this.gtidPending) return false;
-    return this.lastGtid === null || link.coveredGtid === this.lastGtid || this.replicaCovers(link.server);
-  }
-
-  private replicaCovers(server: string): boolean {
-    const position = this.s.ctx.selector.gtidPosition(server);
-    return position !== null && this.lastGtid !== null && gtidCovers(position, this.lastGtid);
+    return this.writes.covered(link);
   }
 
   /**
@@ -476,7 +469,7 @@ export class BackendDispatcher {
         }
         link.statements.set(d.prepared.id, { backendId: prepared.statementId, types: null });
       }
-      if (replica && d.consistency === 'session' && !(await this.waitForSessionWrites(link))) {
+      if (replica && d.consistency === 'session' && !(await this.writes.waitFor(link, this.primaryLink))) {
         d.forcePrimary = true;
         d.fallback = 'consistency_timeout';
         return null;
@@ -487,37 +480,6 @@ export class BackendDispatcher {
       this.dropLink(link);
       return giveUp((err as Error).message);
     }
-  }
-
-  /**
-   * Read-your-writes: true once `link`'s replica has applied the session's last
-   * write (learnt from the primary's @@last_gtid), waiting up to
-   * routing.consistency_wait_ms with MASTER_GTID_WAIT.
-   */
-  private async waitForSessionWrites(link: BackendLink): Promise<boolean> {
-    const ctx = this.s.ctx;
-    if (this.gtidPending) {
-      const primary = this.primaryLink;
-      if (!primary || primary.conn.closed) return false;
-      const result = await primary.conn.query('SELECT @@last_gtid');
-      if (result.error) return false;
-      this.gtidPending = false;
-      const gtid = result.rows[0]?.[0] ?? '';
-      this.lastGtid = gtid === '' ? null : gtid;
-    }
-    const gtid = this.lastGtid;
-    if (gtid === null) return true;
-    if (link.coveredGtid === gtid || this.replicaCovers(link.server)) {
-      ctx.observer.consistencyChecked('covered');
-      return true;
-    }
-    if (!/^[0-9,-]+$/.test(gtid)) return false;
-    const seconds = ctx.config().routing.consistencyWaitMs / 1000;
-    const result = await link.conn.query(`SELECT MASTER_GTID_WAIT('${gtid}', ${seconds})`);
-    const caughtUp = !result.error && result.rows[0]?.[0] === '0';
-    ctx.observer.consistencyChecked(caughtUp ? 'waited' : 'timeout');
-    if (caughtUp) link.coveredGtid = gtid;
-    return caughtUp;
   }
 
   /** Writes the command on `link`, which becomes the connection in flight. */
@@ -576,17 +538,14 @@ export class BackendDispatcher {
       return;
     }
     // A tracked connection reports the GTID of every write (last_gtid): nothing to ask later.
-    if (!conn.tracksState && !(isRead(statement) && statement.needsPrimary === null)) this.gtidPending = true;
+    if (!conn.tracksState && !(isRead(statement) && statement.needsPrimary === null)) this.writes.wrote();
   }
 
   /** The server's report: the session's last write GTID, and state a statement changed that its text does not show. */
   private followReport(conn: BackendConnection, statement: ClassifiedStatement | null, tracked: TrackedChanges, onPrimary: boolean): void {
     if (onPrimary) for (const [name, value] of tracked.variables) this.pins.variableSet(name, value);
     const gtid = tracked.variables.get('last_gtid');
-    if (gtid !== undefined && onPrimary) {
-      this.lastGtid = gtid === '' ? null : gtid;
-      this.gtidPending = false;
-    }
+    if (gtid !== undefined && onPrimary) this.writes.reported(gtid);
     const catalog = this.s.ctx.catalog;
     if (!unexplainedChange(statement, tracked, (text) => catalog?.callsFunction(text) ?? false)) return;
     // A stored function with side effects, say: what it changed lives on this connection only (reads calling
