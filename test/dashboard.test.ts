@@ -350,7 +350,7 @@ describe('GET /dashboard in Chromium', () => {
       expect(shown!.servers.filter((s) => s.in_rotation && s.state === 'up').length).toBe(2);
       expect(shown!.memory.entries).toBeGreaterThan(0);
       expect(shown!.memory.bytes).toBeGreaterThan(0);
-      expect(shown!.queries.map((q) => q.digest)).toContain('SELECT ID, NAME FROM DASH_ITEMS WHERE ID = ?');
+      expect(shown!.queries.map((q) => q.digest)).toContain('SELECT ID, NAME FROM dash_items WHERE ID = ?');
       // Stopped traffic: the rates fall to 0.
       const rates = await page.evaluate(() => [...document.querySelectorAll('[data-testid="qps"]')].map((e) => e.textContent));
       expect(rates).toEqual(['0.0', '0.0', '0.0']);

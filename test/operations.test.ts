@@ -248,7 +248,7 @@ describe('metrics around known traffic', () => {
         digests: { digest: string; count: number; cache_hits: number; cache_misses: number; destinations: Record<string, number> }[];
       };
       // The hinted and the plain SELECT share a digest (comments are not part of it).
-      const select = stats.digests.find((d) => d.digest === 'SELECT V FROM OPS_M WHERE ID = ?');
+      const select = stats.digests.find((d) => d.digest === 'SELECT V FROM ops_m WHERE ID = ?');
       expect(select).toMatchObject({ count: 4, cache_hits: 2, cache_misses: 1, destinations: { cache: 2, primary: 1, replica: 1 } });
     } finally {
       await c.end();

@@ -28,7 +28,7 @@ afterAll(async () => {
 describe('GET /explain', () => {
   it('explains a point select: replica read, not cached without a hint', async () => {
     const e = await explain('SELECT name FROM wc_test.t WHERE id = 42');
-    expect(e.statement).toMatchObject({ type: 'select', digest: 'SELECT NAME FROM WC_TEST.T WHERE ID = ?', tables_read: ['wc_test.t'], tables_written: [] });
+    expect(e.statement).toMatchObject({ type: 'select', digest: 'SELECT NAME FROM wc_test.t WHERE ID = ?', tables_read: ['wc_test.t'], tables_written: [] });
     expect(e.rule).toBeNull();
     expect(e.cache).toMatchObject({ cached: false });
     expect(e.route).toMatchObject({ target: 'replica', reason: 'read', consistency: 'session' });
