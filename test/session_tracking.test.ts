@@ -19,7 +19,7 @@ import { getTopology } from './topology-context.js';
  * are put in one order before comparing.
  */
 const topo = getTopology();
-let plain: RunningProxy;
+let cacheOnly: RunningProxy;
 let cached: RunningProxy;
 
 /** Statements that change session state, including clients changing their own tracking. */
@@ -107,16 +107,17 @@ beforeAll(async () => {
     CREATE PROCEDURE wc_test.trk_proc() BEGIN SET sql_mode = 'ANSI'; SELECT 5 AS five; SET time_zone = '+02:00'; END;
   `);
   await root.end();
-  plain = await startProxy(topo);
+  // Tracking is on with a cache or a monitor (plain pass-through does not track).
+  cacheOnly = await startProxy(topo, { cache: testCacheConfig() });
   cached = await startProxy(topo, { ...routingConfig(topo), cache: testCacheConfig({ mode: 'all' }) });
 });
 
 afterAll(async () => {
-  await plain?.stop();
+  await cacheOnly?.stop();
   await cached?.stop();
 });
 
-for (const [proxyName, proxy] of [['plain', () => plain], ['cache and split', () => cached]] as const) {
+for (const [proxyName, proxy] of [['cache', () => cacheOnly], ['cache and split', () => cached]] as const) {
   for (const clientTracks of [true, false]) {
     for (const deprecateEof of [true, false]) {
       describe(`${proxyName}: client ${clientTracks ? 'with' : 'without'} CLIENT_SESSION_TRACK, DEPRECATE_EOF ${deprecateEof ? 'on' : 'off'}`, () => {
@@ -132,7 +133,11 @@ for (const [proxyName, proxy] of [['plain', () => plain], ['cache and split', ()
           proxied?.close();
         });
 
-        it('the login OK and the negotiated capabilities are the server\'s', () => {
+        it('the login OK and the negotiated capabilities are the server\'s, while the proxy tracks', () => {
+          // Every session's backend connection tracks with the proxy's settings.
+          const sessions = [...proxy().proxy.sessions.values()];
+          expect(sessions.length).toBeGreaterThan(0);
+          for (const session of sessions) expect(session.backend?.tracksState).toBe(true);
           expect(proxied.capabilities & Capability.SESSION_TRACK).toBe(clientTracks ? Capability.SESSION_TRACK : 0);
           expect(proxied.loginOk.toString('hex')).toBe(direct.loginOk.toString('hex'));
         });

@@ -176,10 +176,12 @@ export class ResponseScanner {
         if (this.replacement !== null) {
           // The packet goes out rewritten: what precedes it, then its header (same sequence id) with the new payload.
           if (start - 4 > emitStart) out.push(chunk.subarray(emitStart, start - 4));
-          const header = Buffer.alloc(4);
-          header.writeUIntLE(this.replacement.length, 0, 3);
-          header[3] = chunk[start - 1];
-          out.push(header, this.replacement);
+          // One buffer for header and payload: one write to the client, as for the packet it replaces.
+          const framed = Buffer.allocUnsafe(4 + this.replacement.length);
+          framed.writeUIntLE(this.replacement.length, 0, 3);
+          framed[3] = chunk[start - 1];
+          this.replacement.copy(framed, 4);
+          out.push(framed);
           this.replacement = null;
           emitStart = pos;
         }

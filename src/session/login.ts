@@ -246,7 +246,8 @@ export class SessionLogin {
       mariaDbCapabilities: s.mariaDbCapabilities,
       connectAttributes: this.backendAttributes(attrs),
       tls: s.ctx.backendTls,
-      trackSession: s.ctx.config().sessionTracking,
+      // Only the cache and the split act on the server's reports: plain pass-through leaves the bytes untouched.
+      trackSession: s.ctx.config().sessionTracking && (s.ctx.cache !== null || s.ctx.selector.monitored),
     };
   }
 
