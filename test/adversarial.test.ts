@@ -707,14 +707,8 @@ const CASES: Case[] = [
   },
 ];
 
-beforeAll(async () => {
-  const root = await connect(topo.primary.port, topo, { user: 'root', multipleStatements: true });
-  await root.query(`
-    DROP DATABASE IF EXISTS adv_direct; CREATE DATABASE adv_direct;
-    DROP DATABASE IF EXISTS adv_p2; CREATE DATABASE adv_p2;
-    DROP DATABASE IF EXISTS adv_d2; CREATE DATABASE adv_d2;
-  `);
-  // wc_test belongs to the topology: only drop what this file made there.
+/** wc_test belongs to the topology: drops only the tables, views, sequences and routines this file made there (adv_*). */
+async function dropOwnObjects(root: mysql.Connection): Promise<void> {
   const [old] = await root.query<mysql.RowDataPacket[]>(
     "SELECT table_name AS t, table_type AS k FROM information_schema.tables WHERE table_schema = 'wc_test' AND table_name LIKE 'adv\\_%'",
   );
@@ -723,6 +717,16 @@ beforeAll(async () => {
     "SELECT routine_name AS n, routine_type AS k FROM information_schema.routines WHERE routine_schema = 'wc_test' AND routine_name LIKE 'adv\\_%'",
   );
   for (const r of routines) await root.query(`DROP ${r.k} IF EXISTS wc_test.\`${r.n}\``);
+}
+
+beforeAll(async () => {
+  const root = await connect(topo.primary.port, topo, { user: 'root', multipleStatements: true });
+  await root.query(`
+    DROP DATABASE IF EXISTS adv_direct; CREATE DATABASE adv_direct;
+    DROP DATABASE IF EXISTS adv_p2; CREATE DATABASE adv_p2;
+    DROP DATABASE IF EXISTS adv_d2; CREATE DATABASE adv_d2;
+  `);
+  await dropOwnObjects(root);
   for (const db of ['wc_test', 'adv_direct']) {
     await root.query(`USE ${db}`);
     await root.query(COMMON_DDL);
@@ -762,14 +766,7 @@ afterAll(async () => {
     DROP DATABASE IF EXISTS adv_direct; DROP DATABASE IF EXISTS adv_p2; DROP DATABASE IF EXISTS adv_d2;
     DROP USER IF EXISTS '${ROLE_USER.name}'@'%'; DROP ROLE IF EXISTS adv_role;
   `);
-  const [old] = await root.query<mysql.RowDataPacket[]>(
-    "SELECT table_name AS t, table_type AS k FROM information_schema.tables WHERE table_schema = 'wc_test' AND table_name LIKE 'adv\\_%'",
-  );
-  for (const r of old) await root.query(`DROP ${r.k === 'VIEW' ? 'VIEW' : r.k === 'SEQUENCE' ? 'SEQUENCE' : 'TABLE'} IF EXISTS wc_test.\`${r.t}\``);
-  const [routines] = await root.query<mysql.RowDataPacket[]>(
-    "SELECT routine_name AS n, routine_type AS k FROM information_schema.routines WHERE routine_schema = 'wc_test' AND routine_name LIKE 'adv\\_%'",
-  );
-  for (const r of routines) await root.query(`DROP ${r.k} IF EXISTS wc_test.\`${r.n}\``);
+  await dropOwnObjects(root);
   await root.end();
   await waitForReplication(topo);
 });
