@@ -773,3 +773,15 @@ describe('USE', () => {
     expect(classify('SELECT 1').useSchema).toBeNull();
   });
 });
+
+describe('asksAboutPrevious', () => {
+  it('finds the statements that ask about the previous one, in any spelling', async () => {
+    const { asksAboutPrevious } = await import('../src/sql/classifier.js');
+    for (const sql of ['SHOW WARNINGS', 'show errors limit 1', 'SHOW COUNT(*) WARNINGS', 'SELECT FOUND_ROWS()', 'select row_count ( )', 'SELECT @@warning_count', 'SELECT @@session.error_count, 1']) {
+      expect(asksAboutPrevious(classify(sql)), sql).toBe(true);
+    }
+    for (const sql of ['SHOW TABLES', 'SELECT found_rows FROM t', 'SELECT warning_count FROM t', 'SELECT 1', 'UPDATE t SET a = ROW_COUNT()']) {
+      expect(asksAboutPrevious(classify(sql)), sql).toBe(false);
+    }
+  });
+});

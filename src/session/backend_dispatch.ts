@@ -10,7 +10,7 @@ import type { CacheRule } from '../config/rules.js';
 import { Command, ErrorCode, ServerStatus, type ErrorSpec } from '../protocol/constants.js';
 import { planRoute } from '../plan/statement_plan.js';
 import { isRead, type RouteDecision, type RouteReason } from '../routing/router.js';
-import { writesData, writtenText, type ClassifiedStatement } from '../sql/classifier.js';
+import { asksAboutPrevious, writesData, writtenText, type ClassifiedStatement } from '../sql/classifier.js';
 import type { BackendEndpoint } from '../config/types.js';
 import { BackendConnection, BackendError } from '../backend/backend_connection.js';
 import { newLink, StateLog, type BackendLink } from './backend_links.js';
@@ -58,10 +58,6 @@ const LOST_STATE_NAMES: Record<string, string> = {
   get_lock: 'named locks (GET_LOCK)',
 };
 
-/** SHOW WARNINGS / ERRORS / COUNT(*) WARNINGS: about the previous statement, on its connection. */
-const DIAGNOSTICS = /^SHOW\s+(?:WARNINGS|ERRORS|COUNT)\b/i;
-/** Reads in a statement about the previous statement (in the key text, a space between tokens): FOUND_ROWS(), ROW_COUNT(), @@warning_count, @@error_count. */
-const DIAGNOSTIC_READS = /\b(?:FOUND_ROWS|ROW_COUNT)\s*\(|@\s*@\s*(?:(?:SESSION|LOCAL)\s*\.\s*)?(?:WARNING_COUNT|ERROR_COUNT)\b/i;
 /** `SET TRANSACTION ...` (no SESSION/GLOBAL): one transaction's characteristics, not session state. */
 const NEXT_TRANSACTION_ONLY = /^SET\s+TRANSACTION\b/i;
 
@@ -203,7 +199,7 @@ export class BackendDispatcher {
   ): void {
     const hit = this.hitToReplay;
     this.hitToReplay = null;
-    if (hit !== null && this.readsDiagnostics(statement)) {
+    if (hit !== null && asksAboutPrevious(statement)) {
       this.replayHitThen(hit, () => this.route(statement, rule, recording, prepared, stateSql, write));
       return;
     }
@@ -216,7 +212,7 @@ export class BackendDispatcher {
       // A stored function may write (a replica would refuse it, or worse, take it) or change the session.
       decision = { target: { kind: 'primary' }, reason: 'stored_function', detail: null };
     }
-    if (this.readsDiagnostics(statement) && this.links.has(this.lastServer)) {
+    if (asksAboutPrevious(statement) && this.links.has(this.lastServer)) {
       // Warnings, row counts and found rows belong to the connection that ran the previous statement.
       decision = { target: { kind: 'server', name: this.lastServer }, reason: 'diagnostics', detail: null };
     }
@@ -265,12 +261,6 @@ export class BackendDispatcher {
     );
   }
 
-  /** Whether the statement asks about the previous one: it must run where that one ran. */
-  private readsDiagnostics(statement: ClassifiedStatement): boolean {
-    if (statement.type === 'show') return DIAGNOSTICS.test(writtenText(statement));
-    // Every diagnostic read is also non-deterministic: the regex runs only for those.
-    return statement.type === 'select' && statement.nonDeterministic !== null && DIAGNOSTIC_READS.test(statement.keyText);
-  }
 
   /** Without routing everything runs on the primary connection, as sent; with it, through dispatch. */
   dispatchOrForward(

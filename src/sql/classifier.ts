@@ -230,6 +230,22 @@ export function spacedText(statement: ClassifiedStatement): string {
  * buildWrittenText): what rule regexes match. Made on first use, since only
  * rules with a regex need it.
  */
+/** SHOW WARNINGS / ERRORS / COUNT(*) WARNINGS|ERRORS. */
+const SHOW_DIAGNOSTICS = /^SHOW\s+(?:WARNINGS|ERRORS|COUNT)\b/i;
+/** In the key text (a space between tokens): FOUND_ROWS(), ROW_COUNT(), @@warning_count, @@error_count (any scope prefix). */
+const DIAGNOSTIC_READS = /\b(?:FOUND_ROWS|ROW_COUNT)\s*\(|@\s*@\s*(?:(?:SESSION|LOCAL)\s*\.\s*)?(?:WARNING_COUNT|ERROR_COUNT)\b/i;
+
+/**
+ * Whether the statement asks the server about the previous statement
+ * (warnings, errors, found rows, affected rows): it must run where that one
+ * ran, and after a cache hit the server must have run that one first.
+ */
+export function asksAboutPrevious(statement: ClassifiedStatement): boolean {
+  if (statement.type === 'show') return SHOW_DIAGNOSTICS.test(writtenText(statement));
+  // Every diagnostic read is also non-deterministic: the regex runs only for those.
+  return statement.type === 'select' && statement.nonDeterministic !== null && DIAGNOSTIC_READS.test(statement.keyText);
+}
+
 export function writtenText(statement: ClassifiedStatement): string {
   let text = writtenTexts.get(statement);
   if (text === undefined) {
