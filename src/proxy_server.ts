@@ -21,6 +21,7 @@ import { ServerSelector } from './routing/server_selector.js';
 import { QueryStats } from './session/query_stats.js';
 import { BinlogReader, BinlogUnavailableError } from './replication/binlog_reader.js';
 import { SchemaReader } from './replication/schema_reader.js';
+import { SchemaCatalog } from './cache/schema_catalog.js';
 import { nullBinlogObserver, type BinlogObserver } from './replication/observer.js';
 import { LoginThrottle } from './auth/login_throttle.js';
 import type { KeyObject } from 'node:crypto';
@@ -112,6 +113,8 @@ export class ProxyServer {
   readonly binlog: BinlogReader | null;
   /** The primary's views for the cache (reads of a view depend on its base tables); null without a cache or an account. */
   readonly views: SchemaReader | null;
+  /** What the schema reader knows of the primary's views and stored functions; null without a reader. */
+  private catalog: SchemaCatalog | null = null;
   /** caching_sha2_password's RSA pair: from the configured files or generated, on first use. */
   private rsaKeys: { publicKeyPem: Buffer; privateKey: KeyObject } | null = null;
   /** Failed logins per client address. */
@@ -156,7 +159,7 @@ export class ProxyServer {
       cache: this.cache,
       binlog: this.binlog,
       schemaChanged: () => this.views?.refresh(),
-      catalog: this.cache?.views ?? null,
+      catalog: this.catalog,
       logger,
       observer,
       identity: () => this.currentIdentity,
@@ -224,15 +227,22 @@ export class ProxyServer {
   }
 
   /** Reads the primary's views with the monitor's account (else the binlog's): it needs SHOW VIEW to see definitions. */
+  /** The cache's catalog, or one of its own for the split alone (stored functions keep reads on the primary). */
   private createSchemaReader(): SchemaReader | null {
     const cache = this.cache;
     const account = this.config.monitor ?? (this.config.binlog.user ? { user: this.config.binlog.user, password: this.config.binlog.password } : null);
-    if (!cache || !account) return null;
+    if (!account || (!cache && !this.config.monitor)) return null;
+    const catalog = cache?.views ?? new SchemaCatalog();
+    this.catalog = catalog;
     return new SchemaReader({
       user: account.user,
       password: account.password,
       primary: () => this.selector.primary().endpoint,
-      apply: (views, functions) => cache.replaceSchema(views, functions),
+      apply: (views, functions) => {
+        if (cache) return cache.replaceSchema(views, functions);
+        catalog.replaceFunctions(functions);
+        catalog.replace(views);
+      },
       intervalMs: VIEW_REFRESH_MS,
       connectTimeoutMs: this.config.timeouts.backendConnectMs,
       log: this.logger.child({ component: 'views' }),

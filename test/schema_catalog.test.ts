@@ -57,3 +57,29 @@ describe('SchemaCatalog', () => {
     expect(refused).toMatchObject({ cache: false, reason: 'view' });
   });
 });
+
+describe('SchemaCatalog: stored functions', () => {
+  it('finds calls by name in any case, back-quoted or qualified, with spaces before the parenthesis', () => {
+    const c = new SchemaCatalog();
+    expect(c.callsFunction('SELECT f_price(1)')).toBe(false);
+    c.replaceFunctions([{ schema: 'app', name: 'f_price' }]);
+    for (const sql of ['SELECT f_price(1)', 'select F_PRICE (1)', 'SELECT app.`f_price`(2)', 'SELECT x FROM t WHERE y = f_price(x)']) expect(c.callsFunction(sql), sql).toBe(true);
+    for (const sql of ['SELECT f_price FROM t', 'SELECT my_f_price(1)', 'SELECT f_prices(1)']) expect(c.callsFunction(sql), sql).toBe(false);
+  });
+
+  it('a view that calls one makes its reads call one; caching refuses both', () => {
+    const c = new SchemaCatalog();
+    c.replaceFunctions([{ schema: 'app', name: 'f_price' }]);
+    c.replace([
+      { schema: 'app', name: 'v_priced', definition: 'select `app`.`items`.`id` AS `id`,`app`.`f_price`(`app`.`items`.`id`) AS `p` from `app`.`items`' },
+      { schema: 'app', name: 'v_plain', definition: 'select `app`.`items`.`id` AS `id` from `app`.`items`' },
+    ]);
+    expect(c.readsFunctionView(c.expand(['app.v_priced'])!)).toBe(true);
+    expect(c.readsFunctionView(c.expand(['app.v_plain'])!)).toBe(false);
+    const config = { mode: 'all', rules: [], defaultTtlSeconds: 60, defaultSoftTtlSeconds: null, maxResultBytes: 1 << 20 } as never;
+    const request = (sql: string) => ({ statement: classify(sql), binary: false, metadataFlags: 0, params: '', user: 'u', schema: 'app', stateKey: '', clientAddress: '127.0.0.1', status: ServerStatus.AUTOCOMMIT });
+    expect(decide(config, request('SELECT * FROM v_priced'), c)).toMatchObject({ cache: false, reason: 'stored_function' });
+    expect(decide(config, request('SELECT f_price(2)'), c)).toMatchObject({ cache: false, reason: 'stored_function' });
+    expect(decide(config, request('SELECT * FROM v_plain'), c)).toMatchObject({ cache: true });
+  });
+});

@@ -113,6 +113,26 @@ describe('state the text does not show, through the cache and the split', () => 
     await agrees('SELECT srs_fn_mode()', DIVISION);
   });
 
+  it('a client that turns its own tracking off (as text, or as a prepared SET) and then sets a variable: still followed', async () => {
+    for (const turnOff of [
+      (c: mysql.Connection) => c.query("SET session_track_system_variables = ''"),
+      (c: mysql.Connection) => c.execute('SET session_track_system_variables = ?', ['']),
+    ]) {
+      const bystander = await open(px.port);
+      expect(await answer(bystander, DIVISION.probe)).toEqual([[DIVISION.before]]);
+      const proxied = await open(px.port);
+      const direct = await open(topo.primary.port);
+      for (const c of [proxied, direct]) {
+        await turnOff(c);
+        await c.query('SET div_precision_increment = 7');
+      }
+      expect(await answer(direct, DIVISION.probe)).toEqual([[DIVISION.after]]);
+      for (let i = 0; i < 2; i++) expect(await answer(proxied, DIVISION.probe)).toEqual([[DIVISION.after]]);
+      expect(await answer(bystander, DIVISION.probe)).toEqual([[DIVISION.before]]);
+      for (const c of [bystander, proxied, direct]) await c.end();
+    }
+  });
+
   it('a role set through EXECUTE IMMEDIATE is never served to a session without it', async () => {
     const withRole = await open(px.port, 'srs_user', 'srs_pw');
     const without = await open(px.port, 'srs_user', 'srs_pw');

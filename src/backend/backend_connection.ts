@@ -403,7 +403,18 @@ export class BackendConnection {
     }
   }
 
-  private async readResult(packets: { next(): Promise<Packet> }): Promise<InternalResult> {
+  /** Runs a statement and drops its rows as they arrive (a cached read run again only for its diagnostics). */
+  async run(sql: string | Buffer): Promise<InternalResult> {
+    const packets = this.packetReader();
+    try {
+      this.socket.write(encodePacket(Buffer.concat([COM_QUERY_BYTE, typeof sql === 'string' ? Buffer.from(sql, 'utf8') : sql]), 0));
+      return await this.readResult(packets, false);
+    } finally {
+      packets.release();
+    }
+  }
+
+  private async readResult(packets: { next(): Promise<Packet> }, keepRows = true): Promise<InternalResult> {
     const result: InternalResult = { ok: null, error: null, rows: [] };
     const first = await packets.next();
     if (first.payload[0] === PacketHeader.OK) {
@@ -425,7 +436,7 @@ export class BackendConnection {
         failed = parseErr(p.payload);
         break;
       }
-      result.rows.push(readTextRow(p.payload));
+      if (keepRows) result.rows.push(readTextRow(p.payload));
       p = await packets.next();
     }
     if (failed) return { ok: null, error: failed, rows: [] };

@@ -135,7 +135,9 @@ export function decide(config: CacheConfig, req: CacheRequest, views: SchemaCata
   // A view's result changes with its base tables: it depends on them (null: a view whose definition is unknown).
   const deps = views ? views.expand(tables) : tables;
   const reason =
-    refusal(config, req, rule, tables) ?? (deps === null ? 'view' : null) ?? (views?.callsFunction(s.keyText) && !rule?.allowNondeterministic ? 'stored_function' : null);
+    refusal(config, req, rule, tables) ??
+    (deps === null ? 'view' : null) ??
+    ((views?.callsFunction(s.keyText) || views?.readsFunctionView(deps!)) && !rule?.allowNondeterministic ? 'stored_function' : null);
   if (reason || deps === null) {
     // A write is simply not a candidate (cache-everything mode, a rule matching its table): only a
     // /*qc=on*/ hint on a non-SELECT is worth counting as a refusal.

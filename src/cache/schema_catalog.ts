@@ -30,6 +30,8 @@ export class SchemaCatalog {
   private definitions = new Map<string, string | null>();
   /** Matches a call of any stored function (`name(`, `` `name` (``, `schema.name(`); null when there are none. */
   private functionCall: RegExp | null = null;
+  /** Views whose definition calls a stored function. */
+  private functionViews = new Set<string>();
 
   /** Replaces the stored functions. */
   replaceFunctions(functions: readonly FunctionName[]): void {
@@ -65,7 +67,15 @@ export class SchemaCatalog {
     for (const key of this.definitions.keys()) if (!definitions.has(key)) changed.push(key);
     this.bases = bases;
     this.definitions = definitions;
+    this.functionViews = new Set([...definitions].filter(([, def]) => def !== null && this.callsFunction(def)).map(([key]) => key));
     return changed;
+  }
+
+  /** Whether one of `tables` (views expanded) is a view that calls a stored function. */
+  readsFunctionView(tables: readonly string[]): boolean {
+    if (this.functionViews.size === 0) return false;
+    for (const t of tables) if (this.functionViews.has(t)) return true;
+    return false;
   }
 
   /**

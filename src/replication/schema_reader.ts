@@ -24,38 +24,49 @@ export interface SchemaReaderOptions {
 const VIEWS_SQL = 'SELECT TABLE_SCHEMA, TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS';
 const FUNCTIONS_SQL = "SELECT ROUTINE_SCHEMA, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_TYPE = 'FUNCTION'";
 
+/** A read that takes longer is given up (a metadata lock behind an ALTER, a stalled network): the last lists stay. */
+const READ_TIMEOUT_MS = 5000;
+
 export class SchemaReader {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
-  private again = false;
+  /** The read queued behind the running one, which every refresh() asked meanwhile waits for. */
+  private next: Promise<void> | null = null;
   private failing = false;
+  private stopped = false;
 
   constructor(private readonly options: SchemaReaderOptions) {}
 
-  /** Reads once (awaited, bounded by the connect timeout), then every interval. */
+  /** Reads once (awaited, bounded by the connect and read timeouts), then every interval. */
   async start(): Promise<void> {
     await this.refresh();
+    if (this.stopped) return;
     this.timer = setInterval(() => void this.refresh(), this.options.intervalMs);
     this.timer.unref();
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
   }
 
-  /** Reads the views now; a call while a read runs makes one more read after it. */
+  /**
+   * Reads the lists now. A call while a read runs waits for a read that
+   * starts after it (the running one may have begun before the DDL that
+   * asks). Bounded: a read gives up after its connect and read timeouts.
+   */
   refresh(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
     if (this.running) {
-      this.again = true;
-      return this.running;
+      this.next ??= this.running.then(() => {
+        this.next = null;
+        return this.refresh();
+      });
+      return this.next;
     }
     this.running = this.read().finally(() => {
       this.running = null;
-      if (this.again) {
-        this.again = false;
-        void this.refresh();
-      }
     });
     return this.running;
   }
@@ -73,9 +84,10 @@ export class SchemaReader {
         connectTimeout: this.options.connectTimeoutMs,
       });
       conn.on('error', () => undefined);
-      const [rows] = await conn.query<mysql.RowDataPacket[]>({ sql: VIEWS_SQL, rowsAsArray: true });
+      const [rows] = await conn.query<mysql.RowDataPacket[]>({ sql: VIEWS_SQL, rowsAsArray: true, timeout: READ_TIMEOUT_MS });
       const views = rows.map((r) => ({ schema: String(r[0]), name: String(r[1]), definition: r[2] === null || r[2] === '' ? null : String(r[2]) }));
-      const [routines] = await conn.query<mysql.RowDataPacket[]>({ sql: FUNCTIONS_SQL, rowsAsArray: true });
+      const [routines] = await conn.query<mysql.RowDataPacket[]>({ sql: FUNCTIONS_SQL, rowsAsArray: true, timeout: READ_TIMEOUT_MS });
+      if (this.stopped) return;
       await this.options.apply(views, routines.map((r) => ({ schema: String(r[0]), name: String(r[1]) })));
       if (this.failing) this.options.log.info({ views: views.length }, 'views read again');
       this.failing = false;

@@ -58,6 +58,9 @@ const LOST_STATE_NAMES: Record<string, string> = {
   get_lock: 'named locks (GET_LOCK)',
 };
 
+/** A replayed statement that sets a session_track_* variable. */
+const TRACKING_SETTING = /session_track_/i;
+
 /** `SET TRANSACTION ...` (no SESSION/GLOBAL): one transaction's characteristics, not session state. */
 const NEXT_TRANSACTION_ONLY = /^SET\s+TRANSACTION\b/i;
 
@@ -251,7 +254,7 @@ export class BackendDispatcher {
       return;
     }
     s.phase = Phase.Working;
-    link.conn.query(sql).then(
+    link.conn.run(sql).then(
       () => {
         if (s.phase === Phase.Closed) return;
         this.lastServer = link.server;
@@ -441,6 +444,7 @@ export class BackendDispatcher {
       link = this.addLink(conn);
     }
     try {
+      let replacedTracking = false;
       for (const sql of this.stateLog.pending(link.appliedState)) {
         const result = await link.conn.query(sql);
         if (result.error && replica) {
@@ -448,7 +452,10 @@ export class BackendDispatcher {
           return giveUp(`replaying session state failed: ${result.error.message}`);
         }
         if (result.error) s.log.warn({ server: endpoint.name, error: result.error.message }, 'replaying session state on the new primary failed');
+        replacedTracking ||= TRACKING_SETTING.test(sql.toString('latin1'));
       }
+      // The client's own session_track_* settings replaced the proxy's on this connection: set them again.
+      if (replacedTracking && link.conn.tracksState) await link.conn.restoreTracking(false);
       link.appliedState = this.stateLog.latest;
       if (d.prepared && !link.statements.has(d.prepared.id)) {
         const prepared = await link.conn.prepare(d.prepared.stmt.sql);

@@ -149,7 +149,15 @@ export async function changeUser(s: ClientSession, payload: Buffer): Promise<voi
   const primary = s.dispatcher.primaryLink;
   if (primary) primary.appliedState = s.dispatcher.stateLog.latest;
   s.sessionCache?.state.reset(request.database.length > 0 ? asLatin1(request.database) : null, characterSet);
-  s.writeToClient(encodePacket(s.tracking.loginOk(conn), seq));
+  let ok: Buffer;
+  try {
+    ok = s.tracking.loginOk(conn);
+  } catch (err) {
+    // A malformed session-state report in the backend's login OK.
+    s.failSession(err as Error);
+    return;
+  }
+  s.writeToClient(encodePacket(ok, seq));
 }
 
 /**

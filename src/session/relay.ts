@@ -82,7 +82,7 @@ export class Relay {
       s.dispatcher.afterReset();
     }
     if (cmd.code === Command.INIT_DB && ok && cmd.initDbBytes && s.dispatcher.routing) s.dispatcher.logState(useStatementFor(cmd.initDbBytes));
-    const retracking = s.tracking.afterCommand(conn, cmd.code, ok);
+    const retracking = s.tracking.afterCommand(conn, cmd.code, ok, dispatched?.statement ?? cmd.cacheStatement ?? null);
     const storing = cache?.afterResponse(cmd.code, ok);
     const pending = retracking && storing ? Promise.all([retracking, storing]) : (retracking ?? storing);
     if (pending) {

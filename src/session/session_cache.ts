@@ -65,7 +65,10 @@ export class SessionCache {
       send(rule, recording);
     };
     const primary = s.dispatcher.primaryLink;
-    if (!state.known && primary && !primary.conn.closed && statement.type === 'select' && !statement.multiStatement && cache.mayCache(statement)) {
+    // Not inside a transaction: nothing is cached there, and a query of the proxy's own would change what the
+    // server reports of the client's transaction (session_track_transaction_info).
+    const inTransaction = (s.serverStatus & ServerStatus.IN_TRANS) !== 0;
+    if (!state.known && !inTransaction && primary && !primary.conn.closed && statement.type === 'select' && !statement.multiStatement && cache.mayCache(statement)) {
       // What the session changed is unknown (after CALL, a reset, ...): read it back once, then decide.
       s.phase = Phase.Working;
       primary.conn.query(STATE_SNAPSHOT_SQL).then(
@@ -223,7 +226,7 @@ export class SessionCache {
     const tables = quotingAmbiguous(statement, cmd.statusBefore) ? null : statement.tablesWritten;
     const written = writesData(statement) ? (tables?.map((t) => qualifiedTableName(t, state.schema)) ?? null) : undefined;
     // A view created or changed through this session: its base tables are known before the next command.
-    const viewsRead = !failed && changesSchema(statement) ? s.ctx.schemaChanged() : undefined;
+    const viewsRead = !failed && changesSchema(statement) && !statement.temporaryTable ? s.ctx.schemaChanged() : undefined;
     const invalidation = state.writeDone(written, statement, cmd.statusBefore, s.serverStatus, s.scanner.lastWarnings);
     const invalidating = this.invalidateOrAwait(invalidation);
     const pending = [storing, invalidating, viewsRead].filter((p): p is Promise<void> => p !== undefined);

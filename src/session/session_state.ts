@@ -216,7 +216,7 @@ export class SessionState {
     }
     if (s.type === 'call' || s.keyword === 'EXECUTE' || (s.keyword === 'BEGIN' && s.type === 'other')) {
       // Procedures and compound statements may SET anything, and create temporary tables (the marker survives the snapshot).
-      this.privatise();
+      this.privatise(true);
       if (!failed || s.type === 'call') this.markUnknown();
       return;
     }
@@ -251,7 +251,7 @@ export class SessionState {
     this.temporaryMarker(s);
     // A procedure, EXECUTE or a compound statement may create a temporary table, and MariaDB does not report
     // CREATE TEMPORARY TABLE ... SELECT as a change: from now on this session's results are its own.
-    if (opaqueStatement(s) && !s.multiStatement) this.privatise();
+    if (opaqueStatement(s) && !s.multiStatement) this.privatise(true);
     if (tracked) {
       if (tracked.schema !== undefined) this.schema = tracked.schema === '' ? null : tracked.schema;
       for (const [name, value] of tracked.variables) {
@@ -261,9 +261,10 @@ export class SessionState {
       // What a multi-statement or a stored function changed besides variables and the schema (a temporary
       // table, a role) is reported only as "something changed": from now on this session's results are its own.
       if ((tracked.stateChanged && s.multiStatement) || unexplainedChange(s, tracked, callsFunction)) {
-        this.privatise();
-        // An EOF carried the news without the values: read the state back before caching again.
-        if (tracked.unreported) this.markUnknown();
+        this.privatise(true);
+        // An EOF carried the news without the values, or a part of a multi-statement may have changed what the
+        // server reports (session_track_*): read the state back before caching again.
+        if (tracked.unreported || s.multiStatement) this.markUnknown();
       }
     }
     if (failed) return;
@@ -280,11 +281,14 @@ export class SessionState {
   /** A CREATE TEMPORARY TABLE: from now on the session's results are its own (the marker stays until a reset). */
   private temporaryMarker(s: ClassifiedStatement): void {
     // A temporary table hides a real one of the same name for this session only.
-    if (s.temporaryTable && s.type === 'create') this.privatise();
+    if (s.temporaryTable && s.type === 'create') this.privatise(true);
   }
 
-  private privatise(): void {
-    if (this.log !== null && !this.log.some((e) => e.name === 'temporary')) this.append({ name: 'temporary', value: randomUUID() }, false);
+  /** From now on this session's results are its own; `renew`: a new marker even if it had one (a new temporary table may hide another). */
+  private privatise(renew = false): void {
+    if (this.log === null) return;
+    if (renew) this.append({ name: 'temporary', value: randomUUID() }, true);
+    else if (!this.log.some((e) => e.name === 'temporary')) this.append({ name: 'temporary', value: randomUUID() }, false);
   }
 
   /** DROP DATABASE (maybe the session's) and RESET: read the state back. */

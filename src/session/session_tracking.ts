@@ -171,16 +171,18 @@ export class SessionTracking {
    * session_track_* variable, or a procedure or compound statement that
    * reported a change (it may have set one).
    */
-  afterCommand(conn: BackendConnection | null, code: number, ok: boolean): Promise<void> | void {
+  afterCommand(conn: BackendConnection | null, code: number, ok: boolean, prepared: ClassifiedStatement | null): Promise<void> | void {
     if (!conn || conn.closed || !(conn.capabilities & Capability.SESSION_TRACK) || !this.loginView) return;
     const cmd = this.s.cmd;
     const reset = code === Command.RESET_CONNECTION && ok;
+    const reportedTracking = cmd.tracked !== null && [...cmd.tracked.variables.keys()].some((n) => TRACKING_NAMES.has(n));
     // A statement that reported nothing and names no tracking variable changed no tracking setting (cheap test first).
-    if (!reset && cmd.tracked === null && !mentionsTracking(cmd.queryPayload)) return;
-    const statement = code === Command.QUERY ? this.statement() : null;
+    if (!reset && !reportedTracking && cmd.tracked === null && !mentionsTracking(cmd.queryPayload) && !(prepared && /_track_/i.test(prepared.sql))) return;
+    // COM_STMT_EXECUTE: the statement it prepared.
+    const statement = code === Command.QUERY ? this.statement() : prepared;
     const assigned = statement && !statement.setsGlobal ? (statement.sessionAssignments?.filter((a) => TRACKING_NAMES.has(a.name)).map((a) => a.name) ?? []) : [];
     const opaque = statement !== null && opaqueStatement(statement) && this.s.cmd.tracked?.stateChanged === true;
-    if (!reset && assigned.length === 0 && !opaque) return;
+    if (!reset && assigned.length === 0 && !opaque && !reportedTracking) return;
     return conn.restoreTracking(true).then((row) => {
       if (!row || this.view === null) return;
       const read = parseTrackingView(row);
