@@ -302,14 +302,8 @@ export class ClientSession {
     if (this.ctx.cache) this.sessionCache = new SessionCache(this, this.ctx.cache, login.database, login.characterSet);
     this.framer.limit = this.ctx.config().limits.maxPacketBytes;
     this.lastActivity = performance.now();
-    let ok: Buffer;
-    try {
-      ok = this.tracking.loginOk(conn);
-    } catch (err) {
-      // A malformed session-state report in the backend's login OK.
-      this.failSession(err as Error);
-      return;
-    }
+    const ok = this.tracking.loginOk(conn);
+    if (!ok) return;
     this.socket.write(encodePacket(ok, authSeq));
     this.log.debug({ user: user.name, backend_thread: conn.threadId }, 'client logged in');
     this.becomeReady();

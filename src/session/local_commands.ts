@@ -149,14 +149,8 @@ export async function changeUser(s: ClientSession, payload: Buffer): Promise<voi
   const primary = s.dispatcher.primaryLink;
   if (primary) primary.appliedState = s.dispatcher.stateLog.latest;
   s.sessionCache?.state.reset(request.database.length > 0 ? asLatin1(request.database) : null, characterSet);
-  let ok: Buffer;
-  try {
-    ok = s.tracking.loginOk(conn);
-  } catch (err) {
-    // A malformed session-state report in the backend's login OK.
-    s.failSession(err as Error);
-    return;
-  }
+  const ok = s.tracking.loginOk(conn);
+  if (!ok) return;
   s.writeToClient(encodePacket(ok, seq));
 }
 

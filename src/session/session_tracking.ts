@@ -80,9 +80,15 @@ export class SessionTracking {
     this.view = conn.loginTrackingView;
   }
 
-  /** The login OK as the client would get it directly. */
-  loginOk(conn: BackendConnection): Buffer {
-    return this.forClient(conn, conn.loginOk, false, null);
+  /** The login OK as the client would get it directly; null when its report is malformed (the session is ended). */
+  loginOk(conn: BackendConnection): Buffer | null {
+    try {
+      // An OK (not a plain EOF) always comes back as a payload.
+      return this.forClient(conn, conn.loginOk, false, null) ?? conn.loginOk;
+    } catch (err) {
+      this.s.failSession(err as Error);
+      return null;
+    }
   }
 
   /** The scanner's hook: records what a terminator reports and returns what the client gets instead (null: as it is). */
@@ -94,8 +100,6 @@ export class SessionTracking {
     return this.forClient(conn, payload, plainEof, conn.tracksState ? (cmd.tracked ??= emptyChanges()) : null);
   };
 
-  private forClient(conn: BackendConnection, payload: Buffer, plainEof: boolean, record: TrackedChanges | null): Buffer | null;
-  private forClient(conn: BackendConnection, payload: Buffer, plainEof: false, record: null): Buffer;
   private forClient(conn: BackendConnection, payload: Buffer, plainEof: boolean, record: TrackedChanges | null): Buffer | null {
     const clientTracks = (this.s.capabilities & Capability.SESSION_TRACK) !== 0;
     // The client asked for tracking and the connection tracks with the client's own settings: the reports are its.
