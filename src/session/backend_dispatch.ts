@@ -15,6 +15,7 @@ import type { BackendEndpoint } from '../config/types.js';
 import { BackendConnection, BackendError } from '../backend/backend_connection.js';
 import { newLink, StateLog, type BackendLink } from './backend_links.js';
 import { SessionWrites } from './session_writes.js';
+import { mentionsTracking } from './session_tracking.js';
 import { PrimaryPins } from '../routing/primary_pins.js';
 import { Phase, type ClientSession } from './client_session.js';
 import type { PreparedStatement } from './prepared_statements.js';
@@ -57,9 +58,6 @@ const LOST_STATE_NAMES: Record<string, string> = {
   lock_tables: 'table locks (LOCK TABLES)',
   get_lock: 'named locks (GET_LOCK)',
 };
-
-/** A replayed statement that sets a session_track_* variable. */
-const TRACKING_SETTING = /session_track_/i;
 
 /** `SET TRANSACTION ...` (no SESSION/GLOBAL): one transaction's characteristics, not session state. */
 const NEXT_TRANSACTION_ONLY = /^SET\s+TRANSACTION\b/i;
@@ -452,7 +450,7 @@ export class BackendDispatcher {
           return giveUp(`replaying session state failed: ${result.error.message}`);
         }
         if (result.error) s.log.warn({ server: endpoint.name, error: result.error.message }, 'replaying session state on the new primary failed');
-        replacedTracking ||= TRACKING_SETTING.test(sql.toString('latin1'));
+        replacedTracking ||= mentionsTracking(sql);
       }
       // The client's own session_track_* settings replaced the proxy's on this connection: set them again.
       if (replacedTracking && link.conn.tracksState) await link.conn.restoreTracking(false);

@@ -53,7 +53,7 @@ const CHARSET_GROUP = new Set([
 const MAX_LOG_ENTRIES = 64;
 
 /** The variables STATE_SNAPSHOT_SQL reads after DATABASE(), in its column order. */
-export const STATE_SNAPSHOT_VARIABLES = [
+const STATE_SNAPSHOT_VARIABLES = [
   'character_set_client',
   'character_set_connection',
   'character_set_results',

@@ -29,9 +29,10 @@ import { emptyChanges, opaqueStatement, type TrackedChanges } from './tracked_ch
 
 const TRACKING_NAMES = new Set<string>(TRACKING_VARIABLES);
 
-/** Whether a statement's bytes contain "_track_" in any case: it may set a session_track_* variable. */
-function mentionsTracking(payload: Buffer | null): boolean {
-  if (payload === null) return false;
+/** Whether a statement's text (bytes, or latin1 text) contains "_track_" in any case: it may set a session_track_* variable. */
+export function mentionsTracking(text: Buffer | string | null): boolean {
+  if (text === null) return false;
+  const payload = typeof text === 'string' ? Buffer.from(text, 'latin1') : text;
   for (let i = payload.indexOf(0x5f); i >= 0 && i + 7 <= payload.length; i = payload.indexOf(0x5f, i + 1)) {
     if (payload[i + 6] === 0x5f && payload.toString('latin1', i + 1, i + 6).toLowerCase() === 'track') return true;
   }
@@ -181,7 +182,7 @@ export class SessionTracking {
     const reset = code === Command.RESET_CONNECTION && ok;
     const reportedTracking = cmd.tracked !== null && [...cmd.tracked.variables.keys()].some((n) => TRACKING_NAMES.has(n));
     // A statement that reported nothing and names no tracking variable changed no tracking setting (cheap test first).
-    if (!reset && !reportedTracking && cmd.tracked === null && !mentionsTracking(cmd.queryPayload) && !(prepared && /_track_/i.test(prepared.sql))) return;
+    if (!reset && !reportedTracking && cmd.tracked === null && !mentionsTracking(cmd.queryPayload) && !mentionsTracking(prepared?.sql ?? null)) return;
     // COM_STMT_EXECUTE: the statement it prepared.
     const statement = code === Command.QUERY ? this.statement() : prepared;
     const assigned = statement && !statement.setsGlobal ? (statement.sessionAssignments?.filter((a) => TRACKING_NAMES.has(a.name)).map((a) => a.name) ?? []) : [];

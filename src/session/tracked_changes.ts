@@ -49,8 +49,7 @@ export function unexplainedChange(s: ClassifiedStatement | null, tracked: Tracke
 
 /**
  * Variables the server reports after statements that change nothing a read
- * sees (the last write's GTID, insert ids): not session state for the cache,
- * and setting them again on another connection would be wrong or refused.
+ * sees (the last write's GTID, insert ids): not session state for the cache.
  */
 export const VOLATILE_VARIABLES: ReadonlySet<string> = new Set([
   'last_gtid',
