@@ -14,6 +14,9 @@ import { Metrics } from './metrics/metrics.js';
 import { ProxyServer } from './proxy_server.js';
 import type { QueryCache } from './cache/query_cache.js';
 import type { BinlogReader } from './replication/binlog_reader.js';
+import { MemcachedApiServer } from './memcached_api/memcached_server.js';
+import { ContainerRowWatcher } from './memcached_api/container_rows.js';
+import { findUser } from './config/lookup.js';
 
 /** What a reload did: applied (the fields that changed, and those of them that need a restart to take effect), or refused with the config error. */
 export type ReloadResult = { ok: true; changed: string[]; restartNeeded: string[] } | { ok: false; error: string };
@@ -34,6 +37,9 @@ export interface RunningApp {
   metrics: Metrics;
   logger: Logger;
   mysqlAddress: { host: string; port: number };
+  /** The memcached API's address, when it is configured. */
+  memcachedAddress: { host: string; port: number } | null;
+  memcached: MemcachedApiServer | null;
   adminAddress: { host: string; port: number };
   /** Re-reads the config file (and rules file); an invalid one is refused and the running config stays. */
   reload(): Promise<ReloadResult>;
@@ -119,6 +125,15 @@ export async function startApp(initial: WirecacheConfig, logger = createLogger(i
 
   const adminAddress = await admin.start();
   const address = await proxy.start();
+  const memcached = config.memcachedApi ? createMemcachedApi(config, proxy, metrics, logger) : null;
+  let memcachedAddress: { host: string; port: number } | null = null;
+  try {
+    if (memcached) memcachedAddress = await memcached.start();
+  } catch (err) {
+    await proxy.shutdown(0);
+    await admin.stop();
+    throw err;
+  }
   // The startup banner: one line with what an operator checks first.
   const adminUrl = `http://${adminAddress.host}:${adminAddress.port}`;
   logger.info(
@@ -131,6 +146,7 @@ export async function startApp(initial: WirecacheConfig, logger = createLogger(i
       backends: config.backends.map((b) => `${b.name} ${b.host}:${b.port} (${b.role})`),
       cache: config.cache ? config.cache.storage : 'off',
       cache_rules: config.cache?.rules.length ?? 0,
+      memcached_api: memcachedAddress ? `${memcachedAddress.host}:${memcachedAddress.port}` : 'off',
     },
     'wirecache started',
   );
@@ -141,16 +157,44 @@ export async function startApp(initial: WirecacheConfig, logger = createLogger(i
     metrics,
     logger,
     mysqlAddress: { host: address.address, port: address.port },
+    memcachedAddress,
+    memcached,
     adminAddress,
     reload,
     stop: () =>
       (stopping ??= (async () => {
         logger.info({ grace_ms: config.timeouts.shutdownGraceMs }, 'shutting down: no new connections, finishing queries in flight');
+        await memcached?.stop();
         await proxy.shutdown(config.timeouts.shutdownGraceMs);
         await admin.stop();
         logger.info('stopped');
       })()),
   };
+}
+
+/** The memcached API in front of the container tables, its binlog row watcher and metrics. */
+function createMemcachedApi(config: WirecacheConfig, proxy: ProxyServer, metrics: Metrics, logger: Logger): MemcachedApiServer {
+  const api = config.memcachedApi as NonNullable<WirecacheConfig['memcachedApi']>;
+  const binlog = proxy.binlog;
+  const server = new MemcachedApiServer({
+    config: api,
+    primary: () => proxy.primaryEndpoint(),
+    backendTls: config.backendTls ? { ca: config.backendTls.caFile ? readFileSync(config.backendTls.caFile) : null, verify: config.backendTls.verify } : null,
+    connectTimeoutMs: config.timeouts.backendConnectMs,
+    findUser: (name) => findUser(config, name),
+    tableWritten: (table) => void proxy.cache?.invalidate([table.toLowerCase()], 'memcached_api'),
+    // Without a current binlog reader, writes made elsewhere would go unseen: the tier is not used.
+    cacheUsable: () => binlog?.current ?? false,
+    observer: metrics.memcached,
+    log: logger.child({ component: 'memcached_api' }),
+    version: `${packageVersion()}-wirecache`,
+  });
+  const rows = new ContainerRowWatcher(() => server.loaded, server.cache);
+  binlog?.watchRows(rows);
+  // A write through the SQL port changes the tier at once (the binlog would tell it a moment later).
+  proxy.cache?.onProxyWrite((tables) => rows.changed(tables));
+  metrics.memcached.watchCache(() => ({ bytes: server.cache.bytes, items: server.cache.entries }));
+  return server;
 }
 
 /**

@@ -216,7 +216,7 @@ export class ProxyServer {
       maxDelayMs: binlog.maxDelayMs,
       connectTimeoutMs: this.config.timeouts.backendConnectMs,
       primary: () => this.selector.primary().endpoint,
-      invalidate: (tables) => cache.invalidate(tables),
+      invalidate: (tables) => cache.invalidate(tables, 'binlog'),
       onDdl: () => void this.views?.refresh(),
       observer,
       log,

@@ -39,6 +39,7 @@ export function testConfig(topo: TopologyInfo, overrides: Partial<WirecacheConfi
     cache: null,
     // Off unless a test turns it on: the binlog reader's own tests set it (test/binlog_invalidation.test.ts).
     binlog: { enabled: 'off', user: null, password: '', serverId: 4242, maxDelayMs: 5000, onUnavailable: 'fail_closed' },
+    memcachedApi: null,
     log: { level: 'error' },
     serverVersion: '5.5.5-10.11.0-MariaDB-wirecache',
     ...overrides,

@@ -57,10 +57,10 @@ export class BackendError extends Error {
 }
 
 /** Collected reply to an internal query: the OK/ERR, or the text rows of a result set. */
-export interface InternalResult {
+export interface InternalResult<T = string> {
   ok: OkPacket | null;
   error: ErrPacket | null;
-  rows: (string | null)[][];
+  rows: (T | null)[][];
 }
 
 type DataHandler = (chunk: Buffer) => void;
@@ -390,13 +390,22 @@ export class BackendConnection {
 
   /** Sends statements in one write and reads their results in order: one round trip for all. */
   async queries(sqls: readonly (string | Buffer)[]): Promise<InternalResult[]> {
+    return this.pipeline(sqls, readTextRow);
+  }
+
+  /** As queries(), with every column value as the server's bytes (binary-safe; the memcached API's values). */
+  async queriesAsBytes(sqls: readonly (string | Buffer)[]): Promise<InternalResult<Buffer>[]> {
+    return this.pipeline(sqls, readByteRow);
+  }
+
+  private async pipeline<T>(sqls: readonly (string | Buffer)[], readRow: (payload: Buffer) => (T | null)[]): Promise<InternalResult<T>[]> {
     const packets = this.packetReader();
     try {
       // A Buffer is sent byte for byte: a client's statement replayed here must not be re-encoded.
       const frames = sqls.map((sql) => encodePacket(Buffer.concat([COM_QUERY_BYTE, typeof sql === 'string' ? Buffer.from(sql, 'utf8') : sql]), 0));
       this.socket.write(frames.length === 1 ? frames[0] : Buffer.concat(frames));
-      const results: InternalResult[] = [];
-      for (let i = 0; i < sqls.length; i++) results.push(await this.readResult(packets));
+      const results: InternalResult<T>[] = [];
+      for (let i = 0; i < sqls.length; i++) results.push(await this.readResult(packets, readRow));
       return results;
     } finally {
       packets.release();
@@ -408,14 +417,15 @@ export class BackendConnection {
     const packets = this.packetReader();
     try {
       this.socket.write(encodePacket(Buffer.concat([COM_QUERY_BYTE, typeof sql === 'string' ? Buffer.from(sql, 'utf8') : sql]), 0));
-      return await this.readResult(packets, false);
+      return await this.readResult(packets, null);
     } finally {
       packets.release();
     }
   }
 
-  private async readResult(packets: { next(): Promise<Packet> }, keepRows = true): Promise<InternalResult> {
-    const result: InternalResult = { ok: null, error: null, rows: [] };
+  /** Reads one statement's result; `readRow` null drops the rows as they arrive. */
+  private async readResult<T>(packets: { next(): Promise<Packet> }, readRow: ((payload: Buffer) => (T | null)[]) | null): Promise<InternalResult<T>> {
+    const result: InternalResult<T> = { ok: null, error: null, rows: [] };
     const first = await packets.next();
     if (first.payload[0] === PacketHeader.OK) {
       result.ok = parseOk(first.payload, this.capabilities);
@@ -436,7 +446,7 @@ export class BackendConnection {
         failed = parseErr(p.payload);
         break;
       }
-      if (keepRows) result.rows.push(readTextRow(p.payload));
+      if (readRow) result.rows.push(readRow(p.payload));
       p = await packets.next();
     }
     if (failed) return { ok: null, error: failed, rows: [] };
@@ -475,11 +485,16 @@ export type InternalPrepare = { statementId: number; error: null } | { statement
 
 /** A text-protocol row: each column a length-encoded string, 0xFB for NULL. */
 function readTextRow(payload: Buffer): (string | null)[] {
+  return readByteRow(payload).map((v) => (v === null ? null : v.toString('utf8')));
+}
+
+/** A text-protocol row with each value as its bytes (a copy: the packet's buffer is reused). */
+function readByteRow(payload: Buffer): (Buffer | null)[] {
   const r = new PayloadReader(payload);
-  const out: (string | null)[] = [];
+  const out: (Buffer | null)[] = [];
   while (r.remaining > 0) {
     const length = r.lenencOrNull();
-    out.push(length === null ? null : r.bytes(length).toString('utf8'));
+    out.push(length === null ? null : Buffer.from(r.bytes(length)));
   }
   return out;
 }

@@ -367,10 +367,23 @@ export class QueryCache {
    * A write changed `tables` ("schema.table"; null: unknown, so everything).
    * Resolves once every proxy sharing the storage will see it.
    */
-  invalidate(tables: readonly string[] | null): void | Promise<void> {
+  invalidate(tables: readonly string[] | null, source: 'proxy' | 'binlog' | 'memcached_api' = 'proxy'): void | Promise<void> {
     const names = tables === null ? ['*'] : tables;
     for (const t of names) this.observer.invalidated(t);
+    if (source === 'proxy') for (const listener of this.writeListeners) listener(tables);
     return this.generations.bump(names);
+  }
+
+  private readonly writeListeners: ((tables: readonly string[] | null) => void)[] = [];
+
+  /**
+   * Hears every invalidation for a write made through the proxy's SQL
+   * sessions (not those from the binlog reader or the memcached API, which
+   * tell their own caches): the memcached API's cache tier follows SQL writes
+   * through wirecache at once, without waiting for the binlog.
+   */
+  onProxyWrite(listener: (tables: readonly string[] | null) => void): void {
+    this.writeListeners.push(listener);
   }
 
   /**

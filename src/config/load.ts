@@ -23,7 +23,7 @@ import { compileRule, type CacheRule, type RawRule } from './rules.js';
 import { hashedUser, isPasswordHash, plainUser } from './accounts.js';
 import { loadRulesFile } from './rules_file.js';
 import { CONFIG_DEFAULTS, rootSchema, type RawConfig } from './schema.js';
-import type { BackendConfig, CacheConfig, UserConfig, WirecacheConfig } from './types.js';
+import type { BackendConfig, CacheConfig, MemcachedApiConfig, UserConfig, WirecacheConfig } from './types.js';
 import {
   ConfigError,
   SchemaConfigError,
@@ -116,6 +116,7 @@ function laterRounds(
   if (valid('tls', 'backend_tls', 'auth', 'users', 'users_from_database', 'monitor')) checkSecurity(raw, problem, dirname(resolvePath(sourcePath)));
   if (valid('cache')) checkCache(raw, problem);
   if (valid('binlog', 'cache', 'monitor')) checkBinlog(raw, problem);
+  if (valid('memcached_api')) checkMemcachedApi(raw, problem);
 
   const rulesFile: ConfigIssue[] = [];
   let cache: CacheConfig | null = null;
@@ -304,6 +305,7 @@ function normalise(raw: RawConfig, sourcePath: string): WirecacheConfig {
       consistencyWaitMs: raw.routing.consistency_wait_ms,
     },
     cache: null,
+    memcachedApi: raw.memcached_api ? normaliseMemcachedApi(raw.memcached_api) : null,
     binlog: {
       enabled: raw.binlog?.enabled === true ? 'on' : raw.binlog?.enabled === false ? 'off' : 'auto',
       user: raw.binlog?.user ?? raw.monitor?.user ?? null,
@@ -315,6 +317,59 @@ function normalise(raw: RawConfig, sourcePath: string): WirecacheConfig {
     log: { level: raw.log.level },
     serverVersion: raw.server_version,
   };
+}
+
+function normaliseMemcachedApi(raw: NonNullable<RawConfig['memcached_api']>): MemcachedApiConfig {
+  return {
+    listen: { host: raw.listen.host, port: raw.listen.port },
+    user: raw.user,
+    password: raw.password,
+    connections: raw.connections,
+    maxConnections: raw.max_connections,
+    readFrom: raw.read_from,
+    allowFlush: raw.allow_flush,
+    sasl: raw.sasl,
+    maxValueBytes: raw.max_value_bytes,
+    cacheBytes: raw.cache_bytes,
+    expirySweepSeconds: raw.expiry_sweep_seconds,
+    operationTimeoutMs: raw.operation_timeout_ms,
+    containers: raw.containers.map((c) => {
+      const [schema, table] = c.table.split('.');
+      return {
+        name: c.name,
+        schema,
+        table,
+        keyColumn: c.key_column,
+        valueColumns: c.value_columns,
+        separator: c.separator,
+        flagsColumn: c.flags_column ?? null,
+        casColumn: c.cas_column ?? null,
+        expiryColumn: c.expiry_column ?? null,
+      };
+    }),
+    defaultContainer: raw.default_container ?? null,
+    containersTable: raw.containers_table ?? null,
+  };
+}
+
+/** memcached_api: containers need unique names, a known default, and some source. */
+function checkMemcachedApi(raw: RawConfig, problem: Problem): void {
+  const api = raw.memcached_api;
+  if (!api) return;
+  const names = new Set<string>();
+  api.containers.forEach((c, i) => {
+    if (names.has(c.name)) problem(['memcached_api', 'containers', i, 'name'], `duplicate container name "${c.name}"`);
+    names.add(c.name);
+  });
+  if (api.containers.length === 0 && api.containers_table === undefined) {
+    problem(['memcached_api', 'containers'], 'must list at least one container (or set containers_table)');
+  }
+  if (api.default_container !== undefined && api.containers_table === undefined && !names.has(api.default_container)) {
+    problem(['memcached_api', 'default_container'], `names no container ("${api.default_container}")`);
+  }
+  if (api.listen.port !== 0 && api.listen.port === raw.listen.port && api.listen.host === raw.listen.host) {
+    problem(['memcached_api', 'listen'], 'is the same address as listen');
+  }
 }
 
 /** binlog.enabled: true needs a cache to invalidate and an account to replicate with. */

@@ -42,6 +42,15 @@ export const CONFIG_DEFAULTS = {
   monitor: { intervalMs: 1000, checkTimeoutMs: 1000, failAfter: 3, recoverAfter: 3, heartbeatTable: 'wirecache.heartbeat' },
   routing: { maxReplicationLagSeconds: 10, consistency: 'session', consistencyWaitMs: 500 },
   binlog: { maxDelayMs: 5000, onUnavailable: 'fail_closed' },
+  memcachedApi: {
+    listen: { host: '127.0.0.1', port: 11211 },
+    connections: 8,
+    maxConnections: 4096,
+    maxValueBytes: 1_048_576,
+    cacheBytes: 67_108_864,
+    expirySweepSeconds: 60,
+    operationTimeoutMs: 5000,
+  },
 } as const;
 
 /** Largest delay node's timers accept (ms); longer ones fire immediately. */
@@ -274,6 +283,55 @@ const usersFromDatabaseSchema = z.strictObject(
   { error: msg('must be a mapping', false) },
 );
 
+const identifier = (what: string) =>
+  z
+    .string({ error: msg(`must be ${what}`) })
+    .regex(/^[A-Za-z0-9_$]{1,64}$/, { error: msg(`must be ${what} (letters, digits, "_" or "$")`) });
+
+const containerSchema = z.strictObject(
+  {
+    name: z
+      .string({ error: msg('must be a string') })
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, { error: msg('must be 1-64 letters, digits, "_" or "-"') }),
+    table: z
+      .string({ error: msg('must be "schema.table"') })
+      .regex(/^[A-Za-z0-9_$]{1,64}\.[A-Za-z0-9_$]{1,64}$/, { error: msg('must be "schema.table" (letters, digits, "_" or "$")') }),
+    key_column: identifier('a column name'),
+    value_columns: z
+      .array(identifier('a column name'), { error: msg('must be a list of column names', false) })
+      .min(1, { error: 'must list at least one column' }),
+    separator: z.string({ error: msg('must be a string') }).min(1).max(8).default('|'),
+    flags_column: identifier('a column name').optional(),
+    cas_column: identifier('a column name').optional(),
+    expiry_column: identifier('a column name').optional(),
+  },
+  { error: msg('must be a mapping with name, table, key_column and value_columns', false) },
+);
+
+const memcachedApiSchema = z.strictObject(
+  {
+    listen: endpoint(CONFIG_DEFAULTS.memcachedApi.listen),
+    user: z.string({ error: msg('must be a string', false) }).min(1, { error: msg('must not be empty') }),
+    password: z.string({ error: msg('must be a string (quote it in YAML); "" for none', false) }),
+    connections: intIn(1, 1024).default(CONFIG_DEFAULTS.memcachedApi.connections),
+    max_connections: intIn(1, 1_000_000).default(CONFIG_DEFAULTS.memcachedApi.maxConnections),
+    read_from: z.enum(['primary', 'replicas'], { error: msg('must be "primary" or "replicas"') }).default('primary'),
+    allow_flush: z.boolean({ error: msg('must be true or false') }).default(false),
+    sasl: z.boolean({ error: msg('must be true or false') }).default(false),
+    max_value_bytes: intIn(1, 67_108_864).default(CONFIG_DEFAULTS.memcachedApi.maxValueBytes),
+    cache_bytes: intIn(0, Number.MAX_SAFE_INTEGER).default(CONFIG_DEFAULTS.memcachedApi.cacheBytes),
+    expiry_sweep_seconds: intIn(0, 86_400).default(CONFIG_DEFAULTS.memcachedApi.expirySweepSeconds),
+    operation_timeout_ms: intIn(1, 600_000).default(CONFIG_DEFAULTS.memcachedApi.operationTimeoutMs),
+    default_container: z.string({ error: msg('must be a container name') }).optional(),
+    containers: z.array(containerSchema, { error: msg('must be a list of containers', false) }).default([]),
+    containers_table: z
+      .string({ error: msg('must be "schema.table"') })
+      .regex(/^[A-Za-z0-9_$]{1,64}\.[A-Za-z0-9_$]{1,64}$/, { error: msg('must be "schema.table"') })
+      .optional(),
+  },
+  { error: msg('must be a mapping with user, password and containers', false) },
+);
+
 export const rootSchema = z.strictObject(
   {
     tls: tlsSchema.optional(),
@@ -354,6 +412,7 @@ export const rootSchema = z.strictObject(
         shutdown_grace_ms: CONFIG_DEFAULTS.timeouts.shutdownGraceMs,
       }),
     cache: cacheSchema.optional(),
+    memcached_api: memcachedApiSchema.optional(),
     log: z
       .strictObject(
         {

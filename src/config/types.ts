@@ -115,6 +115,8 @@ export interface WirecacheConfig {
   cache: CacheConfig | null;
   /** Binlog-driven invalidation of the cache (a replication client on the primary). */
   binlog: BinlogConfig;
+  /** The memcached-protocol front end over tables; null when the config has no `memcached_api` section. */
+  memcachedApi: MemcachedApiConfig | null;
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' };
   /** Version string announced to clients when no backend has been reached yet. */
   serverVersion: string;
@@ -179,4 +181,47 @@ export interface RoutingConfig {
   consistency: 'eventual' | 'session';
   /** How long a read waits for a replica to catch up with the session's last write before going to the primary instead. */
   consistencyWaitMs: number;
+}
+
+/** One memcached container: a name mapped to a table's key, value, flags, cas and expiry columns (as the InnoDB memcached plugin's). */
+export interface ContainerConfig {
+  name: string;
+  schema: string;
+  table: string;
+  keyColumn: string;
+  /** A value is these columns joined with `separator`. */
+  valueColumns: string[];
+  separator: string;
+  flagsColumn: string | null;
+  casColumn: string | null;
+  /** Unix time in seconds after which the row is a miss (0: never). */
+  expiryColumn: string | null;
+}
+
+export interface MemcachedApiConfig {
+  listen: { host: string; port: number };
+  /** Account the table operations run as (on the primary and replicas). */
+  user: string;
+  password: string;
+  /** Backend connections kept to the primary (and to each replica with readFrom replicas). */
+  connections: number;
+  maxConnections: number;
+  /** primary: misses read the primary; replicas: a replica that has applied the connection's last write. */
+  readFrom: 'primary' | 'replicas';
+  /** flush_all deletes every row of every container table; refused unless true. */
+  allowFlush: boolean;
+  /** The binary protocol must authenticate (SASL PLAIN) as one of the proxy's users. */
+  sasl: boolean;
+  maxValueBytes: number;
+  /** The in-process tier of items read from the primary; 0: none. */
+  cacheBytes: number;
+  /** How often expired rows are deleted; 0: never (they are still misses). */
+  expirySweepSeconds: number;
+  /** A table operation that takes longer is answered with SERVER_ERROR. */
+  operationTimeoutMs: number;
+  containers: ContainerConfig[];
+  /** Name of the container used for keys without `@@container.`; null: the first. */
+  defaultContainer: string | null;
+  /** An InnoDB memcached plugin's containers table to read containers from at start. */
+  containersTable: string | null;
 }

@@ -15,11 +15,9 @@ import { CacheMetrics } from './cache_metrics.js';
 import { CommandStats } from './command_stats.js';
 import type { ProxyObserver, RefusalReason } from '../session/observer.js';
 import { RoutingMetrics } from './routing_metrics.js';
+import { LATENCY_BUCKETS as QUERY_DURATION_BUCKETS } from './metrics_buckets.js';
+import { MemcachedMetrics } from './memcached_metrics.js';
 
-/** Histogram buckets (seconds) covering 50µs to 10s. */
-const QUERY_DURATION_BUCKETS: readonly number[] = [
-  0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
-];
 
 const REFUSAL_REASONS: readonly RefusalReason[] = ['max_connections', 'shutting_down', 'login_throttled', 'max_user_connections'];
 const AUTH_FAILURE_REASONS = ['bad_credentials', 'backend_refused', 'backend_unavailable'] as const;
@@ -62,12 +60,15 @@ export class Metrics implements ProxyObserver {
   readonly routing: RoutingMetrics;
   /** The binlog reader's metrics (the BinlogObserver handed to the reader). */
   readonly binlog: BinlogMetrics;
+  /** The memcached API's metrics (the MemcachedObserver handed to its server). */
+  readonly memcached: MemcachedMetrics;
 
   constructor(options: MetricsOptions = {}) {
     this.registry = new Registry();
     this.cache = new CacheMetrics(this.registry);
     this.routing = new RoutingMetrics(this.registry, options.backendNames ?? []);
     this.binlog = new BinlogMetrics(this.registry);
+    this.memcached = new MemcachedMetrics(this.registry);
     const registers = [this.registry];
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
 

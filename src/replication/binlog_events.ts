@@ -99,7 +99,8 @@ export type BinlogEvent =
   /** ANNOTATE_ROWS, BINLOG_CHECKPOINT, STOP and every type not listed: nothing to do. */
   | { kind: 'other'; header: EventHeader };
 
-function need(buf: Buffer, end: number, what: string): void {
+/** Throws ProtocolError unless `buf` holds at least `end` bytes (`what` names the part being read). */
+export function need(buf: Buffer, end: number, what: string): void {
   if (end > buf.length) throw new ProtocolError(`binlog event too short for ${what} (${buf.length} bytes, need ${end})`);
 }
 
@@ -116,7 +117,7 @@ export function readHeader(event: Buffer): EventHeader {
 }
 
 /** A 6-byte little-endian table id (ids above 2^48 do not exist in practice; 4-byte ids on very old servers). */
-function readTableId(event: Buffer, at: number, postHeaderLength: number): number {
+export function readTableId(event: Buffer, at: number, postHeaderLength: number): number {
   if (postHeaderLength === 6) {
     need(event, at + 4, 'the table id');
     return event.readUInt32LE(at);
@@ -125,7 +126,8 @@ function readTableId(event: Buffer, at: number, postHeaderLength: number): numbe
   return event.readUIntLE(at, 6);
 }
 
-function postHeaderLength(format: BinlogFormat, type: number, fallback: number): number {
+/** The post-header length FORMAT_DESCRIPTION announced for `type`, or `fallback` before it arrived. */
+export function postHeaderLength(format: BinlogFormat, type: number, fallback: number): number {
   const n = format.postHeaderLengths[type - 1];
   return n === undefined || n === 0 ? fallback : n;
 }

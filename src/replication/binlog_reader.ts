@@ -39,7 +39,7 @@ import { parseErr } from '../protocol/generic_packets.js';
 import { gtidCovers } from '../routing/gtid.js';
 import { changesSchema, classify, qualifiedTableName, writesData } from '../sql/classifier.js';
 import { initialFormat, parseEvent, type BinlogEvent, type BinlogFormat } from './binlog_events.js';
-import { nullBinlogObserver, type BinlogObserver, type BinlogReaderState } from './observer.js';
+import { nullBinlogObserver, type BinlogObserver, type BinlogReaderState, type RowWatcher } from './observer.js';
 
 /** What the reader bumps: QueryCache.invalidate (null: everything). */
 export type Invalidate = (tables: readonly string[] | null) => void | Promise<void>;
@@ -91,6 +91,15 @@ const LOGIN_CAPABILITIES =
   Capability.PROTOCOL_41 | Capability.SECURE_CONNECTION | Capability.PLUGIN_AUTH | Capability.TRANSACTIONS | Capability.LONG_FLAG;
 
 export class BinlogReader {
+  private rowWatcher: RowWatcher | null = null;
+  /** TABLE_MAP events of watched tables, by table id. */
+  private readonly watchedMaps = new Map<number, Buffer>();
+
+  /** Sets who follows rows (one watcher). */
+  watchRows(watcher: RowWatcher | null): void {
+    this.rowWatcher = watcher;
+    this.watchedMaps.clear();
+  }
   private stateValue: BinlogReaderState = 'stopped';
   private conn: BackendConnection | null = null;
   private endpointValue: BackendEndpoint | null = null;
@@ -411,7 +420,10 @@ export class BinlogReader {
     this.setState(gtidCovers(this.position(), this.target) ? 'streaming' : 'catching_up');
     this.options.log?.info({ backend: endpoint.name, position: start, serverId: this.options.serverId }, 'binlog reader streaming');
     // Writes made before this reader started (or while the position was lost) were never seen: start clean.
-    if (fresh) await this.options.invalidate(null);
+    if (fresh) {
+      this.rowWatcher?.changed(null);
+      await this.options.invalidate(null);
+    }
   }
 
   /** One packet of the dump stream. */
@@ -430,11 +442,11 @@ export class BinlogReader {
     if (payload[0] !== PacketHeader.OK) throw new Error(`unexpected packet 0x${payload[0].toString(16)} in the binlog stream`);
     const bytes = payload.subarray(1);
     this.options.onRawEvent?.(bytes);
-    this.apply(parseEvent(bytes, this.format));
+    this.apply(parseEvent(bytes, this.format), bytes);
   }
 
   /** Applies one parsed event (exposed for tests). */
-  apply(event: BinlogEvent): void {
+  apply(event: BinlogEvent, bytes?: Buffer): void {
     this.observer.eventRead(event.kind);
     this.lastActivityMs = Date.now();
     switch (event.kind) {
@@ -444,9 +456,11 @@ export class BinlogReader {
         this.written = new Set();
         return;
       case 'table_map': {
-        if (this.tableIds.size >= MAX_TABLE_IDS && !this.tableIds.has(event.tableId)) this.tableIds.clear();
+        if (this.tableIds.size >= MAX_TABLE_IDS && !this.tableIds.has(event.tableId)) (this.tableIds.clear(), this.watchedMaps.clear());
         const name = `${event.schema}.${event.table}`.toLowerCase();
         this.tableIds.set(event.tableId, name);
+        if (this.rowWatcher?.watches(name) && bytes) this.watchedMaps.set(event.tableId, Buffer.from(bytes));
+        else this.watchedMaps.delete(event.tableId);
         // Every table the statement mapped counts as written: an FK cascade's child rows are not logged,
         // only the child's TABLE_MAP is.
         this.note([name]);
@@ -455,6 +469,8 @@ export class BinlogReader {
       case 'rows': {
         const name = this.tableIds.get(event.tableId);
         this.note(name === undefined ? null : [name]);
+        const map = this.watchedMaps.get(event.tableId);
+        if (map && bytes && name !== undefined) this.rowWatcher?.rows(name, map, bytes, this.format);
         return;
       }
       case 'query': {
@@ -465,13 +481,18 @@ export class BinlogReader {
           return;
         }
         const c = classify(event.sql);
-        if (writesData(c)) this.note(c.tablesWritten === null ? null : c.tablesWritten.map((t) => qualifiedTableName(t, event.schema)));
+        if (writesData(c)) {
+          const tables = c.tablesWritten === null ? null : c.tablesWritten.map((t) => qualifiedTableName(t, event.schema));
+          this.note(tables);
+          this.rowWatcher?.changed(tables);
+        }
         if (changesSchema(c)) this.options.onDdl?.();
         if (!this.pending || this.pending.standalone) this.flush(event.header.timestamp);
         return;
       }
       case 'query_compressed':
       case 'incident':
+        this.rowWatcher?.changed(null);
         this.note(null);
         if (!this.pending || this.pending.standalone) this.flush(event.header.timestamp);
         return;

@@ -2,7 +2,7 @@
  * What the binlog reader reports, without knowing Prometheus: the metrics
  * layer implements it (src/metrics/binlog_metrics.ts).
  */
-import type { BinlogEvent } from './binlog_events.js';
+import type { BinlogEvent, BinlogFormat } from './binlog_events.js';
 
 /**
  * The reader's state.
@@ -53,3 +53,16 @@ export const nullBinlogObserver: BinlogObserver = {
   delay() {},
   reconnected() {},
 };
+
+/**
+ * Follows the rows of some tables (the memcached API's containers): gets each
+ * rows event of a table it watches with that table's TABLE_MAP, and hears of
+ * changes that show no rows (statements, unknown writes, a fresh start).
+ */
+export interface RowWatcher {
+  /** `table` is "schema.table" in lower case. */
+  watches(table: string): boolean;
+  rows(table: string, tableMap: Buffer, rows: Buffer, format: BinlogFormat): void;
+  /** These tables (null: any table) changed in ways the rows do not show. */
+  changed(tables: readonly string[] | null): void;
+}
