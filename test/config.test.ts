@@ -101,6 +101,7 @@ describe('parseConfig', () => {
       routing: { maxReplicationLagSeconds: 10, consistency: 'session', consistencyWaitMs: 500 },
       cache: null,
       binlog: { enabled: 'auto', user: null, password: '', serverId: null, maxDelayMs: 5000, onUnavailable: 'fail_closed' },
+      memcachedApi: null,
       log: { level: 'info' },
       serverVersion: '5.5.5-10.11.0-MariaDB-wirecache',
     });
