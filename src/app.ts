@@ -1,4 +1,5 @@
-import type { WirecacheConfig } from './config/types.js';
+import type { BackendEndpoint, WirecacheConfig } from './config/types.js';
+import { gtidCovers } from './routing/gtid.js';
 import { AdminServer, type HealthStatus } from './admin/admin_server.js';
 import { BackendConnection } from './backend/backend_connection.js';
 import { registerCacheRoutes } from './admin/cache_routes.js';
@@ -172,6 +173,16 @@ export async function startApp(initial: WirecacheConfig, logger = createLogger(i
   };
 }
 
+/** A replica in rotation whose last known position includes `after` (a connection's last write). */
+function replicaHaving(proxy: ProxyServer, after: string | null): BackendEndpoint | null {
+  const tried = new Set<string>();
+  for (let endpoint = proxy.selector.pickReplica(tried); endpoint; endpoint = proxy.selector.pickReplica(tried)) {
+    if (after === null || gtidCovers(proxy.selector.gtidPosition(endpoint.name) ?? '', after)) return endpoint;
+    tried.add(endpoint.name);
+  }
+  return null;
+}
+
 /** The memcached API in front of the container tables, its binlog row watcher and metrics. */
 function createMemcachedApi(config: WirecacheConfig, proxy: ProxyServer, metrics: Metrics, logger: Logger): MemcachedApiServer {
   const api = config.memcachedApi as NonNullable<WirecacheConfig['memcachedApi']>;
@@ -185,6 +196,7 @@ function createMemcachedApi(config: WirecacheConfig, proxy: ProxyServer, metrics
     tableWritten: (table) => void proxy.cache?.invalidate([table.toLowerCase()], 'memcached_api'),
     // Without a current binlog reader, writes made elsewhere would go unseen: the tier is not used.
     cacheUsable: () => binlog?.current ?? false,
+    replicaFor: (after) => replicaHaving(proxy, after),
     observer: metrics.memcached,
     log: logger.child({ component: 'memcached_api' }),
     version: `${packageVersion()}-wirecache`,

@@ -33,6 +33,11 @@ export interface MemcachedApiOptions {
   tableWritten: (table: string) => void;
   /** True while the binlog reader is current: the cache tier may answer. */
   cacheUsable: () => boolean;
+  /**
+   * A healthy replica whose known GTID position includes `after` (null: any
+   * healthy replica); null when there is none. Used with read_from: replicas.
+   */
+  replicaFor: (after: string | null) => BackendEndpoint | null;
   observer: MemcachedObserver;
   log: Logger;
   version: string;
@@ -46,6 +51,8 @@ const CONTAINER_RETRY_MS = 5000;
 export class MemcachedApiServer {
   readonly cache: ItemCache;
   private readonly pool: ConnectionPool;
+  /** Pools to replicas (read_from: replicas), by server name. */
+  private readonly replicaPools = new Map<string, ConnectionPool>();
   private readonly store: TableStore;
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
@@ -70,14 +77,25 @@ export class MemcachedApiServer {
       tls: options.backendTls,
       trackSession: false,
     };
-    this.pool = new ConnectionPool(options.primary, login, {
-      maxConnections: c.connections,
-      connectTimeoutMs: options.connectTimeoutMs,
-      operationTimeoutMs: c.operationTimeoutMs,
-    });
+    const poolOptions = { maxConnections: c.connections, connectTimeoutMs: options.connectTimeoutMs, operationTimeoutMs: c.operationTimeoutMs };
+    this.pool = new ConnectionPool(options.primary, login, poolOptions);
     this.cache = new ItemCache(c.cacheBytes);
     this.store = new TableStore({
       primary: (op) => this.pool.use(op),
+      replica:
+        c.readFrom === 'replicas'
+          ? (after) => {
+              const endpoint = options.replicaFor(after);
+              if (!endpoint) return null;
+              let pool = this.replicaPools.get(endpoint.name);
+              if (!pool) {
+                pool = new ConnectionPool(() => endpoint, login, poolOptions);
+                this.replicaPools.set(endpoint.name, pool);
+              }
+              const chosen = pool;
+              return (op) => chosen.use(op);
+            }
+          : undefined,
       cache: this.cache,
       cacheUsable: options.cacheUsable,
       tableWritten: options.tableWritten,
@@ -116,6 +134,7 @@ export class MemcachedApiServer {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.pool.close();
+    for (const p of this.replicaPools.values()) p.close();
   }
 
   /**

@@ -21,9 +21,9 @@ import {
   suppressesResponse,
   type BinaryRequest,
 } from './binary_protocol.js';
-import { type Item, MemcachedError, type MemcachedCommand, StoreMode } from './commands.js';
+import { type ArithOutcome, type DeleteOutcome, type Item, MemcachedError, type MemcachedCommand, StoreMode } from './commands.js';
 import type { ContainerSql } from './container_sql.js';
-import type { TableStore } from './table_store.js';
+import type { ReadYourWrites, TableStore } from './table_store.js';
 import { readTextCommand, textItems, textLine, textStats, type TextLimits } from './text_protocol.js';
 
 /** What every session shares (the server's). */
@@ -60,6 +60,8 @@ export class MemcachedSession {
   private authenticated = false;
   /** The container of keys without `@@name.` (switched by `get @@name`). */
   private current: ContainerSql | null = null;
+  /** This connection's last write, so that its reads from replicas see it. */
+  private readonly writes: ReadYourWrites = { lastGtid: null };
 
   constructor(
     private readonly socket: net.Socket,
@@ -137,25 +139,16 @@ export class MemcachedSession {
         const result = await this.store(command);
         return textLine(result.outcome.toUpperCase());
       }
-      case 'delete': {
-        const r = this.resolve(command.key);
-        const outcome = await this.timed('delete', r, () => this.ctx.store.delete(r.sql, r.key, command.cas));
-        return textLine(outcome.toUpperCase());
-      }
+      case 'delete':
+        return textLine((await this.delete(command)).toUpperCase());
       case 'arith': {
-        const r = this.resolve(command.key);
-        const result = await this.timed(command.incr ? 'incr' : 'decr', r, () =>
-          this.ctx.store.arith(r.sql, r.key, command.incr, command.delta, command.initial, command.exptime),
-        );
+        const result = await this.arith(command);
         if (result.outcome === 'ok') return textLine(String(result.value));
         if (result.outcome === 'not_found') return textLine('NOT_FOUND');
         return textLine('CLIENT_ERROR cannot increment or decrement non-numeric value');
       }
-      case 'touch': {
-        const r = this.resolve(command.key);
-        const touched = await this.timed('touch', r, () => this.ctx.store.touch(r.sql, r.key, command.exptime));
-        return textLine(touched ? 'TOUCHED' : 'NOT_FOUND');
-      }
+      case 'touch':
+        return textLine((await this.touch(command)) ? 'TOUCHED' : 'NOT_FOUND');
       case 'flush':
         if (!this.ctx.allowFlush) return textLine('CLIENT_ERROR flush_all not allowed');
         await this.ctx.flushAll(command.delay);
@@ -236,25 +229,18 @@ export class MemcachedSession {
         return binaryError(request, BinaryStatus.ItemNotStored, 'Not stored.');
       }
       case 'delete': {
-        const r = this.resolve(command.key);
-        const outcome = await this.timed('delete', r, () => this.ctx.store.delete(r.sql, r.key, command.cas));
+        const outcome = await this.delete(command);
         if (outcome === 'deleted') return ok();
         return outcome === 'exists' ? binaryError(request, BinaryStatus.KeyExists, 'Data exists for key.') : binaryError(request, BinaryStatus.KeyNotFound, 'Not found');
       }
       case 'arith': {
-        const r = this.resolve(command.key);
-        const result = await this.timed(command.incr ? 'incr' : 'decr', r, () =>
-          this.ctx.store.arith(r.sql, r.key, command.incr, command.delta, command.initial, command.exptime),
-        );
+        const result = await this.arith(command);
         if (result.outcome === 'ok') return binaryArith(request, result.value, result.cas);
         if (result.outcome === 'not_found') return binaryError(request, BinaryStatus.KeyNotFound, 'Not found');
         return binaryError(request, BinaryStatus.NonNumeric, 'Non-numeric server-side value for incr or decr');
       }
-      case 'touch': {
-        const r = this.resolve(command.key);
-        const touched = await this.timed('touch', r, () => this.ctx.store.touch(r.sql, r.key, command.exptime));
-        return touched ? ok() : binaryError(request, BinaryStatus.KeyNotFound, 'Not found');
-      }
+      case 'touch':
+        return (await this.touch(command)) ? ok() : binaryError(request, BinaryStatus.KeyNotFound, 'Not found');
       case 'flush':
         if (!this.ctx.allowFlush) return binaryError(request, BinaryStatus.NotSupported, 'flush_all not allowed');
         await this.ctx.flushAll(command.delay);
@@ -288,7 +274,7 @@ export class MemcachedSession {
     const resolved = keys.map((k) => this.resolve(k));
     if (touch !== null) {
       const out: (Item | null)[] = [];
-      for (const r of resolved) out.push(await this.timed('gat', r, () => this.ctx.store.getAndTouch(r.sql, r.key, touch)));
+      for (const r of resolved) out.push(await this.timed('gat', r, () => this.ctx.store.getAndTouch(r.sql, r.key, touch, this.writes)));
       return out;
     }
     // One read per container; the items go back in the order of the keys, with the keys as written.
@@ -300,10 +286,27 @@ export class MemcachedSession {
       byContainer.set(r.sql, list);
     });
     for (const [sql, indexes] of byContainer) {
-      const items = await this.timed('get', { sql, key: Buffer.alloc(0) }, () => this.ctx.store.get(sql, indexes.map((i) => resolved[i].key)));
+      const items = await this.timed('get', { sql, key: Buffer.alloc(0) }, () => this.ctx.store.get(sql, indexes.map((i) => resolved[i].key), this.writes));
       indexes.forEach((i, j) => (out[i] = items[j] && { ...items[j], key: keys[i] }));
     }
     return out;
+  }
+
+  private delete(command: Extract<MemcachedCommand, { kind: 'delete' }>): Promise<DeleteOutcome> {
+    const r = this.resolve(command.key);
+    return this.timed('delete', r, () => this.ctx.store.delete(r.sql, r.key, command.cas, this.writes));
+  }
+
+  private arith(command: Extract<MemcachedCommand, { kind: 'arith' }>): Promise<ArithOutcome> {
+    const r = this.resolve(command.key);
+    return this.timed(command.incr ? 'incr' : 'decr', r, () =>
+      this.ctx.store.arith(r.sql, r.key, command.incr, command.delta, command.initial, command.exptime, this.writes),
+    );
+  }
+
+  private touch(command: Extract<MemcachedCommand, { kind: 'touch' }>): Promise<boolean> {
+    const r = this.resolve(command.key);
+    return this.timed('touch', r, () => this.ctx.store.touch(r.sql, r.key, command.exptime, this.writes));
   }
 
   private store(command: Extract<MemcachedCommand, { kind: 'store' }>): Promise<{ outcome: 'stored' | 'not_stored' | 'exists' | 'not_found'; cas: bigint }> {
@@ -312,7 +315,7 @@ export class MemcachedSession {
       throw new MemcachedError('server', 'object too large for cache', BinaryStatus.ValueTooLarge);
     }
     const name = STORE_NAMES[command.mode];
-    return this.timed(name, r, () => this.ctx.store.store(r.sql, command.mode, r.key, command.value, command.flags, command.exptime, command.cas));
+    return this.timed(name, r, () => this.ctx.store.store(r.sql, command.mode, r.key, command.value, command.flags, command.exptime, command.cas, this.writes));
   }
 
   private async timed<T>(command: string, r: Resolved, run: () => Promise<T>): Promise<T> {

@@ -16,8 +16,18 @@ import type { CachedRow, ItemCache } from './item_cache.js';
 /** Runs statements on one pooled connection (the pool's use()). */
 export type RunOn = <T>(operation: (conn: BackendConnection) => Promise<T>) => Promise<T>;
 
+/** A client connection's last write (its GTID), so that its reads from replicas see it. */
+export interface ReadYourWrites {
+  lastGtid: string | null;
+}
+
 export interface TableStoreOptions {
   primary: RunOn;
+  /**
+   * With read_from: replicas, a replica whose known position includes `after`
+   * (a connection's last write; null: no write yet); null sends the read to the primary.
+   */
+  replica?: (after: string | null) => RunOn | null;
   cache: ItemCache;
   /** True while the binlog reader streams and is current: only then can the cache tier see writes made elsewhere. */
   cacheUsable: () => boolean;
@@ -53,7 +63,7 @@ export class TableStore {
   }
 
   /** Items of `keys` (null for a miss), from the cache tier where it may answer. */
-  async get(sql: ContainerSql, keys: readonly Buffer[]): Promise<(Item | null)[]> {
+  async get(sql: ContainerSql, keys: readonly Buffer[], rw: ReadYourWrites | null = null): Promise<(Item | null)[]> {
     const name = sql.container.name;
     const now = this.now();
     const out: (Item | null)[] = new Array(keys.length).fill(null);
@@ -67,8 +77,10 @@ export class TableStore {
     }
     if (missing.length === 0) return out;
     const wanted = dedupe(missing.map((i) => keys[i]));
-    const tickets = useCache ? wanted.map((k) => cache.ticket(name, k)) : null;
-    const [result] = await this.options.primary((conn) => conn.queriesAsBytes([sql.select(wanted)]));
+    // A replica's answer may be older than another connection's write: it is never stored in the tier.
+    const replica = this.options.replica?.(rw?.lastGtid ?? null) ?? null;
+    const tickets = useCache && !replica ? wanted.map((k) => cache.ticket(name, k)) : null;
+    const [result] = await (replica ?? this.options.primary)((conn) => conn.queriesAsBytes([sql.select(wanted)]));
     const rows = rowsByKey(sql, throwIfError(result), now);
     if (tickets && this.options.cacheUsable()) {
       wanted.forEach((k, i) => cache.fill(name, k, tickets[i], rows.get(k.toString('latin1')) ?? { item: null, expiry: 0 }));
@@ -81,69 +93,69 @@ export class TableStore {
   }
 
   /** gat: a new expiry for a live item, then the item. */
-  async getAndTouch(sql: ContainerSql, key: Buffer, exptime: number): Promise<Item | null> {
+  async getAndTouch(sql: ContainerSql, key: Buffer, exptime: number, rw: ReadYourWrites | null = null): Promise<Item | null> {
     const now = this.now();
     const expiry = absoluteExpiry(exptime, now);
-    const [touched, read] = await this.write(sql, key, (conn) => conn.queriesAsBytes([sql.touch(key, expiry, now), sql.select([key])]));
+    const [touched, read] = await this.write(sql, key, rw, (conn) => conn.queriesAsBytes([sql.touch(key, expiry, now), sql.select([key])]));
     throwIfError(touched);
     const row = rowsByKey(sql, throwIfError(read), now).get(key.toString('latin1'));
     return row && isLive(row, now) ? withKey(row.item, key) : null;
   }
 
-  async store(sql: ContainerSql, mode: StoreMode, key: Buffer, value: Buffer, flags: number, exptime: number, cas: bigint): Promise<{ outcome: StoreOutcome; cas: bigint }> {
+  async store(sql: ContainerSql, mode: StoreMode, key: Buffer, value: Buffer, flags: number, exptime: number, cas: bigint, rw: ReadYourWrites | null = null): Promise<{ outcome: StoreOutcome; cas: bigint }> {
     const now = this.now();
     const newCas = this.nextCas();
     if (mode === StoreMode.Append || mode === StoreMode.Prepend) {
       const expected = cas === 0n ? null : cas;
       const statement = sql.concat(key, value, mode === StoreMode.Append, newCas, now, expected);
-      const outcome = await this.updateOrClassify(sql, key, statement, now, expected, 'not_stored');
+      const outcome = await this.updateOrClassify(sql, key, rw, statement, now, expected, 'not_stored');
       return { outcome, cas: newCas };
     }
     const row: RowValues = { values: splitValue(sql, value), flags, cas: newCas, expiry: absoluteExpiry(exptime, now) };
     switch (mode) {
       case StoreMode.Set: {
-        const [r] = await this.write(sql, key, (conn) => conn.queriesAsBytes([sql.set(key, row)]));
+        const [r] = await this.write(sql, key, rw, (conn) => conn.queriesAsBytes([sql.set(key, row)]));
         throwIfError(r);
         return { outcome: 'stored', cas: newCas };
       }
       case StoreMode.Add: {
-        const [r] = await this.write(sql, key, (conn) => conn.queriesAsBytes([sql.add(key, row, now)]));
+        const [r] = await this.write(sql, key, rw, (conn) => conn.queriesAsBytes([sql.add(key, row, now)]));
         const affected = throwIfError(r).ok?.affectedRows ?? 0;
         return { outcome: affected > 0 ? 'stored' : 'not_stored', cas: newCas };
       }
       case StoreMode.Replace:
-        return { outcome: await this.updateOrClassify(sql, key, sql.replace(key, row, now, null), now, null, 'not_stored'), cas: newCas };
+        return { outcome: await this.updateOrClassify(sql, key, rw, sql.replace(key, row, now, null), now, null, 'not_stored'), cas: newCas };
       case StoreMode.Cas:
-        return { outcome: await this.updateOrClassify(sql, key, sql.replace(key, row, now, cas), now, cas, 'not_found'), cas: newCas };
+        return { outcome: await this.updateOrClassify(sql, key, rw, sql.replace(key, row, now, cas), now, cas, 'not_found'), cas: newCas };
     }
   }
 
-  async delete(sql: ContainerSql, key: Buffer, cas: bigint): Promise<DeleteOutcome> {
+  async delete(sql: ContainerSql, key: Buffer, cas: bigint, rw: ReadYourWrites | null = null): Promise<DeleteOutcome> {
     const now = this.now();
     const expected = cas === 0n ? null : cas;
-    const outcome = await this.updateOrClassify(sql, key, sql.delete(key, now, expected), now, expected, 'not_found', true);
+    const outcome = await this.updateOrClassify(sql, key, rw, sql.delete(key, now, expected), now, expected, 'not_found', true);
     return outcome === 'stored' ? 'deleted' : outcome === 'exists' ? 'exists' : 'not_found';
   }
 
-  async touch(sql: ContainerSql, key: Buffer, exptime: number): Promise<boolean> {
+  async touch(sql: ContainerSql, key: Buffer, exptime: number, rw: ReadYourWrites | null = null): Promise<boolean> {
     const now = this.now();
-    const [update, check] = await this.write(sql, key, (conn) => conn.queriesAsBytes([sql.touch(key, absoluteExpiry(exptime, now), now), sql.exists(key, now)]));
+    const [update, check] = await this.write(sql, key, rw, (conn) => conn.queriesAsBytes([sql.touch(key, absoluteExpiry(exptime, now), now), sql.exists(key, now)]));
     return (throwIfError(update).ok?.affectedRows ?? 0) > 0 || throwIfError(check).rows.length > 0;
   }
 
   /** incr/decr in a locking transaction (retried once if two creations of the same key deadlock). */
-  async arith(sql: ContainerSql, key: Buffer, incr: boolean, delta: bigint, initial: bigint | null, exptime: number): Promise<ArithOutcome> {
+  async arith(sql: ContainerSql, key: Buffer, incr: boolean, delta: bigint, initial: bigint | null, exptime: number, rw: ReadYourWrites | null = null): Promise<ArithOutcome> {
     try {
-      return await this.arithOnce(sql, key, incr, delta, initial, exptime);
+      return await this.arithOnce(sql, key, incr, delta, initial, exptime, rw);
     } catch (err) {
       if (!(err instanceof SqlFailure) || (err.code !== ER_LOCK_DEADLOCK && err.code !== ER_DUP_ENTRY)) throw err;
-      return this.arithOnce(sql, key, incr, delta, initial, exptime);
+      return this.arithOnce(sql, key, incr, delta, initial, exptime, rw);
     }
   }
 
-  private async arithOnce(sql: ContainerSql, key: Buffer, incr: boolean, delta: bigint, initial: bigint | null, exptime: number): Promise<ArithOutcome> {
+  private async arithOnce(sql: ContainerSql, key: Buffer, incr: boolean, delta: bigint, initial: bigint | null, exptime: number, rw: ReadYourWrites | null): Promise<ArithOutcome> {
     const now = this.now();
-    return this.write(sql, key, async (conn) => {
+    return this.write(sql, key, rw, async (conn) => {
       const [begin, read] = await conn.queriesAsBytes(['START TRANSACTION', sql.select([key], true)]);
       try {
         throwIfError(begin);
@@ -190,8 +202,8 @@ export class TableStore {
    * expected cas, a live row means the cas differed ('exists'); without, a
    * live row means the new values equalled the old ('stored').
    */
-  private async updateOrClassify(sql: ContainerSql, key: Buffer, statement: string, now: number, expectedCas: bigint | null, absent: StoreOutcome, deleting = false): Promise<StoreOutcome> {
-    const [update, check] = await this.write(sql, key, (conn) => conn.queriesAsBytes([statement, sql.exists(key, now)]));
+  private async updateOrClassify(sql: ContainerSql, key: Buffer, rw: ReadYourWrites | null, statement: string, now: number, expectedCas: bigint | null, absent: StoreOutcome, deleting = false): Promise<StoreOutcome> {
+    const [update, check] = await this.write(sql, key, rw, (conn) => conn.queriesAsBytes([statement, sql.exists(key, now)]));
     if ((throwIfError(update).ok?.affectedRows ?? 0) > 0) return 'stored';
     const live = throwIfError(check).rows.length > 0;
     if (!live) return absent;
@@ -201,13 +213,21 @@ export class TableStore {
   }
 
   /** Runs a write on the primary, with the key invalidated before and after. */
-  private async write<T>(sql: ContainerSql, key: Buffer, operation: (conn: BackendConnection) => Promise<T>): Promise<T> {
+  private async write<T>(sql: ContainerSql, key: Buffer, rw: ReadYourWrites | null, operation: (conn: BackendConnection) => Promise<T>): Promise<T> {
     const name = sql.container.name;
     const table = `${sql.container.schema}.${sql.container.table}`;
     this.options.cache.invalidateKey(name, key);
     this.options.tableWritten(table);
     try {
-      return await this.options.primary(operation);
+      if (!rw || !this.options.replica) return await this.options.primary(operation);
+      return await this.options.primary(async (conn) => {
+        const result = await operation(conn);
+        // The write's GTID, for this connection's later reads from replicas ('' when it changed nothing).
+        const [gtid] = await conn.queries(['SELECT @@last_gtid']);
+        const value = gtid.rows[0]?.[0];
+        if (value) rw.lastGtid = value;
+        return result;
+      });
     } finally {
       this.options.cache.invalidateKey(name, key);
       this.options.tableWritten(table);

@@ -1,0 +1,150 @@
+/**
+ * The memcached API and its servers: reads from replicas that still see the
+ * connection's own writes, the InnoDB plugin's containers table, a dead or
+ * silent primary (a quick SERVER_ERROR, never a hang), and a broken container.
+ */
+import net from 'node:net';
+import mysql from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApp } from '../src/app.js';
+import { createLogger } from '../src/logger.js';
+import { routingConfig, testConfig } from './proxy-harness.js';
+import { getTopology } from './topology-context.js';
+import { container, containerTableSql, memcachedApiConfig, TextClient, withBinlog } from './memcached-api-harness.js';
+
+const topo = getTopology();
+const DB = 'wc_mc_servers';
+let root: mysql.Connection;
+
+async function direct(server: { host: string; port: number }): Promise<mysql.Connection> {
+  return mysql.createConnection({ host: server.host, port: server.port, user: 'root', password: topo.rootPassword, multipleStatements: true });
+}
+
+async function replicated(): Promise<void> {
+  const [[{ pos }]] = (await root.query('SELECT @@gtid_binlog_pos AS pos')) as unknown as [[{ pos: string }]];
+  for (const r of topo.replicas) {
+    const conn = await direct(r);
+    try {
+      await conn.query('SELECT MASTER_GTID_WAIT(?, 10)', [pos]);
+    } finally {
+      await conn.end();
+    }
+  }
+}
+
+beforeAll(async () => {
+  root = await direct(topo.primary);
+  await root.query(`DROP DATABASE IF EXISTS ${DB}; CREATE DATABASE ${DB}; ${containerTableSql(`${DB}.kv`)};
+    DROP DATABASE IF EXISTS innodb_memcache; CREATE DATABASE innodb_memcache;
+    CREATE TABLE innodb_memcache.containers (name VARCHAR(50) PRIMARY KEY, db_schema VARCHAR(250), db_table VARCHAR(250), key_columns VARCHAR(250),
+      value_columns VARCHAR(250), flags VARCHAR(250), cas_column VARCHAR(250), expire_time_column VARCHAR(250), unique_idx_name_on_key VARCHAR(250));
+    INSERT INTO innodb_memcache.containers VALUES ('aaa', '${DB}', 'kv', 'id', 'value', 'flags', 'cas', 'expiry', 'PRIMARY')`);
+  await replicated();
+});
+
+afterAll(async () => {
+  await root?.query(`DROP DATABASE IF EXISTS ${DB}; DROP DATABASE IF EXISTS innodb_memcache`).catch(() => {});
+  await root?.end();
+});
+
+describe('read_from: replicas', () => {
+  it('reads from a replica, and a connection always sees its own writes (300 rounds)', async () => {
+    const app = await startApp(
+      testConfig(topo, {
+        ...routingConfig({ primary: topo.primary, replicas: topo.replicas, rootPassword: topo.rootPassword }),
+        memcachedApi: memcachedApiConfig(topo, [container('default', DB, 'kv')], { readFrom: 'replicas' }),
+      }),
+      createLogger('error'),
+    );
+    try {
+      const port = (app.memcachedAddress as { port: number }).port;
+      await new Promise((r) => setTimeout(r, 1000)); // the monitor's first checks put the replicas in rotation
+      // A row that exists only on the replicas (written there without the binlog): only a replica can answer it.
+      for (const r of topo.replicas) {
+        const conn = await direct(r);
+        await conn.query(`SET SESSION sql_log_bin = 0; INSERT INTO ${DB}.kv (id, value) VALUES ('replica-only', 'from a replica')`);
+        await conn.end();
+      }
+      const reader = await TextClient.connect(port);
+      expect(await reader.get('get replica-only\r\n')).toBe('VALUE replica-only 0 14\r\nfrom a replica\r\nEND\r\n');
+      reader.close();
+      const writer = await TextClient.connect(port);
+      for (let i = 0; i < 300; i++) {
+        expect(await writer.call(`set ryw 0 0 ${String(i).length}\r\n${i}\r\n`)).toBe('STORED\r\n');
+        expect(await writer.get('get ryw\r\n')).toBe(`VALUE ryw 0 ${String(i).length}\r\n${i}\r\nEND\r\n`);
+      }
+      writer.close();
+    } finally {
+      await app.stop();
+      for (const r of topo.replicas) {
+        const conn = await direct(r);
+        await conn.query(`SET SESSION sql_log_bin = 0; DELETE FROM ${DB}.kv WHERE id = 'replica-only'`);
+        await conn.end();
+      }
+    }
+  });
+});
+
+describe('containers', () => {
+  it("reads the InnoDB memcached plugin's innodb_memcache.containers table", async () => {
+    const app = await startApp(
+      testConfig(topo, { ...withBinlog(topo, 4321), memcachedApi: memcachedApiConfig(topo, [], { containersTable: 'innodb_memcache.containers' }) }),
+      createLogger('error'),
+    );
+    try {
+      const c = await TextClient.connect((app.memcachedAddress as { port: number }).port);
+      expect(await c.call('set @@aaa.plugin 9 0 2\r\nok\r\n')).toBe('STORED\r\n');
+      expect(await c.get('get plugin\r\n')).toBe('VALUE plugin 9 2\r\nok\r\nEND\r\n');
+      const [rows] = await root.query(`SELECT value FROM ${DB}.kv WHERE id = 'plugin'`);
+      expect(String((rows as { value: Buffer }[])[0].value)).toBe('ok');
+      c.close();
+    } finally {
+      await app.stop();
+    }
+  });
+
+  it('refuses to start with a container whose table or column does not exist, naming it', async () => {
+    await expect(
+      startApp(testConfig(topo, { memcachedApi: memcachedApiConfig(topo, [container('bad', DB, 'kv', { valueColumns: ['nosuch'] })]) }), createLogger('silent')),
+    ).rejects.toThrow(/container "bad": table wc_mc_servers.kv has no column nosuch/);
+    await expect(
+      startApp(testConfig(topo, { memcachedApi: memcachedApiConfig(topo, [container('gone', DB, 'missing')]) }), createLogger('silent')),
+    ).rejects.toThrow(/container "gone": table wc_mc_servers.missing does not exist/);
+  });
+});
+
+describe('a dead or silent primary', () => {
+  it('answers SERVER_ERROR within the operation deadline, never hangs, and keeps answering what needs no database', async () => {
+    // A port where nothing listens: connections are refused at once.
+    const closed = net.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()));
+    const deadPort = (closed.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    // A port that accepts and never answers: only the operation deadline ends the wait.
+    const silent = net.createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+    const silentPort = (silent.address() as net.AddressInfo).port;
+    try {
+      for (const port of [deadPort, silentPort]) {
+        const app = await startApp(
+          testConfig(topo, {
+            backends: [{ name: 'primary', host: '127.0.0.1', port, role: 'primary', weight: 1 }],
+            memcachedApi: memcachedApiConfig(topo, [container('default', DB, 'kv')], { operationTimeoutMs: 500 }),
+          }),
+          createLogger('silent'),
+        );
+        try {
+          const c = await TextClient.connect((app.memcachedAddress as { port: number }).port);
+          expect(await c.call('set k 0 0 1\r\nx\r\n')).toMatch(/^SERVER_ERROR .+\r\n$/);
+          expect(await c.get('get k\r\n')).toMatch(/^SERVER_ERROR .+\r\n$/);
+          expect(await c.call('version\r\n')).toMatch(/^VERSION /);
+          c.close();
+        } finally {
+          await app.stop();
+        }
+      }
+    } finally {
+      silent.close();
+    }
+  });
+});
