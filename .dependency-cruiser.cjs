@@ -82,6 +82,13 @@ module.exports = {
       to: { path: ['^src/(metrics|admin)/', '(^|/)node_modules/prom-client/'] },
     },
     {
+      name: 'memcached-api-beside-sessions',
+      comment: 'src/memcached_api/ (the memcached front end) is a layer beside src/session/: it may use backend/, replication/ (row images), config/ and its own files, but never the SQL sessions, the query cache, routing, src/admin/, src/metrics/ or prom-client: the top (app.ts) wires it to them through plain functions and it reports through MemcachedObserver.',
+      severity: 'error',
+      from: { path: '^src/memcached_api/' },
+      to: { path: ['^src/(session|cache|routing|sql|plan|admin|metrics)/', '(^|/)node_modules/prom-client/'] },
+    },
+    {
       name: 'not-to-top',
       comment: 'Nothing below the top (any folder under src/) imports src/app.ts, src/cli.ts or src/proxy_server.ts.',
       severity: 'error',

@@ -80,6 +80,12 @@ const FIXTURE: Record<string, string> = {
   'src/replication/bad_session.ts': "import type { S } from '../session/session.js';\nexport type B = S;\n",
   'src/replication/bad_prom.ts': "import { Registry } from 'prom-client';\nexport const b = new Registry();\n",
   'src/config/bad_top.ts': "import { app } from '../app.js';\nexport const b = app;\n",
+  // memcached_api: sockets, replication and config are fine; no SQL sessions, query cache, metrics or Prometheus
+  'src/memcached_api/ok_server.ts':
+    "import { createServer } from 'node:net';\nimport { x } from '../replication/ok_reader.js';\nexport const o = [createServer, x];\n",
+  'src/memcached_api/bad_session.ts': "import type { S } from '../session/session.js';\nexport type B = S;\n",
+  'src/memcached_api/bad_cache.ts': "import { p } from '../cache/ok_policy.js';\nexport const b = p;\n",
+  'src/memcached_api/bad_prom.ts': "import { Registry } from 'prom-client';\nexport const b = new Registry();\n",
   // session: sockets and the layers below are fine; no Prometheus, metrics or admin
   'src/session/session.ts':
     "import { connect } from 'node:net';\nimport { r } from '../routing/ok_router.js';\nimport { c } from '../sql/ok_classifier.js';\nexport interface S { x: number }\nexport const s = [connect, r, c];\n",
@@ -114,6 +120,9 @@ const EXPECTED = [
   'session-not-to-metrics-admin: src/session/bad_prom.ts',
   'session-not-to-metrics-admin: src/session/bad_metrics.ts',
   'session-not-to-metrics-admin: src/session/bad_admin.ts',
+  'memcached-api-beside-sessions: src/memcached_api/bad_session.ts',
+  'memcached-api-beside-sessions: src/memcached_api/bad_cache.ts',
+  'memcached-api-beside-sessions: src/memcached_api/bad_prom.ts',
   'not-to-top: src/config/bad_top.ts',
   'not-to-top: src/session/bad_top.ts',
   'not-to-unresolvable: src/auth/bad_unresolvable.ts',
