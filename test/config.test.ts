@@ -575,3 +575,66 @@ describe('binlog section', () => {
     expect(configError(`${MINIMAL}binlog: { server: 1 }\n`).field).toBe('binlog.server');
   });
 });
+
+describe('memcached_api', () => {
+  const section = `memcached_api:
+  listen: { port: 11311 }
+  user: mc
+  password: mc_pw
+  containers:
+    - name: sessions
+      table: moodle.sessions
+      key_column: id
+      value_columns: [value]
+      flags_column: flags
+      cas_column: cas
+      expiry_column: expiry
+`;
+
+  it('is off without its section, and fills in its defaults', () => {
+    expect(parseConfig(MINIMAL, 'x.yaml').memcachedApi).toBeNull();
+    expect(parseConfig(`${MINIMAL}${section}`, 'x.yaml').memcachedApi).toEqual({
+      listen: { host: '127.0.0.1', port: 11311 },
+      user: 'mc',
+      password: 'mc_pw',
+      connections: 8,
+      maxConnections: 4096,
+      readFrom: 'primary',
+      allowFlush: false,
+      sasl: false,
+      maxValueBytes: 1_048_576,
+      cacheBytes: 67_108_864,
+      expirySweepSeconds: 60,
+      operationTimeoutMs: 5000,
+      containers: [
+        {
+          name: 'sessions',
+          schema: 'moodle',
+          table: 'sessions',
+          keyColumn: 'id',
+          valueColumns: ['value'],
+          separator: '|',
+          flagsColumn: 'flags',
+          casColumn: 'cas',
+          expiryColumn: 'expiry',
+        },
+      ],
+      defaultContainer: null,
+      containersTable: null,
+    });
+  });
+
+  it('reports its mistakes with line and field', () => {
+    expect(configError(`${MINIMAL}memcached_api: { user: mc, password: x }\n`).message).toMatch(
+      /field memcached_api\.containers: must list at least one container \(or set containers_table\)/,
+    );
+    const dup = `${section}    - { name: sessions, table: a.b, key_column: k, value_columns: [v] }\n`;
+    expect(configError(`${MINIMAL}${dup}`).message).toMatch(/field memcached_api\.containers\[1\]\.name: duplicate container name "sessions"/);
+    expect(configError(`${MINIMAL}${section}  default_container: nope\n`).message).toMatch(/field memcached_api\.default_container: names no container/);
+    expect(configError(`${MINIMAL}${section.replace('moodle.sessions', 'sessions')}`).field).toBe('memcached_api.containers[0].table');
+    expect(configError(`${MINIMAL}${section.replace('key_column: id', 'key_column: "id; DROP"')}`).field).toBe('memcached_api.containers[0].key_column');
+    expect(configError(`${MINIMAL}${section}  read_from: anywhere\n`).reason).toMatch(/"primary" or "replicas"/);
+    expect(configError(`${MINIMAL}${section.replace('port: 11311', 'port: 6033')}`).message).toMatch(/field memcached_api\.listen: is the same address as listen/);
+    expect(configError(`${MINIMAL}${section}  max_value_bytes: 0\n`).field).toBe('memcached_api.max_value_bytes');
+  });
+});
