@@ -13,6 +13,7 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import memjs from 'memjs';
+import { freePort, startMemcached } from './memcached-process.js';
 
 interface Exchange {
   label: string;
@@ -24,31 +25,6 @@ interface Exchange {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function startMemcached(port: number): Promise<ChildProcess> {
-  const child = spawn('/usr/bin/memcached', ['-u', 'nobody', '-l', '127.0.0.1', '-p', String(port), '-U', '0'], { stdio: 'ignore' });
-  for (let i = 0; i < 100; i++) {
-    const up = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (up) return child;
-    await sleep(50);
-  }
-  child.kill();
-  throw new Error('memcached did not start');
-}
 
 /** Forwards one client at a time to memcached, keeping what each side sent since the last take(). */
 class Recorder {

@@ -178,7 +178,7 @@ describe('bad input', () => {
     const bad = await TextClient.connect(port);
     try {
       expect(await bad.call('bogus\r\n')).toBe('ERROR\r\n');
-      expect(await bad.call('set k notanumber 0 1\r\nx\r\n')).toBe('CLIENT_ERROR bad command line format\r\n');
+      expect(await bad.call('set k notanumber 0 1\r\nx\r\n', (r) => r.split('\r\n').length === 3)).toBe('CLIENT_ERROR bad command line format\r\nERROR\r\n');
       // As memcached: the block is read as long as announced, and what follows it is the next command.
       expect(await bad.call('set k 0 0 1\r\nxyz\r\n', (r) => r.split('\r\n').length === 3)).toBe('CLIENT_ERROR bad data chunk\r\nERROR\r\n');
       expect(await bad.call('stats noreply\r\n')).toBe('ERROR\r\n');

@@ -130,10 +130,13 @@ function readStorage(buf: Buffer, dataAt: number, lineLength: number, words: Buf
   const n = words.length - (noreply ? 1 : 0);
   if (n !== expected) return { error: 'ERROR', length: lineLength, close: false };
   const bytes = signedInt(words[4]);
-  if (bytes === null || bytes < 0) return { error: BAD_FORMAT, length: lineLength, close: false };
   const flags = unsigned64(words[2]);
   const exptime = signedInt(words[3]);
   const cas = mode === StoreMode.Cas ? unsigned64(words[5]) : 0n;
+  // As memcached: a bad command line is answered alone, and what follows it is read as the next command.
+  if (bytes === null || bytes < 0 || words[1].length > MAX_KEY_BYTES || flags === null || flags > U32_MAX || exptime === null || cas === null) {
+    return { error: BAD_FORMAT, length: lineLength, close: false };
+  }
   const total = lineLength + bytes + 2;
   if (bytes > limits.maxValueBytes) {
     // Swallow the data block so that the stream stays in step.
@@ -142,11 +145,8 @@ function readStorage(buf: Buffer, dataAt: number, lineLength: number, words: Buf
   }
   if (buf.length - dataAt < bytes + 2) return null;
   if (buf[dataAt + bytes] !== CR || buf[dataAt + bytes + 1] !== LF) return { error: 'CLIENT_ERROR bad data chunk', length: total, close: false };
-  if (words[1].length > MAX_KEY_BYTES || flags === null || flags > U32_MAX || exptime === null || cas === null) {
-    return { error: BAD_FORMAT, length: total, close: false };
-  }
   const value = buf.subarray(dataAt, dataAt + bytes);
-  return { command: { kind: 'store', mode, key: words[1], flags: Number(flags), exptime, value, cas }, noreply, length: total };
+  return { command: { kind: 'store', mode, key: words[1], flags: Number(flags), exptime, value, cas: cas as bigint }, noreply, length: total };
 }
 
 function splitWords(buf: Buffer, start: number, end: number): Buffer[] {
