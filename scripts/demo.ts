@@ -36,7 +36,7 @@ function selfSignedPair(dir: string): { cert: string; key: string } {
   return { cert, key };
 }
 
-function demoConfig(topo: TopologyInfo, port: number, adminPort: number, pair: { cert: string; key: string }): string {
+function demoConfig(topo: TopologyInfo, port: number, adminPort: number, memcachedPort: number, pair: { cert: string; key: string }): string {
   return `# Written by scripts/demo.ts for the demo topology in ${topo.baseDir}
 listen: { host: 127.0.0.1, port: ${port} }
 tls: { cert_file: ${pair.cert}, key_file: ${pair.key} }
@@ -52,16 +52,25 @@ cache:
   mode: hinted
   storage: tiered
   memcached: { servers: ["127.0.0.1:${topo.memcached.port}"] }
+# The memcached protocol in front of wc_test.sessions (PHP session handlers point here).
+memcached_api:
+  listen: { host: 127.0.0.1, port: ${memcachedPort} }
+  user: ${topo.rootUser}
+  password: "${topo.rootPassword}"
+  containers:
+    - { name: sessions, table: wc_test.sessions, key_column: id, value_columns: [value], flags_column: flags, cas_column: cas, expiry_column: expiry }
 log: { level: info }
 `;
 }
 
-/** The demo's table: a few rows, so that a cached read and its invalidation by a write can be seen at once. */
+/** The demo's tables: demo_items with a few rows, so that a cached read and its invalidation by a write can be seen at once. */
 async function seedDemoTable(t: TopologyInfo): Promise<void> {
   const conn = await mysql.createConnection({ host: '127.0.0.1', port: t.primary.port, user: t.rootUser, password: t.rootPassword, multipleStatements: true });
   try {
     await conn.query(`
       CREATE TABLE IF NOT EXISTS wc_test.demo_items (id INT PRIMARY KEY, name VARCHAR(32) NOT NULL, price DECIMAL(8,2) NOT NULL);
+      CREATE TABLE IF NOT EXISTS wc_test.sessions (id VARBINARY(250) PRIMARY KEY, value MEDIUMBLOB NOT NULL,
+        flags INT UNSIGNED NOT NULL DEFAULT 0, cas BIGINT UNSIGNED NOT NULL DEFAULT 0, expiry INT UNSIGNED NOT NULL DEFAULT 0);
       REPLACE INTO wc_test.demo_items VALUES (1, 'apple', 0.50), (2, 'bread', 2.20), (3, 'cheese', 7.90);`);
   } finally {
     await conn.end();
@@ -120,13 +129,16 @@ try {
   await seedDemoTable(topo);
   const port = await portOrZero(Number(process.env.WIRECACHE_DEMO_PORT ?? 6033));
   const adminPort = await portOrZero(Number(process.env.WIRECACHE_DEMO_ADMIN_PORT ?? 9104));
+  const memcachedPort = await portOrZero(Number(process.env.WIRECACHE_DEMO_MEMCACHED_PORT ?? 11211));
   const configFile = path.join(topo.baseDir, 'wirecache.yaml');
-  await fs.writeFile(configFile, demoConfig(topo, port, adminPort, selfSignedPair(topo.baseDir)));
+  await fs.writeFile(configFile, demoConfig(topo, port, adminPort, memcachedPort, selfSignedPair(topo.baseDir)));
   app = await startApp(loadConfig(configFile));
   const { port: mysqlPort } = app.mysqlAddress;
   const admin = app.adminAddress;
   const adminUrl = `http://${admin.host}:${admin.port}`;
   const client = `mariadb -c -h127.0.0.1 -P${mysqlPort} -uapp -papp_pw wc_test`;
+  const mc = app.memcachedAddress as { host: string; port: number };
+  const php = `php -r '$m = new Memcached; $m->addServer("127.0.0.1", ${mc.port}); $m->set("greeting", "hello"); echo $m->get("greeting"), "\\n";'`;
   process.stderr.write(`
 [demo] wirecache is running in front of the demo primary and its two replicas (config: ${configFile})
 [demo]   ${client}
@@ -141,6 +153,8 @@ try {
   curl -s ${adminUrl}/servers                                    # what the monitor sees
   curl -s '${adminUrl}/explain?sql=SELECT+*+FROM+demo_items'     # where a statement would go, and whether it is cached
   curl -s ${adminUrl}/metrics
+  ${php}   # the memcached API on :${mc.port}
+  ${client} -e "SELECT id, value FROM sessions"                 # ... stored in the table wc_test.sessions
   kill -HUP ${process.pid}                                       # reload the config (${configFile})
 [demo] Ctrl-C stops everything and removes ${topo.baseDir}
 `);

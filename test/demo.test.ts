@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
+import { TextClient } from './memcached-api-harness.js';
 import { describe, expect, it } from 'vitest';
 import { runCommand } from './run-command.js';
 
@@ -34,7 +35,7 @@ describe('the demo', () => {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts/demo.ts')], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, WIRECACHE_DEMO_PORT: '0', WIRECACHE_DEMO_ADMIN_PORT: '0' },
+      env: { ...process.env, WIRECACHE_DEMO_PORT: '0', WIRECACHE_DEMO_ADMIN_PORT: '0', WIRECACHE_DEMO_MEMCACHED_PORT: '0' },
     });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
@@ -58,6 +59,15 @@ describe('the demo', () => {
       expect(await hits()).toBe(before + 1);
       await c.query('UPDATE demo_items SET price = price + 1 WHERE id = 1');
       expect(await read()).toBe('1.50');
+
+      // The memcached API: what it stores is a row of wc_test.sessions.
+      const mcPort = Number(/the memcached API on :(\d+)/.exec(out)![1]);
+      const mc = await TextClient.connect(mcPort);
+      expect(await mc.call('set greeting 0 0 5\r\nhello\r\n')).toBe('STORED\r\n');
+      expect(await mc.get('get greeting\r\n')).toBe('VALUE greeting 0 5\r\nhello\r\nEND\r\n');
+      mc.close();
+      const [rows] = await c.query("SELECT CAST(value AS CHAR) AS v FROM sessions WHERE id = 'greeting'");
+      expect(rows).toEqual([{ v: 'hello' }]);
       await c.end();
 
       child.kill('SIGHUP');
