@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the test suite / demo / benchmarks need, idempotently and without prompting:
 #   - Debian packages: mariadb-server, mariadb-client, memcached, openssl, sysbench, php-cli, php-mysql, chromium,
-#     mediawiki (its real installer runs through the split in test/mediawiki_install.test.ts)
+#     mediawiki (its real installer runs through the split in test/mediawiki_install.test.ts),
+#     libmemcached-tools (memccapable, memcslap) and php-memcached (PHP's memcached extension as the
+#     session handler), both for the memcached API tests (test/memcached_api.test.ts, test/memcached_clients.test.ts)
 #   - node_modules (npm ci, or npm install when there is no package-lock.json)
 #
 # Usage: scripts/install-deps.sh [--minimal]
-#   --minimal   skip sysbench, php, chromium and mediawiki (enough for the demo)
+#   --minimal   skip sysbench, php, chromium, mediawiki, libmemcached-tools and php-memcached (enough for the demo)
 #
 # The system MariaDB service is never used (scripts/topology.ts runs its own
 # mariadbd processes with --no-defaults); whatever the package's postinst does
@@ -19,7 +21,7 @@ for arg in "$@"; do
   case "$arg" in
     --minimal) minimal=1 ;;
     -h|--help)
-      sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
+      sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
       exit 0
       ;;
     *)
@@ -56,7 +58,12 @@ if [ "$minimal" -eq 0 ]; then
     php_modules="$(php -m 2>/dev/null || true)"
     grep -qix 'mysqli' <<<"$php_modules" || missing+=("php:mysqli")
     grep -qix 'pdo_mysql' <<<"$php_modules" || missing+=("php:pdo_mysql")
+    # php-memcached: the session handler of test/memcached_clients.test.ts.
+    grep -qix 'memcached' <<<"$php_modules" || missing+=("php:memcached")
   fi
+  # libmemcached-tools: memccapable (protocol checker) and memcslap (load) against the memcached API.
+  have memccapable || missing+=("memccapable")
+  have memcslap || missing+=("memcslap")
   # Headless Chromium for the dashboard test (test/dashboard.test.ts, driven by playwright-core).
   have chromium || missing+=("chromium")
   # MediaWiki 1.39, whose installer (maintenance/install.php) is run through the split by test/mediawiki_install.test.ts.
@@ -67,7 +74,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   log "missing: ${missing[*]}"
   packages=(mariadb-server mariadb-client memcached openssl)
   if [ "$minimal" -eq 0 ]; then
-    packages+=(sysbench php-cli php-mysql chromium mediawiki)
+    packages+=(sysbench php-cli php-mysql chromium mediawiki libmemcached-tools php-memcached)
   fi
 
   sudo_cmd=()
@@ -106,7 +113,7 @@ else
   if [ "$minimal" -eq 1 ]; then
     log "system packages present (mariadb, memcached)"
   else
-    log "system packages present (mariadb, memcached, sysbench, php with mysqli + pdo_mysql, chromium, mediawiki)"
+    log "system packages present (mariadb, memcached, sysbench, php with mysqli + pdo_mysql + memcached, chromium, mediawiki, libmemcached-tools)"
   fi
 fi
 

@@ -314,6 +314,7 @@ export class ProxyServer {
     if (!same(old.auth, next.auth)) restart.push('auth');
     if (!same(old.usersFromDatabase, next.usersFromDatabase)) restart.push('users_from_database');
     if (!same(old.binlog, next.binlog)) restart.push('binlog');
+    if (!same(old.memcachedApi, next.memcachedApi)) restart.push('memcached_api');
     if (old.queryStats.maxDigests !== next.queryStats.maxDigests) restart.push('query_stats');
     // The monitor judges lag with the bound it was started with; the greeting's version is learnt at start.
     if (old.routing.maxReplicationLagSeconds !== next.routing.maxReplicationLagSeconds) restart.push('routing.max_replication_lag');
