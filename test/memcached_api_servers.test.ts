@@ -148,3 +148,37 @@ describe('a dead or silent primary', () => {
     }
   });
 });
+
+describe('expiry and authentication', () => {
+  it('deletes expired rows in the background', async () => {
+    const app = await startApp(
+      testConfig(topo, { memcachedApi: memcachedApiConfig(topo, [container('default', DB, 'kv')], { expirySweepSeconds: 1 }) }),
+      createLogger('error'),
+    );
+    try {
+      const c = await TextClient.connect((app.memcachedAddress as { port: number }).port);
+      expect(await c.call('set short 0 1 1\r\nx\r\nset long 0 0 1\r\ny\r\n', (r) => r === 'STORED\r\nSTORED\r\n')).toBe('STORED\r\nSTORED\r\n');
+      c.close();
+      const rows = async () => ((await root.query(`SELECT id FROM ${DB}.kv WHERE id IN ('short', 'long') ORDER BY id`))[0] as { id: Buffer }[]).map((r) => String(r.id));
+      expect(await rows()).toEqual(['long', 'short']);
+      const end = Date.now() + 6000;
+      while ((await rows()).length > 1 && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
+      expect(await rows()).toEqual(['long']);
+    } finally {
+      await app.stop();
+    }
+  });
+
+  it('with sasl on, refuses the text protocol (it cannot authenticate)', async () => {
+    const app = await startApp(
+      testConfig(topo, { memcachedApi: memcachedApiConfig(topo, [container('default', DB, 'kv')], { sasl: true }) }),
+      createLogger('error'),
+    );
+    try {
+      const c = await TextClient.connect((app.memcachedAddress as { port: number }).port);
+      expect(await c.call('get a\r\n', () => c.closed)).toBe('CLIENT_ERROR authentication required: use the binary protocol with SASL\r\n');
+    } finally {
+      await app.stop();
+    }
+  });
+});

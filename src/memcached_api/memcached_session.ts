@@ -109,6 +109,13 @@ export class MemcachedSession {
   // Text protocol -------------------------------------------------------------
 
   private async nextText(): Promise<number> {
+    if (this.ctx.saslRequired) {
+      // As memcached with SASL on: the text protocol cannot authenticate, so it is not served.
+      this.reply(textLine('CLIENT_ERROR authentication required: use the binary protocol with SASL'));
+      this.socket.end();
+      this.closed = true;
+      return this.buffer.length;
+    }
     const parsed = readTextCommand(this.buffer, 0, this.ctx.limits);
     if (parsed === null) return 0;
     if ('error' in parsed) {
