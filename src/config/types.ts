@@ -210,7 +210,7 @@ export interface MemcachedApiConfig {
   readFrom: 'primary' | 'replicas';
   /** flush_all deletes every row of every container table; refused unless true. */
   allowFlush: boolean;
-  /** The binary protocol must authenticate (SASL PLAIN) as one of the proxy's users. */
+  /** Clients must authenticate with SASL PLAIN as one of the proxy's users: binary clients only (the text protocol is refused). */
   sasl: boolean;
   maxValueBytes: number;
   /** The in-process tier of items read from the primary; 0: none. */
