@@ -50,7 +50,8 @@ export interface RunningApp {
 export async function startApp(initial: WirecacheConfig, logger = createLogger(initial.log.level)): Promise<RunningApp> {
   let config = initial;
   const metrics = new Metrics({ backendNames: config.backends.map((b) => b.name) });
-  const proxy = new ProxyServer(config, logger, metrics, metrics.cache, metrics.routing, metrics.binlog);
+  const proxy = new ProxyServer(config, logger, metrics, metrics.cache, metrics.routing, metrics.binlog, metrics.pool);
+  metrics.pool.watch(() => proxy.loginPool.idleByServer());
   if (proxy.binlog) metrics.binlog.enable();
   metrics.watchProxy(proxy);
   if (proxy.monitor) {

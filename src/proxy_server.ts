@@ -28,6 +28,7 @@ import type { KeyObject } from 'node:crypto';
 import { loadOrGenerateRsaKeyPair, Sha2CredentialCache } from './auth/caching_sha2_password.js';
 import { UserDirectory } from './auth/user_directory.js';
 import { findUser } from './config/lookup.js';
+import { LoginPool, type LoginPoolObserver, type LoginPoolOptions } from './backend/login_pool.js';
 
 /**
  * Capabilities the proxy implements. Compression, TLS, optional metadata,
@@ -88,6 +89,10 @@ export function identityFromGreeting(greeting: HandshakeV10): ServerIdentity {
   };
 }
 
+function poolOptions(config: WirecacheConfig): LoginPoolOptions {
+  return { maxIdlePerServer: config.pool.maxIdle, idleTimeoutMs: config.pool.idleTimeoutSeconds * 1000 };
+}
+
 /** How often the primary's views are read again (DDL seen through the proxy or in the binlog reads them at once). */
 const VIEW_REFRESH_MS = 30_000;
 
@@ -111,6 +116,8 @@ export class ProxyServer {
   readonly databaseUsers: UserDirectory | null;
   /** Binlog-driven invalidation of the cache, when the config has a cache and binlog is not off. */
   readonly binlog: BinlogReader | null;
+  /** Backend connections left by earlier clients, reset, for the next client of the same login. */
+  readonly loginPool: LoginPool;
   /** The primary's views for the cache (reads of a view depend on its base tables); null without a cache or an account. */
   readonly views: SchemaReader | null;
   /** What the schema reader knows of the primary's views and stored functions; null without a reader. */
@@ -131,7 +138,9 @@ export class ProxyServer {
     cacheObserver: CacheObserver = nullCacheObserver,
     monitorObserver: MonitorObserver = nullMonitorObserver,
     binlogObserver: BinlogObserver = nullBinlogObserver,
+    poolObserver: LoginPoolObserver = { loginSaved: () => {}, released: () => {} },
   ) {
+    this.loginPool = new LoginPool(poolOptions(config), poolObserver);
     this.cache = config.cache ? new QueryCache(config.cache, cacheObserver, logger.child({ component: 'cache' })) : null;
     this.monitor = config.monitor
       ? new ServerMonitor(config.backends, config.monitor, config.routing.maxReplicationLagSeconds, monitorObserver, logger.child({ component: 'monitor' }))
@@ -184,6 +193,7 @@ export class ProxyServer {
         (this.rsaKeys ??= loadOrGenerateRsaKeyPair({ privateKeyFile: this.config.auth.rsaPrivateKeyFile, publicKeyFile: this.config.auth.rsaPublicKeyFile })),
       findUser: (name) => findUser(this.config, name) ?? this.databaseUsers?.find(name),
       sessions: this.sessions,
+      loginPool: this.loginPool,
       learnedBackend: (conn: BackendConnection) => {
         this.currentIdentity = identityFromGreeting(conn.greeting);
       },
@@ -304,6 +314,7 @@ export class ProxyServer {
   reload(next: WirecacheConfig): string[] {
     const old = this.config;
     const restart: string[] = [];
+    this.loginPool.reconfigure(poolOptions(next));
     const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
     if (!same(old.listen, next.listen)) restart.push('listen');
     if (old.admin.host !== next.admin.host || old.admin.port !== next.admin.port) restart.push('admin.host/admin.port');
@@ -440,6 +451,7 @@ export class ProxyServer {
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
     for (const s of [...this.sessions.values()]) s.terminate('shutdown grace period over');
     await closed;
+    this.loginPool.close();
     this.binlog?.stop();
     this.views?.stop();
     this.cache?.close();

@@ -102,6 +102,7 @@ describe('parseConfig', () => {
       cache: null,
       binlog: { enabled: 'auto', user: null, password: '', serverId: null, maxDelayMs: 5000, onUnavailable: 'fail_closed' },
       memcachedApi: null,
+      pool: { maxIdle: 100, idleTimeoutSeconds: 60 },
       log: { level: 'info' },
       serverVersion: '5.5.5-10.11.0-MariaDB-wirecache',
     });

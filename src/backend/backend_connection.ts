@@ -89,6 +89,13 @@ export class BackendConnection {
   private dataHandler: DataHandler | null = null;
   private closeHandler: ((err: Error | null) => void) | null = null;
   closed = false;
+  /** Internal statements (the proxy's own) waiting for their reply on this connection. */
+  private internalReads = 0;
+
+  /** The proxy is reading the reply to one of its own statements here: the connection is not at rest. */
+  get busy(): boolean {
+    return this.internalReads > 0;
+  }
 
   private constructor(
     readonly endpoint: BackendEndpoint,
@@ -212,6 +219,7 @@ export class BackendConnection {
    * to the backend itself (login, internal queries). Rejects when the socket closes.
    */
   private packetReader(): { next(): Promise<Packet>; release(): Buffer } {
+    this.internalReads++;
     const framer = new PacketFramer();
     let waiting: { resolve: (p: Packet) => void; reject: (e: Error) => void } | null = null;
     let failure: Error | null = null;
@@ -254,6 +262,7 @@ export class BackendConnection {
         }),
       // Hands the stream back to whoever owned it before.
       release: () => {
+        this.internalReads--;
         this.dataHandler = previousData;
         this.closeHandler = previousClose;
         return framer.drainRaw();
@@ -371,6 +380,31 @@ export class BackendConnection {
     }
   }
 
+  /**
+   * COM_RESET_CONNECTION: the server rolls back, drops temporary tables,
+   * user variables and prepared statements, and gives session variables their
+   * global values, without a new login. Resolves the server's ERR, or null on OK.
+   */
+  async resetSession(): Promise<ErrPacket | null> {
+    const packets = this.packetReader();
+    try {
+      this.socket.write(encodePacket(COM_RESET_CONNECTION_BYTE, 0));
+      const reply = await packets.next();
+      if (reply.payload[0] === PacketHeader.ERR) return parseErr(reply.payload);
+      if (reply.payload[0] !== PacketHeader.OK) throw new ProtocolError('unexpected reply to COM_RESET_CONNECTION');
+      return null;
+    } finally {
+      packets.release();
+    }
+  }
+
+  /** Takes the raw stream back from its owner (a session leaving the connection to a pool). */
+  detach(): void {
+    this.dataHandler = null;
+    this.closeHandler = null;
+    this.socket.removeAllListeners('drain');
+  }
+
   /** COM_STMT_CLOSE for a statement the proxy prepared here (the server sends no reply). */
   closeStatement(statementId: number): void {
     if (this.closed) return;
@@ -479,6 +513,7 @@ export class BackendConnection {
 
 const COM_QUERY_BYTE = Buffer.from([0x03]);
 const COM_STMT_PREPARE_BYTE = Buffer.from([0x16]);
+const COM_RESET_CONNECTION_BYTE = Buffer.from([0x1f]);
 
 /** What an internal COM_STMT_PREPARE returned: the server's statement id, or its error. */
 export type InternalPrepare = { statementId: number; error: null } | { statementId: 0; error: ErrPacket };

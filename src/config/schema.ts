@@ -42,6 +42,7 @@ export const CONFIG_DEFAULTS = {
   monitor: { intervalMs: 1000, checkTimeoutMs: 1000, failAfter: 3, recoverAfter: 3, heartbeatTable: 'wirecache.heartbeat' },
   routing: { maxReplicationLagSeconds: 10, consistency: 'session', consistencyWaitMs: 500 },
   binlog: { maxDelayMs: 5000, onUnavailable: 'fail_closed' },
+  pool: { maxIdle: 100, idleTimeoutSeconds: 60 },
   memcachedApi: {
     listen: { host: '127.0.0.1', port: 11211 },
     connections: 8,
@@ -413,6 +414,15 @@ export const rootSchema = z.strictObject(
       }),
     cache: cacheSchema.optional(),
     memcached_api: memcachedApiSchema.optional(),
+    pool: z
+      .strictObject(
+        {
+          max_idle: intIn(0, 100_000).default(CONFIG_DEFAULTS.pool.maxIdle),
+          idle_timeout_seconds: intIn(1, 86_400).default(CONFIG_DEFAULTS.pool.idleTimeoutSeconds),
+        },
+        { error: msg('must be a mapping', false) },
+      )
+      .default({ max_idle: CONFIG_DEFAULTS.pool.maxIdle, idle_timeout_seconds: CONFIG_DEFAULTS.pool.idleTimeoutSeconds }),
     log: z
       .strictObject(
         {

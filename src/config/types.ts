@@ -115,6 +115,11 @@ export interface WirecacheConfig {
   cache: CacheConfig | null;
   /** Binlog-driven invalidation of the cache (a replication client on the primary). */
   binlog: BinlogConfig;
+  /**
+   * Backend connections kept after their client left, for the next client of
+   * the same login (per server); maxIdle 0 keeps none.
+   */
+  pool: { maxIdle: number; idleTimeoutSeconds: number };
   /** The memcached-protocol front end over tables; null when the config has no `memcached_api` section. */
   memcachedApi: MemcachedApiConfig | null;
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' };

@@ -17,6 +17,7 @@ import type { ProxyObserver, RefusalReason } from '../session/observer.js';
 import { RoutingMetrics } from './routing_metrics.js';
 import { LATENCY_BUCKETS as QUERY_DURATION_BUCKETS } from './metrics_buckets.js';
 import { MemcachedMetrics } from './memcached_metrics.js';
+import { PoolMetrics } from './pool_metrics.js';
 
 
 const REFUSAL_REASONS: readonly RefusalReason[] = ['max_connections', 'shutting_down', 'login_throttled', 'max_user_connections'];
@@ -62,6 +63,8 @@ export class Metrics implements ProxyObserver {
   readonly binlog: BinlogMetrics;
   /** The memcached API's metrics (the MemcachedObserver handed to its server). */
   readonly memcached: MemcachedMetrics;
+  /** The login pool's metrics (the LoginPoolObserver handed to the pool). */
+  readonly pool: PoolMetrics;
 
   constructor(options: MetricsOptions = {}) {
     this.registry = new Registry();
@@ -69,6 +72,7 @@ export class Metrics implements ProxyObserver {
     this.routing = new RoutingMetrics(this.registry, options.backendNames ?? []);
     this.binlog = new BinlogMetrics(this.registry);
     this.memcached = new MemcachedMetrics(this.registry);
+    this.pool = new PoolMetrics(this.registry, options.backendNames ?? []);
     const registers = [this.registry];
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
 

@@ -125,11 +125,19 @@ export class BackendDispatcher {
     if (link?.conn === conn) this.links.delete(conn.endpoint.name);
   }
 
-  /** Ends every backend connection of the session (COM_CHANGE_USER, close); `active`, if given, is cut rather than quit. */
-  dropAll(active: BackendConnection | null = null): void {
+  /**
+   * Ends every backend connection of the session (COM_CHANGE_USER, close);
+   * `active`, if given, is cut rather than quit. With `keep`, connections at
+   * rest (no command and no internal statement in flight) are detached from
+   * the session and handed to it instead (the login pool).
+   */
+  dropAll(active: BackendConnection | null = null, keep: ((conn: BackendConnection) => void) | null = null): void {
     for (const link of this.links.values()) {
       if (link.conn === active) link.conn.destroy();
-      else link.conn.quit();
+      else if (keep && !link.conn.closed && !link.conn.busy) {
+        link.conn.detach();
+        keep(link.conn);
+      } else link.conn.quit();
     }
     this.links.clear();
   }

@@ -320,6 +320,8 @@ export class ClientSession {
   }
 
   async connectTo(endpoint: BackendEndpoint, login: BackendLogin): Promise<BackendConnection> {
+    const kept = this.ctx.loginPool?.take(endpoint, login);
+    if (kept) return kept;
     try {
       return await BackendConnection.connect(endpoint, login, this.ctx.config().timeouts.backendConnectMs);
     } catch (err) {
@@ -514,7 +516,10 @@ export class ClientSession {
     this.log.debug({ reason }, 'session closed');
     this.sessionCache?.closed(this.scanner.active);
     // A connection with a command in flight is cut: COM_QUIT would wait behind the command.
-    this.dispatcher.dropAll(this.scanner.active ? this.backend : null);
+    // The others go back to the pool (reset there) when there is one.
+    const pool = this.ctx.loginPool;
+    const login = this.backendLogin;
+    this.dispatcher.dropAll(this.scanner.active ? this.backend : null, pool && login ? (conn) => pool.release(conn, login) : null);
     this.backend = null;
     this.socket.end();
     // A client that stops reading must not keep the socket (and its buffers) alive.

@@ -10,6 +10,7 @@ import type { Logger } from '../logger.js';
 import type { QueryCache } from '../cache/query_cache.js';
 import type { SchemaCatalog } from '../cache/schema_catalog.js';
 import type { ServerSelector } from '../routing/server_selector.js';
+import type { LoginPool } from '../backend/login_pool.js';
 import type { BackendConnection, BackendTls } from '../backend/backend_connection.js';
 import type { ClientSession } from './client_session.js';
 import type { ProxyObserver } from './observer.js';
@@ -62,6 +63,8 @@ export interface SessionContext {
   /** The account a client logs in as: the config's users first, then accounts read from the database. */
   findUser(name: string): UserConfig | undefined;
   sessions: ReadonlyMap<number, ClientSession>;
+  /** Logged-in backend connections left by earlier clients, or null when pooling is off. */
+  loginPool: LoginPool | null;
   /** Called when a backend greeting is seen, to keep the announced identity current. */
   learnedBackend(conn: BackendConnection): void;
   removed(session: ClientSession): void;

@@ -1,0 +1,212 @@
+/**
+ * Logged-in backend connections kept after their client left, so that the
+ * next client of the same account gets one without a backend login: what
+ * makes a PHP-style "connect, one query, disconnect" cost the database no
+ * new thread and no authentication.
+ *
+ * A connection is kept only under the exact login it was made with (server,
+ * user and password, database, character set, capabilities, TLS, tracking),
+ * so it is indistinguishable from a fresh login of the same kind. Before it
+ * is kept, COM_RESET_CONNECTION gives it a fresh session's state (MariaDB
+ * rolls back, detaches a prepared XA transaction, releases GET_LOCK and table
+ * locks, drops temporary tables, user variables and prepared statements, and
+ * gives session variables their global values, the login's character set
+ * included); the default database, which the reset keeps, is set back to the
+ * login's; what the login's capabilities did to sql_mode (IGNORE_SPACE) and
+ * wait_timeout (INTERACTIVE) is done again; and the proxy's tracking is set again, with the same statements a
+ * fresh login runs (so even FOUND_ROWS() and ROW_COUNT() start as after one).
+ * A connection whose reset fails, or that cannot get its login's database
+ * back, is closed.
+ */
+import type { BackendEndpoint } from '../config/types.js';
+import { Capability } from '../protocol/constants.js';
+import type { BackendConnection, BackendLogin } from './backend_connection.js';
+
+export interface LoginPoolOptions {
+  /** Idle connections kept per server; 0 keeps none. */
+  maxIdlePerServer: number;
+  /** An idle connection unused for this long is closed. */
+  idleTimeoutMs: number;
+}
+
+/** What the pool reports, without knowing Prometheus. */
+export interface LoginPoolObserver {
+  /** A client got a kept connection instead of a backend login. */
+  loginSaved(server: string): void;
+  /** A connection handed back was kept, or closed (reset failed, pool full, database not restorable). */
+  released(server: string, outcome: 'kept' | 'closed'): void;
+}
+
+interface Idle {
+  conn: BackendConnection;
+  key: string;
+  timer: NodeJS.Timeout;
+}
+
+export class LoginPool {
+  /** Idle connections by login key, newest last. */
+  private readonly idle = new Map<string, Idle[]>();
+  private readonly perServer = new Map<string, number>();
+  private closed = false;
+
+  constructor(
+    private options: LoginPoolOptions,
+    private readonly observer: LoginPoolObserver,
+  ) {}
+
+  /** New limits (a reload): idle connections beyond them go at their next use or timeout. */
+  reconfigure(options: LoginPoolOptions): void {
+    this.options = options;
+  }
+
+  /** Idle connections per server name. */
+  idleByServer(): ReadonlyMap<string, number> {
+    return this.perServer;
+  }
+
+  /** A kept connection made with exactly this login to this server, or null. */
+  take(endpoint: BackendEndpoint, login: BackendLogin): BackendConnection | null {
+    const key = loginKey(endpoint, login);
+    const list = this.idle.get(key);
+    while (list && list.length > 0) {
+      const entry = list.pop() as Idle;
+      if (list.length === 0) this.idle.delete(key);
+      this.forget(entry);
+      if (entry.conn.closed) continue;
+      this.observer.loginSaved(endpoint.name);
+      return entry.conn;
+    }
+    return null;
+  }
+
+  /**
+   * A client left: resets `conn` and keeps it under `login`, or closes it.
+   * The caller has already detached it from its session and has no command in flight on it.
+   */
+  release(conn: BackendConnection, login: BackendLogin): void {
+    const server = conn.endpoint.name;
+    if (this.closed || conn.closed || this.options.maxIdlePerServer === 0 || (this.perServer.get(server) ?? 0) >= this.options.maxIdlePerServer) {
+      conn.quit();
+      this.observer.released(server, 'closed');
+      return;
+    }
+    void this.reset(conn, login).then(
+      (ok) => {
+        if (ok && !this.closed && !conn.closed && (this.perServer.get(server) ?? 0) < this.options.maxIdlePerServer) {
+          this.keep(conn, loginKey(conn.endpoint, login));
+          this.observer.released(server, 'kept');
+        } else {
+          conn.quit();
+          this.observer.released(server, 'closed');
+        }
+      },
+      () => {
+        conn.destroy();
+        this.observer.released(server, 'closed');
+      },
+    );
+  }
+
+  /** Closes every idle connection (shutdown), and keeps none from now on. */
+  close(): void {
+    this.closed = true;
+    for (const list of this.idle.values()) {
+      for (const entry of list) {
+        clearTimeout(entry.timer);
+        entry.conn.quit();
+      }
+    }
+    this.idle.clear();
+    this.perServer.clear();
+  }
+
+  /** Closes the idle connections to `server` (it went down, or is no longer what it was). */
+  dropServer(server: string): void {
+    for (const [key, list] of this.idle) {
+      const keep = list.filter((entry) => {
+        if (entry.conn.endpoint.name !== server) return true;
+        clearTimeout(entry.timer);
+        entry.conn.quit();
+        return false;
+      });
+      if (keep.length > 0) this.idle.set(key, keep);
+      else this.idle.delete(key);
+    }
+    this.perServer.delete(server);
+  }
+
+  private async reset(conn: BackendConnection, login: BackendLogin): Promise<boolean> {
+    if (await conn.resetSession()) return false;
+    // The reset keeps the default database: the login's comes back (a login without one cannot be restored).
+    const statements = [login.database === null ? 'SELECT DATABASE() IS NULL' : `USE \`${login.database.replace(/`/g, '``')}\``];
+    // Two things a login's capabilities do that the reset undoes (it gives every variable its global value).
+    if (conn.capabilities & Capability.IGNORE_SPACE) statements.push("SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@session.sql_mode, ''), 'IGNORE_SPACE')");
+    if (conn.capabilities & Capability.INTERACTIVE) statements.push('SET SESSION wait_timeout = @@global.interactive_timeout');
+    const [check, ...fixes] = await conn.queries(statements);
+    if (check.error || (login.database === null && check.rows[0]?.[0] !== '1') || fixes.some((f) => f.error)) return false;
+    // As a fresh login does (BackendConnection.connect): whatever the last client did to the tracking.
+    if (login.trackSession && conn.capabilities & Capability.SESSION_TRACK) await conn.startTracking();
+    return !conn.closed;
+  }
+
+  private keep(conn: BackendConnection, key: string): void {
+    const server = conn.endpoint.name;
+    const entry: Idle = {
+      conn,
+      key,
+      timer: setTimeout(() => {
+        this.remove(entry);
+        conn.quit();
+      }, this.options.idleTimeoutMs),
+    };
+    entry.timer.unref();
+    // The server may end an idle connection (wait_timeout, a restart, KILL): it then leaves the pool.
+    // Anything it sends meanwhile (an error before it closes) would be read as the next client's reply.
+    conn.attach(
+      () => {
+        this.remove(entry);
+        conn.destroy();
+      },
+      () => this.remove(entry),
+    );
+    const list = this.idle.get(key) ?? [];
+    list.push(entry);
+    this.idle.set(key, list);
+    this.perServer.set(server, (this.perServer.get(server) ?? 0) + 1);
+  }
+
+  private remove(entry: Idle): void {
+    const list = this.idle.get(entry.key);
+    const at = list?.indexOf(entry) ?? -1;
+    if (!list || at < 0) return;
+    list.splice(at, 1);
+    if (list.length === 0) this.idle.delete(entry.key);
+    this.forget(entry);
+  }
+
+  /** Bookkeeping of an entry leaving the pool (taken or removed). */
+  private forget(entry: Idle): void {
+    clearTimeout(entry.timer);
+    const server = entry.conn.endpoint.name;
+    const n = (this.perServer.get(server) ?? 1) - 1;
+    if (n > 0) this.perServer.set(server, n);
+    else this.perServer.delete(server);
+    entry.conn.detach();
+  }
+}
+
+/** Everything a login decides about the session it makes. */
+function loginKey(endpoint: BackendEndpoint, login: BackendLogin): string {
+  return [
+    endpoint.host,
+    endpoint.port,
+    login.user,
+    login.passwordSha1?.toString('hex') ?? '',
+    login.database ?? '\0',
+    login.characterSet,
+    login.capabilities,
+    login.mariaDbCapabilities,
+    login.tls ? `tls:${login.tls.verify}` : 'plain',
+    login.trackSession ? 'track' : 'plain',
+  ].join('\u0001');
+}

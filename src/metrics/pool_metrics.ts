@@ -1,0 +1,55 @@
+/**
+ * The login pool's Prometheus metrics: implements LoginPoolObserver
+ * (src/backend/login_pool.ts). The server label takes the configured backend names.
+ */
+import { Gauge, type Registry } from 'prom-client';
+import type { LoginPoolObserver } from '../backend/login_pool.js';
+import { CounterFamily } from './counter_family.js';
+
+export class PoolMetrics implements LoginPoolObserver {
+  private readonly saved: CounterFamily;
+  private readonly releases: CounterFamily;
+  private idleReader: (() => ReadonlyMap<string, number>) | null = null;
+
+  constructor(registry: Registry, backendNames: readonly string[]) {
+    this.saved = new CounterFamily(
+      registry,
+      'wirecache_backend_logins_saved_total',
+      'Client sessions that got a kept backend connection instead of a backend login, by server.',
+      ['server'],
+    );
+    this.releases = new CounterFamily(
+      registry,
+      'wirecache_backend_pool_releases_total',
+      'Backend connections a client left behind, by server and outcome (kept: reset and pooled; closed: pool full, reset failed, or its database could not be restored).',
+      ['server', 'outcome'],
+    );
+    for (const server of backendNames) {
+      this.saved.inc([server], 0);
+      for (const outcome of ['kept', 'closed']) this.releases.inc([server, outcome], 0);
+    }
+    const self = this;
+    new Gauge({
+      name: 'wirecache_backend_pool_idle',
+      help: 'Backend connections kept idle in the login pool, by server.',
+      labelNames: ['server'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const server of backendNames) this.set({ server }, self.idleReader?.().get(server) ?? 0);
+      },
+    });
+  }
+
+  watch(idle: () => ReadonlyMap<string, number>): void {
+    this.idleReader = idle;
+  }
+
+  loginSaved(server: string): void {
+    this.saved.inc([server]);
+  }
+
+  released(server: string, outcome: 'kept' | 'closed'): void {
+    this.releases.inc([server, outcome]);
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * The login pool against the real server: a backend connection a client left
+ * is reset and given to the next client of the same login, and that client
+ * cannot tell it from a fresh login: every session variable, the database,
+ * the diagnostics, and none of the earlier client's user variables,
+ * temporary tables, locks, prepared statements or uncommitted rows.
+ */
+import mysql from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { connect, startProxy, testCacheConfig, type RunningProxy } from './proxy-harness.js';
+import { getTopology } from './topology-context.js';
+
+const topo = getTopology();
+const DB = 'wc_pool';
+let root: mysql.Connection;
+let pooled: RunningProxy;
+let unpooled: RunningProxy;
+
+/** Every session variable but those that differ between any two fresh sessions. */
+const SESSION_STATE = `SELECT VARIABLE_NAME, VARIABLE_VALUE FROM information_schema.SESSION_VARIABLES
+  WHERE VARIABLE_NAME NOT IN ('TIMESTAMP', 'RAND_SEED1', 'RAND_SEED2', 'PSEUDO_THREAD_ID', 'THREAD_ID', 'LAST_GTID', 'GTID_SEQ_NO', 'SERVER_UID',
+    'GTID_BINLOG_POS', 'GTID_CURRENT_POS', 'GTID_SLAVE_POS', 'GTID_BINLOG_STATE')
+  ORDER BY VARIABLE_NAME`;
+
+async function state(c: mysql.Connection): Promise<unknown> {
+  const [rows] = await c.query(SESSION_STATE);
+  return rows;
+}
+
+async function threadId(c: mysql.Connection): Promise<number> {
+  const [rows] = await c.query('SELECT CONNECTION_ID() AS id');
+  return Number((rows as { id: number }[])[0].id);
+}
+
+async function idle(p: RunningProxy): Promise<number> {
+  const text = await p.metrics.metricsText();
+  return Number(/wirecache_backend_pool_idle\{server="primary"\} (\d+)/.exec(text)?.[1] ?? 0);
+}
+
+/** Waits until every client that left has had its connection reset and kept (the count holds still). */
+async function settled(p: RunningProxy): Promise<number> {
+  let last = -1;
+  let n = await idle(p);
+  while (n !== last) {
+    last = n;
+    await new Promise((r) => setTimeout(r, 150));
+    n = await idle(p);
+  }
+  return n;
+}
+
+async function waitIdle(p: RunningProxy, n: number): Promise<void> {
+  const end = Date.now() + 5000;
+  while ((await idle(p)) !== n) {
+    if (Date.now() > end) throw new Error(`pool never had ${n} idle connections (has ${await idle(p)})`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+beforeAll(async () => {
+  root = await mysql.createConnection({ host: topo.primary.host, port: topo.primary.port, user: 'root', password: topo.rootPassword, multipleStatements: true });
+  await root.query(`DROP DATABASE IF EXISTS ${DB}; CREATE DATABASE ${DB}; CREATE TABLE ${DB}.t (id INT PRIMARY KEY) ENGINE=InnoDB`);
+  pooled = await startProxy(topo, { cache: testCacheConfig() });
+  unpooled = await startProxy(topo, { cache: testCacheConfig(), pool: { maxIdle: 0, idleTimeoutSeconds: 60 } });
+});
+
+afterAll(async () => {
+  await pooled?.stop();
+  await unpooled?.stop();
+  await root?.query(`DROP DATABASE IF EXISTS ${DB}`).catch(() => {});
+  await root?.end();
+});
+
+describe('a connection a client left', () => {
+  it('goes to the next client of the same login, which sees exactly a fresh session', async () => {
+    const reference = await connect(unpooled.port, topo, { database: DB, multipleStatements: true });
+    const diagnostics = (await reference.query('SELECT FOUND_ROWS() AS f, ROW_COUNT() AS r, LAST_INSERT_ID() AS l, DATABASE() AS d'))[0];
+    const fresh = { state: await state(reference), diagnostics };
+    await reference.end();
+
+    const a = await connect(pooled.port, topo, { database: DB, multipleStatements: true });
+    const aThread = await threadId(a);
+    await a.query(`SET NAMES utf8mb4 COLLATE utf8mb4_unicode_ci; SET SESSION sql_mode = 'ANSI'; SET @secret = 'a-only'; SET autocommit = 0;
+      SET SESSION wait_timeout = 77, SESSION session_track_schema = OFF, SESSION tx_isolation = 'SERIALIZABLE';
+      CREATE TEMPORARY TABLE scratch (x INT); INSERT INTO t VALUES (1); PREPARE s FROM 'SELECT 1'; USE mysql`);
+    await a.query("SELECT GET_LOCK('wc_pool_lock', 0)");
+    await a.end();
+    await waitIdle(pooled, 1);
+
+    // The same login: multipleStatements is a capability, and connections are kept per capabilities.
+    const b = await connect(pooled.port, topo, { database: DB, multipleStatements: true });
+    try {
+      // Diagnostics first: any statement would change them.
+      expect((await b.query('SELECT FOUND_ROWS() AS f, ROW_COUNT() AS r, LAST_INSERT_ID() AS l, DATABASE() AS d'))[0]).toEqual(fresh.diagnostics);
+      expect(await threadId(b)).toBe(aThread);
+      expect(await idle(pooled)).toBe(0);
+      expect(await state(b)).toEqual(fresh.state);
+      expect((await b.query('SELECT @secret AS v'))[0]).toEqual([{ v: null }]);
+      await expect(b.query('SELECT * FROM scratch')).rejects.toThrow(/doesn't exist/);
+      await expect(b.query('EXECUTE s')).rejects.toThrow(/Unknown prepared statement/);
+      expect((await b.query('SELECT COUNT(*) AS n FROM t'))[0]).toEqual([{ n: 0 }]);
+      expect((await root.query("SELECT IS_FREE_LOCK('wc_pool_lock') AS free"))[0]).toEqual([{ free: 1 }]);
+    } finally {
+      await b.end();
+    }
+  });
+
+  it('gets back what its login capabilities set: IGNORE_SPACE in sql_mode, the interactive wait_timeout', async () => {
+    const flags = ['INTERACTIVE', 'IGNORE_SPACE'];
+    // An interactive login's wait_timeout is interactive_timeout: different from wait_timeout here, so that a miss shows.
+    await root.query('SET GLOBAL interactive_timeout = 12345');
+    onTestFinished(async () => {
+      await root.query('SET GLOBAL interactive_timeout = DEFAULT');
+    });
+    const reference = await connect(unpooled.port, topo, { database: DB, flags });
+    const fresh = await state(reference);
+    await reference.end();
+    const before = await settled(pooled);
+    const a = await connect(pooled.port, topo, { database: DB, flags });
+    const aThread = await threadId(a);
+    await a.query("SET SESSION sql_mode = '', SESSION wait_timeout = 5");
+    await a.end();
+    await waitIdle(pooled, before + 1);
+    const b = await connect(pooled.port, topo, { database: DB, flags });
+    try {
+      expect(await threadId(b)).toBe(aThread);
+      const now = await state(b);
+      expect(now).toEqual(fresh);
+      expect(JSON.stringify(now)).toMatch(/"VARIABLE_NAME":"SQL_MODE","VARIABLE_VALUE":"IGNORE_SPACE,/);
+      expect(JSON.stringify(now)).toMatch(/"VARIABLE_NAME":"WAIT_TIMEOUT","VARIABLE_VALUE":"12345"/);
+    } finally {
+      await b.end();
+    }
+  });
+
+  it('is never given to another account, database or character set', async () => {
+    const before = await settled(pooled);
+    const a = await connect(pooled.port, topo, { database: DB });
+    const aThread = await threadId(a);
+    await a.end();
+    await waitIdle(pooled, before + 1);
+    const others = [
+      await connect(pooled.port, topo, { database: DB, user: 'other' }),
+      await connect(pooled.port, topo, { database: 'wc_test' }),
+      await mysql.createConnection({ host: '127.0.0.1', port: pooled.port, user: 'app', password: 'app_pw', database: DB, charset: 'latin1_swedish_ci' }),
+    ];
+    try {
+      for (const c of others) expect(await threadId(c)).not.toBe(aThread);
+      expect(await idle(pooled)).toBe(before + 1);
+    } finally {
+      for (const c of others) await c.end();
+    }
+  });
+
+  it('makes connect, query, disconnect cost no backend login: 200 clients in a row use one backend thread', async () => {
+    const kept = await settled(pooled);
+    const [[before]] = (await root.query("SHOW GLOBAL STATUS LIKE 'Connections'")) as unknown as [[{ Value: string }]];
+    const threads = new Set<number>();
+    for (let i = 0; i < 200; i++) {
+      const c = await connect(pooled.port, topo, { database: DB });
+      threads.add(await threadId(c));
+      await c.end();
+      await waitIdle(pooled, kept);
+    }
+    const [[after]] = (await root.query("SHOW GLOBAL STATUS LIKE 'Connections'")) as unknown as [[{ Value: string }]];
+    expect(threads.size).toBe(1);
+    // Only this test's own two status reads log in.
+    expect(Number(after.Value) - Number(before.Value)).toBeLessThanOrEqual(2);
+    expect(await pooled.metrics.metricsText()).toMatch(/wirecache_backend_logins_saved_total\{server="primary"\} ([2-9]\d\d|\d{4,})/);
+  });
+
+  it('is closed, not kept, when the pool is off', async () => {
+    const c = await connect(unpooled.port, topo, { database: DB });
+    const thread = await threadId(c);
+    await c.end();
+    const end = Date.now() + 5000;
+    let alive = true;
+    while (alive && Date.now() < end) {
+      const [rows] = await root.query('SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE ID = ?', [thread]);
+      alive = (rows as { n: number }[])[0].n > 0;
+      if (alive) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(alive).toBe(false);
+  });
+});
