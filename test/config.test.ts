@@ -50,9 +50,9 @@ describe('config.example.yaml', () => {
     expect(config.routing).toEqual({ maxReplicationLagSeconds: 10, consistency: 'session', consistencyWaitMs: 500 });
   });
 
-  it('loads with its commented monitor, binlog and cache sections turned on', () => {
+  it('loads with its commented monitor, binlog, cache and memcached_api sections turned on', () => {
     const text = readFileSync(join(repoRoot, 'config.example.yaml'), 'utf8')
-      .replace(/^# (monitor:|cache:|binlog:)/gm, '$1')
+      .replace(/^# (monitor:|cache:|binlog:|memcached_api:)/gm, '$1')
       .replace(/^ {2}# (token:)/m, '  $1')
       .replace(/^#( {2,}[^ #])/gm, '$1');
     const config = parseConfig(text, 'example-uncommented.yaml');
@@ -68,6 +68,9 @@ describe('config.example.yaml', () => {
     expect(config.cache?.rules.find((r) => r.name === 'reports')).toMatchObject({ route: 'replica', consistency: 'eventual' });
     expect(config.admin.token).toBe('change-me-to-a-long-random-string');
     expect(config.binlog).toEqual({ enabled: 'auto', user: 'wirecache_repl', password: 'repl_pw', serverId: 4242, maxDelayMs: 5000, onUnavailable: 'fail_closed' });
+    expect(config.memcachedApi).toMatchObject({ user: 'sessions_rw', readFrom: 'primary', defaultContainer: 'sessions', containersTable: 'innodb_memcache.containers' });
+    expect(config.memcachedApi?.containers[0]).toMatchObject({ name: 'sessions', schema: 'app', table: 'sessions', expiryColumn: 'expiry' });
+    expect(config.pool).toEqual({ maxIdle: 100, idleTimeoutSeconds: 60 });
   });
 });
 
