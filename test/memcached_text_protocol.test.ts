@@ -82,7 +82,7 @@ describe('malformed requests get memcached’s own answer, and the stream stays 
 
 describe('replies are memcached’s bytes', () => {
   it('items, with and without cas, in the order asked', () => {
-    expect(textItems([{ key: Buffer.from('a'), flags: 5, cas: 0n, value: Buffer.from('abc') }, { key: Buffer.from('b'), flags: 0, cas: 0n, value: Buffer.from('xy') }], false).toString('latin1')).toBe(
+    expect(textItems([{ key: Buffer.from('a'), flags: 5, cas: 0n, value: Buffer.from('abc') }, { key: Buffer.from('b'), flags: 0, cas: 0n, value: Buffer.from('xy') }, null], false).toString('latin1')).toBe(
       exchange('get hit and miss').response,
     );
     expect(textItems([{ key: Buffer.from('a'), flags: 5, cas: 1n, value: Buffer.from('abc') }], true).toString('latin1')).toBe(exchange('gets').response);

@@ -24,7 +24,7 @@ import {
 import { type ArithOutcome, type DeleteOutcome, type Item, MemcachedError, type MemcachedCommand, StoreMode } from './commands.js';
 import type { ContainerSql } from './container_sql.js';
 import type { ReadYourWrites, TableStore } from './table_store.js';
-import { readTextCommand, textItems, textLine, textStats, type TextLimits } from './text_protocol.js';
+import { readTextCommand, textItems, textLine, textStats, type TextLimits, type TextParse } from './text_protocol.js';
 
 /** What every session shares (the server's). */
 export interface MemcachedSessionContext {
@@ -83,13 +83,26 @@ export class MemcachedSession {
     this.socket.destroy();
   }
 
-  /** Answers every complete command in the buffer, in order. */
+  /**
+   * Answers every complete command in the buffer, in order. Commands answered
+   * without the database (tier hits, parse errors) run synchronously, and the
+   * replies of one pass go out in one write (the socket is corked except while
+   * a command waits for the database).
+   */
   private async drain(): Promise<void> {
     this.running = true;
+    this.socket.cork();
     try {
       while (!this.closed && this.buffer.length > 0) {
         if (this.binary === null) this.binary = this.buffer[0] === 0x80;
-        const used = this.binary ? await this.nextBinary() : await this.nextText();
+        const step = this.binary ? this.nextBinary() : this.nextText();
+        let used: number;
+        if (typeof step === 'number') used = step;
+        else {
+          this.socket.uncork();
+          used = await step;
+          this.socket.cork();
+        }
         if (used === 0) break;
         this.buffer = this.buffer.subarray(used);
       }
@@ -97,6 +110,7 @@ export class MemcachedSession {
       this.ctx.onError(err);
       this.close();
     } finally {
+      this.socket.uncork();
       this.running = false;
       if (!this.closed && this.socket.isPaused()) this.socket.resume();
     }
@@ -108,7 +122,8 @@ export class MemcachedSession {
 
   // Text protocol -------------------------------------------------------------
 
-  private async nextText(): Promise<number> {
+  /** The next text command: its bytes consumed, at once when no database is needed, else once answered. */
+  private nextText(): number | Promise<number> {
     if (this.ctx.saslRequired) {
       // As memcached with SASL on: the text protocol cannot authenticate, so it is not served.
       this.reply(textLine('CLIENT_ERROR authentication required: use the binary protocol with SASL'));
@@ -124,6 +139,18 @@ export class MemcachedSession {
       if (parsed.close) this.closed = true;
       return parsed.length;
     }
+    const { command } = parsed;
+    if (command.kind === 'get' && command.touch === null) {
+      const hits = this.fromTier(command.keys);
+      if (hits) {
+        this.reply(textItems(hits, command.withCas));
+        return parsed.length;
+      }
+    }
+    return this.answerText(parsed);
+  }
+
+  private async answerText(parsed: Extract<TextParse, { command: unknown }>): Promise<number> {
     const { command, noreply } = parsed;
     const out = await this.textReply(command).catch((err) => errorLine(err));
     if (command.kind === 'quit') {
@@ -140,7 +167,7 @@ export class MemcachedSession {
       case 'get': {
         if (command.keys.length === 1 && isSwitch(command.keys[0])) return textItems(this.switchContainer(command.keys[0]), false);
         const items = await this.getItems(command.keys, command.touch);
-        return textItems(items.filter((i): i is Item => i !== null), command.withCas);
+        return textItems(items, command.withCas);
       }
       case 'store': {
         const result = await this.store(command);
@@ -177,7 +204,7 @@ export class MemcachedSession {
 
   // Binary protocol -----------------------------------------------------------
 
-  private async nextBinary(): Promise<number> {
+  private nextBinary(): number | Promise<number> {
     let frame;
     try {
       frame = readBinaryFrame(this.buffer, 0, this.ctx.limits.maxValueBytes + 1024);
@@ -196,6 +223,20 @@ export class MemcachedSession {
       this.reply(binaryError({ opcode: frame.opcode, opaque: frame.opaque }, statusOf(err), (err as Error).message));
       return frame.length;
     }
+    const command = request.command;
+    if (command.kind === 'get' && command.touch === null && (!this.ctx.saslRequired || this.authenticated)) {
+      const hits = this.fromTier(command.keys);
+      if (hits) {
+        const item = hits[0];
+        if (item) this.reply(binaryItem(request, item));
+        else if (!suppressesResponse(request, BinaryStatus.KeyNotFound)) this.reply(binaryMiss(request, command.keys[0]));
+        return frame.length;
+      }
+    }
+    return this.answerBinary(request, frame.length);
+  }
+
+  private async answerBinary(request: BinaryRequest, length: number): Promise<number> {
     let out: Buffer | null;
     let status: number = BinaryStatus.NoError;
     try {
@@ -211,7 +252,7 @@ export class MemcachedSession {
       this.socket.end();
       this.closed = true;
     }
-    return frame.length;
+    return length;
   }
 
   private async binaryReply(request: BinaryRequest): Promise<Buffer | null> {
@@ -276,6 +317,32 @@ export class MemcachedSession {
   }
 
   // Shared --------------------------------------------------------------------
+
+  /**
+   * A get the cache tier answers whole: the hits (null for a known miss) in
+   * the order of the keys, or null when any key needs the database (or a
+   * key is not one the session can resolve: the slow path answers it).
+   */
+  private fromTier(keys: readonly Buffer[]): (Item | null)[] | null {
+    if (keys.length === 1 && isSwitch(keys[0])) return null;
+    const started = performance.now();
+    const out: (Item | null)[] = [];
+    let container = '';
+    for (const key of keys) {
+      let r: Resolved;
+      try {
+        r = this.resolve(key);
+      } catch {
+        return null;
+      }
+      const hit = this.ctx.store.peek(r.sql, r.key);
+      if (hit === undefined) return null;
+      out.push(hit && (hit.key.equals(key) ? hit : { ...hit, key }));
+      container = r.sql.container.name;
+    }
+    this.ctx.observe('get', container, out.every((i) => i === null) ? 'miss' : out.some((i) => i === null) ? 'partial' : 'hit', (performance.now() - started) / 1000);
+    return out;
+  }
 
   private async getItems(keys: readonly Buffer[], touch: number | null): Promise<(Item | null)[]> {
     const resolved = keys.map((k) => this.resolve(k));

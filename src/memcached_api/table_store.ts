@@ -62,6 +62,19 @@ export class TableStore {
     return this.lastCas;
   }
 
+  /**
+   * What the cache tier holds for `key` now: the item, null for a known miss
+   * (or an expired item), undefined when the database must be asked.
+   */
+  peek(sql: ContainerSql, key: Buffer): Item | null | undefined {
+    const cache = this.options.cache;
+    if (!cache.enabled || !this.options.cacheUsable()) return undefined;
+    const now = this.now();
+    const hit = cache.lookup(sql.container.name, key, now);
+    if (!hit) return undefined;
+    return isLive(hit, now) ? hit.item : null;
+  }
+
   /** Items of `keys` (null for a miss), from the cache tier where it may answer. */
   async get(sql: ContainerSql, keys: readonly Buffer[], rw: ReadYourWrites | null = null): Promise<(Item | null)[]> {
     const name = sql.container.name;

@@ -191,15 +191,29 @@ export function textLine(text: string): Buffer {
   return Buffer.from(`${text}\r\n`, 'latin1');
 }
 
-/** A get's hits, in order, then END. */
-export function textItems(items: readonly { key: Buffer; flags: number; cas: bigint; value: Buffer }[], withCas: boolean): Buffer {
-  const parts: Buffer[] = [];
+/** A get's hits, in order (misses are null and skipped), then END: built in one buffer. */
+export function textItems(items: readonly ({ key: Buffer; flags: number; cas: bigint; value: Buffer } | null)[], withCas: boolean): Buffer {
+  const heads: string[] = [];
+  let size = END.length;
   for (const item of items) {
+    if (!item) continue;
     const head = withCas ? ` ${item.flags} ${item.value.length} ${item.cas}\r\n` : ` ${item.flags} ${item.value.length}\r\n`;
-    parts.push(Buffer.from('VALUE ', 'latin1'), item.key, Buffer.from(head, 'latin1'), item.value, CRLF);
+    heads.push(head);
+    size += 6 + item.key.length + head.length + item.value.length + 2;
   }
-  parts.push(END);
-  return Buffer.concat(parts);
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  let h = 0;
+  for (const item of items) {
+    if (!item) continue;
+    at += out.write('VALUE ', at, 'latin1');
+    at += item.key.copy(out, at);
+    at += out.write(heads[h++], at, 'latin1');
+    at += item.value.copy(out, at);
+    at += CRLF.copy(out, at);
+  }
+  END.copy(out, at);
+  return out;
 }
 
 /** stats: one STAT line per pair, then END. */

@@ -11,6 +11,7 @@ import { LATENCY_BUCKETS } from './metrics_buckets.js';
 export class MemcachedMetrics implements MemcachedObserver {
   private readonly commands: CounterFamily;
   private readonly latency: Histogram<'command'>;
+  private readonly latencyByCommand = new Map<string, { observe(value: number): void }>();
   private readonly connections: Gauge;
   private cacheReader: (() => { bytes: number; items: number }) | null = null;
 
@@ -55,7 +56,13 @@ export class MemcachedMetrics implements MemcachedObserver {
 
   command(command: string, container: string, outcome: string, seconds: number): void {
     this.commands.inc([command, container, outcome]);
-    this.latency.observe({ command }, seconds);
+    // One child per command, bound once: observe() with a label object hashes it every time.
+    let child = this.latencyByCommand.get(command);
+    if (!child) {
+      child = this.latency.labels(command);
+      this.latencyByCommand.set(command, child);
+    }
+    child.observe(seconds);
   }
 
   connection(delta: 1 | -1): void {
