@@ -187,4 +187,10 @@ export class RawClient {
   close(): void {
     this.socket.destroy();
   }
+
+  /** COM_QUIT, then waits for the server to close the connection. */
+  async quit(): Promise<void> {
+    this.socket.write(encodePacket(Buffer.from([0x01]), 0));
+    await this.waitClosed();
+  }
 }

@@ -383,16 +383,21 @@ export class BackendConnection {
   /**
    * COM_RESET_CONNECTION: the server rolls back, drops temporary tables,
    * user variables and prepared statements, and gives session variables their
-   * global values, without a new login. Resolves the server's ERR, or null on OK.
+   * global values, without a new login; then `then`, in the same write.
+   * Resolves the reset's ERR (null on OK) and the statements' results.
    */
-  async resetSession(): Promise<ErrPacket | null> {
+  async resetSession(then: readonly string[] = []): Promise<{ error: ErrPacket | null; results: InternalResult[] }> {
     const packets = this.packetReader();
     try {
-      this.socket.write(encodePacket(COM_RESET_CONNECTION_BYTE, 0));
+      // One write: the reset and the statements after it (the server runs them in order).
+      const frames = [encodePacket(COM_RESET_CONNECTION_BYTE, 0), ...then.map((sql) => encodePacket(Buffer.concat([COM_QUERY_BYTE, Buffer.from(sql, 'utf8')]), 0))];
+      this.socket.write(frames.length === 1 ? frames[0] : Buffer.concat(frames));
       const reply = await packets.next();
-      if (reply.payload[0] === PacketHeader.ERR) return parseErr(reply.payload);
-      if (reply.payload[0] !== PacketHeader.OK) throw new ProtocolError('unexpected reply to COM_RESET_CONNECTION');
-      return null;
+      const error = reply.payload[0] === PacketHeader.ERR ? parseErr(reply.payload) : null;
+      if (!error && reply.payload[0] !== PacketHeader.OK) throw new ProtocolError('unexpected reply to COM_RESET_CONNECTION');
+      const results: InternalResult[] = [];
+      for (let i = 0; i < then.length; i++) results.push(await this.readResult(packets, readTextRow));
+      return { error, results };
     } finally {
       packets.release();
     }
@@ -493,7 +498,12 @@ export class BackendConnection {
    * that refuses them leaves the connection untracked.
    */
   async startTracking(): Promise<void> {
-    const [view, set] = await this.queries([TRACKING_VIEW_SQL, PROXY_TRACKING_SQL]);
+    const [view, set] = await this.queries(TRACKING_STATEMENTS);
+    this.trackingStarted(view, set);
+  }
+
+  /** What the login's TRACKING_STATEMENTS answered (also run by the login pool after a reset). */
+  trackingStarted(view: InternalResult, set: InternalResult): void {
     if (view.error || !view.rows[0]) return;
     this.loginTrackingView = parseTrackingView(view.rows[0]);
     this.tracksState = !set.error;
@@ -505,7 +515,7 @@ export class BackendConnection {
    * left (TRACKING_VIEW_SQL's row), returned when `readView`.
    */
   async restoreTracking(readView: boolean): Promise<(string | null)[] | null> {
-    const results = await this.queries(readView ? [TRACKING_VIEW_SQL, PROXY_TRACKING_SQL] : [PROXY_TRACKING_SQL]);
+    const results = await this.queries(readView ? TRACKING_STATEMENTS : [PROXY_TRACKING_SQL]);
     this.tracksState = !results[results.length - 1].error;
     return readView && !results[0].error ? (results[0].rows[0] ?? null) : null;
   }
@@ -514,6 +524,8 @@ export class BackendConnection {
 const COM_QUERY_BYTE = Buffer.from([0x03]);
 const COM_STMT_PREPARE_BYTE = Buffer.from([0x16]);
 const COM_RESET_CONNECTION_BYTE = Buffer.from([0x1f]);
+/** What a login runs to start tracking: read the login's settings, then set the proxy's. */
+export const TRACKING_STATEMENTS = [TRACKING_VIEW_SQL, PROXY_TRACKING_SQL] as const;
 
 /** What an internal COM_STMT_PREPARE returned: the server's statement id, or its error. */
 export type InternalPrepare = { statementId: number; error: null } | { statementId: 0; error: ErrPacket };

@@ -20,7 +20,7 @@
  */
 import type { BackendEndpoint } from '../config/types.js';
 import { Capability } from '../protocol/constants.js';
-import type { BackendConnection, BackendLogin } from './backend_connection.js';
+import { type BackendConnection, type BackendLogin, TRACKING_STATEMENTS } from './backend_connection.js';
 
 export interface LoginPoolOptions {
   /** Idle connections kept per server; 0 keeps none. */
@@ -135,18 +135,23 @@ export class LoginPool {
     this.perServer.delete(server);
   }
 
+  /** The reset and everything after it in one write and one round trip. */
   private async reset(conn: BackendConnection, login: BackendLogin): Promise<boolean> {
-    if (await conn.resetSession()) return false;
     // The reset keeps the default database: the login's comes back (a login without one cannot be restored).
     const statements = [login.database === null ? 'SELECT DATABASE() IS NULL' : `USE \`${login.database.replace(/`/g, '``')}\``];
     // Two things a login's capabilities do that the reset undoes (it gives every variable its global value).
     if (conn.capabilities & Capability.IGNORE_SPACE) statements.push("SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@session.sql_mode, ''), 'IGNORE_SPACE')");
     if (conn.capabilities & Capability.INTERACTIVE) statements.push('SET SESSION wait_timeout = @@global.interactive_timeout');
-    const [check, ...fixes] = await conn.queries(statements);
-    if (check.error || (login.database === null && check.rows[0]?.[0] !== '1') || fixes.some((f) => f.error)) return false;
     // As a fresh login does (BackendConnection.connect): whatever the last client did to the tracking.
-    if (login.trackSession && conn.capabilities & Capability.SESSION_TRACK) await conn.startTracking();
-    return !conn.closed;
+    const tracking = login.trackSession && (conn.capabilities & Capability.SESSION_TRACK) !== 0;
+    if (tracking) statements.push(...TRACKING_STATEMENTS);
+    const { error, results } = await conn.resetSession(statements);
+    if (error || conn.closed) return false;
+    const [check] = results;
+    if (results.slice(0, tracking ? -2 : undefined).some((r) => r.error)) return false;
+    if (login.database === null && check.rows[0]?.[0] !== '1') return false;
+    if (tracking) conn.trackingStarted(results[results.length - 2], results[results.length - 1]);
+    return true;
   }
 
   private keep(conn: BackendConnection, key: string): void {
