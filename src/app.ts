@@ -51,7 +51,7 @@ export async function startApp(initial: WirecacheConfig, logger = createLogger(i
   let config = initial;
   const metrics = new Metrics({ backendNames: config.backends.map((b) => b.name) });
   const proxy = new ProxyServer(config, logger, metrics, metrics.cache, metrics.routing, metrics.binlog, metrics.pool);
-  metrics.pool.watch(() => proxy.loginPool.idleByServer());
+  metrics.pool.watch((server) => proxy.loginPool.usage(server));
   if (proxy.binlog) metrics.binlog.enable();
   metrics.watchProxy(proxy);
   if (proxy.monitor) {
@@ -74,7 +74,7 @@ export async function startApp(initial: WirecacheConfig, logger = createLogger(i
     const binlog = proxy.binlog;
     registerCacheRoutes(admin, cache, metrics.cache, binlog ? () => binlogStatus(binlog, cache, config) : null);
   }
-  registerRoutingRoutes(admin, () => config, proxy.selector, proxy.monitor);
+  registerRoutingRoutes(admin, () => config, proxy.selector, proxy.monitor, proxy.loginPool);
   if (proxy.queryStats) registerQueryStatsRoutes(admin, proxy.queryStats);
   registerDashboardRoutes(admin);
 

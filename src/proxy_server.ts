@@ -90,7 +90,12 @@ export function identityFromGreeting(greeting: HandshakeV10): ServerIdentity {
 }
 
 function poolOptions(config: WirecacheConfig): LoginPoolOptions {
-  return { maxIdlePerServer: config.pool.maxIdle, idleTimeoutMs: config.pool.idleTimeoutSeconds * 1000 };
+  return {
+    maxIdlePerServer: config.pool.maxIdle,
+    idleTimeoutMs: config.pool.idleTimeoutSeconds * 1000,
+    maxConnectionsPerServer: config.pool.maxConnections,
+    queueTimeoutMs: config.pool.queueTimeoutMs,
+  };
 }
 
 /** How often the primary's views are read again (DDL seen through the proxy or in the binlog reads them at once). */
@@ -138,7 +143,7 @@ export class ProxyServer {
     cacheObserver: CacheObserver = nullCacheObserver,
     monitorObserver: MonitorObserver = nullMonitorObserver,
     binlogObserver: BinlogObserver = nullBinlogObserver,
-    poolObserver: LoginPoolObserver = { loginSaved: () => {}, released: () => {} },
+    poolObserver: LoginPoolObserver = { loginSaved: () => {}, released: () => {}, waited: () => {} },
   ) {
     this.loginPool = new LoginPool(poolOptions(config), poolObserver);
     this.cache = config.cache ? new QueryCache(config.cache, cacheObserver, logger.child({ component: 'cache' })) : null;

@@ -61,7 +61,7 @@ beforeAll(async () => {
   root = await mysql.createConnection({ host: topo.primary.host, port: topo.primary.port, user: 'root', password: topo.rootPassword, multipleStatements: true });
   await root.query(`DROP DATABASE IF EXISTS ${DB}; CREATE DATABASE ${DB}; CREATE TABLE ${DB}.t (id INT PRIMARY KEY) ENGINE=InnoDB`);
   pooled = await startProxy(topo, { cache: testCacheConfig() });
-  unpooled = await startProxy(topo, { cache: testCacheConfig(), pool: { maxIdle: 0, idleTimeoutSeconds: 60 } });
+  unpooled = await startProxy(topo, { cache: testCacheConfig(), pool: { maxIdle: 0, idleTimeoutSeconds: 60, maxConnections: 0, queueTimeoutMs: 5000 } });
 });
 
 afterAll(async () => {
@@ -181,5 +181,55 @@ describe('a connection a client left', () => {
       if (alive) await new Promise((r) => setTimeout(r, 20));
     }
     expect(alive).toBe(false);
+  });
+});
+
+describe('pool.max_connections', () => {
+  it('queues a new connection while a server is at its limit, serves it when one ends, and answers ERR 1040 after queue_timeout', async () => {
+    const limited = await startProxy(topo, { pool: { maxIdle: 10, idleTimeoutSeconds: 60, maxConnections: 2, queueTimeoutMs: 400 } });
+    const open: mysql.Connection[] = [];
+    try {
+      open.push(await connect(limited.port, topo, { database: DB }), await connect(limited.port, topo, { database: DB }));
+      // A third waits; after 400 ms it gets MySQL's answer to a full server.
+      const refused = await connect(limited.port, topo, { database: DB }).then(
+        () => null,
+        (err: { errno?: number; sqlState?: string; message: string }) => err,
+      );
+      expect(refused?.errno).toBe(1040);
+      expect(refused?.sqlState).toBe('08004');
+      expect(refused?.message).toMatch(/Too many connections: wirecache's pool for 'primary' has all 2 connections in use \(waited \d+ ms\)/);
+      // A fourth waits, and gets in as soon as one of the two leaves (its connection kept, then given to it).
+      const waiting = connect(limited.port, topo, { database: DB });
+      await new Promise((r) => setTimeout(r, 100));
+      const usage = limited.proxy.loginPool.usage('primary');
+      expect(usage).toEqual({ open: 2, idle: 0, waiting: 1 });
+      await (open.shift() as mysql.Connection).end();
+      const fourth = await waiting;
+      open.push(fourth);
+      expect((await fourth.query('SELECT 1 AS one'))[0]).toEqual([{ one: 1 }]);
+      const text = await limited.metrics.metricsText();
+      expect(text).toMatch(/wirecache_backend_pool_waits_total\{server="primary",outcome="timeout"\} 1/);
+      expect(text).toMatch(/wirecache_backend_pool_waits_total\{server="primary",outcome="served"\} 1/);
+      expect(text).toMatch(/wirecache_backend_pool_connections\{server="primary"\} 2/);
+    } finally {
+      for (const c of open) await c.end();
+      await limited.stop();
+    }
+  });
+
+  it('makes room by closing an idle connection of another login', async () => {
+    const limited = await startProxy(topo, { pool: { maxIdle: 10, idleTimeoutSeconds: 60, maxConnections: 1, queueTimeoutMs: 2000 } });
+    try {
+      const a = await connect(limited.port, topo, { database: DB });
+      await a.end();
+      await waitIdle(limited, 1);
+      // Another account: no kept connection fits it, and the server is at its limit of 1 (the idle one).
+      const b = await connect(limited.port, topo, { database: DB, user: 'other' });
+      expect((await b.query('SELECT CURRENT_USER() AS u'))[0]).toEqual([{ u: 'other@%' }]);
+      expect(limited.proxy.loginPool.usage('primary')).toEqual({ open: 1, idle: 0, waiting: 0 });
+      await b.end();
+    } finally {
+      await limited.stop();
+    }
   });
 });

@@ -40,7 +40,7 @@ export function testConfig(topo: TopologyInfo, overrides: Partial<WirecacheConfi
     // Off unless a test turns it on: the binlog reader's own tests set it (test/binlog_invalidation.test.ts).
     binlog: { enabled: 'off', user: null, password: '', serverId: 4242, maxDelayMs: 5000, onUnavailable: 'fail_closed' },
     memcachedApi: null,
-    pool: { maxIdle: 100, idleTimeoutSeconds: 60 },
+    pool: { maxIdle: 100, idleTimeoutSeconds: 60, maxConnections: 0, queueTimeoutMs: 5000 },
     log: { level: 'error' },
     serverVersion: '5.5.5-10.11.0-MariaDB-wirecache',
     ...overrides,
@@ -70,7 +70,7 @@ export async function startProxy(topo: TopologyInfo, overrides: Partial<Wirecach
   const config = testConfig(topo, overrides, primary);
   const metrics = new Metrics({ backendNames: config.backends.map((b) => b.name) });
   const proxy = new ProxyServer(config, createLogger(process.env.WIRECACHE_TEST_LOG ? 'debug' : 'error'), metrics, metrics.cache, metrics.routing, metrics.binlog, metrics.pool);
-  metrics.pool.watch(() => proxy.loginPool.idleByServer());
+  metrics.pool.watch((server) => proxy.loginPool.usage(server));
   if (proxy.binlog) metrics.binlog.enable();
   if (proxy.cache) metrics.cache.watch(() => proxy.cache!.stats);
   if (proxy.monitor) metrics.routing.watch(() => proxy.monitor!.servers());

@@ -5,6 +5,7 @@
  *   GET /explain?sql=...      classification, matching rule, cacheability and destination of a statement
  *       optional: user=, schema=, client=, in_transaction=1
  */
+import type { LoginPool } from '../backend/login_pool.js';
 import type { AdminServer } from './admin_server.js';
 import type { WirecacheConfig } from '../config/types.js';
 import { explainStatement } from './explain.js';
@@ -19,9 +20,14 @@ export function registerRoutingRoutes(
   config: () => WirecacheConfig,
   selector: ServerSelector,
   monitor: ServerMonitor | null,
+  pool: LoginPool | null = null,
 ): void {
   admin.addRoute('GET', '/servers', () => {
     const primary = selector.primary();
+    const limits = config().pool;
+    // Client sessions' backend connections per server, as the login pool counts and limits them.
+    const poolOf = (server: string) =>
+      pool ? { ...pool.usage(server), max_connections: limits.maxConnections, max_idle: limits.maxIdle } : undefined;
     return {
       json: {
         monitored: monitor !== null,
@@ -44,8 +50,9 @@ export function registerRoutingRoutes(
               consecutive_good: s.consecutiveGood,
               last_error: s.lastError,
               last_check_at: s.lastCheckAt === null ? null : new Date(s.lastCheckAt).toISOString(),
+              pool: poolOf(s.name),
             }))
-          : config().backends.map((b) => ({ name: b.name, host: b.host, port: b.port, configured_role: b.role, state: 'unmonitored' })),
+          : config().backends.map((b) => ({ name: b.name, host: b.host, port: b.port, configured_role: b.role, state: 'unmonitored', pool: poolOf(b.name) })),
       },
     };
   });

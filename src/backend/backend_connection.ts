@@ -173,7 +173,23 @@ export class BackendConnection {
     }
   }
 
+  private readonly endListeners: (() => void)[] = [];
+  private endFired = false;
+
+  /** Calls `listener` once when the connection ends, whoever ends it (the server, destroy, quit). */
+  onEnd(listener: () => void): void {
+    if (this.endFired) listener();
+    else this.endListeners.push(listener);
+  }
+
+  private fireEnd(): void {
+    if (this.endFired) return;
+    this.endFired = true;
+    for (const l of this.endListeners.splice(0)) l();
+  }
+
   private markClosed(err: Error | null): void {
+    this.fireEnd();
     if (this.closed) return;
     this.closed = true;
     const handler = this.closeHandler;
@@ -204,6 +220,7 @@ export class BackendConnection {
     this.closeHandler = null;
     this.socket.destroy();
     this.closed = true;
+    this.fireEnd();
   }
 
   /** Politely ends the session on the server (COM_QUIT) and closes. */
@@ -212,6 +229,7 @@ export class BackendConnection {
     this.closeHandler = null;
     this.socket.end(encodePacket(Buffer.from([0x01]), 0));
     this.closed = true;
+    this.fireEnd();
   }
 
   /**

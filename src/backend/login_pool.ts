@@ -20,13 +20,28 @@
  */
 import type { BackendEndpoint } from '../config/types.js';
 import { Capability } from '../protocol/constants.js';
-import { type BackendConnection, type BackendLogin, TRACKING_STATEMENTS } from './backend_connection.js';
+import { type BackendConnection, BackendError, type BackendLogin, TRACKING_STATEMENTS } from './backend_connection.js';
 
 export interface LoginPoolOptions {
   /** Idle connections kept per server; 0 keeps none. */
   maxIdlePerServer: number;
   /** An idle connection unused for this long is closed. */
   idleTimeoutMs: number;
+  /** Client sessions' connections open at once per server (idle ones included); 0: no limit of the proxy's own. */
+  maxConnectionsPerServer: number;
+  /** How long a new connection waits for a free one when a server is at its limit. */
+  queueTimeoutMs: number;
+}
+
+/**
+ * The server had no free connection within queue_timeout: the client gets
+ * MySQL's own answer to a full server, ERR 1040 "Too many connections" (08004).
+ */
+export class PoolExhaustedError extends BackendError {
+  constructor(endpoint: BackendEndpoint, limit: number, waitedMs: number) {
+    const message = `Too many connections: wirecache's pool for '${endpoint.name}' has all ${limit} connections in use (waited ${waitedMs} ms)`;
+    super(message, endpoint, { kind: 'err', code: 1040, sqlState: '08004', message });
+  }
 }
 
 /** What the pool reports, without knowing Prometheus. */
@@ -35,18 +50,29 @@ export interface LoginPoolObserver {
   loginSaved(server: string): void;
   /** A connection handed back was kept, or closed (reset failed, pool full, database not restorable). */
   released(server: string, outcome: 'kept' | 'closed'): void;
+  /** A new connection waited for a server at its limit: it got one, or its wait timed out. */
+  waited(server: string, outcome: 'served' | 'timeout'): void;
+}
+
+interface Waiter {
+  wake(): void;
 }
 
 interface Idle {
   conn: BackendConnection;
   key: string;
   timer: NodeJS.Timeout;
+  /** When it became idle (the oldest goes first when a server needs room). */
+  since: number;
 }
 
 export class LoginPool {
   /** Idle connections by login key, newest last. */
   private readonly idle = new Map<string, Idle[]>();
   private readonly perServer = new Map<string, number>();
+  /** Connections open per server that this pool counts (handed out or idle). */
+  private readonly openPerServer = new Map<string, number>();
+  private readonly waiting = new Map<string, Waiter[]>();
   private closed = false;
 
   constructor(
@@ -62,6 +88,95 @@ export class LoginPool {
   /** Idle connections per server name. */
   idleByServer(): ReadonlyMap<string, number> {
     return this.perServer;
+  }
+
+  /** Per server: connections open (idle included), idle, and new connections waiting for one. */
+  usage(server: string): { open: number; idle: number; waiting: number } {
+    return { open: this.openPerServer.get(server) ?? 0, idle: this.perServer.get(server) ?? 0, waiting: this.waiting.get(server)?.length ?? 0 };
+  }
+
+  /**
+   * A connection for a session: a kept one of exactly this login, else a new
+   * one from `connect`. At the server's limit it waits (FIFO) for a
+   * connection to end, first closing an idle one of another login to make
+   * room; after queue_timeout it fails with PoolExhaustedError (ERR 1040).
+   */
+  async acquire(endpoint: BackendEndpoint, login: BackendLogin, connect: () => Promise<BackendConnection>): Promise<BackendConnection> {
+    const kept = this.take(endpoint, login);
+    if (kept) return kept;
+    const server = endpoint.name;
+    const started = Date.now();
+    let queued = false;
+    while (this.atLimit(server) && !this.closeOneIdle(server)) {
+      queued = true;
+      const left = this.options.queueTimeoutMs - (Date.now() - started);
+      if (left <= 0 || !(await this.waitForRoom(server, left))) {
+        this.observer.waited(server, 'timeout');
+        throw new PoolExhaustedError(endpoint, this.options.maxConnectionsPerServer, Date.now() - started);
+      }
+      // A connection of this login may have come back meanwhile.
+      const back = this.take(endpoint, login);
+      if (back) {
+        this.observer.waited(server, 'served');
+        return back;
+      }
+    }
+    if (queued) this.observer.waited(server, 'served');
+    this.openPerServer.set(server, (this.openPerServer.get(server) ?? 0) + 1);
+    let conn: BackendConnection;
+    try {
+      conn = await connect();
+    } catch (err) {
+      this.connectionEnded(server);
+      throw err;
+    }
+    conn.onEnd(() => this.connectionEnded(server));
+    return conn;
+  }
+
+  private atLimit(server: string): boolean {
+    const max = this.options.maxConnectionsPerServer;
+    return max > 0 && (this.openPerServer.get(server) ?? 0) >= max;
+  }
+
+  /** Closes the oldest idle connection to `server` (of any login), if there is one. */
+  private closeOneIdle(server: string): boolean {
+    let oldest: Idle | null = null;
+    for (const list of this.idle.values()) {
+      for (const entry of list) if (entry.conn.endpoint.name === server && (!oldest || entry.since < oldest.since)) oldest = entry;
+    }
+    if (!oldest) return false;
+    this.remove(oldest);
+    oldest.conn.quit();
+    return true;
+  }
+
+  private waitForRoom(server: string, timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const list = this.waiting.get(server) ?? [];
+      const waiter: Waiter = {
+        wake: () => {
+          clearTimeout(timer);
+          resolve(true);
+        },
+      };
+      const timer = setTimeout(() => {
+        const at = list.indexOf(waiter);
+        if (at >= 0) list.splice(at, 1);
+        resolve(false);
+      }, timeoutMs);
+      timer.unref();
+      list.push(waiter);
+      this.waiting.set(server, list);
+    });
+  }
+
+  /** A counted connection ended: the first waiter for its server may go on. */
+  private connectionEnded(server: string): void {
+    const n = (this.openPerServer.get(server) ?? 1) - 1;
+    if (n > 0) this.openPerServer.set(server, n);
+    else this.openPerServer.delete(server);
+    this.waiting.get(server)?.shift()?.wake();
   }
 
   /** A kept connection made with exactly this login to this server, or null. */
@@ -159,6 +274,7 @@ export class LoginPool {
     const entry: Idle = {
       conn,
       key,
+      since: Date.now(),
       timer: setTimeout(() => {
         this.remove(entry);
         conn.quit();
@@ -178,6 +294,8 @@ export class LoginPool {
     list.push(entry);
     this.idle.set(key, list);
     this.perServer.set(server, (this.perServer.get(server) ?? 0) + 1);
+    // A new connection waiting for this server can have it (same login) or have it closed to make room.
+    this.waiting.get(server)?.shift()?.wake();
   }
 
   private remove(entry: Idle): void {

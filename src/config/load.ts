@@ -306,7 +306,12 @@ function normalise(raw: RawConfig, sourcePath: string): WirecacheConfig {
     },
     cache: null,
     memcachedApi: raw.memcached_api ? normaliseMemcachedApi(raw.memcached_api) : null,
-    pool: { maxIdle: raw.pool.max_idle, idleTimeoutSeconds: raw.pool.idle_timeout_seconds },
+    pool: {
+      maxIdle: raw.pool.max_idle,
+      idleTimeoutSeconds: raw.pool.idle_timeout_seconds,
+      maxConnections: raw.pool.max_connections,
+      queueTimeoutMs: raw.pool.queue_timeout_ms,
+    },
     binlog: {
       enabled: raw.binlog?.enabled === true ? 'on' : raw.binlog?.enabled === false ? 'off' : 'auto',
       user: raw.binlog?.user ?? raw.monitor?.user ?? null,

@@ -117,9 +117,11 @@ export interface WirecacheConfig {
   binlog: BinlogConfig;
   /**
    * Backend connections kept after their client left, for the next client of
-   * the same login (per server); maxIdle 0 keeps none.
+   * the same login (per server); maxIdle 0 keeps none. maxConnections (0: no
+   * limit) bounds the client sessions' connections per server; a new one
+   * waits up to queueTimeoutMs for room, then the client gets ERR 1040.
    */
-  pool: { maxIdle: number; idleTimeoutSeconds: number };
+  pool: { maxIdle: number; idleTimeoutSeconds: number; maxConnections: number; queueTimeoutMs: number };
   /** The memcached-protocol front end over tables; null when the config has no `memcached_api` section. */
   memcachedApi: MemcachedApiConfig | null;
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' };

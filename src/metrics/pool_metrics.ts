@@ -9,7 +9,8 @@ import { CounterFamily } from './counter_family.js';
 export class PoolMetrics implements LoginPoolObserver {
   private readonly saved: CounterFamily;
   private readonly releases: CounterFamily;
-  private idleReader: (() => ReadonlyMap<string, number>) | null = null;
+  private readonly waits: CounterFamily;
+  private usageReader: ((server: string) => { open: number; idle: number; waiting: number }) | null = null;
 
   constructor(registry: Registry, backendNames: readonly string[]) {
     this.saved = new CounterFamily(
@@ -24,8 +25,15 @@ export class PoolMetrics implements LoginPoolObserver {
       'Backend connections a client left behind, by server and outcome (kept: reset and pooled; closed: pool full, reset failed, or its database could not be restored).',
       ['server', 'outcome'],
     );
+    this.waits = new CounterFamily(
+      registry,
+      'wirecache_backend_pool_waits_total',
+      'New backend connections that waited because their server was at pool.max_connections, by server and outcome (served: got one; timeout: the client got ERR 1040).',
+      ['server', 'outcome'],
+    );
     for (const server of backendNames) {
       this.saved.inc([server], 0);
+      for (const outcome of ['served', 'timeout']) this.waits.inc([server, outcome], 0);
       for (const outcome of ['kept', 'closed']) this.releases.inc([server, outcome], 0);
     }
     const self = this;
@@ -36,13 +44,33 @@ export class PoolMetrics implements LoginPoolObserver {
       registers: [registry],
       collect() {
         this.reset();
-        for (const server of backendNames) this.set({ server }, self.idleReader?.().get(server) ?? 0);
+        for (const server of backendNames) this.set({ server }, self.usageReader?.(server).idle ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'wirecache_backend_pool_connections',
+      help: "Client sessions' backend connections open per server (in use and idle), as pool.max_connections counts them.",
+      labelNames: ['server'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const server of backendNames) this.set({ server }, self.usageReader?.(server).open ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'wirecache_backend_pool_waiting',
+      help: 'New backend connections waiting now for a server at pool.max_connections.',
+      labelNames: ['server'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const server of backendNames) this.set({ server }, self.usageReader?.(server).waiting ?? 0);
       },
     });
   }
 
-  watch(idle: () => ReadonlyMap<string, number>): void {
-    this.idleReader = idle;
+  watch(usage: (server: string) => { open: number; idle: number; waiting: number }): void {
+    this.usageReader = usage;
   }
 
   loginSaved(server: string): void {
@@ -51,5 +79,9 @@ export class PoolMetrics implements LoginPoolObserver {
 
   released(server: string, outcome: 'kept' | 'closed'): void {
     this.releases.inc([server, outcome]);
+  }
+
+  waited(server: string, outcome: 'served' | 'timeout'): void {
+    this.waits.inc([server, outcome]);
   }
 }

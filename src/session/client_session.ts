@@ -9,6 +9,7 @@ import { buildErr, buildOk } from '../protocol/generic_packets.js';
 import { ProtocolError } from '../protocol/payload_reader.js';
 import { ResponseKind, ResponseScanner } from '../protocol/response_scanner.js';
 import type { ClassifiedStatement } from '../sql/classifier.js';
+import { PoolExhaustedError } from '../backend/login_pool.js';
 import { BackendConnection, type BackendLogin } from '../backend/backend_connection.js';
 import { BackendDispatcher, PRIMARY_COMMAND } from './backend_dispatch.js';
 import { CommandContext } from './command_context.js';
@@ -319,13 +320,13 @@ export class ClientSession {
     return conn;
   }
 
+  /** A backend connection to `endpoint` as `login`: a kept one, or a new login (within the server's pool limit). */
   async connectTo(endpoint: BackendEndpoint, login: BackendLogin): Promise<BackendConnection> {
-    const kept = this.ctx.loginPool?.take(endpoint, login);
-    if (kept) return kept;
     try {
-      return await BackendConnection.connect(endpoint, login, this.ctx.config().timeouts.backendConnectMs);
+      return await this.ctx.loginPool.acquire(endpoint, login, () => BackendConnection.connect(endpoint, login, this.ctx.config().timeouts.backendConnectMs));
     } catch (err) {
-      this.ctx.observer.backendConnectError(endpoint.name);
+      // A server at the pool's limit is counted in wirecache_backend_pool_waits_total instead.
+      if (!(err instanceof PoolExhaustedError)) this.ctx.observer.backendConnectError(endpoint.name);
       throw err;
     }
   }
@@ -519,7 +520,7 @@ export class ClientSession {
     // The others go back to the pool (reset there) when there is one.
     const pool = this.ctx.loginPool;
     const login = this.backendLogin;
-    this.dispatcher.dropAll(this.scanner.active ? this.backend : null, pool && login ? (conn) => pool.release(conn, login) : null);
+    this.dispatcher.dropAll(this.scanner.active ? this.backend : null, login ? (conn) => pool.release(conn, login) : null);
     this.backend = null;
     this.socket.end();
     // A client that stops reading must not keep the socket (and its buffers) alive.

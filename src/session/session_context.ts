@@ -63,8 +63,8 @@ export interface SessionContext {
   /** The account a client logs in as: the config's users first, then accounts read from the database. */
   findUser(name: string): UserConfig | undefined;
   sessions: ReadonlyMap<number, ClientSession>;
-  /** Logged-in backend connections left by earlier clients, or null when pooling is off. */
-  loginPool: LoginPool | null;
+  /** Backend connections: those kept from earlier clients, and the per-server limit on new ones. */
+  loginPool: LoginPool;
   /** Called when a backend greeting is seen, to keep the announced identity current. */
   learnedBackend(conn: BackendConnection): void;
   removed(session: ClientSession): void;
