@@ -99,4 +99,11 @@ describe('GET /servers', () => {
       expect(byName[r].lag_seconds).toBeLessThan(5);
     }
   });
+
+  it("shows each server's pool of client connections", async () => {
+    const { body } = await get('/servers');
+    const primary = (body.servers as { name: string; pool: Record<string, number> }[]).find((s) => s.name === 'primary');
+    expect(primary?.pool).toEqual({ open: expect.any(Number), idle: expect.any(Number), waiting: 0, max_connections: 0, max_idle: 100 });
+    expect(primary?.pool.open).toBeGreaterThanOrEqual(primary?.pool.idle ?? 0);
+  });
 });
