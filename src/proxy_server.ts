@@ -148,7 +148,7 @@ export class ProxyServer {
     this.loginPool = new LoginPool(poolOptions(config), poolObserver);
     this.cache = config.cache ? new QueryCache(config.cache, cacheObserver, logger.child({ component: 'cache' })) : null;
     this.monitor = config.monitor
-      ? new ServerMonitor(config.backends, config.monitor, config.routing.maxReplicationLagSeconds, monitorObserver, logger.child({ component: 'monitor' }))
+      ? new ServerMonitor(config.backends, config.monitor, config.routing.maxReplicationLagSeconds, this.poolFollowing(monitorObserver), logger.child({ component: 'monitor' }))
       : null;
     this.selector = new ServerSelector(config.backends, this.monitor);
     this.views = this.createSchemaReader();
@@ -210,6 +210,18 @@ export class ProxyServer {
           this.closedClientBytes.sent += bytes.sent;
           this.observer.clientDisconnected();
         }
+      },
+    };
+  }
+
+  /** The monitor's reports, also closing the kept connections of a server it finds down (they would fail their next client). */
+  private poolFollowing(observer: MonitorObserver): MonitorObserver {
+    return {
+      checkCompleted: (server, ok, seconds) => observer.checkCompleted(server, ok, seconds),
+      primaryChanged: (from, to) => observer.primaryChanged(from, to),
+      stateChanged: (server, from, to) => {
+        observer.stateChanged(server, from, to);
+        if (to === 'down') this.loginPool.dropServer(server);
       },
     };
   }
