@@ -94,6 +94,7 @@ function poolOptions(config: WirecacheConfig): LoginPoolOptions {
     maxIdlePerServer: config.pool.maxIdle,
     idleTimeoutMs: config.pool.idleTimeoutSeconds * 1000,
     maxConnectionsPerServer: config.pool.maxConnections,
+    maxConnectionsPerUser: config.pool.maxConnectionsPerUser,
     queueTimeoutMs: config.pool.queueTimeoutMs,
   };
 }

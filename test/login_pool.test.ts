@@ -61,7 +61,7 @@ beforeAll(async () => {
   root = await mysql.createConnection({ host: topo.primary.host, port: topo.primary.port, user: 'root', password: topo.rootPassword, multipleStatements: true });
   await root.query(`DROP DATABASE IF EXISTS ${DB}; CREATE DATABASE ${DB}; CREATE TABLE ${DB}.t (id INT PRIMARY KEY) ENGINE=InnoDB`);
   pooled = await startProxy(topo, { cache: testCacheConfig() });
-  unpooled = await startProxy(topo, { cache: testCacheConfig(), pool: { maxIdle: 0, idleTimeoutSeconds: 60, maxConnections: 0, queueTimeoutMs: 5000 } });
+  unpooled = await startProxy(topo, { cache: testCacheConfig(), pool: { maxIdle: 0, idleTimeoutSeconds: 60, maxConnections: 0, maxConnectionsPerUser: 0, queueTimeoutMs: 5000 } });
 });
 
 afterAll(async () => {
@@ -186,7 +186,7 @@ describe('a connection a client left', () => {
 
 describe('pool.max_connections', () => {
   it('queues a new connection while a server is at its limit, serves it when one ends, and answers ERR 1040 after queue_timeout', async () => {
-    const limited = await startProxy(topo, { pool: { maxIdle: 10, idleTimeoutSeconds: 60, maxConnections: 2, queueTimeoutMs: 400 } });
+    const limited = await startProxy(topo, { pool: { maxIdle: 10, idleTimeoutSeconds: 60, maxConnections: 2, maxConnectionsPerUser: 0, queueTimeoutMs: 400 } });
     const open: mysql.Connection[] = [];
     try {
       open.push(await connect(limited.port, topo, { database: DB }), await connect(limited.port, topo, { database: DB }));
@@ -217,8 +217,28 @@ describe('pool.max_connections', () => {
     }
   });
 
+  it('keeps each account to its share (pool.max_connections_per_user): the next one waits, then ERR 1203; other accounts go on', async () => {
+    const limited = await startProxy(topo, { pool: { maxIdle: 10, idleTimeoutSeconds: 60, maxConnections: 0, maxConnectionsPerUser: 1, queueTimeoutMs: 300 } });
+    const open: mysql.Connection[] = [];
+    try {
+      open.push(await connect(limited.port, topo, { database: DB }));
+      const refused = await connect(limited.port, topo, { database: DB }).then(
+        () => null,
+        (err: { errno?: number; sqlState?: string; message: string }) => err,
+      );
+      expect(refused?.errno).toBe(1203);
+      expect(refused?.sqlState).toBe('42000');
+      expect(refused?.message).toMatch(/User app already has more than 'max_user_connections' active connections: wirecache's pool for 'primary' allows 1 per account/);
+      open.push(await connect(limited.port, topo, { database: DB, user: 'other' }));
+      expect((await open[1].query('SELECT CURRENT_USER() AS u'))[0]).toEqual([{ u: 'other@%' }]);
+    } finally {
+      for (const c of open) await c.end();
+      await limited.stop();
+    }
+  });
+
   it('makes room by closing an idle connection of another login', async () => {
-    const limited = await startProxy(topo, { pool: { maxIdle: 10, idleTimeoutSeconds: 60, maxConnections: 1, queueTimeoutMs: 2000 } });
+    const limited = await startProxy(topo, { pool: { maxIdle: 10, idleTimeoutSeconds: 60, maxConnections: 1, maxConnectionsPerUser: 0, queueTimeoutMs: 2000 } });
     try {
       const a = await connect(limited.port, topo, { database: DB });
       await a.end();

@@ -29,7 +29,9 @@ export interface LoginPoolOptions {
   idleTimeoutMs: number;
   /** Client sessions' connections open at once per server (idle ones included); 0: no limit of the proxy's own. */
   maxConnectionsPerServer: number;
-  /** How long a new connection waits for a free one when a server is at its limit. */
+  /** The same per account and server; 0: no limit. */
+  maxConnectionsPerUser: number;
+  /** How long a new connection waits for a free one when a server (or the account's share of it) is at its limit. */
   queueTimeoutMs: number;
 }
 
@@ -38,9 +40,13 @@ export interface LoginPoolOptions {
  * MySQL's own answer to a full server, ERR 1040 "Too many connections" (08004).
  */
 export class PoolExhaustedError extends BackendError {
-  constructor(endpoint: BackendEndpoint, limit: number, waitedMs: number) {
-    const message = `Too many connections: wirecache's pool for '${endpoint.name}' has all ${limit} connections in use (waited ${waitedMs} ms)`;
-    super(message, endpoint, { kind: 'err', code: 1040, sqlState: '08004', message });
+  constructor(endpoint: BackendEndpoint, user: string, userLimit: number | null, serverLimit: number, waitedMs: number) {
+    // An account at its share gets MySQL's max_user_connections answer (1203), a full server "Too many connections" (1040).
+    const [code, message] =
+      userLimit !== null
+        ? [1203, `User ${user} already has more than 'max_user_connections' active connections: wirecache's pool for '${endpoint.name}' allows ${userLimit} per account (waited ${waitedMs} ms)`]
+        : [1040, `Too many connections: wirecache's pool for '${endpoint.name}' has all ${serverLimit} connections in use (waited ${waitedMs} ms)`];
+    super(message, endpoint, { kind: 'err', code, sqlState: code === 1203 ? '42000' : '08004', message });
   }
 }
 
@@ -64,6 +70,8 @@ interface Idle {
   timer: NodeJS.Timeout;
   /** When it became idle (the oldest goes first when a server needs room). */
   since: number;
+  /** Its login's account. */
+  user: string;
 }
 
 export class LoginPool {
@@ -72,6 +80,8 @@ export class LoginPool {
   private readonly perServer = new Map<string, number>();
   /** Connections open per server that this pool counts (handed out or idle). */
   private readonly openPerServer = new Map<string, number>();
+  /** The same per server and account ("server\u0001user"). */
+  private readonly openPerUser = new Map<string, number>();
   private readonly waiting = new Map<string, Waiter[]>();
   private closed = false;
 
@@ -105,14 +115,18 @@ export class LoginPool {
     const kept = this.take(endpoint, login);
     if (kept) return kept;
     const server = endpoint.name;
+    const userKey = `${server}\u0001${login.user}`;
     const started = Date.now();
     let queued = false;
-    while (this.atLimit(server) && !this.closeOneIdle(server)) {
+    for (;;) {
+      // The account's share first (only its own idle connections can make room for it), then the server's.
+      const full = this.userAtLimit(userKey) ? !this.closeOneIdle(server, login.user) : this.atLimit(server) ? !this.closeOneIdle(server, null) : false;
+      if (!full) break;
       queued = true;
       const left = this.options.queueTimeoutMs - (Date.now() - started);
       if (left <= 0 || !(await this.waitForRoom(server, left))) {
         this.observer.waited(server, 'timeout');
-        throw new PoolExhaustedError(endpoint, this.options.maxConnectionsPerServer, Date.now() - started);
+        throw new PoolExhaustedError(endpoint, login.user, this.userAtLimit(userKey) ? this.options.maxConnectionsPerUser : null, this.options.maxConnectionsPerServer, Date.now() - started);
       }
       // A connection of this login may have come back meanwhile.
       const back = this.take(endpoint, login);
@@ -122,16 +136,28 @@ export class LoginPool {
       }
     }
     if (queued) this.observer.waited(server, 'served');
-    this.openPerServer.set(server, (this.openPerServer.get(server) ?? 0) + 1);
+    this.count(this.openPerServer, server, 1);
+    this.count(this.openPerUser, userKey, 1);
+    const ended = () => {
+      this.count(this.openPerServer, server, -1);
+      this.count(this.openPerUser, userKey, -1);
+      this.waiting.get(server)?.shift()?.wake();
+    };
     let conn: BackendConnection;
     try {
       conn = await connect();
     } catch (err) {
-      this.connectionEnded(server);
+      ended();
       throw err;
     }
-    conn.onEnd(() => this.connectionEnded(server));
+    conn.onEnd(ended);
     return conn;
+  }
+
+  private count(map: Map<string, number>, key: string, by: 1 | -1): void {
+    const n = (map.get(key) ?? 0) + by;
+    if (n > 0) map.set(key, n);
+    else map.delete(key);
   }
 
   private atLimit(server: string): boolean {
@@ -139,11 +165,19 @@ export class LoginPool {
     return max > 0 && (this.openPerServer.get(server) ?? 0) >= max;
   }
 
-  /** Closes the oldest idle connection to `server` (of any login), if there is one. */
-  private closeOneIdle(server: string): boolean {
+  private userAtLimit(userKey: string): boolean {
+    const max = this.options.maxConnectionsPerUser;
+    return max > 0 && (this.openPerUser.get(userKey) ?? 0) >= max;
+  }
+
+  /** Closes the oldest idle connection to `server` (of `user`'s logins when given), if there is one. */
+  private closeOneIdle(server: string, user: string | null): boolean {
     let oldest: Idle | null = null;
     for (const list of this.idle.values()) {
-      for (const entry of list) if (entry.conn.endpoint.name === server && (!oldest || entry.since < oldest.since)) oldest = entry;
+      for (const entry of list) {
+        if (entry.conn.endpoint.name !== server || (user !== null && entry.user !== user)) continue;
+        if (!oldest || entry.since < oldest.since) oldest = entry;
+      }
     }
     if (!oldest) return false;
     this.remove(oldest);
@@ -171,13 +205,6 @@ export class LoginPool {
     });
   }
 
-  /** A counted connection ended: the first waiter for its server may go on. */
-  private connectionEnded(server: string): void {
-    const n = (this.openPerServer.get(server) ?? 1) - 1;
-    if (n > 0) this.openPerServer.set(server, n);
-    else this.openPerServer.delete(server);
-    this.waiting.get(server)?.shift()?.wake();
-  }
 
   /** A kept connection made with exactly this login to this server, or null. */
   take(endpoint: BackendEndpoint, login: BackendLogin): BackendConnection | null {
@@ -208,7 +235,7 @@ export class LoginPool {
     void this.reset(conn, login).then(
       (ok) => {
         if (ok && !this.closed && !conn.closed && (this.perServer.get(server) ?? 0) < this.options.maxIdlePerServer) {
-          this.keep(conn, loginKey(conn.endpoint, login));
+          this.keep(conn, loginKey(conn.endpoint, login), login.user);
           this.observer.released(server, 'kept');
         } else {
           conn.quit();
@@ -269,12 +296,13 @@ export class LoginPool {
     return true;
   }
 
-  private keep(conn: BackendConnection, key: string): void {
+  private keep(conn: BackendConnection, key: string, user: string): void {
     const server = conn.endpoint.name;
     const entry: Idle = {
       conn,
       key,
       since: Date.now(),
+      user,
       timer: setTimeout(() => {
         this.remove(entry);
         conn.quit();

@@ -310,6 +310,7 @@ function normalise(raw: RawConfig, sourcePath: string): WirecacheConfig {
       maxIdle: raw.pool.max_idle,
       idleTimeoutSeconds: raw.pool.idle_timeout_seconds,
       maxConnections: raw.pool.max_connections,
+      maxConnectionsPerUser: raw.pool.max_connections_per_user,
       queueTimeoutMs: raw.pool.queue_timeout_ms,
     },
     binlog: {

@@ -42,7 +42,7 @@ export const CONFIG_DEFAULTS = {
   monitor: { intervalMs: 1000, checkTimeoutMs: 1000, failAfter: 3, recoverAfter: 3, heartbeatTable: 'wirecache.heartbeat' },
   routing: { maxReplicationLagSeconds: 10, consistency: 'session', consistencyWaitMs: 500 },
   binlog: { maxDelayMs: 5000, onUnavailable: 'fail_closed' },
-  pool: { maxIdle: 100, idleTimeoutSeconds: 60, maxConnections: 0, queueTimeoutMs: 5000 },
+  pool: { maxIdle: 100, idleTimeoutSeconds: 60, maxConnections: 0, maxConnectionsPerUser: 0, queueTimeoutMs: 5000 },
   memcachedApi: {
     listen: { host: '127.0.0.1', port: 11211 },
     connections: 8,
@@ -420,6 +420,7 @@ export const rootSchema = z.strictObject(
           max_idle: intIn(0, 100_000).default(CONFIG_DEFAULTS.pool.maxIdle),
           idle_timeout_seconds: intIn(1, 86_400).default(CONFIG_DEFAULTS.pool.idleTimeoutSeconds),
           max_connections: intIn(0, 1_000_000).default(CONFIG_DEFAULTS.pool.maxConnections),
+          max_connections_per_user: intIn(0, 1_000_000).default(CONFIG_DEFAULTS.pool.maxConnectionsPerUser),
           queue_timeout_ms: intIn(0, MAX_TIMER_MS).default(CONFIG_DEFAULTS.pool.queueTimeoutMs),
         },
         { error: msg('must be a mapping', false) },
@@ -428,6 +429,7 @@ export const rootSchema = z.strictObject(
         max_idle: CONFIG_DEFAULTS.pool.maxIdle,
         idle_timeout_seconds: CONFIG_DEFAULTS.pool.idleTimeoutSeconds,
         max_connections: CONFIG_DEFAULTS.pool.maxConnections,
+        max_connections_per_user: CONFIG_DEFAULTS.pool.maxConnectionsPerUser,
         queue_timeout_ms: CONFIG_DEFAULTS.pool.queueTimeoutMs,
       }),
     log: z

@@ -118,10 +118,11 @@ export interface WirecacheConfig {
   /**
    * Backend connections kept after their client left, for the next client of
    * the same login (per server); maxIdle 0 keeps none. maxConnections (0: no
-   * limit) bounds the client sessions' connections per server; a new one
-   * waits up to queueTimeoutMs for room, then the client gets ERR 1040.
+   * limit) bounds the client sessions' connections per server, and
+   * maxConnectionsPerUser those of one account per server; a new one
+   * waits up to queueTimeoutMs for room, then the client gets ERR 1040 (1203 for an account).
    */
-  pool: { maxIdle: number; idleTimeoutSeconds: number; maxConnections: number; queueTimeoutMs: number };
+  pool: { maxIdle: number; idleTimeoutSeconds: number; maxConnections: number; maxConnectionsPerUser: number; queueTimeoutMs: number };
   /** The memcached-protocol front end over tables; null when the config has no `memcached_api` section. */
   memcachedApi: MemcachedApiConfig | null;
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' };
