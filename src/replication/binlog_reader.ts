@@ -33,8 +33,9 @@
 import { createHash } from 'node:crypto';
 import { BackendConnection, BackendError, type BackendLogin } from '../backend/backend_connection.js';
 import type { BackendEndpoint } from '../config/types.js';
-import { Capability, Command, PacketHeader } from '../protocol/constants.js';
+import { Capability, PacketHeader } from '../protocol/constants.js';
 import { encodePacket, PacketFramer } from '../protocol/framing.js';
+import { binlogDumpPayload, registerSlavePayload } from '../protocol/replication_commands.js';
 import { parseErr } from '../protocol/generic_packets.js';
 import { gtidCovers } from '../routing/gtid.js';
 import { changesSchema, classify, qualifiedTableName, writesData } from '../sql/classifier.js';
@@ -574,39 +575,5 @@ function positionMap(position: string): Map<number, string> {
     if (gtid === '') continue;
     out.set(Number(gtid.split('-')[0]), gtid);
   }
-  return out;
-}
-
-/** COM_REGISTER_SLAVE: server_id, host, user, password (1-byte lengths), port, rank, master_id. */
-function registerSlavePayload(serverId: number, user: string): Buffer {
-  const host = Buffer.from('wirecache');
-  const name = Buffer.from(user.slice(0, 255));
-  const out = Buffer.alloc(1 + 4 + 1 + host.length + 1 + name.length + 1 + 2 + 4 + 4);
-  let at = 0;
-  out[at++] = Command.REGISTER_SLAVE;
-  out.writeUInt32LE(serverId, at);
-  at += 4;
-  out[at++] = host.length;
-  host.copy(out, at);
-  at += host.length;
-  out[at++] = name.length;
-  name.copy(out, at);
-  at += name.length;
-  out[at++] = 0; // no password
-  out.writeUInt16LE(0, at); // port
-  at += 2;
-  out.writeUInt32LE(0, at); // replication rank
-  at += 4;
-  out.writeUInt32LE(0, at); // master id
-  return out;
-}
-
-/** COM_BINLOG_DUMP: position 4, flags 0, server_id, empty file name (GTID mode through @slave_connect_state). */
-function binlogDumpPayload(serverId: number): Buffer {
-  const out = Buffer.alloc(1 + 4 + 2 + 4);
-  out[0] = Command.BINLOG_DUMP;
-  out.writeUInt32LE(4, 1);
-  out.writeUInt16LE(0, 5);
-  out.writeUInt32LE(serverId, 7);
   return out;
 }
