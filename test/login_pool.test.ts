@@ -9,6 +9,7 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { connect, startProxy, testCacheConfig, type RunningProxy } from './proxy-harness.js';
 import { getTopology } from './topology-context.js';
+import { RawClient } from './raw-client.js';
 
 const topo = getTopology();
 const DB = 'wc_pool';
@@ -251,5 +252,36 @@ describe('pool.max_connections', () => {
     } finally {
       await limited.stop();
     }
+  });
+});
+
+describe('what a reset does not clear', () => {
+  it('a role: a session that set one leaves no connection behind, and no client inherits it', async () => {
+    await root.query(`DROP ROLE IF EXISTS wc_pool_role; CREATE ROLE wc_pool_role; GRANT SELECT ON ${DB}.* TO wc_pool_role; GRANT wc_pool_role TO app`);
+    try {
+      const before = await settled(pooled);
+      const a = await connect(pooled.port, topo, { database: DB });
+      const aThread = await threadId(a);
+      await a.query('SET ROLE wc_pool_role');
+      await a.end();
+      expect(await settled(pooled)).toBeLessThanOrEqual(before);
+      const b = await connect(pooled.port, topo, { database: DB });
+      try {
+        expect(await threadId(b)).not.toBe(aThread);
+        expect((await b.query('SELECT CURRENT_ROLE() AS r'))[0]).toEqual([{ r: null }]);
+      } finally {
+        await b.end();
+      }
+    } finally {
+      await root.query('DROP ROLE IF EXISTS wc_pool_role');
+    }
+  });
+
+  it('the locks of a client that left are released before it sees its connection end', async () => {
+    // A raw client: its quit() returns once the proxy has closed the connection (mysql2's end() may return before).
+    const a = await RawClient.login(pooled.port, 'app', 'app_pw', { database: DB });
+    await a.query("SELECT GET_LOCK('wc_pool_bye', 0)");
+    await a.quit();
+    expect((await root.query("SELECT IS_FREE_LOCK('wc_pool_bye') AS free"))[0]).toEqual([{ free: 1 }]);
   });
 });

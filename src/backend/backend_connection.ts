@@ -426,6 +426,8 @@ export class BackendConnection {
     this.dataHandler = null;
     this.closeHandler = null;
     this.socket.removeAllListeners('drain');
+    // Paused for a slow client that has gone: a reply is read again (the reset's, a kept connection's).
+    this.socket.resume();
   }
 
   /** COM_STMT_CLOSE for a statement the proxy prepared here (the server sends no reply). */

@@ -61,8 +61,14 @@ export interface LoginPoolObserver {
 }
 
 interface Waiter {
-  wake(): void;
+  /** Whose share it counts against ("server\u0001user"). */
+  userKey: string;
+  /** Ends its current sleep (set while it sleeps). */
+  wake: (() => void) | null;
 }
+
+/** A reset that takes longer than this closes the connection instead. */
+const RESET_DEADLINE_MS = 5000;
 
 interface Idle {
   conn: BackendConnection;
@@ -93,6 +99,8 @@ export class LoginPool {
   /** New limits (a reload): idle connections beyond them go at their next use or timeout. */
   reconfigure(options: LoginPoolOptions): void {
     this.options = options;
+    // Raised limits may let waiters in.
+    for (const server of this.waiting.keys()) this.wakeAll(server);
   }
 
   /** Idle connections per server name. */
@@ -117,31 +125,44 @@ export class LoginPool {
     const server = endpoint.name;
     const userKey = `${server}\u0001${login.user}`;
     const started = Date.now();
-    let queued = false;
-    for (;;) {
-      // The account's share first (only its own idle connections can make room for it), then the server's.
-      const full = this.userAtLimit(userKey) ? !this.closeOneIdle(server, login.user) : this.atLimit(server) ? !this.closeOneIdle(server, null) : false;
-      if (!full) break;
-      queued = true;
-      const left = this.options.queueTimeoutMs - (Date.now() - started);
-      if (left <= 0 || !(await this.waitForRoom(server, left))) {
-        this.observer.waited(server, 'timeout');
-        throw new PoolExhaustedError(endpoint, login.user, this.userAtLimit(userKey) ? this.options.maxConnectionsPerUser : null, this.options.maxConnectionsPerServer, Date.now() - started);
+    let me: Waiter | null = null;
+    try {
+      for (;;) {
+        // First come, first served: a waiter ahead that could use room goes first. The account's share is
+        // checked before the server's (only its own idle connections can make room for it).
+        const mustWait =
+          this.someoneAhead(server, me) ||
+          (this.userAtLimit(userKey) ? !this.closeOneIdle(server, login.user) : this.atLimit(server) && !this.closeOneIdle(server, null));
+        if (!mustWait) break;
+        if (!me) {
+          me = { userKey, wake: null };
+          this.waitersOf(server).push(me);
+        }
+        const left = this.options.queueTimeoutMs - (Date.now() - started);
+        if (left <= 0 || !(await this.sleep(me, left))) {
+          this.observer.waited(server, 'timeout');
+          throw new PoolExhaustedError(endpoint, login.user, this.userAtLimit(userKey) ? this.options.maxConnectionsPerUser : null, this.options.maxConnectionsPerServer, Date.now() - started);
+        }
+        // A connection of this login may have come back meanwhile.
+        const back = this.take(endpoint, login);
+        if (back) {
+          this.observer.waited(server, 'served');
+          return back;
+        }
       }
-      // A connection of this login may have come back meanwhile.
-      const back = this.take(endpoint, login);
-      if (back) {
-        this.observer.waited(server, 'served');
-        return back;
+      if (me) this.observer.waited(server, 'served');
+    } finally {
+      if (me) {
+        const list = this.waitersOf(server);
+        list.splice(list.indexOf(me), 1);
       }
     }
-    if (queued) this.observer.waited(server, 'served');
     this.count(this.openPerServer, server, 1);
     this.count(this.openPerUser, userKey, 1);
     const ended = () => {
       this.count(this.openPerServer, server, -1);
       this.count(this.openPerUser, userKey, -1);
-      this.waiting.get(server)?.shift()?.wake();
+      this.wakeAll(server);
     };
     let conn: BackendConnection;
     try {
@@ -152,6 +173,47 @@ export class LoginPool {
     }
     conn.onEnd(ended);
     return conn;
+  }
+
+  private waitersOf(server: string): Waiter[] {
+    let list = this.waiting.get(server);
+    if (!list) {
+      list = [];
+      this.waiting.set(server, list);
+    }
+    return list;
+  }
+
+  /** A waiter before `me` (before everyone when `me` is null) that its own account's share does not block. */
+  private someoneAhead(server: string, me: Waiter | null): boolean {
+    for (const w of this.waiting.get(server) ?? []) {
+      if (w === me) return false;
+      if (!this.userAtLimit(w.userKey)) return true;
+    }
+    return false;
+  }
+
+  private sleep(me: Waiter, timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        me.wake = null;
+        resolve(false);
+      }, timeoutMs);
+      timer.unref();
+      me.wake = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+    });
+  }
+
+  /** Room may have appeared on `server`: every waiter looks again, in order (those still blocked keep their place). */
+  private wakeAll(server: string): void {
+    for (const w of this.waiting.get(server) ?? []) {
+      const wake = w.wake;
+      w.wake = null;
+      wake?.();
+    }
   }
 
   private count(map: Map<string, number>, key: string, by: 1 | -1): void {
@@ -185,25 +247,7 @@ export class LoginPool {
     return true;
   }
 
-  private waitForRoom(server: string, timeoutMs: number): Promise<boolean> {
-    return new Promise((resolve) => {
-      const list = this.waiting.get(server) ?? [];
-      const waiter: Waiter = {
-        wake: () => {
-          clearTimeout(timer);
-          resolve(true);
-        },
-      };
-      const timer = setTimeout(() => {
-        const at = list.indexOf(waiter);
-        if (at >= 0) list.splice(at, 1);
-        resolve(false);
-      }, timeoutMs);
-      timer.unref();
-      list.push(waiter);
-      this.waiting.set(server, list);
-    });
-  }
+
 
 
   /** A kept connection made with exactly this login to this server, or null. */
@@ -225,24 +269,32 @@ export class LoginPool {
    * A client left: resets `conn` and keeps it under `login`, or closes it.
    * The caller has already detached it from its session and has no command in flight on it.
    */
-  release(conn: BackendConnection, login: BackendLogin): void {
+  release(conn: BackendConnection, login: BackendLogin): Promise<void> {
     const server = conn.endpoint.name;
     if (this.closed || conn.closed || this.options.maxIdlePerServer === 0 || (this.perServer.get(server) ?? 0) >= this.options.maxIdlePerServer) {
       conn.quit();
       this.observer.released(server, 'closed');
-      return;
+      return Promise.resolve();
     }
-    void this.reset(conn, login).then(
+    // A reset the server does not answer (a dead or stopped server) must not hold the connection, and its slot, for ever.
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), RESET_DEADLINE_MS);
+      timer.unref();
+    });
+    return Promise.race([this.reset(conn, login), deadline]).then(
       (ok) => {
+        clearTimeout(timer);
         if (ok && !this.closed && !conn.closed && (this.perServer.get(server) ?? 0) < this.options.maxIdlePerServer) {
           this.keep(conn, loginKey(conn.endpoint, login), login.user);
           this.observer.released(server, 'kept');
         } else {
-          conn.quit();
+          conn.destroy();
           this.observer.released(server, 'closed');
         }
       },
       () => {
+        clearTimeout(timer);
         conn.destroy();
         this.observer.released(server, 'closed');
       },
@@ -277,10 +329,19 @@ export class LoginPool {
     this.perServer.delete(server);
   }
 
-  /** The reset and everything after it in one write and one round trip. */
+  /**
+   * The reset and everything after it in one write and one round trip. The
+   * checks are SELECTs that find no row when all is well, and come first: the
+   * statements after them leave FOUND_ROWS() and ROW_COUNT() as a fresh login does.
+   */
   private async reset(conn: BackendConnection, login: BackendLogin): Promise<boolean> {
-    // The reset keeps the default database: the login's comes back (a login without one cannot be restored).
-    const statements = [login.database === null ? 'SELECT DATABASE() IS NULL' : `USE \`${login.database.replace(/`/g, '``')}\``];
+    const statements = [
+      // The reset keeps the current role (MariaDB 10.11): only a connection without one is kept, so that no client
+      // inherits another's role. (An account with a default role therefore gets no kept connections.)
+      'SELECT 1 FROM DUAL WHERE CURRENT_ROLE() IS NOT NULL',
+      // The reset keeps the default database: the login's comes back (a login without one cannot be restored).
+      login.database === null ? 'SELECT 1 FROM DUAL WHERE DATABASE() IS NOT NULL' : `USE \`${login.database.replace(/`/g, '``')}\``,
+    ];
     // Two things a login's capabilities do that the reset undoes (it gives every variable its global value).
     if (conn.capabilities & Capability.IGNORE_SPACE) statements.push("SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@session.sql_mode, ''), 'IGNORE_SPACE')");
     if (conn.capabilities & Capability.INTERACTIVE) statements.push('SET SESSION wait_timeout = @@global.interactive_timeout');
@@ -289,9 +350,8 @@ export class LoginPool {
     if (tracking) statements.push(...TRACKING_STATEMENTS);
     const { error, results } = await conn.resetSession(statements);
     if (error || conn.closed) return false;
-    const [check] = results;
-    if (results.slice(0, tracking ? -2 : undefined).some((r) => r.error)) return false;
-    if (login.database === null && check.rows[0]?.[0] !== '1') return false;
+    const ours = results.slice(0, tracking ? -2 : undefined);
+    if (ours.some((r) => r.error) || ours[0].rows.length > 0 || ours[1].rows.length > 0) return false;
     if (tracking) conn.trackingStarted(results[results.length - 2], results[results.length - 1]);
     return true;
   }
@@ -323,7 +383,7 @@ export class LoginPool {
     this.idle.set(key, list);
     this.perServer.set(server, (this.perServer.get(server) ?? 0) + 1);
     // A new connection waiting for this server can have it (same login) or have it closed to make room.
-    this.waiting.get(server)?.shift()?.wake();
+    this.wakeAll(server);
   }
 
   private remove(entry: Idle): void {

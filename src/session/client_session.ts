@@ -82,6 +82,11 @@ export class ClientSession {
   cmd = new CommandContext(0, 0);
   clientPaused = 0;
   backendPaused = false;
+  /**
+   * A statement that may have set a role ran (its text says ROLE): COM_RESET_CONNECTION keeps the current
+   * role, so this session's connections are closed, not kept for another client.
+   */
+  roleTouched = false;
   private closeWhenIdle = false;
   private handshakeTimer: NodeJS.Timeout | null = null;
   /** Runs while a client packet is partly received (net_read_timeout). */
@@ -520,9 +525,13 @@ export class ClientSession {
     // The others go back to the pool (reset there) when there is one.
     const pool = this.ctx.loginPool;
     const login = this.backendLogin;
-    this.dispatcher.dropAll(this.scanner.active ? this.backend : null, login ? (conn) => pool.release(conn, login) : null);
+    const releases: Promise<void>[] = [];
+    const keep = login && !this.roleTouched ? (conn: BackendConnection) => releases.push(pool.release(conn, login)) : null;
+    this.dispatcher.dropAll(this.scanner.active ? this.backend : null, keep);
     this.backend = null;
-    this.socket.end();
+    // As a server does at COM_QUIT: the session's locks and temporary tables are gone before the client sees the end.
+    if (releases.length > 0) void Promise.allSettled(releases).then(() => this.socket.end());
+    else this.socket.end();
     // A client that stops reading must not keep the socket (and its buffers) alive.
     setTimeout(() => this.socket.destroy(), 2000).unref();
     this.ctx.removed(this);

@@ -16,6 +16,7 @@ import { wireOf } from './wire.js';
 
 export function runCommand(s: ClientSession, packet: Packet): void {
   const payload = packet.payload;
+  if (!s.roleTouched && (payload[0] === Command.QUERY || payload[0] === Command.STMT_PREPARE) && mentionsRole(payload)) s.roleTouched = true;
   switch (payload[0]) {
     case Command.QUIT:
       s.close('client quit');
@@ -131,4 +132,12 @@ function withBackendThreadIds(s: ClientSession, packet: Packet, kills: readonly 
   pieces.push(payload.subarray(at));
   const rewritten = Buffer.concat([payload.subarray(0, 1), ...pieces]);
   return { seq: packet.seq, lastSeq: packet.lastSeq, payload: rewritten, wire: null };
+}
+
+/** The statement's bytes contain "role" in any case (SET ROLE, and dynamic SQL that might build one). */
+function mentionsRole(payload: Buffer): boolean {
+  for (let i = 1; i + 3 < payload.length; i++) {
+    if ((payload[i] | 0x20) === 0x72 && (payload[i + 1] | 0x20) === 0x6f && (payload[i + 2] | 0x20) === 0x6c && (payload[i + 3] | 0x20) === 0x65) return true;
+  }
+  return false;
 }
