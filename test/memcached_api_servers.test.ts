@@ -182,3 +182,69 @@ describe('expiry and authentication', () => {
     }
   });
 });
+
+describe('a container whose key column has a collation (the InnoDB plugin demo table: VARCHAR, case-insensitive)', () => {
+  it('finds the row the server matches, and never overwrites it as if it were missing', async () => {
+    await root.query(`CREATE TABLE ${DB}.ci (c1 VARCHAR(32) COLLATE utf8mb4_general_ci PRIMARY KEY, c2 VARCHAR(1024), c3 INT, c4 BIGINT UNSIGNED, c5 INT)`);
+    const app = await startApp(
+      testConfig(topo, {
+        ...withBinlog(topo, 4322),
+        memcachedApi: memcachedApiConfig(topo, [container('demo', DB, 'ci', { keyColumn: 'c1', valueColumns: ['c2'], flagsColumn: 'c3', casColumn: 'c4', expiryColumn: 'c5' })]),
+      }),
+      createLogger('error'),
+    );
+    try {
+      const c = await TextClient.connect((app.memcachedAddress as { port: number }).port);
+      expect(await c.call('set Foo 0 0 3\r\nbar\r\n')).toBe('STORED\r\n');
+      expect(await c.get('get foo FOO Foo\r\n')).toBe('VALUE foo 0 3\r\nbar\r\nVALUE FOO 0 3\r\nbar\r\nVALUE Foo 0 3\r\nbar\r\nEND\r\n');
+      expect(await c.call('add foo 0 0 1\r\nx\r\n')).toBe('NOT_STORED\r\n');
+      expect(await c.call('set Counter 0 0 2\r\n41\r\n')).toBe('STORED\r\n');
+      expect(await c.call('incr counter 1\r\n')).toBe('42\r\n');
+      // A write through one spelling is seen through another at once.
+      expect(await c.get('get COUNTER\r\n')).toBe('VALUE COUNTER 0 2\r\n42\r\nEND\r\n');
+      expect(await c.call('set counter 0 0 1\r\n7\r\n')).toBe('STORED\r\n');
+      expect(await c.get('get Counter\r\n')).toBe('VALUE Counter 0 1\r\n7\r\nEND\r\n');
+      const [rows] = await root.query(`SELECT c1, c2 FROM ${DB}.ci ORDER BY c1`);
+      expect(rows).toEqual([{ c1: 'Counter', c2: '7' }, { c1: 'Foo', c2: 'bar' }]);
+      c.close();
+    } finally {
+      await app.stop();
+    }
+  });
+
+  it('answers a value larger than max_value_bytes at once and drops its data as it comes', async () => {
+    const app = await startApp(testConfig(topo, { memcachedApi: memcachedApiConfig(topo, [container('default', DB, 'kv')], { maxValueBytes: 1024 }) }), createLogger('error'));
+    try {
+      const c = await TextClient.connect((app.memcachedAddress as { port: number }).port);
+      // Announces 2 GB: the answer comes before any of it is sent.
+      expect(await c.call('set huge 0 0 2000000000\r\n')).toBe('SERVER_ERROR object too large for cache\r\n');
+      c.close();
+      const d = await TextClient.connect((app.memcachedAddress as { port: number }).port);
+      expect(await d.call(`set big 0 0 2048\r\n${'a'.repeat(2048)}\r\nversion\r\n`, (r) => r.includes('VERSION'))).toMatch(/^SERVER_ERROR object too large for cache\r\nVERSION /);
+      d.close();
+    } finally {
+      await app.stop();
+    }
+  });
+});
+
+describe('flush_all with a delay', () => {
+  it('reads a delay beyond 30 days as a unix time, as memcached does, and deletes nothing before it', async () => {
+    const app = await startApp(testConfig(topo, { memcachedApi: memcachedApiConfig(topo, [container('default', DB, 'kv')], { allowFlush: true }) }), createLogger('error'));
+    try {
+      const c = await TextClient.connect((app.memcachedAddress as { port: number }).port);
+      expect(await c.call('set keepme 0 0 1\r\nx\r\n')).toBe('STORED\r\n');
+      expect(await c.call(`flush_all ${Math.floor(Date.now() / 1000) + 3600}\r\n`)).toBe('OK\r\n');
+      expect(await c.call('flush_all 2500000\r\n')).toBe('OK\r\n'); // 29 days: beyond one Node timer
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await c.get('get keepme\r\n')).toBe('VALUE keepme 0 1\r\nx\r\nEND\r\n');
+      expect(await c.call('flush_all 1\r\n')).toBe('OK\r\n');
+      const end = Date.now() + 5000;
+      while ((await c.get('get keepme\r\n')) !== 'END\r\n' && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+      expect(await c.get('get keepme\r\n')).toBe('END\r\n');
+      c.close();
+    } finally {
+      await app.stop();
+    }
+  });
+});

@@ -128,6 +128,12 @@ export class ConnectionPool {
   }
 
   private release(conn: BackendConnection): void {
+    const e = this.endpoint();
+    if (conn.closed || `${conn.endpoint.host}:${conn.endpoint.port}` !== `${e.host}:${e.port}`) {
+      // The endpoint moved (a failover) while it was in use: it must not serve another operation.
+      this.discard(conn);
+      return;
+    }
     const waiter = this.waiters.shift();
     if (waiter) {
       waiter.resolve(conn);

@@ -35,7 +35,14 @@ export class ContainerSql {
   /** Columns a SELECT returns: key, values..., flags, cas, expiry (constants where the container has none). */
   readonly selectList: string;
 
-  constructor(readonly container: ContainerConfig) {
+  /**
+   * @param exactKeys the key column compares byte for byte (VARBINARY), so a row's key bytes are the key asked
+   *   for; false for a column with a collation (or not yet checked): lookups then go key by key.
+   */
+  constructor(
+    readonly container: ContainerConfig,
+    readonly exactKeys = false,
+  ) {
     this.table = `${q(container.schema)}.${q(container.table)}`;
     this.key = q(container.keyColumn);
     this.columns = container.valueColumns.map(q);

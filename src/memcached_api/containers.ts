@@ -66,5 +66,5 @@ export async function checkContainer(conn: BackendConnection, container: Contain
   // Only a VARBINARY key compares byte for byte: a collation (case, trailing spaces) or a number ("042" = 42) would let the
   // binlog name a row by other bytes than a client asked with, so other keys are invalidated per container.
   const exact = (result.rows[keyIndex][1] ?? '').toLowerCase() === 'varbinary';
-  return { sql: new ContainerSql(container), keyIndex: exact ? keyIndex : null, columnCount: columns.length };
+  return { sql: new ContainerSql(container, exact), keyIndex: exact ? keyIndex : null, columnCount: columns.length };
 }

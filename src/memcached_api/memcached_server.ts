@@ -11,7 +11,7 @@ import type { BackendEndpoint, ContainerConfig, MemcachedApiConfig, UserConfig }
 import type { Logger } from '../logger.js';
 import { ContainerSql } from './container_sql.js';
 import { checkContainer, type LoadedContainer, readPluginContainers } from './containers.js';
-import { MemcachedError } from './commands.js';
+import { absoluteExpiry, MemcachedError } from './commands.js';
 import { ItemCache } from './item_cache.js';
 import { MemcachedSession } from './memcached_session.js';
 import { TableStore } from './table_store.js';
@@ -46,6 +46,7 @@ export interface MemcachedApiOptions {
 /** CLIENT_LONG_PASSWORD | FOUND_ROWS is not set (affected rows must count changed rows) | PROTOCOL_41 | TRANSACTIONS | SECURE_CONNECTION | PLUGIN_AUTH. */
 const LOGIN_CAPABILITIES = 0x1 | 0x200 | 0x2000 | 0x8000 | 0x80000;
 const SWEEP_BATCH = 1000;
+const MAX_TIMER_MS = 2_147_483_647;
 const CONTAINER_RETRY_MS = 5000;
 
 export class MemcachedApiServer {
@@ -60,6 +61,9 @@ export class MemcachedApiServer {
   private defaultName: string | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
+  /** A delayed flush_all (a later one replaces it, as in memcached). */
+  private flushTimer: NodeJS.Timeout | null = null;
+  private sweeping = false;
   private readonly startedAt = Date.now();
   private totalConnections = 0;
   private readonly counts = { cmd_get: 0, get_hits: 0, get_misses: 0, cmd_set: 0, cmd_touch: 0, cmd_flush: 0 };
@@ -131,6 +135,7 @@ export class MemcachedApiServer {
   async stop(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.flushTimer) clearTimeout(this.flushTimer);
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.pool.close();
@@ -214,17 +219,42 @@ export class MemcachedApiServer {
     return given.length === user.passwordDoubleSha1.length && timingSafeEqual(given, user.passwordDoubleSha1);
   }
 
-  private async flushAll(delaySeconds: number): Promise<void> {
+  /** flush_all [delay]: the delay as memcached reads it (up to 30 days: seconds from now; beyond: a unix time). */
+  private async flushAll(delay: number): Promise<void> {
     const run = async () => {
       for (const c of this.containers.values()) await this.store.flush(c.sql);
     };
-    if (delaySeconds <= 0) return run();
-    const timer = setTimeout(() => void run().catch((err) => this.options.log.warn({ err: (err as Error).message }, 'delayed flush_all failed')), delaySeconds * 1000);
-    timer.unref();
+    const nowSeconds = Math.floor(Date.now() / 1000);
+    const at = delay <= 0 ? 0 : absoluteExpiry(delay, nowSeconds);
+    if (at <= nowSeconds) return run();
+    // Node's timers end at 2^31-1 ms (24.8 days): a later flush waits in steps.
+    const step = () => {
+      const left = at * 1000 - Date.now();
+      if (left > 0) {
+        this.flushTimer = setTimeout(step, Math.min(left, MAX_TIMER_MS));
+        this.flushTimer.unref();
+        return;
+      }
+      this.flushTimer = null;
+      void run().catch((err) => this.options.log.warn({ err: (err as Error).message }, 'delayed flush_all failed'));
+    };
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    step();
   }
 
   /** Deletes expired rows, a batch at a time, so that a table of sessions does not grow forever. */
   private async sweepExpired(): Promise<void> {
+    // One sweep at a time: a slow one is not overtaken by the next.
+    if (this.sweeping) return;
+    this.sweeping = true;
+    try {
+      await this.sweepOnce();
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  private async sweepOnce(): Promise<void> {
     const now = Math.floor(Date.now() / 1000);
     for (const c of this.containers.values()) {
       const statement = c.sql.deleteExpired(now, SWEEP_BATCH);

@@ -62,6 +62,8 @@ export class MemcachedSession {
   private current: ContainerSql | null = null;
   /** This connection's last write, so that its reads from replicas see it. */
   private readonly writes: ReadYourWrites = { lastGtid: null };
+  /** Bytes of a too-large value still to arrive, dropped as they come. */
+  private discard = 0;
 
   constructor(
     private readonly socket: net.Socket,
@@ -73,6 +75,13 @@ export class MemcachedSession {
   }
 
   private onData(chunk: Buffer): void {
+    if (this.discard > 0) {
+      // The rest of a value too large to take.
+      const dropped = Math.min(this.discard, chunk.length);
+      this.discard -= dropped;
+      if (dropped === chunk.length) return;
+      chunk = chunk.subarray(dropped);
+    }
     this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
     if (this.buffer.length > PAUSE_AT_BYTES + this.ctx.limits.maxValueBytes) this.socket.pause();
     if (!this.running) void this.drain();
@@ -135,6 +144,7 @@ export class MemcachedSession {
     if (parsed === null) return 0;
     if ('error' in parsed) {
       this.reply(textLine(parsed.error));
+      if (parsed.discard) this.discard = parsed.discard;
       if (parsed.close) this.socket.end();
       if (parsed.close) this.closed = true;
       return parsed.length;

@@ -93,8 +93,11 @@ export class TableStore {
     // A replica's answer may be older than another connection's write: it is never stored in the tier.
     const replica = this.options.replica?.(rw?.lastGtid ?? null) ?? null;
     const tickets = useCache && !replica ? wanted.map((k) => cache.ticket(name, k)) : null;
-    const [result] = await (replica ?? this.options.primary)((conn) => conn.queriesAsBytes([sql.select(wanted)]));
-    const rows = rowsByKey(sql, throwIfError(result), now);
+    // A key column that compares by collation (not VARBINARY) may answer with other bytes than asked: one
+    // SELECT per key (in one round trip) tells which row belongs to which key.
+    const statements = sql.exactKeys ? [sql.select(wanted)] : wanted.map((k) => sql.select([k]));
+    const results = await (replica ?? this.options.primary)((conn) => conn.queriesAsBytes(statements));
+    const rows = sql.exactKeys ? rowsByKey(sql, throwIfError(results[0]), now) : byPosition(sql, results, wanted, now);
     if (tickets && this.options.cacheUsable()) {
       wanted.forEach((k, i) => cache.fill(name, k, tickets[i], rows.get(k.toString('latin1')) ?? { item: null, expiry: 0 }));
     }
@@ -111,7 +114,7 @@ export class TableStore {
     const expiry = absoluteExpiry(exptime, now);
     const [touched, read] = await this.write(sql, key, rw, (conn) => conn.queriesAsBytes([sql.touch(key, expiry, now), sql.select([key])]));
     throwIfError(touched);
-    const row = rowsByKey(sql, throwIfError(read), now).get(key.toString('latin1'));
+    const row = onlyRow(sql, throwIfError(read), now);
     return row && isLive(row, now) ? withKey(row.item, key) : null;
   }
 
@@ -172,7 +175,7 @@ export class TableStore {
       const [begin, read] = await conn.queriesAsBytes(['START TRANSACTION', sql.select([key], true)]);
       try {
         throwIfError(begin);
-        const row = rowsByKey(sql, throwIfError(read), now).get(key.toString('latin1'));
+        const row = onlyRow(sql, throwIfError(read), now);
         const cas = this.nextCas();
         let next: bigint;
         let statement: string;
@@ -225,11 +228,16 @@ export class TableStore {
     return deleting ? absent : 'stored';
   }
 
+  /** A key's entries in the tier; the whole container's when keys compare by collation (`foo` may be `Foo`'s row). */
+  private invalidate(sql: ContainerSql, key: Buffer): void {
+    if (sql.exactKeys) this.options.cache.invalidateKey(sql.container.name, key);
+    else this.options.cache.invalidateContainer(sql.container.name);
+  }
+
   /** Runs a write on the primary, with the key invalidated before and after. */
   private async write<T>(sql: ContainerSql, key: Buffer, rw: ReadYourWrites | null, operation: (conn: BackendConnection) => Promise<T>): Promise<T> {
-    const name = sql.container.name;
     const table = `${sql.container.schema}.${sql.container.table}`;
-    this.options.cache.invalidateKey(name, key);
+    this.invalidate(sql, key);
     this.options.tableWritten(table);
     try {
       if (!rw || !this.options.replica) return await this.options.primary(operation);
@@ -242,7 +250,7 @@ export class TableStore {
         return result;
       });
     } finally {
-      this.options.cache.invalidateKey(name, key);
+      this.invalidate(sql, key);
       this.options.tableWritten(table);
     }
   }
@@ -282,6 +290,21 @@ function dedupe(keys: Buffer[]): Buffer[] {
     seen.add(id);
     return true;
   });
+}
+
+/** The row of a one-key SELECT (whatever bytes the server's collation matched). */
+function onlyRow(sql: ContainerSql, result: InternalResult<Buffer>, now: number): CachedRow | undefined {
+  return rowsByKey(sql, { ...result, rows: result.rows.slice(0, 1) }, now).values().next().value;
+}
+
+/** One-key SELECTs in the order of `keys`: each key's row, by the key as asked. */
+function byPosition(sql: ContainerSql, results: InternalResult<Buffer>[], keys: readonly Buffer[], now: number): Map<string, CachedRow> {
+  const out = new Map<string, CachedRow>();
+  keys.forEach((k, i) => {
+    const row = onlyRow(sql, throwIfError(results[i]), now);
+    if (row) out.set(k.toString('latin1'), row);
+  });
+  return out;
 }
 
 /** The rows of a SELECT built by ContainerSql, by key (latin1 text of the key bytes). */

@@ -15,8 +15,11 @@ const LF = 0x0a;
 /** What one parse step found. */
 export type TextParse =
   | { command: MemcachedCommand; noreply: boolean; length: number }
-  /** A reply that answers a bad command; `close` when the stream cannot be read further. */
-  | { error: string; length: number; close: boolean };
+  /**
+   * A reply that answers a bad command; `close` when the stream cannot be read
+   * further; `discard`: bytes still to come that belong to it (a value too large to take).
+   */
+  | { error: string; length: number; close: boolean; discard?: number };
 
 export interface TextLimits {
   /** Largest value a storage command may carry. */
@@ -139,9 +142,9 @@ function readStorage(buf: Buffer, dataAt: number, lineLength: number, words: Buf
   }
   const total = lineLength + bytes + 2;
   if (bytes > limits.maxValueBytes) {
-    // Swallow the data block so that the stream stays in step.
-    if (buf.length - dataAt < bytes + 2) return null;
-    return { error: 'SERVER_ERROR object too large for cache', length: total, close: false };
+    // Answered at once; its data block is dropped as it arrives (never buffered), so the stream stays in step.
+    const here = Math.min(buf.length - dataAt, bytes + 2);
+    return { error: 'SERVER_ERROR object too large for cache', length: lineLength + here, close: false, discard: bytes + 2 - here };
   }
   if (buf.length - dataAt < bytes + 2) return null;
   if (buf[dataAt + bytes] !== CR || buf[dataAt + bytes + 1] !== LF) return { error: 'CLIENT_ERROR bad data chunk', length: total, close: false };
