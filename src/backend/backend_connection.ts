@@ -92,9 +92,12 @@ export class BackendConnection {
   /** Internal statements (the proxy's own) waiting for their reply on this connection. */
   private internalReads = 0;
 
-  /** The proxy is reading the reply to one of its own statements here: the connection is not at rest. */
+  /** A session's preparation of this connection in progress (replaying state, preparing, waiting for a GTID). */
+  holds = 0;
+
+  /** The proxy is reading the reply to one of its own statements here, or preparing it: the connection is not at rest. */
   get busy(): boolean {
-    return this.internalReads > 0;
+    return this.internalReads > 0 || this.holds > 0;
   }
 
   private constructor(

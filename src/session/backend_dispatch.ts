@@ -449,6 +449,9 @@ export class BackendDispatcher {
       if (!replica && endpoint.name === this.primaryServer) s.ctx.learnedBackend(conn);
       link = this.addLink(conn);
     }
+    // Held while it is being prepared: a session that ends meanwhile must not hand it to the login pool
+    // between two of these statements (the next one would then run on another client's connection).
+    link.conn.holds++;
     try {
       let replacedTracking = false;
       for (const sql of this.stateLog.pending(link.appliedState)) {
@@ -482,6 +485,8 @@ export class BackendDispatcher {
       if (!replica) throw err;
       this.dropLink(link);
       return giveUp((err as Error).message);
+    } finally {
+      link.conn.holds--;
     }
   }
 
