@@ -134,10 +134,11 @@ function withBackendThreadIds(s: ClientSession, packet: Packet, kills: readonly 
   return { seq: packet.seq, lastSeq: packet.lastSeq, payload: rewritten, wire: null };
 }
 
-/** The statement's bytes contain "role" in any case (SET ROLE, and dynamic SQL that might build one). */
+/**
+ * The statement's bytes contain "role" (SET ROLE, and dynamic SQL that might build one): three native
+ * scans, as it runs for every statement. A role set in another spelling is still caught after the reset
+ * (the login pool keeps no connection with a current role), except for an account with a default role.
+ */
 function mentionsRole(payload: Buffer): boolean {
-  for (let i = 1; i + 3 < payload.length; i++) {
-    if ((payload[i] | 0x20) === 0x72 && (payload[i + 1] | 0x20) === 0x6f && (payload[i + 2] | 0x20) === 0x6c && (payload[i + 3] | 0x20) === 0x65) return true;
-  }
-  return false;
+  return payload.includes('ROLE', 1, 'latin1') || payload.includes('role', 1, 'latin1') || payload.includes('Role', 1, 'latin1');
 }
