@@ -135,10 +135,16 @@ function withBackendThreadIds(s: ClientSession, packet: Packet, kills: readonly 
 }
 
 /**
- * The statement's bytes contain "role" (SET ROLE, and dynamic SQL that might build one): three native
- * scans, as it runs for every statement. A role set in another spelling is still caught after the reset
- * (the login pool keeps no connection with a current role), except for an account with a default role.
+ * The statement may set a role: it starts (after blanks) with SET, EXECUTE, PREPARE or CALL, or with a
+ * comment or parenthesis, and its bytes contain "role" (SET ROLE, and dynamic SQL that might build one).
+ * It runs for every statement, so plain SELECT/INSERT/UPDATE/DELETE texts cost a few byte reads. A role
+ * set in another spelling is still caught after the reset (the login pool keeps no connection with a
+ * current role), except for an account with a default role.
  */
 function mentionsRole(payload: Buffer): boolean {
+  let i = 1;
+  while (i < payload.length && (payload[i] === 0x20 || payload[i] === 0x09 || payload[i] === 0x0a || payload[i] === 0x0d)) i++;
+  const head = payload.toString('latin1', i, i + 3).toUpperCase();
+  if (head !== 'SET' && head !== 'EXE' && head !== 'PRE' && head !== 'CAL' && !/^[/(#-]/.test(head)) return false;
   return payload.includes('ROLE', 1, 'latin1') || payload.includes('role', 1, 'latin1') || payload.includes('Role', 1, 'latin1');
 }
