@@ -20,6 +20,7 @@ export const UNIT_TEST_FILES = [
   'test/memcached_binary_protocol.test.ts',
   'test/memcached_text_protocol.test.ts',
   'test/layers.test.ts',
+  'test/login_pool_queue.test.ts',
   'test/metrics.test.ts',
   'test/protocol.test.ts',
   'test/query_stats.test.ts',

@@ -1,0 +1,110 @@
+/**
+ * The login pool's limits and queue, with stand-in connections (no server):
+ * first come, first served; a waiter blocked by its account's share does not
+ * hold up the others; a wait ends in ERR 1040 or 1203 at queue_timeout; and
+ * every slot comes back when a connection ends.
+ */
+import { describe, expect, it } from 'vitest';
+import type { BackendConnection, BackendLogin } from '../src/backend/backend_connection.js';
+import { LoginPool, PoolExhaustedError, type LoginPoolOptions } from '../src/backend/login_pool.js';
+
+const endpoint = { name: 'primary', host: '10.0.0.1', port: 3306 };
+
+function login(user: string): BackendLogin {
+  return { user, passwordSha1: null, database: 'd', characterSet: 45, capabilities: 0, mariaDbCapabilities: 0, connectAttributes: null, tls: null, trackSession: false };
+}
+
+/** What the pool uses of a connection: its endpoint, closed, onEnd, quit and destroy. */
+function standIn(): BackendConnection & { end(): void } {
+  const listeners: (() => void)[] = [];
+  const conn = {
+    endpoint,
+    closed: false,
+    onEnd(l: () => void) {
+      listeners.push(l);
+    },
+    end() {
+      conn.closed = true;
+      for (const l of listeners.splice(0)) l();
+    },
+    quit() {
+      conn.end();
+    },
+    destroy() {
+      conn.end();
+    },
+  };
+  return conn as unknown as BackendConnection & { end(): void };
+}
+
+function pool(options: Partial<LoginPoolOptions>): { pool: LoginPool; waits: string[] } {
+  const waits: string[] = [];
+  const p = new LoginPool(
+    { maxIdlePerServer: 10, idleTimeoutMs: 60_000, maxConnectionsPerServer: 0, maxConnectionsPerUser: 0, queueTimeoutMs: 1000, ...options },
+    { loginSaved: () => {}, released: () => {}, waited: (_server, outcome) => waits.push(outcome) },
+  );
+  return { pool: p, waits };
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 20));
+
+describe('the login pool queue', () => {
+  it('serves waiters first come, first served, as connections end', async () => {
+    const { pool: p, waits } = pool({ maxConnectionsPerServer: 1 });
+    const first = await p.acquire(endpoint, login('a'), async () => standIn());
+    const order: string[] = [];
+    const second = p.acquire(endpoint, login('b'), async () => standIn()).then((c) => (order.push('b'), c));
+    const third = p.acquire(endpoint, login('c'), async () => standIn()).then((c) => (order.push('c'), c));
+    await settle();
+    expect(p.usage('primary')).toEqual({ open: 1, idle: 0, waiting: 2 });
+    (first as unknown as { end(): void }).end();
+    const b = await second;
+    expect(order).toEqual(['b']);
+    (b as unknown as { end(): void }).end();
+    await third;
+    expect(order).toEqual(['b', 'c']);
+    expect(waits).toEqual(['served', 'served']);
+    expect(p.usage('primary')).toEqual({ open: 1, idle: 0, waiting: 0 });
+  });
+
+  it('lets a waiter through while one ahead of it is blocked by its own account\'s share', async () => {
+    const { pool: p } = pool({ maxConnectionsPerServer: 2, maxConnectionsPerUser: 1, queueTimeoutMs: 200 });
+    await p.acquire(endpoint, login('a'), async () => standIn());
+    const b = await p.acquire(endpoint, login('b'), async () => standIn());
+    const a2 = p.acquire(endpoint, login('a'), async () => standIn()).then(
+      () => 'got one',
+      (err: Error) => err,
+    );
+    const c = p.acquire(endpoint, login('c'), async () => standIn());
+    await settle();
+    (b as unknown as { end(): void }).end(); // room on the server, but not for a's second connection
+    await c;
+    const refused = await a2;
+    expect(refused).toBeInstanceOf(PoolExhaustedError);
+    expect((refused as PoolExhaustedError).serverError?.code).toBe(1203);
+    expect(p.usage('primary')).toEqual({ open: 2, idle: 0, waiting: 0 });
+  });
+
+  it('ends a wait with ERR 1040 at queue_timeout, and a failed connect gives its slot back', async () => {
+    const { pool: p, waits } = pool({ maxConnectionsPerServer: 1, queueTimeoutMs: 50 });
+    await expect(p.acquire(endpoint, login('a'), async () => Promise.reject(new Error('refused')))).rejects.toThrow('refused');
+    expect(p.usage('primary').open).toBe(0);
+    await p.acquire(endpoint, login('a'), async () => standIn());
+    const err = await p.acquire(endpoint, login('b'), async () => standIn()).catch((e: PoolExhaustedError) => e);
+    expect(err).toBeInstanceOf(PoolExhaustedError);
+    expect(err.serverError).toMatchObject({ code: 1040, sqlState: '08004' });
+    expect(err.message).toMatch(/Too many connections: wirecache's pool for 'primary' has all 1 connections in use \(waited \d+ ms\)/);
+    expect(waits).toEqual(['timeout']);
+    expect(p.usage('primary')).toEqual({ open: 1, idle: 0, waiting: 0 });
+  });
+
+  it('lets waiters in when a reload raises the limit', async () => {
+    const { pool: p } = pool({ maxConnectionsPerServer: 1, queueTimeoutMs: 5000 });
+    await p.acquire(endpoint, login('a'), async () => standIn());
+    const waiting = p.acquire(endpoint, login('b'), async () => standIn());
+    await settle();
+    p.reconfigure({ maxIdlePerServer: 10, idleTimeoutMs: 60_000, maxConnectionsPerServer: 2, maxConnectionsPerUser: 0, queueTimeoutMs: 5000 });
+    await waiting;
+    expect(p.usage('primary')).toEqual({ open: 2, idle: 0, waiting: 0 });
+  });
+});
