@@ -90,7 +90,10 @@ describe('the login pool queue', () => {
     await expect(p.acquire(endpoint, login('a'), async () => Promise.reject(new Error('refused')))).rejects.toThrow('refused');
     expect(p.usage('primary').open).toBe(0);
     await p.acquire(endpoint, login('a'), async () => standIn());
-    const err = await p.acquire(endpoint, login('b'), async () => standIn()).catch((e: PoolExhaustedError) => e);
+    const err = (await p.acquire(endpoint, login('b'), async () => standIn()).then(
+      () => null,
+      (e: unknown) => e,
+    )) as PoolExhaustedError;
     expect(err).toBeInstanceOf(PoolExhaustedError);
     expect(err.serverError).toMatchObject({ code: 1040, sqlState: '08004' });
     expect(err.message).toMatch(/Too many connections: wirecache's pool for 'primary' has all 1 connections in use \(waited \d+ ms\)/);
