@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { connect, startProxy, testCacheConfig, type RunningProxy } from './proxy-harness.js';
 import { getTopology } from './topology-context.js';
 import { RawClient } from './raw-client.js';
+import { Phase } from '../src/session/client_session.js';
 
 const topo = getTopology();
 const DB = 'wc_pool';
@@ -283,5 +284,35 @@ describe('what a reset does not clear', () => {
     await a.query("SELECT GET_LOCK('wc_pool_bye', 0)");
     await a.quit();
     expect((await root.query("SELECT IS_FREE_LOCK('wc_pool_bye') AS free"))[0]).toEqual([{ free: 1 }]);
+  });
+});
+
+describe('a client that stops reading, then leaves', () => {
+  it('does not take its paused connection, or its slot, with it', async () => {
+    const limited = await startProxy(topo, { pool: { maxIdle: 10, idleTimeoutSeconds: 60, maxConnections: 1, maxConnectionsPerUser: 0, queueTimeoutMs: 3000 } });
+    try {
+      const slow = await RawClient.login(limited.port, 'app', 'app_pw', { database: DB });
+      slow.socket.pause();
+      // Results the client never reads, one query at a time: once the client's buffer is full, the proxy pauses
+      // the backend connection, and the last reply, whole in the chunk that filled the buffer, leaves the
+      // session at rest with its backend connection still paused.
+      const query = Buffer.concat([Buffer.from([0x03]), Buffer.from("SELECT REPEAT('x', 9000)")]);
+      const frame = Buffer.concat([Buffer.from([query.length & 0xff, (query.length >> 8) & 0xff, 0, 0]), query]);
+      const session = () => [...limited.proxy.sessions.values()][0];
+      const end = Date.now() + 10_000;
+      while (!(session()?.backendPaused && session()?.phase === Phase.Ready) && Date.now() < end) {
+        slow.socket.write(frame);
+        await new Promise((r) => setTimeout(r, 3));
+      }
+      expect(session()?.backendPaused).toBe(true);
+      expect(session()?.phase).toBe(Phase.Ready);
+      slow.close();
+      // The only slot comes back (the connection is reset and kept, or closed), so the next client gets in.
+      const next = await connect(limited.port, topo, { database: DB });
+      expect((await next.query('SELECT 1 AS one'))[0]).toEqual([{ one: 1 }]);
+      await next.end();
+    } finally {
+      await limited.stop();
+    }
   });
 });
