@@ -144,7 +144,18 @@ function withBackendThreadIds(s: ClientSession, packet: Packet, kills: readonly 
 function mentionsRole(payload: Buffer): boolean {
   let i = 1;
   while (i < payload.length && (payload[i] === 0x20 || payload[i] === 0x09 || payload[i] === 0x0a || payload[i] === 0x0d)) i++;
-  const head = payload.toString('latin1', i, i + 3).toUpperCase();
-  if (head !== 'SET' && head !== 'EXE' && head !== 'PRE' && head !== 'CAL' && !/^[/(#-]/.test(head)) return false;
+  const first = payload[i];
+  // '/', '(', '#', '-': a comment or a parenthesis first.
+  if (first !== 0x2f && first !== 0x28 && first !== 0x23 && first !== 0x2d) {
+    const head = ((first | 0x20) << 16) | ((payload[i + 1] | 0x20) << 8) | (payload[i + 2] | 0x20);
+    if (head !== SET_HEAD && head !== EXE_HEAD && head !== PRE_HEAD && head !== CAL_HEAD) return false;
+  }
   return payload.includes('ROLE', 1, 'latin1') || payload.includes('role', 1, 'latin1') || payload.includes('Role', 1, 'latin1');
 }
+
+/** The first three letters, lower case, as one number: set, exe(cute), pre(pare), cal(l). */
+const letters3 = (t: string): number => (t.charCodeAt(0) << 16) | (t.charCodeAt(1) << 8) | t.charCodeAt(2);
+const SET_HEAD = letters3('set');
+const EXE_HEAD = letters3('exe');
+const PRE_HEAD = letters3('pre');
+const CAL_HEAD = letters3('cal');
