@@ -18,7 +18,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
 import { RawClient } from '../test/raw-client.js';
-import { startTopology, stopTopology } from '../scripts/topology.js';
+import { getFreePorts, startTopology, stopTopology } from '../scripts/topology.js';
 import { DB, envInt, fmtRatio, gitInfo, HOST, log, machineInfo, median, PASSWORD, ROOT, runMain, startWirecache, stopChild, table, USER, wirecacheConfigYaml, writeResults } from './common.js';
 
 interface Run {
@@ -28,15 +28,6 @@ interface Run {
   p50Ms: number;
   p95Ms: number;
   errors: number;
-}
-
-async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** `concurrency` loops of connect, select, disconnect for `seconds`. */
@@ -84,7 +75,7 @@ async function main(): Promise<number> {
       ['wirecache', []],
       ['wirecache_no_pool', ['pool:', '  max_idle: 0']],
     ] as const) {
-      const port = await freePort();
+      const [port] = await getFreePorts(1);
       const dir = path.join(topo.baseDir, name);
       await fs.mkdir(dir, { recursive: true });
       const configFile = path.join(dir, 'wirecache.yaml');

@@ -13,7 +13,7 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import memjs from 'memjs';
-import { freePort, startMemcached } from './memcached-process.js';
+import { startMemcached, stopMemcached } from './topology.js';
 
 interface Exchange {
   label: string;
@@ -117,8 +117,8 @@ async function rawExchange(port: number, request: Buffer, lastOpcode: number): P
 }
 
 async function main(): Promise<void> {
-  const port = await freePort();
-  const memcached = await startMemcached(port);
+  const memcached = await startMemcached();
+  const port = memcached.port;
   const exchanges: Exchange[] = [];
   const put = (label: string, description: string, bytes: { request: Buffer; response: Buffer }) => {
     exchanges.push({ label, description, request: bytes.request.toString('hex'), response: bytes.response.toString('hex') });
@@ -201,7 +201,7 @@ async function main(): Promise<void> {
     client.close();
     recorder.server.close();
   } finally {
-    memcached.kill();
+    await stopMemcached(memcached);
   }
   const version = exchanges.find((e) => e.label === 'version');
   const out = path.resolve(import.meta.dirname, '../test/fixtures/memcached_binary.json');

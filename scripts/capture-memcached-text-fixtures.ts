@@ -6,7 +6,7 @@
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { freePort, startMemcached } from './memcached-process.js';
+import { startMemcached, stopMemcached } from './topology.js';
 
 /** Requests sent one after another on one connection; each waits for memcached's full answer (or silence). */
 const REQUESTS: [label: string, request: string][] = [
@@ -49,8 +49,8 @@ const REQUESTS: [label: string, request: string][] = [
 ];
 
 async function main(): Promise<void> {
-  const port = await freePort();
-  const memcached = await startMemcached(port);
+  const memcached = await startMemcached();
+  const port = memcached.port;
   try {
     const socket = net.connect(port, '127.0.0.1');
     await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
@@ -73,7 +73,7 @@ async function main(): Promise<void> {
     await fs.writeFile(file, `${JSON.stringify({ server: 'memcached 1.6.18 (Debian bookworm)', exchanges: out }, null, 1)}\n`);
     console.log(`wrote ${out.length} exchanges to ${file}`);
   } finally {
-    memcached.kill();
+    await stopMemcached(memcached);
   }
 }
 
