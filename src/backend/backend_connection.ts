@@ -408,20 +408,9 @@ export class BackendConnection {
    * Resolves the reset's ERR (null on OK) and the statements' results.
    */
   async resetSession(then: readonly string[] = []): Promise<{ error: ErrPacket | null; results: InternalResult[] }> {
-    const packets = this.packetReader();
-    try {
-      // One write: the reset and the statements after it (the server runs them in order).
-      const frames = [encodePacket(COM_RESET_CONNECTION_BYTE, 0), ...then.map((sql) => encodePacket(Buffer.concat([COM_QUERY_BYTE, Buffer.from(sql, 'utf8')]), 0))];
-      this.socket.write(frames.length === 1 ? frames[0] : Buffer.concat(frames));
-      const reply = await packets.next();
-      const error = reply.payload[0] === PacketHeader.ERR ? parseErr(reply.payload) : null;
-      if (!error && reply.payload[0] !== PacketHeader.OK) throw new ProtocolError('unexpected reply to COM_RESET_CONNECTION');
-      const results: InternalResult[] = [];
-      for (let i = 0; i < then.length; i++) results.push(await this.readResult(packets, readTextRow));
-      return { error, results };
-    } finally {
-      packets.release();
-    }
+    // One write: the reset and the statements after it (the server runs them in order).
+    const [reset, ...results] = await this.pipeline([COM_RESET_CONNECTION_BYTE, ...then.map(queryPayload)], readTextRow);
+    return { error: reset.error, results };
   }
 
   /** Takes the raw stream back from its owner (a session leaving the connection to a pool). */
@@ -452,22 +441,22 @@ export class BackendConnection {
 
   /** Sends statements in one write and reads their results in order: one round trip for all. */
   async queries(sqls: readonly (string | Buffer)[]): Promise<InternalResult[]> {
-    return this.pipeline(sqls, readTextRow);
+    return this.pipeline(sqls.map(queryPayload), readTextRow);
   }
 
   /** As queries(), with every column value as the server's bytes (binary-safe; the memcached API's values). */
   async queriesAsBytes(sqls: readonly (string | Buffer)[]): Promise<InternalResult<Buffer>[]> {
-    return this.pipeline(sqls, readByteRow);
+    return this.pipeline(sqls.map(queryPayload), readByteRow);
   }
 
-  private async pipeline<T>(sqls: readonly (string | Buffer)[], readRow: (payload: Buffer) => (T | null)[]): Promise<InternalResult<T>[]> {
+  /** Sends `commands` (whole command payloads) in one write and reads their replies in order. */
+  private async pipeline<T>(commands: readonly Buffer[], readRow: (payload: Buffer) => (T | null)[]): Promise<InternalResult<T>[]> {
     const packets = this.packetReader();
     try {
-      // A Buffer is sent byte for byte: a client's statement replayed here must not be re-encoded.
-      const frames = sqls.map((sql) => encodePacket(Buffer.concat([COM_QUERY_BYTE, typeof sql === 'string' ? Buffer.from(sql, 'utf8') : sql]), 0));
+      const frames = commands.map((c) => encodePacket(c, 0));
       this.socket.write(frames.length === 1 ? frames[0] : Buffer.concat(frames));
       const results: InternalResult<T>[] = [];
-      for (let i = 0; i < sqls.length; i++) results.push(await this.readResult(packets, readRow));
+      for (let i = 0; i < commands.length; i++) results.push(await this.readResult(packets, readRow));
       return results;
     } finally {
       packets.release();
@@ -478,7 +467,7 @@ export class BackendConnection {
   async run(sql: string | Buffer): Promise<InternalResult> {
     const packets = this.packetReader();
     try {
-      this.socket.write(encodePacket(Buffer.concat([COM_QUERY_BYTE, typeof sql === 'string' ? Buffer.from(sql, 'utf8') : sql]), 0));
+      this.socket.write(encodePacket(queryPayload(sql), 0));
       return await this.readResult(packets, null);
     } finally {
       packets.release();
@@ -547,6 +536,11 @@ export class BackendConnection {
 const COM_QUERY_BYTE = Buffer.from([0x03]);
 const COM_STMT_PREPARE_BYTE = Buffer.from([0x16]);
 const COM_RESET_CONNECTION_BYTE = Buffer.from([0x1f]);
+
+/** COM_QUERY's payload. A Buffer is sent byte for byte: a client's statement replayed here must not be re-encoded. */
+function queryPayload(sql: string | Buffer): Buffer {
+  return Buffer.concat([COM_QUERY_BYTE, typeof sql === 'string' ? Buffer.from(sql, 'utf8') : sql]);
+}
 /** What a login runs to start tracking: read the login's settings, then set the proxy's. */
 export const TRACKING_STATEMENTS = [TRACKING_VIEW_SQL, PROXY_TRACKING_SQL] as const;
 
