@@ -18,6 +18,7 @@ export const UNIT_TEST_FILES = [
   'test/gtid.test.ts',
   'test/logger.test.ts',
   'test/memcached_binary_protocol.test.ts',
+  'test/memcached_container_sql.test.ts',
   'test/memcached_item_cache.test.ts',
   'test/memcached_text_protocol.test.ts',
   'test/layers.test.ts',
