@@ -103,11 +103,6 @@ export class LoginPool {
     for (const server of this.waiting.keys()) this.wakeAll(server);
   }
 
-  /** Idle connections per server name. */
-  idleByServer(): ReadonlyMap<string, number> {
-    return this.perServer;
-  }
-
   /** Per server: connections open (idle included), idle, and new connections waiting for one. */
   usage(server: string): { open: number; idle: number; waiting: number } {
     return { open: this.openPerServer.get(server) ?? 0, idle: this.perServer.get(server) ?? 0, waiting: this.waiting.get(server)?.length ?? 0 };

@@ -196,17 +196,7 @@ export function parseEvent(event: Buffer, format: BinlogFormat): BinlogEvent {
     case EventType.QUERY_COMPRESSED:
       return { kind: 'query_compressed', header };
     case EventType.TABLE_MAP: {
-      const post = postHeaderLength(format, type, 8);
-      const tableId = readTableId(event, body, post);
-      let at = body + post;
-      need(event, at + 1, 'TABLE_MAP schema');
-      const schemaLength = event[at];
-      need(event, at + 1 + schemaLength + 2, 'TABLE_MAP table');
-      const schema = event.toString('utf8', at + 1, at + 1 + schemaLength);
-      at += 1 + schemaLength + 1;
-      const tableLength = event[at];
-      need(event, at + 1 + tableLength, 'TABLE_MAP table name');
-      const table = event.toString('utf8', at + 1, at + 1 + tableLength);
+      const { tableId, schema, table } = readTableMapHead(event, format);
       return { kind: 'table_map', header, tableId, schema, table };
     }
     case EventType.WRITE_ROWS_V1:
@@ -249,4 +239,24 @@ function parseFormat(event: Buffer, header: EventHeader, format: BinlogFormat): 
   format.checksumBytes = checksumAlg === CHECKSUM_CRC32 ? 4 : 0;
   format.postHeaderLengths = Uint8Array.from(event.subarray(body + 57, event.length - 5));
   return { kind: 'format', header, serverVersion: version, checksumAlg };
+}
+
+/**
+ * The head of a TABLE_MAP event: its table id and names (each a length u8,
+ * the bytes, then a 0 terminator). `next` is the offset after the table
+ * name's terminator, where the column count starts.
+ */
+export function readTableMapHead(event: Buffer, format: BinlogFormat): { tableId: number; schema: string; table: string; next: number } {
+  const post = postHeaderLength(format, EventType.TABLE_MAP, 8);
+  const tableId = readTableId(event, COMMON_HEADER_LENGTH, post);
+  let at = COMMON_HEADER_LENGTH + post;
+  need(event, at + 1, 'TABLE_MAP schema');
+  const schemaLength = event[at];
+  need(event, at + 1 + schemaLength + 2, 'TABLE_MAP table');
+  const schema = event.toString('utf8', at + 1, at + 1 + schemaLength);
+  at += 1 + schemaLength + 1;
+  const tableLength = event[at];
+  need(event, at + 1 + tableLength, 'TABLE_MAP table name');
+  const table = event.toString('utf8', at + 1, at + 1 + tableLength);
+  return { tableId, schema, table, next: at + 1 + tableLength + 1 };
 }

@@ -26,6 +26,7 @@ import {
   postHeaderLength,
   readHeader,
   readTableId,
+  readTableMapHead,
   type BinlogFormat,
 } from './binlog_events.js';
 
@@ -112,19 +113,8 @@ export function readTableColumns(event: Buffer, format: BinlogFormat): TableColu
   if (header.type !== EventType.TABLE_MAP) throw new ProtocolError(`binlog event type ${header.type} is not TABLE_MAP`);
   if (header.eventSize !== event.length) throw new ProtocolError(`binlog event size ${header.eventSize} does not match its packet (${event.length} bytes)`);
   const end = event.length - format.checksumBytes;
-  const post = postHeaderLength(format, EventType.TABLE_MAP, 8);
-  const tableId = readTableId(event, COMMON_HEADER_LENGTH, post);
-  let at = COMMON_HEADER_LENGTH + post;
-  // Names: length u8, bytes, then a 0 terminator each.
-  need(event, at + 1, 'TABLE_MAP schema');
-  const schemaLength = event[at];
-  need(event, at + 1 + schemaLength + 2, 'TABLE_MAP table');
-  const schema = event.toString('utf8', at + 1, at + 1 + schemaLength);
-  at += 1 + schemaLength + 1;
-  const tableLength = event[at];
-  need(event, at + 1 + tableLength + 1, 'TABLE_MAP table name');
-  const table = event.toString('utf8', at + 1, at + 1 + tableLength);
-  at += 1 + tableLength + 1;
+  const { tableId, schema, table, next } = readTableMapHead(event, format);
+  let at = next;
   if (at > end) throw new ProtocolError('binlog TABLE_MAP names run into the checksum');
 
   const columnCount = readLength(event, at, end, 'TABLE_MAP column count');
