@@ -69,10 +69,8 @@ export class TableStore {
   peek(sql: ContainerSql, key: Buffer): Item | null | undefined {
     const cache = this.options.cache;
     if (!cache.enabled || !this.options.cacheUsable()) return undefined;
-    const now = this.now();
-    const hit = cache.lookup(sql.container.name, key, now);
-    if (!hit) return undefined;
-    return isLive(hit, now) ? hit.item : null;
+    // lookup() already answers an expired item as a known miss.
+    return cache.lookup(sql.container.name, key, this.now())?.item;
   }
 
   /** Items of `keys` (null for a miss), from the cache tier where it may answer. */
