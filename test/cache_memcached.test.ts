@@ -4,7 +4,6 @@
  * through one proxy invalidates the other's next read, and a memcached that
  * dies or hangs never costs a client an error or a stale row.
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type mysql from 'mysql2/promise';
@@ -12,6 +11,7 @@ import { startMemcached, stopMemcached, type MemcachedInfo } from '../scripts/to
 import { compileRule } from '../src/config/rules.js';
 import type { CacheConfig } from '../src/config/types.js';
 import { getTopology } from './topology-context.js';
+import { stopProcess } from './process-signals.js';
 import { connect, passwordOf, startProxy, testCacheConfig, testConfig, type RunningProxy } from './proxy-harness.js';
 import { startApp } from '../src/app.js';
 import { createLogger } from '../src/logger.js';
@@ -61,17 +61,6 @@ async function memcachedProblems(px: RunningProxy): Promise<number> {
   let sum = 0;
   for (const m of text.matchAll(/^wirecache_cache_memcached_problems_total\{[^}]*\} (\d+)/gm)) sum += Number(m[1]);
   return sum;
-}
-
-/** SIGSTOPs `pid` and waits until all its threads have stopped. */
-async function freeze(pid: number): Promise<void> {
-  process.kill(pid, 'SIGSTOP');
-  const stopped = () =>
-    readdirSync(`/proc/${pid}/task`).every((tid) => {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'T';
-    });
-  for (let i = 0; i < 100 && !stopped(); i++) await sleep(20);
 }
 
 beforeAll(async () => {
@@ -270,7 +259,7 @@ describe('memcached failures', () => {
     const sql = '/*qc=on*/ SELECT v FROM mc_items WHERE id = 2';
     expect(await value(c, sql)).toBe('two');
     expect(await value(c, sql)).toBe('two');
-    await freeze(mc.pid);
+    await stopProcess(mc.pid);
     try {
       // The update's invalidation cannot reach memcached now; the entry for 'two' is still in it.
       await c.query("UPDATE mc_items SET v = 'deux' WHERE id = 2");

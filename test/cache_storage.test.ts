@@ -4,7 +4,7 @@
  * servers (the topology's, plus private ones this file kills, stops and restarts).
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import memjs from 'memjs';
@@ -25,6 +25,7 @@ import { MemoryStore, memoryEntryBytes } from '../src/cache/memory_store.js';
 import { entryOverheadBytes, nullCacheObserver, type CacheEntry, type CacheObserver } from '../src/cache/types.js';
 import { Metrics } from '../src/metrics/metrics.js';
 import { getTopology } from './topology-context.js';
+import { stopProcess } from './process-signals.js';
 
 const topo = getTopology();
 const sharedServer = `${topo.memcached.host}:${topo.memcached.port}`;
@@ -96,16 +97,6 @@ async function until(what: string, cond: () => Promise<boolean> | boolean, timeo
     await sleep(50);
   }
   throw new Error(`timed out waiting for ${what}`);
-}
-
-/** SIGSTOPs `pid` and waits until every one of its threads is stopped (signal delivery is asynchronous). */
-async function stopProcess(pid: number): Promise<void> {
-  process.kill(pid, 'SIGSTOP');
-  const state = (tid: string): string => {
-    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  };
-  await until(`process ${pid} to stop`, () => readdirSync(`/proc/${pid}/task`).every((tid) => state(tid) === 'T'), 5000);
 }
 
 /** Established TCP connections to 127.0.0.1:`port` (client ends, any process), from /proc/net/tcp. */

@@ -16,6 +16,7 @@ import type { BackendConfig, MonitorConfig } from '../src/config/types.js';
 import { ServerMonitor } from '../src/routing/server_monitor.js';
 import type { MonitorObserver, ServerState, ServerStatus } from '../src/routing/server_status.js';
 import { getTopology } from './topology-context.js';
+import { stopProcess } from './process-signals.js';
 
 const topo = getTopology();
 
@@ -499,7 +500,7 @@ describe('ServerMonitor on a separate replication set', () => {
     const r1 = s.replicas[0];
     expect(monitor.primary()?.name).toBe('replica1');
     const mark = rec.checks.length;
-    process.kill(r1.pid, 'SIGSTOP');
+    await stopProcess(r1.pid);
     try {
       const t0 = Date.now();
       await monitor.checkNow();
