@@ -70,7 +70,7 @@ describe('config.example.yaml', () => {
     expect(config.binlog).toEqual({ enabled: 'auto', user: 'wirecache_repl', password: 'repl_pw', serverId: 4242, maxDelayMs: 5000, onUnavailable: 'fail_closed' });
     expect(config.memcachedApi).toMatchObject({ user: 'sessions_rw', readFrom: 'primary', defaultContainer: 'sessions', containersTable: 'innodb_memcache.containers' });
     expect(config.memcachedApi?.containers[0]).toMatchObject({ name: 'sessions', schema: 'app', table: 'sessions', expiryColumn: 'expiry' });
-    expect(config.pool).toEqual({ maxIdle: 100, idleTimeoutSeconds: 60, maxConnections: 0, maxConnectionsPerUser: 0, queueTimeoutMs: 5000 });
+    expect(config.pool).toEqual({ maxIdle: 100, idleTimeoutSeconds: 60, maxConnections: 0, maxConnectionsPerUser: 0, queueTimeoutMs: 5000, multiplexing: true });
   });
 });
 
@@ -105,7 +105,7 @@ describe('parseConfig', () => {
       cache: null,
       binlog: { enabled: 'auto', user: null, password: '', serverId: null, maxDelayMs: 5000, onUnavailable: 'fail_closed' },
       memcachedApi: null,
-      pool: { maxIdle: 100, idleTimeoutSeconds: 60, maxConnections: 0, maxConnectionsPerUser: 0, queueTimeoutMs: 5000 },
+      pool: { maxIdle: 100, idleTimeoutSeconds: 60, maxConnections: 0, maxConnectionsPerUser: 0, queueTimeoutMs: 5000, multiplexing: true },
       log: { level: 'info' },
       serverVersion: '5.5.5-10.11.0-MariaDB-wirecache',
     });

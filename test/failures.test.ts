@@ -29,7 +29,10 @@ describe('a backend that dies and comes back', () => {
   it('gives clear errors while down, keeps the proxy up, and recovers', async () => {
     const busy = await connect(px.port, topo);
     const idle = await connect(px.port, topo);
-    const idleError = new Promise<Error>((resolve) => idle.on('error', resolve));
+    // A session holding state keeps its backend connection (multiplexing gives the idle one's back): it hears of the loss.
+    const holding = await connect(px.port, topo);
+    await holding.query('CREATE TEMPORARY TABLE kept (n INT)');
+    const holdingError = new Promise<Error>((resolve) => holding.on('error', resolve));
     const inFlight = busy.query('SELECT SLEEP(30)').catch((e: Error) => e);
     await new Promise((r) => setTimeout(r, 300));
 
@@ -39,8 +42,11 @@ describe('a backend that dies and comes back', () => {
     expect(err).toBeInstanceOf(Error);
     expect(err.errno).toBe(1927);
     expect(err.message).toMatch(/^Lost connection to backend primary \(127\.0\.0\.1:\d+\) during query/);
-    const idleErr = (await idleError) as mysql.QueryError;
-    expect(idleErr.message).toMatch(/Lost connection to backend primary/);
+    const holdingErr = (await holdingError) as mysql.QueryError;
+    expect(holdingErr.message).toMatch(/Lost connection to backend primary/);
+    // The idle session held nothing there: its next statement gets a clear error, and it lives on.
+    const idleErr = (await idle.query('SELECT 1').catch((e) => e)) as mysql.QueryError;
+    expect(idleErr.message).toMatch(/primary/);
 
     // While the backend is down, logins fail fast with a message naming the backend.
     const started = Date.now();
@@ -62,8 +68,10 @@ describe('a backend that dies and comes back', () => {
     const back = await connect(px.port, topo);
     expect((await back.query('SELECT 2 AS back'))[0]).toEqual([{ back: 2 }]);
     await back.end();
+    expect((await idle.query('SELECT 3 AS again'))[0]).toEqual([{ again: 3 }]);
     busy.destroy();
     idle.destroy();
+    holding.destroy();
   }, 60_000);
 });
 

@@ -62,8 +62,9 @@ async function waitIdle(p: RunningProxy, n: number): Promise<void> {
 beforeAll(async () => {
   root = await mysql.createConnection({ host: topo.primary.host, port: topo.primary.port, user: 'root', password: topo.rootPassword, multipleStatements: true });
   await root.query(`DROP DATABASE IF EXISTS ${DB}; CREATE DATABASE ${DB}; CREATE TABLE ${DB}.t (id INT PRIMARY KEY) ENGINE=InnoDB`);
-  pooled = await startProxy(topo, { cache: testCacheConfig() });
-  unpooled = await startProxy(topo, { cache: testCacheConfig(), pool: { maxIdle: 0, idleTimeoutSeconds: 60, maxConnections: 0, maxConnectionsPerUser: 0, queueTimeoutMs: 5000 } });
+  // Connection-per-client pooling (at disconnect); test/multiplexing.test.ts covers hand-overs between statements.
+  pooled = await startProxy(topo, { cache: testCacheConfig(), pool: { maxIdle: 100, idleTimeoutSeconds: 60, maxConnections: 0, maxConnectionsPerUser: 0, queueTimeoutMs: 5000, multiplexing: false } });
+  unpooled = await startProxy(topo, { cache: testCacheConfig(), pool: { maxIdle: 0, idleTimeoutSeconds: 60, maxConnections: 0, maxConnectionsPerUser: 0, queueTimeoutMs: 5000, multiplexing: false } });
 });
 
 afterAll(async () => {
@@ -188,7 +189,7 @@ describe('a connection a client left', () => {
 
 describe('pool.max_connections', () => {
   it('queues a new connection while a server is at its limit, serves it when one ends, and answers ERR 1040 after queue_timeout', async () => {
-    const limited = await startProxy(topo, { pool: { maxIdle: 10, idleTimeoutSeconds: 60, maxConnections: 2, maxConnectionsPerUser: 0, queueTimeoutMs: 400 } });
+    const limited = await startProxy(topo, { pool: { maxIdle: 10, idleTimeoutSeconds: 60, maxConnections: 2, maxConnectionsPerUser: 0, queueTimeoutMs: 400, multiplexing: false } });
     const open: mysql.Connection[] = [];
     try {
       open.push(await connect(limited.port, topo, { database: DB }), await connect(limited.port, topo, { database: DB }));
@@ -220,7 +221,7 @@ describe('pool.max_connections', () => {
   });
 
   it('keeps each account to its share (pool.max_connections_per_user): the next one waits, then ERR 1203; other accounts go on', async () => {
-    const limited = await startProxy(topo, { pool: { maxIdle: 10, idleTimeoutSeconds: 60, maxConnections: 0, maxConnectionsPerUser: 1, queueTimeoutMs: 300 } });
+    const limited = await startProxy(topo, { pool: { maxIdle: 10, idleTimeoutSeconds: 60, maxConnections: 0, maxConnectionsPerUser: 1, queueTimeoutMs: 300, multiplexing: false } });
     const open: mysql.Connection[] = [];
     try {
       open.push(await connect(limited.port, topo, { database: DB }));
@@ -240,7 +241,7 @@ describe('pool.max_connections', () => {
   });
 
   it('makes room by closing an idle connection of another login', async () => {
-    const limited = await startProxy(topo, { pool: { maxIdle: 10, idleTimeoutSeconds: 60, maxConnections: 1, maxConnectionsPerUser: 0, queueTimeoutMs: 2000 } });
+    const limited = await startProxy(topo, { pool: { maxIdle: 10, idleTimeoutSeconds: 60, maxConnections: 1, maxConnectionsPerUser: 0, queueTimeoutMs: 2000, multiplexing: false } });
     try {
       const a = await connect(limited.port, topo, { database: DB });
       await a.end();
@@ -289,7 +290,7 @@ describe('what a reset does not clear', () => {
 
 describe('a client that stops reading, then leaves', () => {
   it('does not take its paused connection, or its slot, with it', async () => {
-    const limited = await startProxy(topo, { pool: { maxIdle: 10, idleTimeoutSeconds: 60, maxConnections: 1, maxConnectionsPerUser: 0, queueTimeoutMs: 3000 } });
+    const limited = await startProxy(topo, { pool: { maxIdle: 10, idleTimeoutSeconds: 60, maxConnections: 1, maxConnectionsPerUser: 0, queueTimeoutMs: 3000, multiplexing: false } });
     try {
       const slow = await RawClient.login(limited.port, 'app', 'app_pw', { database: DB });
       slow.socket.pause();

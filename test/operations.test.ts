@@ -208,7 +208,11 @@ describe('metrics around known traffic', () => {
     await root.query('CREATE TABLE IF NOT EXISTS wc_test.ops_m (id INT PRIMARY KEY, v INT)');
     await root.query('REPLACE INTO wc_test.ops_m VALUES (1, 1)');
     await root.end();
-    const app = await startApp(testConfig(topo, { ...routingConfig(topo), cache: testCacheConfig() }), createLogger('error'));
+    // Without multiplexing: the session's backend connections are counted below as it holds them.
+    const app = await startApp(
+      testConfig(topo, { ...routingConfig(topo), cache: testCacheConfig(), pool: { ...testConfig(topo).pool, multiplexing: false } }),
+      createLogger('error'),
+    );
     const scrape = async () => (await fetch(`http://127.0.0.1:${app.adminAddress.port}/metrics`)).text();
     const c = await connect(app.mysqlAddress.port, topo);
     try {

@@ -40,7 +40,7 @@ export function testConfig(topo: TopologyInfo, overrides: Partial<WirecacheConfi
     // Off unless a test turns it on: the binlog reader's own tests set it (test/binlog_invalidation.test.ts).
     binlog: { enabled: 'off', user: null, password: '', serverId: 4242, maxDelayMs: 5000, onUnavailable: 'fail_closed' },
     memcachedApi: null,
-    pool: { maxIdle: 100, idleTimeoutSeconds: 60, maxConnections: 0, maxConnectionsPerUser: 0, queueTimeoutMs: 5000 },
+    pool: { maxIdle: 100, idleTimeoutSeconds: 60, maxConnections: 0, maxConnectionsPerUser: 0, queueTimeoutMs: 5000, multiplexing: true },
     log: { level: 'error' },
     serverVersion: '5.5.5-10.11.0-MariaDB-wirecache',
     ...overrides,

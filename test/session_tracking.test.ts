@@ -134,10 +134,10 @@ for (const [proxyName, proxy] of [['cache', () => cacheOnly], ['cache and split'
         });
 
         it('the login OK and the negotiated capabilities are the server\'s, while the proxy tracks', () => {
-          // Every session's backend connection tracks with the proxy's settings.
+          // Every session's backend connection (multiplexing: each it holds now) tracks with the proxy's settings.
           const sessions = [...proxy().proxy.sessions.values()];
           expect(sessions.length).toBeGreaterThan(0);
-          for (const session of sessions) expect(session.backend?.tracksState).toBe(true);
+          for (const session of sessions) for (const link of session.dispatcher.links.values()) expect(link.conn.tracksState).toBe(true);
           expect(proxied.capabilities & Capability.SESSION_TRACK).toBe(clientTracks ? Capability.SESSION_TRACK : 0);
           expect(proxied.loginOk.toString('hex')).toBe(direct.loginOk.toString('hex'));
         });

@@ -312,6 +312,7 @@ function normalise(raw: RawConfig, sourcePath: string): WirecacheConfig {
       maxConnections: raw.pool.max_connections,
       maxConnectionsPerUser: raw.pool.max_connections_per_user,
       queueTimeoutMs: raw.pool.queue_timeout_ms,
+      multiplexing: raw.pool.multiplexing,
     },
     binlog: {
       enabled: raw.binlog?.enabled === true ? 'on' : raw.binlog?.enabled === false ? 'off' : 'auto',

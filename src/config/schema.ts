@@ -42,7 +42,7 @@ export const CONFIG_DEFAULTS = {
   monitor: { intervalMs: 1000, checkTimeoutMs: 1000, failAfter: 3, recoverAfter: 3, heartbeatTable: 'wirecache.heartbeat' },
   routing: { maxReplicationLagSeconds: 10, consistency: 'session', consistencyWaitMs: 500 },
   binlog: { maxDelayMs: 5000, onUnavailable: 'fail_closed' },
-  pool: { maxIdle: 100, idleTimeoutSeconds: 60, maxConnections: 0, maxConnectionsPerUser: 0, queueTimeoutMs: 5000 },
+  pool: { maxIdle: 100, idleTimeoutSeconds: 60, maxConnections: 0, maxConnectionsPerUser: 0, queueTimeoutMs: 5000, multiplexing: true },
   memcachedApi: {
     listen: { host: '127.0.0.1', port: 11211 },
     connections: 8,
@@ -422,6 +422,7 @@ export const rootSchema = z.strictObject(
           max_connections: intIn(0, 1_000_000).default(CONFIG_DEFAULTS.pool.maxConnections),
           max_connections_per_user: intIn(0, 1_000_000).default(CONFIG_DEFAULTS.pool.maxConnectionsPerUser),
           queue_timeout_ms: intIn(0, MAX_TIMER_MS).default(CONFIG_DEFAULTS.pool.queueTimeoutMs),
+          multiplexing: z.boolean({ error: msg('must be true or false', false) }).default(CONFIG_DEFAULTS.pool.multiplexing),
         },
         { error: msg('must be a mapping', false) },
       )
@@ -431,6 +432,7 @@ export const rootSchema = z.strictObject(
         max_connections: CONFIG_DEFAULTS.pool.maxConnections,
         max_connections_per_user: CONFIG_DEFAULTS.pool.maxConnectionsPerUser,
         queue_timeout_ms: CONFIG_DEFAULTS.pool.queueTimeoutMs,
+        multiplexing: CONFIG_DEFAULTS.pool.multiplexing,
       }),
     log: z
       .strictObject(

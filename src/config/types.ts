@@ -122,7 +122,15 @@ export interface WirecacheConfig {
    * maxConnectionsPerUser those of one account per server; a new one
    * waits up to queueTimeoutMs for room, then the client gets ERR 1040 (1203 for an account).
    */
-  pool: { maxIdle: number; idleTimeoutSeconds: number; maxConnections: number; maxConnectionsPerUser: number; queueTimeoutMs: number };
+  pool: {
+    maxIdle: number;
+    idleTimeoutSeconds: number;
+    maxConnections: number;
+    maxConnectionsPerUser: number;
+    queueTimeoutMs: number;
+    /** Between statements, a session's backend connections that hold nothing of it go back to the pool. */
+    multiplexing: boolean;
+  };
   /** The memcached-protocol front end over tables; null when the config has no `memcached_api` section. */
   memcachedApi: MemcachedApiConfig | null;
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' };

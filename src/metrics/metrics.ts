@@ -297,4 +297,8 @@ export class Metrics implements ProxyObserver {
   writeAwaitedInBinlog(outcome: 'passed' | 'timeout'): void {
     this.binlog.writeAwaited(outcome);
   }
+
+  multiplexing(outcome: 'released' | 'kept', reason: string | null): void {
+    this.pool.multiplexing(outcome, reason);
+  }
 }

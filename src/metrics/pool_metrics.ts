@@ -10,6 +10,8 @@ export class PoolMetrics implements LoginPoolObserver {
   private readonly saved: CounterFamily;
   private readonly releases: CounterFamily;
   private readonly waits: CounterFamily;
+  private readonly multiplexed: CounterFamily;
+  private readonly multiplexingKept: CounterFamily;
   private usageReader: ((server: string) => { open: number; idle: number; waiting: number }) | null = null;
 
   constructor(registry: Registry, backendNames: readonly string[]) {
@@ -31,6 +33,19 @@ export class PoolMetrics implements LoginPoolObserver {
       'New backend connections that waited because their server was at pool.max_connections, by server and outcome (served: got one; timeout: the client got ERR 1040).',
       ['server', 'outcome'],
     );
+    this.multiplexed = new CounterFamily(
+      registry,
+      'wirecache_multiplexing_releases_total',
+      'Client commands after which the session handed its idle backend connections back to the pool (multiplexing).',
+      [],
+    );
+    this.multiplexingKept = new CounterFamily(
+      registry,
+      'wirecache_multiplexing_disabled_total',
+      'Client commands after which the session kept its backend connections, by reason (transaction, temporary_table, get_lock, lock_tables, user_variable, last_insert_id, session_function, diagnostics, ...).',
+      ['reason'],
+    );
+    this.multiplexed.inc([], 0);
     for (const server of backendNames) {
       this.saved.inc([server], 0);
       for (const outcome of ['served', 'timeout']) this.waits.inc([server, outcome], 0);
@@ -58,6 +73,19 @@ export class PoolMetrics implements LoginPoolObserver {
       },
     });
     new Gauge({
+      name: 'wirecache_backend_pool_in_use',
+      help: 'Backend connections of the login pool serving a client session now, by server.',
+      labelNames: ['server'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const server of backendNames) {
+          const usage = self.usageReader?.(server);
+          this.set({ server }, usage ? usage.open - usage.idle : 0);
+        }
+      },
+    });
+    new Gauge({
       name: 'wirecache_backend_pool_waiting',
       help: 'New backend connections waiting now for a server at pool.max_connections.',
       labelNames: ['server'],
@@ -79,6 +107,11 @@ export class PoolMetrics implements LoginPoolObserver {
 
   released(server: string, outcome: 'kept' | 'closed'): void {
     this.releases.inc([server, outcome]);
+  }
+
+  multiplexing(outcome: 'released' | 'kept', reason: string | null): void {
+    if (outcome === 'released') this.multiplexed.inc([]);
+    else this.multiplexingKept.inc([reason ?? 'unknown']);
   }
 
   waited(server: string, outcome: 'served' | 'timeout'): void {

@@ -85,6 +85,12 @@ export function statusOfTerminatorAt(buf: Buffer, start: number, length: number)
   return off + 2 <= start + length ? buf[off] | (buf[off + 1] << 8) : 0;
 }
 
+/** Whether the OK packet at `start` reports a last insert id other than 0 (lenenc 0 is the single byte 0). */
+export function hasInsertIdAt(buf: Buffer, start: number, length: number): boolean {
+  const off = skipLenenc(buf, start + 1);
+  return off < start + length && buf[off] !== 0;
+}
+
 /** Warning count of an OK or EOF terminator at `start` (0 when the packet is too short to hold one). */
 export function warningsOfTerminatorAt(buf: Buffer, start: number, length: number): number {
   if (buf[start] === PacketHeader.EOF && length < 9) {

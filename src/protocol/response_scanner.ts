@@ -1,5 +1,5 @@
 import { MAX_FRAME_PAYLOAD, PacketHeader, ServerStatus } from './constants.js';
-import { statusOfTerminatorAt, warningsOfTerminatorAt } from './generic_packets.js';
+import { hasInsertIdAt, statusOfTerminatorAt, warningsOfTerminatorAt } from './generic_packets.js';
 import { ProtocolError } from './payload_reader.js';
 
 /** How a backend answers a command; decides the shape the scanner expects. */
@@ -76,6 +76,8 @@ export class ResponseScanner {
   statusSeen = false;
   /** Warning count of the last OK/EOF seen. */
   lastWarnings = 0;
+  /** An OK of this response reported a generated AUTO_INCREMENT id: LAST_INSERT_ID() now names it, on this connection only. */
+  insertIdSeen = false;
   /** Error code when the response ended in ERR, else 0. */
   errorCode = 0;
   /** Rows seen in the response (all result sets). */
@@ -111,6 +113,7 @@ export class ResponseScanner {
     this.continuation = false;
     this.errorCode = 0;
     this.lastWarnings = 0;
+    this.insertIdSeen = false;
     this.statusSeen = false;
     this.rows = 0;
     this.resultSets = 0;
@@ -323,6 +326,7 @@ export class ResponseScanner {
     this.lastStatus = statusOfTerminatorAt(buf, start, length);
     this.lastWarnings = warningsOfTerminatorAt(buf, start, length);
     this.statusSeen = true;
+    if (buf[start] === PacketHeader.OK && hasInsertIdAt(buf, start, length)) this.insertIdSeen = true;
     this.stateChange(buf, start, length, buf[start] === PacketHeader.EOF && length < 9);
     if (this.kind === ResponseKind.Query && this.lastStatus & ServerStatus.MORE_RESULTS_EXISTS) {
       this.state = State.First;

@@ -39,6 +39,12 @@ export interface Dispatch {
   consistency: 'eventual' | 'session';
   /** Go to the primary whatever the decision (a replica could not be made consistent, none is usable). */
   forcePrimary: boolean;
+  /**
+   * The previous statement's text, run first (its result discarded) on the chosen connection: this
+   * command asks about it (SHOW WARNINGS, FOUND_ROWS()) and the server that answers never ran it
+   * (a cache hit, or its connection went back to the pool).
+   */
+  replayFirst: Buffer | null;
   /** Why a read meant for a replica went to the primary instead (metric reason), or null. */
   fallback: RouteReason | null;
 }
@@ -59,6 +65,57 @@ const LOST_STATE_NAMES: Record<string, string> = {
   get_lock: 'named locks (GET_LOCK)',
 };
 
+/** Calls that name no session state a reset connection lacks: diagnostics (kept by keepForDiagnostics) and named locks (pins). */
+const NOT_SESSION_BOUND = new Set([
+  'FOUND_ROWS', 'ROW_COUNT', 'GET_LOCK', 'RELEASE_LOCK', 'RELEASE_ALL_LOCKS', 'IS_FREE_LOCK', 'IS_USED_LOCK',
+  'MASTER_POS_WAIT', 'MASTER_GTID_WAIT', 'SOURCE_POS_WAIT', 'WAIT_FOR_EXECUTED_GTID_SET', 'LOAD_FILE',
+]);
+/** Anything in a text that reads or sets state of its connection: a variable, LAST_INSERT_ID(), a sequence's last value, ... */
+const SESSION_BOUND_TEXT = /@|\b(?:LAST_INSERT_ID|NEXTVAL|LASTVAL|SETVAL|CONNECTION_ID)\s*\(|\b(?:NEXT|PREVIOUS)\s+VALUE\s+FOR\b|\bINTO\b/i;
+
+/**
+ * Why a statement ties the session to its connection (multiplexing), or null.
+ * A logged SET runs again on the next connection, so only one whose value
+ * depends on the connection or the moment (CONNECTION_ID(), NOW()) ties it.
+ */
+export function sessionBound(st: ClassifiedStatement): string | null {
+  if (st.type === 'set') return setValuesBound(st.keyText);
+  const np = st.needsPrimary;
+  if (np === null) return null;
+  if (np.startsWith('@@')) return 'session_function';
+  if (np.startsWith('@')) return 'user_variable';
+  if (!NOT_SESSION_BOUND.has(np)) return 'session_function';
+  return SESSION_BOUND_TEXT.test(st.keyText) ? 'session_function' : null;
+}
+
+/**
+ * Whether a SET gives the same result when run again on another connection:
+ * every value is a constant. A value that calls a function (CONNECTION_ID(),
+ * NOW(), CONCAT(@@sql_mode, ...)) or reads a variable (`SET @a = @a + 1`,
+ * which the state log would also keep only once) does not.
+ */
+function setValuesBound(keyText: string): string | null {
+  const text = keyText.replace(/'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*"|`(?:[^`]|``)*`/g, "''");
+  if (text.includes('(')) return 'set_function';
+  for (const piece of text.split(',')) {
+    const eq = piece.indexOf('=');
+    if (eq >= 0 && piece.includes('@', eq)) return 'user_variable';
+  }
+  return null;
+}
+
+/**
+ * A read whose diagnostics come back when its text runs again: one plain
+ * SELECT or SHOW. `SELECT FOUND_ROWS()` counts (run again, it leaves one
+ * row found, as it did); SHOW WARNINGS does not (its list outlives it).
+ */
+function replayableRead(st: ClassifiedStatement): boolean {
+  const np = st.needsPrimary;
+  if (!isRead(st) || st.multiStatement || st.selectInto || st.lockingRead) return false;
+  if (np !== null && np !== 'FOUND_ROWS' && np !== 'ROW_COUNT') return false;
+  return !(st.type === 'show' && asksAboutPrevious(st));
+}
+
 /** `SET TRANSACTION ...` (no SESSION/GLOBAL): one transaction's characteristics, not session state. */
 const NEXT_TRANSACTION_ONLY = /^SET\s+TRANSACTION\b/i;
 
@@ -76,8 +133,13 @@ export class BackendDispatcher {
   private readonly writes: SessionWrites;
   /** The connection the previous statement ran on (SHOW WARNINGS goes there). */
   private lastServer = '';
-  /** The text of the previous statement when it was a cache hit: the server never ran it. */
+  /** The text of the previous statement when no connection of the session holds its diagnostics (a cache hit, or multiplexed away). */
   private hitToReplay: Buffer | null = null;
+  private multiplexingOn: boolean | null = null;
+  /** Why the session keeps its backend connections until a reset (multiplexing), or null. */
+  private sticky: string | null = null;
+  /** The last statement's diagnostics cannot be made again by running its text: its connection stays. */
+  private keepForDiagnostics = false;
 
   constructor(private readonly s: ClientSession) {
     this.writes = new SessionWrites(s);
@@ -86,6 +148,16 @@ export class BackendDispatcher {
   /** Whether reads may go to replicas: a monitor watches more than one server. */
   get routing(): boolean {
     return this.s.ctx.selector.monitored;
+  }
+
+  /** pool.multiplexing, as it was when the session started. */
+  get multiplexing(): boolean {
+    return (this.multiplexingOn ??= this.s.ctx.config().pool.multiplexing);
+  }
+
+  /** Every command goes through dispatch (links, state log, pins): reads are routed, or connections are multiplexed. */
+  get tracksLinks(): boolean {
+    return this.routing || this.multiplexing;
   }
 
   get primaryLink(): BackendLink | undefined {
@@ -147,6 +219,7 @@ export class BackendDispatcher {
     this.dropAll();
     this.stateLog.clear();
     this.pins.reset();
+    this.sticky = null;
   }
 
   /** COM_STMT_CLOSE: closes the statement on every connection that has it. */
@@ -167,6 +240,7 @@ export class BackendDispatcher {
     }
     this.stateLog.clear();
     this.pins.reset();
+    this.sticky = null;
   }
 
   /** A SET/USE that succeeded on the primary connection: other connections run it before their next command. */
@@ -185,10 +259,31 @@ export class BackendDispatcher {
     };
   }
 
-  /** The primary connection holds something a new connection would not have. */
+  /** The primary connection holds something a new connection would not have (multiplexing's reasons included). */
   holdsPrimaryState(): boolean {
     const pins = this.currentPins();
-    return pins.inTransaction || pins.pinned !== null;
+    return pins.inTransaction || pins.pinned !== null || this.sticky !== null;
+  }
+
+  /**
+   * A KILL in another session's multi-statement text names this session,
+   * which holds no primary connection now (multiplexing): it takes one and
+   * keeps it, so that the KILL has a thread to end, as on the server.
+   */
+  async holdPrimaryLink(): Promise<void> {
+    this.stick('kill_target');
+    const current = this.primaryLink;
+    if (current && !current.conn.closed) return;
+    const s = this.s;
+    const endpoint = s.ctx.selector.primary().endpoint ?? s.ctx.selector.configuredPrimary;
+    const conn = await s.connectTo(endpoint, s.backendLogin!);
+    const now = this.primaryLink;
+    if (s.phase === Phase.Closed || (now && !now.conn.closed)) {
+      conn.quit();
+      return;
+    }
+    this.primaryServer = endpoint.name;
+    this.addLink(conn);
   }
 
   // ---------------------------------------------------------------- choosing a server
@@ -206,14 +301,11 @@ export class BackendDispatcher {
     stateSql: Buffer | null,
     write: (link: BackendLink) => void,
   ): void {
-    const hit = this.hitToReplay;
+    const previous = this.hitToReplay;
     this.hitToReplay = null;
-    if (hit !== null && asksAboutPrevious(statement)) {
-      this.replayHitThen(hit, () => this.route(statement, rule, recording, prepared, stateSql, write));
-      return;
-    }
+    const replayFirst = previous !== null && asksAboutPrevious(statement) ? previous : null;
     if (!this.routing) {
-      this.dispatchOrForward(statement, PRIMARY_COMMAND, prepared, stateSql, write);
+      this.dispatchOrForward(statement, PRIMARY_COMMAND, prepared, stateSql, write, replayFirst);
       return;
     }
     let decision = planRoute(statement, rule, this.currentPins(), recording);
@@ -221,7 +313,7 @@ export class BackendDispatcher {
       // A stored function may write (a replica would refuse it, or worse, take it) or change the session.
       decision = { target: { kind: 'primary' }, reason: 'stored_function', detail: null };
     }
-    if (asksAboutPrevious(statement) && this.links.has(this.lastServer)) {
+    if (asksAboutPrevious(statement) && (this.links.has(this.lastServer) || (replayFirst !== null && this.lastServer !== ''))) {
       // Warnings, row counts and found rows belong to the connection that ran the previous statement.
       decision = { target: { kind: 'server', name: this.lastServer }, reason: 'diagnostics', detail: null };
     }
@@ -238,6 +330,7 @@ export class BackendDispatcher {
       consistency,
       forcePrimary: false,
       fallback: null,
+      replayFirst,
     });
   }
 
@@ -252,25 +345,6 @@ export class BackendDispatcher {
     this.hitToReplay = sql;
   }
 
-  private replayHitThen(sql: Buffer, next: () => void): void {
-    const s = this.s;
-    const link = this.links.get(this.lastServer) ?? this.primaryLink;
-    if (!link || link.conn.closed || link.appliedState !== this.stateLog.latest) {
-      next();
-      return;
-    }
-    s.phase = Phase.Working;
-    link.conn.run(sql).then(
-      () => {
-        if (s.phase === Phase.Closed) return;
-        this.lastServer = link.server;
-        next();
-      },
-      (err: Error) => s.failSession(err),
-    );
-  }
-
-
   /** Without routing everything runs on the primary connection, as sent; with it, through dispatch. */
   dispatchOrForward(
     statement: ClassifiedStatement | null,
@@ -278,14 +352,15 @@ export class BackendDispatcher {
     prepared: Dispatch['prepared'],
     stateSql: Buffer | null,
     write: (link: BackendLink) => void,
+    replayFirst: Buffer | null = null,
   ): void {
     const primary = this.primaryLink;
-    if (!this.routing && primary) {
-      // One server: the primary connection has every statement the client prepared.
+    if (!this.tracksLinks && primary && replayFirst === null) {
+      // One server, one connection: it has every statement the client prepared.
       write(primary);
       return;
     }
-    this.dispatch({ statement, decision, prepared, write, stateSql, tried: null, retryable: false, retried: false, consistency: 'eventual', forcePrimary: false, fallback: null });
+    this.dispatch({ statement, decision, prepared, write, stateSql, tried: null, retryable: false, retried: false, consistency: 'eventual', forcePrimary: false, fallback: null, replayFirst });
   }
 
   /**
@@ -406,7 +481,7 @@ export class BackendDispatcher {
 
   /** Whether `link` can take the command now, with nothing to run on it first. */
   private linkReady(link: BackendLink, d: Dispatch, replica: boolean): boolean {
-    if (link.appliedState !== this.stateLog.latest) return false;
+    if (link.appliedState !== this.stateLog.latest || d.replayFirst !== null) return false;
     if (d.prepared && !link.statements.has(d.prepared.id)) return false;
     if (!replica || d.consistency !== 'session') return true;
     return this.writes.covered(link);
@@ -454,14 +529,17 @@ export class BackendDispatcher {
     link.conn.holds++;
     try {
       let replacedTracking = false;
-      for (const sql of this.stateLog.pending(link.appliedState)) {
-        const result = await link.conn.query(sql);
-        if (result.error && replica) {
+      // In one round trip: a multiplexed session replays its state on most statements.
+      const pending = this.stateLog.pending(link.appliedState);
+      const results = pending.length > 0 ? await link.conn.queries(pending) : [];
+      for (let i = 0; i < pending.length; i++) {
+        const error = results[i].error;
+        if (error && replica) {
           this.dropLink(link);
-          return giveUp(`replaying session state failed: ${result.error.message}`);
+          return giveUp(`replaying session state failed: ${error.message}`);
         }
-        if (result.error) s.log.warn({ server: endpoint.name, error: result.error.message }, 'replaying session state on the new primary failed');
-        replacedTracking ||= mentionsTracking(sql);
+        if (error) s.log.warn({ server: endpoint.name, error: error.message }, 'replaying session state on the primary connection failed');
+        replacedTracking ||= mentionsTracking(pending[i]);
       }
       // The client's own session_track_* settings replaced the proxy's on this connection: set them again.
       if (replacedTracking && link.conn.tracksState) await link.conn.restoreTracking(false);
@@ -479,6 +557,11 @@ export class BackendDispatcher {
         d.forcePrimary = true;
         d.fallback = 'consistency_timeout';
         return null;
+      }
+      if (d.replayFirst !== null) {
+        // Its warnings, FOUND_ROWS() and ROW_COUNT() are what this command asks about; its result is not wanted.
+        await link.conn.run(d.replayFirst);
+        d.replayFirst = null;
       }
       return link;
     } catch (err) {
@@ -529,9 +612,13 @@ export class BackendDispatcher {
     const statement = d.statement;
     if (!conn) return;
     this.lastServer = conn.endpoint.name;
-    this.hitToReplay = null;
+    const code = this.s.cmd.code;
+    const isStatement = code === Command.QUERY || code === Command.STMT_EXECUTE;
+    // A PING or a prepare in between leaves the previous statement's diagnostics as they were.
+    if (isStatement) this.hitToReplay = null;
     const onPrimary = conn.endpoint.name === this.primaryServer;
     if (tracked) this.followReport(conn, statement, tracked, onPrimary);
+    if (this.multiplexing) this.noteForMultiplexing(statement, isStatement);
     if (!statement || !ok || !onPrimary) return;
     this.pins.afterStatement(statement, schema);
     if ((statement.type === 'set' && !statement.setsGlobal) || statement.type === 'use') {
@@ -547,6 +634,81 @@ export class BackendDispatcher {
     }
     // A tracked connection reports the GTID of every write (last_gtid): nothing to ask later.
     if (!conn.tracksState && !(isRead(statement) && statement.needsPrimary === null)) this.writes.wrote();
+  }
+
+  // ---------------------------------------------------------------- multiplexing
+
+  /** What a completed command means for handing this session's connections to others. */
+  private noteForMultiplexing(statement: ClassifiedStatement | null, isStatement: boolean): void {
+    const s = this.s;
+    if (s.scanner.insertIdSeen) this.stick('last_insert_id');
+    if (!isStatement) return;
+    // What the server answers later about this statement (SHOW WARNINGS, FOUND_ROWS(), ROW_COUNT()) lives on its
+    // connection. A plain read's answers come back by running its text again; anything else keeps the connection.
+    // A warning stays listed after later statements that use no table: only a read without warnings is replayed.
+    this.keepForDiagnostics = !(
+      s.cmd.code === Command.QUERY &&
+      statement !== null &&
+      s.scanner.lastWarnings === 0 &&
+      replayableRead(statement) &&
+      !(s.ctx.catalog?.callsFunction(statement.keyText) ?? false)
+    );
+    const bound = statement === null ? null : sessionBound(statement);
+    if (bound !== null) this.stick(bound);
+  }
+
+  /** The session holds something only its connection knows, until a reset or COM_CHANGE_USER. */
+  stick(reason: string): void {
+    this.sticky ??= reason;
+  }
+
+  /** Why this session keeps its backend connections now, or null when they may go back to the pool. */
+  multiplexingHeldBy(): string | null {
+    const s = this.s;
+    if (this.sticky !== null) return this.sticky;
+    if (s.roleTouched) return 'role';
+    const status = s.serverStatus;
+    if ((status & ServerStatus.IN_TRANS) !== 0 || (status & ServerStatus.AUTOCOMMIT) === 0) return 'transaction';
+    return this.pins.reason() ?? (this.stateLog.overflow ? 'session_state' : null);
+  }
+
+  /**
+   * Multiplexing, after a command: the session's connections at rest go back
+   * to the login pool (reset there before anyone else gets them) when nothing
+   * of the session lives on them. The next command takes one from the pool
+   * and replays the session's SET/USE statements on it. The connection that
+   * ran the last statement stays when that statement's diagnostics could not
+   * be had again; a plain read's text is kept to be run again instead.
+   */
+  releaseIdle(): void {
+    const s = this.s;
+    const login = s.backendLogin;
+    if (!this.multiplexing || login === null || this.links.size === 0) return;
+    const held = this.multiplexingHeldBy();
+    if (held !== null) {
+      s.ctx.observer.multiplexing('kept', held);
+      return;
+    }
+    let released = false;
+    let keptForDiagnostics = false;
+    for (const link of [...this.links.values()]) {
+      const conn = link.conn;
+      if (conn.closed || conn.busy) continue;
+      if (link.server === this.lastServer && this.hitToReplay === null) {
+        if (this.keepForDiagnostics) {
+          keptForDiagnostics = true;
+          continue;
+        }
+        const text = s.cmd.queryPayload;
+        if (text !== null) this.hitToReplay = Buffer.from(text.subarray(1));
+      }
+      this.links.delete(link.server);
+      s.detachBackend(conn);
+      void s.ctx.loginPool.release(conn, login);
+      released = true;
+    }
+    if (released) s.ctx.observer.multiplexing('released', null);
+    else if (keptForDiagnostics) s.ctx.observer.multiplexing('kept', 'diagnostics');
   }
 
   /** The server's report: the session's last write GTID, and state a statement changed that its text does not show. */

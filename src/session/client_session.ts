@@ -193,6 +193,12 @@ export class ClientSession {
     this.close(reason);
   }
 
+  /** KILL of a session with no backend thread (multiplexed away): the server's own notice, then the end. */
+  killedWhileIdle(reason: string): void {
+    if (!this.busy && this.phase !== Phase.Closed) this.sendErr({ code: 1927, sqlState: '70100' }, 'Connection was killed', 0);
+    this.close(reason);
+  }
+
   /** Closes the session once its command in flight (if any) completes. */
   closeAfterCurrentCommand(reason: string): void {
     if (!this.busy) this.terminate(reason);
@@ -312,6 +318,7 @@ export class ClientSession {
     if (!ok) return;
     this.socket.write(encodePacket(ok, authSeq));
     this.log.debug({ user: user.name, backend_thread: conn.threadId }, 'client logged in');
+    this.dispatcher.releaseIdle();
     this.becomeReady();
   }
 
@@ -334,6 +341,14 @@ export class ClientSession {
       if (!(err instanceof PoolExhaustedError)) this.ctx.observer.backendConnectError(endpoint.name);
       throw err;
     }
+  }
+
+  /** `conn` leaves the session (multiplexing hands it back to the pool): nothing of it reaches the session any more. */
+  detachBackend(conn: BackendConnection): void {
+    conn.detach();
+    if (this.backend !== conn) return;
+    this.backend = null;
+    this.backendPaused = false;
   }
 
   /** A new backend connection of this session: its bytes and its end come to the relay. */
@@ -365,7 +380,7 @@ export class ClientSession {
 
   /** A command for the session's primary connection, as the client sent it. */
   forward(packet: Packet, kind: ResponseKind): void {
-    if (this.dispatcher.routing) this.dispatcher.dispatchOrForward(null, PRIMARY_COMMAND, null, null, () => this.sendToBackend(wireOf(packet), kind));
+    if (this.dispatcher.tracksLinks) this.dispatcher.dispatchOrForward(null, PRIMARY_COMMAND, null, null, () => this.sendToBackend(wireOf(packet), kind));
     else this.sendToBackend(wireOf(packet), kind);
   }
 
@@ -415,6 +430,7 @@ export class ClientSession {
     this.ctx.observer.commandCompleted(commandName(cmd.code), seconds);
     const statement = cmd.statStatement;
     if (statement) this.recordStatement(statement, seconds);
+    this.dispatcher.releaseIdle();
     this.becomeReady();
   }
 

@@ -10,7 +10,7 @@ import type { Packet } from '../protocol/framing.js';
 import { ResponseKind } from '../protocol/response_scanner.js';
 import { classify } from '../sql/classifier.js';
 import { killsInText, mentionsKill, startsWithKill, type BatchKill } from '../sql/kill_statement.js';
-import type { ClientSession } from './client_session.js';
+import { Phase, type ClientSession } from './client_session.js';
 import { changeUser, kill, primaryThreadOf } from './local_commands.js';
 import { wireOf } from './wire.js';
 
@@ -35,7 +35,7 @@ export function runCommand(s: ClientSession, packet: Packet): void {
       s.runLocal(() => changeUser(s, payload));
       return;
     case Command.STMT_PREPARE: {
-      const statement = s.ctx.cache || s.dispatcher.routing || s.ctx.queryStats ? classify(payload.toString('latin1', 1)) : null;
+      const statement = s.ctx.cache || s.dispatcher.tracksLinks || s.ctx.queryStats ? classify(payload.toString('latin1', 1)) : null;
       s.statements.prepare(packet, statement);
       return;
     }
@@ -100,13 +100,46 @@ function query(s: ClientSession, received: Packet): void {
       return;
     }
     // KILLs inside a multi-statement text run on the backend with the target's thread there.
-    if (found !== null) packet = withBackendThreadIds(s, packet, found.kills);
+    if (found !== null) {
+      const kills = found.kills;
+      const idle = idleKillTargets(s, kills);
+      if (idle.length === 0) {
+        packet = withBackendThreadIds(s, packet, kills);
+      } else {
+        // Multiplexed targets hold no thread: each takes one first.
+        s.phase = Phase.Working;
+        Promise.all(idle.map((t) => t.dispatcher.holdPrimaryLink())).then(
+          () => {
+            if (s.phase !== Phase.Closed) runQuery(s, withBackendThreadIds(s, received, kills));
+          },
+          (err: Error) => s.failSession(err),
+        );
+        return;
+      }
+    }
   }
+  runQuery(s, packet);
+}
+
+/** Sessions of this user named by KILLs that have no primary connection now (multiplexing). */
+function idleKillTargets(s: ClientSession, kills: readonly BatchKill[]): ClientSession[] {
+  const out: ClientSession[] = [];
+  for (const k of kills) {
+    const target = s.ctx.sessions.get(k.id);
+    if (!target || target === s || target.user?.name !== s.user?.name || !target.dispatcher.multiplexing) continue;
+    const link = target.dispatcher.primaryLink;
+    if ((!link || link.conn.closed) && !out.includes(target)) out.push(target);
+  }
+  return out;
+}
+
+/** COM_QUERY past the KILL check: through the cache and the router when they are on. */
+function runQuery(s: ClientSession, packet: Packet): void {
   const payload = packet.payload;
   const cache = s.sessionCache;
   const dispatcher = s.dispatcher;
   s.cmd.queryPayload = payload;
-  if (!cache && !dispatcher.routing && !s.ctx.queryStats) {
+  if (!cache && !dispatcher.tracksLinks && !s.ctx.queryStats) {
     s.forward(packet, ResponseKind.Query);
     return;
   }

@@ -66,7 +66,14 @@ export async function kill(s: ClientSession, targetId: number, scope: 'connectio
   }
   const threads = target.backendThreads;
   for (const { endpoint, threadId } of threads) {
-    const result = await runOn(s, endpoint, `KILL ${scope === 'query' ? 'QUERY ' : ''}${threadId}`);
+    let result: InternalResult;
+    try {
+      result = await runOn(s, endpoint, `KILL ${scope === 'query' ? 'QUERY ' : ''}${threadId}`);
+    } catch (err) {
+      // The connection the KILL ran on was lost (the session's own connection ends the session as well).
+      if (s.phase !== Phase.Closed) s.sendErr(ErrorCode.BACKEND_LOST, `Lost connection to backend ${endpoint.name} (${endpoint.host}:${endpoint.port}): ${(err as Error).message}`, seq);
+      return;
+    }
     // The backend thread may have ended between the lookup and the KILL: that is success for the client.
     if (result.error && result.error.code !== ErrorCode.NO_SUCH_THREAD.code) {
       s.sendErr(result.error, result.error.message, seq);
@@ -75,7 +82,7 @@ export async function kill(s: ClientSession, targetId: number, scope: 'connectio
   }
   if (scope === 'connection') {
     // The killed backend closes the target's session with the server's own error; this is the fallback.
-    if (threads.length === 0) target.terminate(`killed by session ${s.id}`);
+    if (threads.length === 0) target.killedWhileIdle(`killed by session ${s.id}`);
     else setTimeout(() => target.terminate(`killed by session ${s.id}`), 1000).unref();
   }
   s.sendOk();

@@ -36,4 +36,9 @@ export interface ProxyObserver {
   consistencyChecked(outcome: 'covered' | 'waited' | 'timeout'): void;
   /** A write whose tables the proxy could not name waited for the binlog reader to pass its GTID: passed, or timed out (everything was invalidated). */
   writeAwaitedInBinlog(outcome: 'passed' | 'timeout'): void;
+  /**
+   * Multiplexing, after a command: the session's idle backend connections went back to the pool
+   * ('released'), or the session kept them for `reason` (transaction, temporary_table, user_variable, ...).
+   */
+  multiplexing(outcome: 'released' | 'kept', reason: string | null): void;
 }

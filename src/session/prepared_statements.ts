@@ -68,7 +68,7 @@ export class PreparedStatements {
     }
     s.cmd.statStatement = stmt.statement;
     const cache = s.sessionCache;
-    const routing = s.dispatcher.routing;
+    const routing = s.dispatcher.tracksLinks;
     if (!cache && !routing) {
       this.forwardStatementCommand(packet, ResponseKind.Query, 'mysqld_stmt_execute');
       return;
@@ -82,6 +82,8 @@ export class PreparedStatements {
     const statement = stmt.statement;
     // A cursor's FETCHes and long data sent before go to the primary connection: so does the execute.
     const pinned = cursor || longData;
+    // The server keeps an open cursor on this connection for the FETCHes to come.
+    if (cursor) s.dispatcher.stick('cursor');
     const write = (link: BackendLink) => this.executeOn(link, packet, stmt, id);
     const send = (rule: CacheRule | null, recording: boolean) => {
       if (!statement || !routing || pinned) {
@@ -117,6 +119,8 @@ export class PreparedStatements {
   resetOrLongData(packet: Packet, longData: boolean): void {
     const stmt = this.statements.get(statementIdOf(packet.payload));
     if (stmt) stmt.longData = longData;
+    // The data waits on this connection's statement for the execute.
+    if (longData) this.s.dispatcher.stick('long_data');
     if (longData) this.forwardStatementCommand(packet, null, 'mysqld_stmt_send_long_data');
     else this.forwardStatementCommand(packet, ResponseKind.Single, 'mysqld_stmt_reset');
   }

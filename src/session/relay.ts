@@ -81,7 +81,7 @@ export class Relay {
       cache?.state.connectionReset();
       s.dispatcher.afterReset();
     }
-    if (cmd.code === Command.INIT_DB && ok && cmd.initDbBytes && s.dispatcher.routing) s.dispatcher.logState(useStatementFor(cmd.initDbBytes));
+    if (cmd.code === Command.INIT_DB && ok && cmd.initDbBytes && s.dispatcher.tracksLinks) s.dispatcher.logState(useStatementFor(cmd.initDbBytes));
     const retracking = s.tracking.afterCommand(conn, cmd.code, ok, dispatched?.statement ?? cmd.cacheStatement ?? null);
     const storing = cache?.afterResponse(cmd.code, ok);
     const pending = retracking && storing ? Promise.all([retracking, storing]) : (retracking ?? storing);
@@ -124,7 +124,7 @@ export class Relay {
     const s = this.s;
     const dispatcher = s.dispatcher;
     const primary = conn.endpoint.name === dispatcher.primaryServer;
-    const replaceable = dispatcher.routing && !(primary && dispatcher.holdsPrimaryState());
+    const replaceable = dispatcher.tracksLinks && !(primary && dispatcher.holdsPrimaryState());
     if (replaceable || (conn !== s.backend && s.busy)) {
       s.log.info({ server: conn.endpoint.name, bytes: bytes.length }, 'backend connection sent data outside a command; dropping it');
       const link = dispatcher.linkOf(conn);
@@ -148,7 +148,9 @@ export class Relay {
     if (active && dispatcher.retryElsewhere(conn, reason)) return;
     const primary = conn.endpoint.name === dispatcher.primaryServer;
     if (!active && conn !== s.backend && !primary) return;
-    if (!active && dispatcher.routing && !(primary && dispatcher.holdsPrimaryState()) && s.phase !== Phase.Working) {
+    // Being made ready for the next command (state replay, prepare): that step fails and decides.
+    if (!active && s.phase === Phase.Working && conn.holds > 0) return;
+    if (!active && dispatcher.tracksLinks && !(primary && dispatcher.holdsPrimaryState()) && s.phase !== Phase.Working) {
       // Nothing of the session's lives only there: the next command opens a new connection.
       s.log.info({ backend: conn.endpoint.name, reason }, 'idle backend connection lost; it is reopened when needed');
       return;
