@@ -35,6 +35,9 @@
  *   BENCH_ROUTING_TABLES       sysbench --tables (default 4)
  *   BENCH_ROUTING_TABLE_SIZE   sysbench --table-size (default 10000)
  *   BENCH_ROUTING_SKIP_TRX     on (default) or off: sysbench --skip_trx
+ *   BENCH_ROUTING_WORKLOAD     oltp_read_only (default) or oltp_read_write
+ *   BENCH_ROUTING_POOL         the pool of wirecache: multiplexing (default, the config default), pool (kept
+ *                              connections, no multiplexing) or off (pool.max_idle 0, no multiplexing)
  *   BENCH_ROUTING_CONSISTENCY  routing.consistency of wirecache: session (default, the config default) or eventual
  *   BENCH_RETRIES              re-make a run disturbed by other processes up to N times (default 2)
  *   BENCH_OUT                  if set, the results are also written there as JSON
@@ -163,6 +166,8 @@ async function main(): Promise<number> {
   const tables = envInt('BENCH_ROUTING_TABLES', 4, 1);
   const tableSize = envInt('BENCH_ROUTING_TABLE_SIZE', 10_000, 1);
   const skipTrx = envString('BENCH_ROUTING_SKIP_TRX', 'on', ['on', 'off']);
+  const workload = envString('BENCH_ROUTING_WORKLOAD', 'oltp_read_only', ['oltp_read_only', 'oltp_read_write']);
+  const poolMode = envString('BENCH_ROUTING_POOL', 'multiplexing', ['multiplexing', 'pool', 'off']);
   const consistency = envString('BENCH_ROUTING_CONSISTENCY', 'session', ['session', 'eventual']);
   const retries = envInt('BENCH_RETRIES', 2, 0);
   const outFile = process.env.BENCH_OUT;
@@ -246,6 +251,9 @@ async function main(): Promise<number> {
           '  max_replication_lag: 10',
           `  consistency: ${consistency}`,
           '  consistency_wait_ms: 500',
+          'pool:',
+          `  max_idle: ${poolMode === 'off' ? 0 : 100}`,
+          `  multiplexing: ${poolMode === 'multiplexing'}`,
         ],
       }),
     );
@@ -309,7 +317,7 @@ async function main(): Promise<number> {
       await sleep(250);
     }
 
-    const measured = (ep: Endpoint, psMode: PsMode, time: number): string[] => sysbenchRunArgs('oltp_read_only', ports[ep], runArgs, time, psMode);
+    const measured = (ep: Endpoint, psMode: PsMode, time: number): string[] => sysbenchRunArgs(workload, ports[ep], runArgs, time, psMode);
 
     if (warmup > 0) {
       for (const psMode of psModes) {
@@ -486,7 +494,7 @@ async function main(): Promise<number> {
   ]);
   const git = gitInfo();
   process.stdout.write(
-    `\nread/write split: sysbench oltp_read_only ${runArgs.join(' ')} --time=${seconds}, ${rounds} round(s), medians; ` +
+    `\nread/write split (pool: ${poolMode}): sysbench ${workload} ${runArgs.join(' ')} --time=${seconds}, ${rounds} round(s), medians; ` +
       `wirecache: primary + replica1 + replica2, routing.consistency ${consistency}; ` +
       `${os.cpus().length} CPUs, commit ${git.commit?.slice(0, 12) ?? '?'}${git.srcDirty ? ' (src/ modified)' : ''}\n` +
       `(primary, replica1, replica2: mariadbd CPU in % of one core)\n\n`,
@@ -555,7 +563,8 @@ async function main(): Promise<number> {
       git,
       wirecacheCli: cli,
       machine: machineInfo(),
-      sysbench: { workload: 'oltp_read_only', args: runArgs, seconds, warmupSeconds: warmup, rounds, retries },
+      pool: poolMode,
+      sysbench: { workload, args: runArgs, seconds, warmupSeconds: warmup, rounds, retries },
       routing: { consistency, rotationMs, finalStates, finalLag },
       results,
       aggregated: agg,
