@@ -1,8 +1,8 @@
 /**
  * Connect, one point select, disconnect: what PHP does on every request.
  * Connections per second directly on MariaDB, through wirecache with its
- * login pool (the default), and through wirecache without it
- * (pool.max_idle: 0), in one run, rounds alternating so machine noise hits
+ * login pool and multiplexing (the default), with the pool but without
+ * multiplexing, and without the pool (pool.max_idle: 0), in one run, rounds alternating so machine noise hits
  * every endpoint alike. Reported as ratios to direct, with p50/p95 of one
  * connect+select+disconnect.
  *
@@ -73,6 +73,7 @@ async function main(): Promise<number> {
     const endpoints: { name: string; port: number }[] = [{ name: 'direct', port: topo.primary.port }];
     for (const [name, extra] of [
       ['wirecache', []],
+      ['wirecache_no_mux', ['pool:', '  multiplexing: false']],
       ['wirecache_no_pool', ['pool:', '  max_idle: 0']],
     ] as const) {
       const [port] = await getFreePorts(1);

@@ -173,8 +173,8 @@ async function main(): Promise<number> {
   const outFile = process.env.BENCH_OUT;
   const cli = path.resolve(process.env.BENCH_WIRECACHE_CLI || path.join(ROOT, 'dist', 'cli.js'));
   if (!existsSync(cli)) throw new Error(`${cli} not found: run npm run build first (bench/run.sh does)`);
-  if (!existsSync(path.join(path.dirname(cli), 'query_router.js'))) {
-    throw new Error(`${path.dirname(cli)} predates the read/write split (no query_router.js): run npm run build`);
+  if (!existsSync(path.join(path.dirname(cli), 'routing', 'router.js'))) {
+    throw new Error(`${path.dirname(cli)} predates the read/write split (no routing/router.js): run npm run build`);
   }
 
   const sizeArgs = [`--tables=${tables}`, `--table-size=${tableSize}`];

@@ -150,9 +150,13 @@ export class BackendDispatcher {
     return this.s.ctx.selector.monitored;
   }
 
-  /** pool.multiplexing, as it was when the session started. */
+  /** pool.multiplexing, as it was when the session started (a pool that keeps nothing has nothing to share). */
   get multiplexing(): boolean {
-    return (this.multiplexingOn ??= this.s.ctx.config().pool.multiplexing);
+    if (this.multiplexingOn === null) {
+      const pool = this.s.ctx.config().pool;
+      this.multiplexingOn = pool.multiplexing && pool.maxIdle > 0;
+    }
+    return this.multiplexingOn;
   }
 
   /** Every command goes through dispatch (links, state log, pins): reads are routed, or connections are multiplexed. */

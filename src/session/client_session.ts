@@ -318,7 +318,8 @@ export class ClientSession {
     if (!ok) return;
     this.socket.write(encodePacket(ok, authSeq));
     this.log.debug({ user: user.name, backend_thread: conn.threadId }, 'client logged in');
-    this.dispatcher.releaseIdle();
+    // The login's connection stays for the first command (a client nearly always sends one at once); multiplexing
+    // starts after it.
     this.becomeReady();
   }
 
