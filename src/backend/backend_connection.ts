@@ -94,6 +94,8 @@ export class BackendConnection {
 
   /** A session's preparation of this connection in progress (replaying state, preparing, waiting for a GTID). */
   holds = 0;
+  /** Counts the login pool's resets: a session that parked this connection takes it back as it was only if none ran since. */
+  resets = 0;
 
   /** The proxy is reading the reply to one of its own statements here, or preparing it: the connection is not at rest. */
   get busy(): boolean {

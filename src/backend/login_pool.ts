@@ -69,10 +69,16 @@ interface Waiter {
 
 /** A reset that takes longer than this closes the connection instead. */
 const RESET_DEADLINE_MS = 5000;
+/** How long a parked connection waits for its session before it is reset for anyone (multiplexing). */
+const PARK_MS = 100;
 
 interface Idle {
   conn: BackendConnection;
   key: string;
+  /** Parked by this session, not reset: only it may take it as it is; anyone else gets it reset first. */
+  owner: object | null;
+  /** The login it was made with (a parked connection is reset under it). */
+  login: BackendLogin;
   timer: NodeJS.Timeout;
   /** When it became idle (the oldest goes first when a server needs room). */
   since: number;
@@ -114,8 +120,8 @@ export class LoginPool {
    * connection to end, first closing an idle one of another login to make
    * room; after queue_timeout it fails with PoolExhaustedError (ERR 1040).
    */
-  async acquire(endpoint: BackendEndpoint, login: BackendLogin, connect: () => Promise<BackendConnection>): Promise<BackendConnection> {
-    const kept = this.take(endpoint, login);
+  async acquire(endpoint: BackendEndpoint, login: BackendLogin, connect: () => Promise<BackendConnection>, owner: object | null = null): Promise<BackendConnection> {
+    const kept = this.take(endpoint, login, owner) ?? (await this.takeParked(endpoint, login));
     if (kept) return kept;
     const server = endpoint.name;
     const userKey = `${server}\u0001${login.user}`;
@@ -139,7 +145,7 @@ export class LoginPool {
           throw new PoolExhaustedError(endpoint, login.user, this.userAtLimit(userKey) ? this.options.maxConnectionsPerUser : null, this.options.maxConnectionsPerServer, Date.now() - started);
         }
         // A connection of this login may have come back meanwhile.
-        const back = this.take(endpoint, login);
+        const back = this.take(endpoint, login, owner) ?? (await this.takeParked(endpoint, login));
         if (back) {
           this.observer.waited(server, 'served');
           return back;
@@ -245,19 +251,78 @@ export class LoginPool {
 
 
 
-  /** A kept connection made with exactly this login to this server, or null. */
-  take(endpoint: BackendEndpoint, login: BackendLogin): BackendConnection | null {
+  /**
+   * A kept connection made with exactly this login to this server: the one
+   * `owner` parked, as it left it, else the newest reset one; or null.
+   */
+  take(endpoint: BackendEndpoint, login: BackendLogin, owner: object | null = null): BackendConnection | null {
     const key = loginKey(endpoint, login);
-    const list = this.idle.get(key);
-    while (list && list.length > 0) {
-      const entry = list.pop() as Idle;
-      if (list.length === 0) this.idle.delete(key);
-      this.forget(entry);
+    for (;;) {
+      const list = this.idle.get(key);
+      if (!list) return null;
+      let at = -1;
+      for (let i = list.length - 1; i >= 0; i--) {
+        const o = list[i].owner;
+        if (owner !== null && o === owner) {
+          at = i;
+          break;
+        }
+        if (o === null && at < 0) at = i;
+      }
+      if (at < 0) return null;
+      const entry = list[at];
+      this.remove(entry);
       if (entry.conn.closed) continue;
       this.observer.loginSaved(endpoint.name);
       return entry.conn;
     }
-    return null;
+  }
+
+  /** A connection another session parked under this login, reset first (one round trip); null when there is none. */
+  private async takeParked(endpoint: BackendEndpoint, login: BackendLogin): Promise<BackendConnection | null> {
+    const key = loginKey(endpoint, login);
+    for (;;) {
+      const list = this.idle.get(key) ?? [];
+      let entry: Idle | undefined;
+      for (let i = list.length - 1; i >= 0 && !entry; i--) if (list[i].owner !== null) entry = list[i];
+      if (!entry) return null;
+      this.remove(entry);
+      if (entry.conn.closed) continue;
+      if (await this.resetWithin(entry.conn, entry.login)) {
+        this.observer.released(endpoint.name, 'kept');
+        this.observer.loginSaved(endpoint.name);
+        return entry.conn;
+      }
+      entry.conn.destroy();
+      this.observer.released(endpoint.name, 'closed');
+    }
+  }
+
+  /**
+   * Multiplexing: a session between statements leaves `conn` without a
+   * reset. It takes it back as it is if it needs one within PARK_MS; after
+   * that, or when another session needs it first, the connection is reset.
+   */
+  park(conn: BackendConnection, login: BackendLogin, owner: object): void {
+    const server = conn.endpoint.name;
+    if (this.closed || conn.closed || this.options.maxIdlePerServer === 0 || (this.perServer.get(server) ?? 0) >= this.options.maxIdlePerServer) {
+      conn.quit();
+      this.observer.released(server, 'closed');
+      return;
+    }
+    this.keep(conn, loginKey(conn.endpoint, login), login, owner);
+  }
+
+  /** The session that parked connections ended or was reset: each is reset now, for anyone. */
+  unpark(owner: object): void {
+    for (const list of [...this.idle.values()]) {
+      for (const entry of list.filter((e) => e.owner === owner)) this.cleanParked(entry);
+    }
+  }
+
+  private cleanParked(entry: Idle): void {
+    this.remove(entry);
+    void this.release(entry.conn, entry.login);
   }
 
   /**
@@ -271,7 +336,19 @@ export class LoginPool {
       this.observer.released(server, 'closed');
       return Promise.resolve();
     }
-    // A reset the server does not answer (a dead or stopped server) must not hold the connection, and its slot, for ever.
+    return this.resetWithin(conn, login).then((ok) => {
+      if (ok && !this.closed && !conn.closed && (this.perServer.get(server) ?? 0) < this.options.maxIdlePerServer) {
+        this.keep(conn, loginKey(conn.endpoint, login), login, null);
+        this.observer.released(server, 'kept');
+      } else {
+        conn.destroy();
+        this.observer.released(server, 'closed');
+      }
+    });
+  }
+
+  /** The reset, false when it fails or takes too long: a dead or stopped server must not hold the connection, and its slot, for ever. */
+  private resetWithin(conn: BackendConnection, login: BackendLogin): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(false), RESET_DEADLINE_MS);
@@ -280,18 +357,11 @@ export class LoginPool {
     return Promise.race([this.reset(conn, login), deadline]).then(
       (ok) => {
         clearTimeout(timer);
-        if (ok && !this.closed && !conn.closed && (this.perServer.get(server) ?? 0) < this.options.maxIdlePerServer) {
-          this.keep(conn, loginKey(conn.endpoint, login), login.user);
-          this.observer.released(server, 'kept');
-        } else {
-          conn.destroy();
-          this.observer.released(server, 'closed');
-        }
+        return ok;
       },
       () => {
         clearTimeout(timer);
-        conn.destroy();
-        this.observer.released(server, 'closed');
+        return false;
       },
     );
   }
@@ -330,6 +400,7 @@ export class LoginPool {
    * statements after them leave FOUND_ROWS() and ROW_COUNT() as a fresh login does.
    */
   private async reset(conn: BackendConnection, login: BackendLogin): Promise<boolean> {
+    conn.resets++;
     const statements = [
       // The reset keeps the current role (MariaDB 10.11): only a connection without one is kept, so that no client
       // inherits another's role. (An account with a default role therefore gets no kept connections.)
@@ -351,17 +422,22 @@ export class LoginPool {
     return true;
   }
 
-  private keep(conn: BackendConnection, key: string, user: string): void {
+  private keep(conn: BackendConnection, key: string, login: BackendLogin, owner: object | null): void {
     const server = conn.endpoint.name;
     const entry: Idle = {
       conn,
       key,
+      owner,
+      login,
       since: Date.now(),
-      user,
-      timer: setTimeout(() => {
-        this.remove(entry);
-        conn.quit();
-      }, this.options.idleTimeoutMs),
+      user: login.user,
+      // Parked: reset for anyone once its session has not come back for PARK_MS.
+      timer: owner
+        ? setTimeout(() => this.cleanParked(entry), PARK_MS)
+        : setTimeout(() => {
+            this.remove(entry);
+            conn.quit();
+          }, this.options.idleTimeoutMs),
     };
     entry.timer.unref();
     // The server may end an idle connection (wait_timeout, a restart, KILL): it then leaves the pool.

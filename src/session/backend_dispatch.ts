@@ -124,6 +124,8 @@ type Target = { endpoint: BackendEndpoint; replica: boolean } | { error: ErrorSp
 export class BackendDispatcher {
   /** Every backend connection of the session, by server name. */
   readonly links = new Map<string, BackendLink>();
+  /** Links multiplexing parked in the pool unreset: taken back as they are (state, prepared statements) if the pool gives the same connection. */
+  private readonly parked = new Map<string, BackendLink>();
   /** The server this session's primary connection is (or will be) on. */
   primaryServer = '';
   /** SET / USE statements to replay on every connection the session opens. */
@@ -220,6 +222,7 @@ export class BackendDispatcher {
 
   /** COM_CHANGE_USER: a fresh login has none of the old session's state. */
   resetForNewLogin(): void {
+    this.unpark();
     this.dropAll();
     this.stateLog.clear();
     this.pins.reset();
@@ -228,6 +231,8 @@ export class BackendDispatcher {
 
   /** COM_STMT_CLOSE: closes the statement on every connection that has it. */
   closeStatement(id: number): void {
+    // A parked connection keeps the statement until its reset: it is never run there again.
+    for (const link of this.parked.values()) link.statements.delete(id);
     for (const link of this.links.values()) {
       const entry = link.statements.get(id);
       if (!entry) continue;
@@ -236,8 +241,16 @@ export class BackendDispatcher {
     }
   }
 
+  /** Parked connections hold the session's state as it was: reset them for anyone, the session will not take them back. */
+  unpark(): void {
+    if (this.parked.size === 0) return;
+    this.parked.clear();
+    this.s.ctx.loginPool.unpark(this);
+  }
+
   /** The session's primary connection was reset: other connections hold state it no longer has. */
   afterReset(): void {
+    this.unpark();
     for (const link of [...this.links.values()]) {
       if (link.server === this.primaryServer) link.statements.clear();
       else this.dropLink(link);
@@ -515,7 +528,7 @@ export class BackendDispatcher {
       if (existing) this.links.delete(endpoint.name);
       let conn: BackendConnection;
       try {
-        conn = await s.connectTo(endpoint, s.backendLogin!);
+        conn = await s.connectTo(endpoint, s.backendLogin!, this.multiplexing ? this : null);
       } catch (err) {
         if (!replica) throw err;
         s.ctx.selector.suspect(endpoint.name);
@@ -526,7 +539,16 @@ export class BackendDispatcher {
         return ANSWERED;
       }
       if (!replica && endpoint.name === this.primaryServer) s.ctx.learnedBackend(conn);
-      link = this.addLink(conn);
+      const parked = this.parked.get(endpoint.name);
+      this.parked.delete(endpoint.name);
+      if (parked && parked.conn === conn && conn.resets === parked.parkedAt) {
+        // Its own connection back, unreset: the session state and prepared statements it holds are still right.
+        link = parked;
+        this.links.set(link.server, link);
+        s.attachBackend(conn);
+      } else {
+        link = this.addLink(conn);
+      }
     }
     // Held while it is being prepared: a session that ends meanwhile must not hand it to the login pool
     // between two of these statements (the next one would then run on another client's connection).
@@ -708,7 +730,9 @@ export class BackendDispatcher {
       }
       this.links.delete(link.server);
       s.detachBackend(conn);
-      void s.ctx.loginPool.release(conn, login);
+      link.parkedAt = conn.resets;
+      this.parked.set(link.server, link);
+      s.ctx.loginPool.park(conn, login, this);
       released = true;
     }
     if (released) s.ctx.observer.multiplexing('released', null);

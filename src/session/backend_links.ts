@@ -16,10 +16,12 @@ export interface BackendLink {
   statements: Map<number, { backendId: number; types: Buffer | null }>;
   /** The session's last write GTID this replica is known to have applied. */
   coveredGtid: string | null;
+  /** conn.resets when multiplexing parked it: the connection is still as the session left it while they are equal. */
+  parkedAt: number;
 }
 
 export function newLink(conn: BackendConnection, appliedState: number): BackendLink {
-  return { conn, server: conn.endpoint.name, appliedState, statements: new Map(), coveredGtid: null };
+  return { conn, server: conn.endpoint.name, appliedState, statements: new Map(), coveredGtid: null, parkedAt: -1 };
 }
 
 /** More distinct SET/USE statements than this and the session stays on the primary rather than replay them all. */

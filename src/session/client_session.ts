@@ -318,8 +318,9 @@ export class ClientSession {
     if (!ok) return;
     this.socket.write(encodePacket(ok, authSeq));
     this.log.debug({ user: user.name, backend_thread: conn.threadId }, 'client logged in');
-    // The login's connection stays for the first command (a client nearly always sends one at once); multiplexing
-    // starts after it.
+    // Parked, not reset: the first command (a client nearly always sends one at once) takes it back as it is,
+    // unless a client waiting for a connection needs it first.
+    this.dispatcher.releaseIdle();
     this.becomeReady();
   }
 
@@ -334,9 +335,9 @@ export class ClientSession {
   }
 
   /** A backend connection to `endpoint` as `login`: a kept one, or a new login (within the server's pool limit). */
-  async connectTo(endpoint: BackendEndpoint, login: BackendLogin): Promise<BackendConnection> {
+  async connectTo(endpoint: BackendEndpoint, login: BackendLogin, owner: object | null = null): Promise<BackendConnection> {
     try {
-      return await this.ctx.loginPool.acquire(endpoint, login, () => BackendConnection.connect(endpoint, login, this.ctx.config().timeouts.backendConnectMs));
+      return await this.ctx.loginPool.acquire(endpoint, login, () => BackendConnection.connect(endpoint, login, this.ctx.config().timeouts.backendConnectMs), owner);
     } catch (err) {
       // A server at the pool's limit is counted in wirecache_backend_pool_waits_total instead.
       if (!(err instanceof PoolExhaustedError)) this.ctx.observer.backendConnectError(endpoint.name);
@@ -544,6 +545,7 @@ export class ClientSession {
     const login = this.backendLogin;
     const releases: Promise<void>[] = [];
     const keep = login && !this.roleTouched ? (conn: BackendConnection) => releases.push(pool.release(conn, login)) : null;
+    this.dispatcher.unpark();
     this.dispatcher.dropAll(this.scanner.active ? this.backend : null, keep);
     this.backend = null;
     // As a server does at COM_QUIT: the session's locks and temporary tables are gone before the client sees the end.
