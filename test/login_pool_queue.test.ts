@@ -33,6 +33,14 @@ function standIn(): BackendConnection & { end(): void } {
     destroy() {
       conn.end();
     },
+    // What keeping, parking and resetting use.
+    capabilities: 0,
+    resets: 0,
+    attach() {},
+    detach() {},
+    async resetSession(statements: string[]) {
+      return { error: null, results: statements.map(() => ({ error: null, rows: [] })) };
+    },
   };
   return conn as unknown as BackendConnection & { end(): void };
 }
@@ -109,5 +117,54 @@ describe('the login pool queue', () => {
     p.reconfigure({ maxIdlePerServer: 10, idleTimeoutMs: 60_000, maxConnectionsPerServer: 2, maxConnectionsPerUser: 0, queueTimeoutMs: 5000 });
     await waiting;
     expect(p.usage('primary')).toEqual({ open: 2, idle: 0, waiting: 0 });
+  });
+});
+
+describe('parking (multiplexing)', () => {
+  it('gives a parked connection back unreset to its session only; anyone else gets it reset', async () => {
+    const { pool: p } = pool({});
+    const a = {};
+    const b = {};
+    const conn = await p.acquire(endpoint, login('u'), async () => standIn());
+    p.park(conn, login('u'), a);
+    expect(p.usage('primary')).toEqual({ open: 1, idle: 1, waiting: 0 });
+    // Its own session: the same connection, no reset.
+    expect(await p.acquire(endpoint, login('u'), async () => standIn(), a)).toBe(conn);
+    expect(conn.resets).toBe(0);
+    p.park(conn, login('u'), a);
+    // A login (no owner) or another session: reset first.
+    expect(await p.acquire(endpoint, login('u'), async () => standIn(), b)).toBe(conn);
+    expect(conn.resets).toBe(1);
+    // Parked by b now: a gets a new one, not b's state.
+    p.park(conn, login('u'), b);
+    const other = await p.acquire(endpoint, login('u'), async () => standIn(), null);
+    expect(other).toBe(conn);
+    expect(conn.resets).toBe(2);
+    // Another login never gets it at all.
+    p.park(conn, login('u'), a);
+    const fresh = await p.acquire(endpoint, login('v'), async () => standIn(), null);
+    expect(fresh).not.toBe(conn);
+  });
+
+  it('resets a parked connection for anyone after 100 ms, or at once when its session lets go', async () => {
+    const { pool: p } = pool({});
+    const a = {};
+    const first = await p.acquire(endpoint, login('u'), async () => standIn());
+    const second = await p.acquire(endpoint, login('u'), async () => standIn());
+    p.park(first, login('u'), a);
+    p.park(second, login('u'), a);
+    p.unpark(a);
+    await settle();
+    expect([first.resets, second.resets]).toEqual([1, 1]);
+    const third = await p.acquire(endpoint, login('u'), async () => standIn());
+    expect([first, second]).toContain(third);
+    p.park(third, login('u'), a);
+    await settle();
+    expect(third.resets).toBe(1);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(third.resets).toBe(2);
+    // Clean now: its session may get it, but not as it left it (resets moved on).
+    expect([first, second]).toContain(await p.acquire(endpoint, login('u'), async () => standIn(), a));
+    expect(p.usage('primary').idle).toBe(1);
   });
 });
