@@ -121,8 +121,8 @@ describe('the login pool queue', () => {
 });
 
 describe('parking (multiplexing)', () => {
-  it('gives a parked connection back unreset to its session only; anyone else gets it reset', async () => {
-    const { pool: p } = pool({});
+  it('gives a parked connection back unreset to its session only; at the limit anyone else gets it reset', async () => {
+    const { pool: p } = pool({ maxConnectionsPerServer: 1 });
     const a = {};
     const b = {};
     const conn = await p.acquire(endpoint, login('u'), async () => standIn());
@@ -144,6 +144,16 @@ describe('parking (multiplexing)', () => {
     p.park(conn, login('u'), a);
     const fresh = await p.acquire(endpoint, login('v'), async () => standIn(), null);
     expect(fresh).not.toBe(conn);
+  });
+
+  it('below the limits opens a new connection rather than reset another session\'s parked one', async () => {
+    const { pool: p } = pool({});
+    const conn = await p.acquire(endpoint, login('u'), async () => standIn());
+    p.park(conn, login('u'), {});
+    const other = await p.acquire(endpoint, login('u'), async () => standIn(), {});
+    expect(other).not.toBe(conn);
+    expect(conn.resets).toBe(0);
+    expect(p.usage('primary')).toEqual({ open: 2, idle: 1, waiting: 0 });
   });
 
   it('resets a parked connection for anyone after 100 ms, or at once when its session lets go', async () => {

@@ -95,6 +95,8 @@ export class LoginPool {
   /** The same per server and account ("server\u0001user"). */
   private readonly openPerUser = new Map<string, number>();
   private readonly waiting = new Map<string, Waiter[]>();
+  /** Sessions holding their login's connection before their first command, by server: asked to give it back under pressure. */
+  private readonly reclaimers = new Map<string, Set<() => void>>();
   private closed = false;
 
   constructor(
@@ -121,10 +123,13 @@ export class LoginPool {
    * room; after queue_timeout it fails with PoolExhaustedError (ERR 1040).
    */
   async acquire(endpoint: BackendEndpoint, login: BackendLogin, connect: () => Promise<BackendConnection>, owner: object | null = null): Promise<BackendConnection> {
-    const kept = this.take(endpoint, login, owner) ?? (await this.takeParked(endpoint, login));
-    if (kept) return kept;
     const server = endpoint.name;
     const userKey = `${server}\u0001${login.user}`;
+    // Another session's parked connection only at a limit: taking it costs a reset, and that session then takes
+    // another's, and so on round (a new connection, while there is room, ends that).
+    const atALimit = this.atLimit(server) || this.userAtLimit(userKey);
+    const kept = this.take(endpoint, login, owner) ?? (atALimit ? await this.takeParked(endpoint, login) : null);
+    if (kept) return kept;
     const started = Date.now();
     let me: Waiter | null = null;
     try {
@@ -138,6 +143,15 @@ export class LoginPool {
         if (!me) {
           me = { userKey, wake: null };
           this.waitersOf(server).push(me);
+        }
+        // A session that has not sent its first command yet gives its login's connection back (parked).
+        if (this.reclaimOne(server)) {
+          const given = await this.takeParked(endpoint, login);
+          if (given) {
+            this.observer.waited(server, 'served');
+            return given;
+          }
+          continue;
         }
         const left = this.options.queueTimeoutMs - (Date.now() - started);
         if (left <= 0 || !(await this.sleep(me, left))) {
@@ -174,6 +188,37 @@ export class LoginPool {
     }
     conn.onEnd(ended);
     return conn;
+  }
+
+  /**
+   * A session keeps its login's connection for its first command, which
+   * nearly always follows at once; while it has not come, a connection
+   * waiting for room on `server` may ask for it (`giveBack` parks it). The
+   * returned function withdraws the offer.
+   */
+  offer(server: string, giveBack: () => void): () => void {
+    let set = this.reclaimers.get(server);
+    if (!set) {
+      set = new Set();
+      this.reclaimers.set(server, set);
+    }
+    set.add(giveBack);
+    return () => {
+      set.delete(giveBack);
+      if (set.size === 0 && this.reclaimers.get(server) === set) this.reclaimers.delete(server);
+    };
+  }
+
+  private reclaimOne(server: string): boolean {
+    const set = this.reclaimers.get(server);
+    if (!set) return false;
+    for (const giveBack of set) {
+      set.delete(giveBack);
+      if (set.size === 0) this.reclaimers.delete(server);
+      giveBack();
+      return true;
+    }
+    return false;
   }
 
   private waitersOf(server: string): Waiter[] {

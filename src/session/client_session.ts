@@ -87,6 +87,8 @@ export class ClientSession {
    * role, so this session's connections are closed, not kept for another client.
    */
   roleTouched = false;
+  /** Withdraws the login connection's offer to the pool (multiplexing, until the first command). */
+  private withdrawOffer: (() => void) | null = null;
   private closeWhenIdle = false;
   private handshakeTimer: NodeJS.Timeout | null = null;
   /** Runs while a client packet is partly received (net_read_timeout). */
@@ -298,6 +300,7 @@ export class ClientSession {
       return;
     }
     this.cmd = new CommandContext(payload[0], (packet.lastSeq + 1) & 0xff);
+    this.endOffer();
     runCommand(this, packet);
   }
 
@@ -318,9 +321,9 @@ export class ClientSession {
     if (!ok) return;
     this.socket.write(encodePacket(ok, authSeq));
     this.log.debug({ user: user.name, backend_thread: conn.threadId }, 'client logged in');
-    // Parked, not reset: the first command (a client nearly always sends one at once) takes it back as it is,
-    // unless a client waiting for a connection needs it first.
-    this.dispatcher.releaseIdle();
+    // The first command (a client nearly always sends one at once) runs on it; a client waiting for a connection
+    // meanwhile may have it parked (multiplexing).
+    if (this.dispatcher.multiplexing) this.withdrawOffer = this.ctx.loginPool.offer(conn.endpoint.name, () => this.dispatcher.releaseIdle());
     this.becomeReady();
   }
 
@@ -532,9 +535,16 @@ export class ClientSession {
     this.close(`session error: ${err.message}`);
   }
 
+  private endOffer(): void {
+    if (this.withdrawOffer === null) return;
+    this.withdrawOffer();
+    this.withdrawOffer = null;
+  }
+
   close(reason: string): void {
     if (this.phase === Phase.Closed) return;
     this.phase = Phase.Closed;
+    this.endOffer();
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     if (this.readTimer) clearTimeout(this.readTimer);
     this.log.debug({ reason }, 'session closed');
