@@ -15,6 +15,8 @@
  *   BENCH_ENDPOINTS        comma list, default "direct,pipe,wirecache" (",base" added when BENCH_BASE_CLI is set)
  *   BENCH_BASE_CLI         another build's dist/cli.js (e.g. of the previous commit): run with the same config
  *                          as endpoint "base", measured in the same rounds; the report adds wc/base (qps ratio)
+ *   BENCH_BASE_YAML        extra config lines for "base" only, separated by "|" (e.g. "pool:|  multiplexing: false"
+ *                          with BENCH_BASE_CLI=dist/cli.js: the same build with and without multiplexing)
  *   BENCH_RETRIES          re-make a run up to N times (after a 15 s pause) when other processes used more
  *                          than 10% of a core during it (default 2); the last attempt is kept either way
  *   BENCH_OUT              if set, the results are also written there as JSON
@@ -137,7 +139,8 @@ async function main(): Promise<number> {
     log(`direct :${directPort}  pipe :${pipePort} (pid ${pipe.pid})  wirecache :${wcPort} (pid ${wirecache.pid})`);
     let basePort = 0;
     if (baseCli) {
-      const b = await startBase(baseCli, tmp, (port, adminPort) => wirecacheConfigYaml({ port, adminPort, primary }));
+      const baseExtra = (process.env.BENCH_BASE_YAML ?? '').split('|').filter((l) => l !== '');
+      const b = await startBase(baseCli, tmp, (port, adminPort) => wirecacheConfigYaml({ port, adminPort, primary, extra: baseExtra }));
       base = b.child;
       await b.ready;
       basePort = b.port;

@@ -275,3 +275,98 @@ describe('one backend connection shared by two clients (pool.max_connections: 1)
     expect(await get(b, 'SELECT 1')).toBe(1);
   });
 });
+
+describe('after pauses long enough for parked connections to be reset, answers equal a connection of its own', () => {
+  let px: RunningProxy;
+  beforeAll(async () => {
+    px = await startProxy(topo, pool({}));
+    await root.query(`CREATE TABLE IF NOT EXISTS ${DB}.narrow (n TINYINT)`);
+  });
+  afterAll(async () => {
+    await px?.stop();
+  });
+
+  /** Runs the statements on a proxied and a direct session alike, pausing 150 ms (> the 100 ms park) after each on the proxied one, and compares every answer. */
+  async function same(statements: string[]): Promise<unknown[]> {
+    const proxied = await connect(px.port, topo, { database: DB });
+    const direct = await connect(topo.primary.port, topo, { database: DB });
+    const bystander = await connect(px.port, topo, { database: DB });
+    const answers: unknown[] = [];
+    try {
+      for (const sql of statements) {
+        const run = (c: mysql.Connection) => c.query(sql).then(([rows]) => JSON.parse(JSON.stringify(rows)), (e: mysql.QueryError) => ({ errno: e.errno }));
+        const [mine, theirs] = [await run(proxied), await run(direct)];
+        expect(mine, sql).toEqual(theirs);
+        answers.push(mine);
+        await value(bystander, 1);
+        await new Promise((r) => setTimeout(r, 150));
+      }
+    } finally {
+      await Promise.allSettled([proxied.end(), direct.end(), bystander.end()]);
+    }
+    return answers;
+  }
+
+  it('keeps a user variable set with SET', async () => {
+    const answers = await same(['SET @v = 5', 'SELECT @v AS v', 'SET @v = @v + 1', 'SELECT @v AS v']);
+    expect(answers[3]).toEqual([{ v: 6 }]);
+  });
+
+  it('keeps a warning listed through table-less statements', async () => {
+    const answers = await same(["SET sql_mode = ''", 'INSERT INTO narrow VALUES (1000)', 'SELECT 1 AS one', 'DO 1', 'SHOW WARNINGS', 'SELECT COUNT(*) AS n FROM kv', 'SHOW WARNINGS']);
+    expect(answers[4]).toHaveLength(1);
+    expect(answers[6]).toEqual([]);
+  });
+
+  it('answers FOUND_ROWS() inside any statement about the read before it', async () => {
+    const answers = await same(['SELECT * FROM kv WHERE id <= 3', 'SET @n = FOUND_ROWS()', 'SELECT @n AS n']);
+    expect(answers[2]).toEqual([{ n: 3 }]);
+  });
+
+  it('holds named locks while any is held', async () => {
+    const c = await connect(px.port, topo, { database: DB });
+    const watcher = await connect(px.port, topo, { database: DB });
+    try {
+      await c.query("SELECT GET_LOCK('wc_mux_c', 0), GET_LOCK('wc_mux_d', 0)");
+      await c.query("SELECT RELEASE_LOCK('wc_mux_c')");
+      await new Promise((r) => setTimeout(r, 150));
+      await value(watcher, 2);
+      const [rows] = await watcher.query<mysql.RowDataPacket[]>("SELECT IS_FREE_LOCK('wc_mux_d') AS f");
+      expect(Number(rows[0].f)).toBe(0);
+    } finally {
+      await Promise.allSettled([c.end(), watcher.end()]);
+    }
+  });
+
+  it('runs a prepared statement against the database it was prepared in', async () => {
+    const c = await connect(px.port, topo, { database: DB });
+    try {
+      const [first] = await c.execute<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n FROM kv WHERE id > ?', [0]);
+      expect(Number(first[0].n)).toBe(ROWS);
+      await c.query('USE wc_test');
+      await c.query('SELECT 1');
+      await new Promise((r) => setTimeout(r, 150));
+      const [again] = await c.execute<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n FROM kv WHERE id > ?', [0]);
+      expect(Number(again[0].n)).toBe(ROWS);
+      expect(await kept(px, 'prepared_statement_state')).toBeGreaterThan(0);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('fails a statement whose database cannot be restored, rather than run it elsewhere', async () => {
+    await root.query('CREATE DATABASE IF NOT EXISTS wc_mux_gone');
+    const c = await connect(px.port, topo, { database: DB });
+    try {
+      await c.query('USE wc_mux_gone');
+      await c.query('SELECT 1');
+      await new Promise((r) => setTimeout(r, 150));
+      await root.query('DROP DATABASE wc_mux_gone');
+      const err = (await c.query('SELECT DATABASE() AS d').catch((e) => e)) as mysql.QueryError;
+      expect(err.errno).toBe(1049);
+      expect(err.message).toMatch(/could not be restored.*wc_mux_gone/);
+    } finally {
+      await c.end();
+    }
+  });
+});

@@ -95,6 +95,8 @@ export class LoginPool {
   /** The same per server and account ("server\u0001user"). */
   private readonly openPerUser = new Map<string, number>();
   private readonly waiting = new Map<string, Waiter[]>();
+  /** Parked entries by connection (a session taking its own back finds it at once). */
+  private readonly parkedEntries = new Map<BackendConnection, Idle>();
   /** Sessions holding their login's connection before their first command, by server: asked to give it back under pressure. */
   private readonly reclaimers = new Map<string, Set<() => void>>();
   private closed = false;
@@ -358,6 +360,15 @@ export class LoginPool {
     this.keep(conn, loginKey(conn.endpoint, login), login, owner);
   }
 
+  /** Takes back `conn` if `owner` parked it and it is still parked (no reset since): true when it did. */
+  unparkOwn(conn: BackendConnection, owner: object): boolean {
+    const entry = this.parkedEntries.get(conn);
+    if (!entry || entry.owner !== owner || conn.closed || !this.idle.get(entry.key)?.includes(entry)) return false;
+    this.remove(entry);
+    this.observer.loginSaved(conn.endpoint.name);
+    return true;
+  }
+
   /** The session that parked connections ended or was reset: each is reset now, for anyone. */
   unpark(owner: object): void {
     for (const list of [...this.idle.values()]) {
@@ -421,6 +432,7 @@ export class LoginPool {
       }
     }
     this.idle.clear();
+    this.parkedEntries.clear();
     this.perServer.clear();
   }
 
@@ -430,6 +442,7 @@ export class LoginPool {
       const keep = list.filter((entry) => {
         if (entry.conn.endpoint.name !== server) return true;
         clearTimeout(entry.timer);
+        this.parkedEntries.delete(entry.conn);
         entry.conn.quit();
         return false;
       });
@@ -497,6 +510,7 @@ export class LoginPool {
     const list = this.idle.get(key) ?? [];
     list.push(entry);
     this.idle.set(key, list);
+    if (owner) this.parkedEntries.set(conn, entry);
     this.perServer.set(server, (this.perServer.get(server) ?? 0) + 1);
     // A new connection waiting for this server can have it (same login) or have it closed to make room.
     this.wakeAll(server);
@@ -514,6 +528,7 @@ export class LoginPool {
   /** Bookkeeping of an entry leaving the pool (taken or removed). */
   private forget(entry: Idle): void {
     clearTimeout(entry.timer);
+    if (entry.owner && this.parkedEntries.get(entry.conn) === entry) this.parkedEntries.delete(entry.conn);
     const server = entry.conn.endpoint.name;
     const n = (this.perServer.get(server) ?? 1) - 1;
     if (n > 0) this.perServer.set(server, n);

@@ -11,6 +11,7 @@ import { Command, ErrorCode, ServerStatus, type ErrorSpec } from '../protocol/co
 import { planRoute } from '../plan/statement_plan.js';
 import { isRead, type RouteDecision, type RouteReason } from '../routing/router.js';
 import { asksAboutPrevious, writesData, writtenText, type ClassifiedStatement } from '../sql/classifier.js';
+import { callsOnlyBuiltins } from '../sql/builtin_calls.js';
 import type { BackendEndpoint } from '../config/types.js';
 import { BackendConnection, BackendError } from '../backend/backend_connection.js';
 import { newLink, StateLog, type BackendLink } from './backend_links.js';
@@ -65,11 +66,21 @@ const LOST_STATE_NAMES: Record<string, string> = {
   get_lock: 'named locks (GET_LOCK)',
 };
 
+/** Any statement that reads the previous one's diagnostics: SHOW WARNINGS, or FOUND_ROWS(), ROW_COUNT(), GET DIAGNOSTICS, @@warning_count anywhere. */
+function mentionsDiagnostics(st: ClassifiedStatement): boolean {
+  return asksAboutPrevious(st) || /\b(?:FOUND_ROWS|ROW_COUNT)\s*\(|\bGET\s+(?:CURRENT\s+|STACKED\s+)?DIAGNOSTICS\b|@@(?:SESSION\.|LOCAL\.)?(?:WARNING|ERROR)_COUNT\b/i.test(st.keyText);
+}
+
 /** Calls that name no session state a reset connection lacks: diagnostics (kept by keepForDiagnostics) and named locks (pins). */
 const NOT_SESSION_BOUND = new Set([
   'FOUND_ROWS', 'ROW_COUNT', 'GET_LOCK', 'RELEASE_LOCK', 'RELEASE_ALL_LOCKS', 'IS_FREE_LOCK', 'IS_USED_LOCK',
   'MASTER_POS_WAIT', 'MASTER_GTID_WAIT', 'SOURCE_POS_WAIT', 'WAIT_FOR_EXECUTED_GTID_SET', 'LOAD_FILE',
 ]);
+/** Locks and handles a reset would drop: HANDLER ... OPEN, FLUSH TABLES ... WITH READ LOCK / FOR EXPORT, BACKUP LOCK / STAGE. */
+const CONNECTION_LOCKS = /^\s*(?:HANDLER\b|FLUSH\b.*\b(?:READ\s+LOCK|FOR\s+EXPORT)\b|BACKUP\s+(?:LOCK|STAGE)\b)/is;
+/** Values that read the moment or the account without parentheses. */
+const BARE_FUNCTIONS = /\b(?:CURRENT_(?:TIMESTAMP|DATE|TIME|USER|ROLE)|LOCALTIME(?:STAMP)?|UTC_(?:DATE|TIME|TIMESTAMP)|SYSDATE)\b/i;
+
 /** Anything in a text that reads or sets state of its connection: a variable, LAST_INSERT_ID(), a sequence's last value, ... */
 const SESSION_BOUND_TEXT = /@|\b(?:LAST_INSERT_ID|NEXTVAL|LASTVAL|SETVAL|CONNECTION_ID)\s*\(|\b(?:NEXT|PREVIOUS)\s+VALUE\s+FOR\b|\bINTO\b/i;
 
@@ -79,7 +90,18 @@ const SESSION_BOUND_TEXT = /@|\b(?:LAST_INSERT_ID|NEXTVAL|LASTVAL|SETVAL|CONNECT
  * depends on the connection or the moment (CONNECTION_ID(), NOW()) ties it.
  */
 export function sessionBound(st: ClassifiedStatement): string | null {
-  if (st.type === 'set') return setValuesBound(st.keyText);
+  if (st.type === 'set') {
+    // A user variable lives on its connection: triggers and functions may change it unseen (as ProxySQL, keep it).
+    const np = st.needsPrimary;
+    if (np !== null && np.startsWith('@') && !np.startsWith('@@')) return 'user_variable';
+    // SET GLOBAL x = 1, SESSION y = 2: the session part is not in the state log.
+    if (st.setsGlobal) return 'set_global';
+    return setValuesBound(st.keyText);
+  }
+  if (CONNECTION_LOCKS.test(st.keyText)) return 'connection_lock';
+  if (st.namedLock === 'acquire') return 'get_lock';
+  // INSERT ... RETURNING ends with a result set, whose terminator the insert id check does not read.
+  if (st.tablesWritten !== null && st.tablesWritten.length > 0 && /\bRETURNING\b/i.test(st.keyText)) return 'last_insert_id';
   const np = st.needsPrimary;
   if (np === null) return null;
   if (np.startsWith('@@')) return 'session_function';
@@ -96,7 +118,7 @@ export function sessionBound(st: ClassifiedStatement): string | null {
  */
 function setValuesBound(keyText: string): string | null {
   const text = keyText.replace(/'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*"|`(?:[^`]|``)*`/g, "''");
-  if (text.includes('(')) return 'set_function';
+  if (text.includes('(') || BARE_FUNCTIONS.test(text)) return 'set_function';
   for (const piece of text.split(',')) {
     const eq = piece.indexOf('=');
     if (eq >= 0 && piece.includes('@', eq)) return 'user_variable';
@@ -112,6 +134,8 @@ function setValuesBound(keyText: string): string | null {
 function replayableRead(st: ClassifiedStatement): boolean {
   const np = st.needsPrimary;
   if (!isRead(st) || st.multiStatement || st.selectInto || st.lockingRead) return false;
+  // Run again, it would count the rows as they are then.
+  if (/\bSQL_CALC_FOUND_ROWS\b/i.test(st.keyText)) return false;
   if (np !== null && np !== 'FOUND_ROWS' && np !== 'ROW_COUNT') return false;
   return !(st.type === 'show' && asksAboutPrevious(st));
 }
@@ -142,6 +166,8 @@ export class BackendDispatcher {
   private sticky: string | null = null;
   /** The last statement's diagnostics cannot be made again by running its text: its connection stays. */
   private keepForDiagnostics = false;
+  /** A warning is still listed on the last statement's connection (a later table-less statement keeps the list). */
+  private warningsListed = false;
 
   constructor(private readonly s: ClientSession) {
     this.writes = new SessionWrites(s);
@@ -231,8 +257,13 @@ export class BackendDispatcher {
 
   /** COM_STMT_CLOSE: closes the statement on every connection that has it. */
   closeStatement(id: number): void {
-    // A parked connection keeps the statement until its reset: it is never run there again.
-    for (const link of this.parked.values()) link.statements.delete(id);
+    // A parked connection is not written to: the statement is closed there if the session takes it back (else its reset drops it).
+    for (const link of this.parked.values()) {
+      const entry = link.statements.get(id);
+      if (!entry) continue;
+      link.statements.delete(id);
+      link.closeLater.push(entry.backendId);
+    }
     for (const link of this.links.values()) {
       const entry = link.statements.get(id);
       if (!entry) continue;
@@ -262,6 +293,8 @@ export class BackendDispatcher {
 
   /** A SET/USE that succeeded on the primary connection: other connections run it before their next command. */
   logState(sql: Buffer): void {
+    // A statement prepared before would be prepared again elsewhere under the new state (another database, say).
+    if (this.multiplexing && this.s.statements.size > 0) this.stick('prepared_statement_state');
     this.stateLog.add(sql);
     const primary = this.primaryLink;
     if (primary) primary.appliedState = this.stateLog.latest;
@@ -320,7 +353,7 @@ export class BackendDispatcher {
   ): void {
     const previous = this.hitToReplay;
     this.hitToReplay = null;
-    const replayFirst = previous !== null && asksAboutPrevious(statement) ? previous : null;
+    const replayFirst = previous !== null && mentionsDiagnostics(statement) ? previous : null;
     if (!this.routing) {
       this.dispatchOrForward(statement, PRIMARY_COMMAND, prepared, stateSql, write, replayFirst);
       return;
@@ -395,7 +428,7 @@ export class BackendDispatcher {
       return;
     }
     const { endpoint, replica } = target;
-    const link = this.links.get(endpoint.name);
+    const link = this.links.get(endpoint.name) ?? this.retakeParked(endpoint.name, d);
     if (link && !link.conn.closed && this.linkReady(link, d, replica)) {
       this.sendOn(link, d, replica);
       return;
@@ -542,10 +575,7 @@ export class BackendDispatcher {
       const parked = this.parked.get(endpoint.name);
       this.parked.delete(endpoint.name);
       if (parked && parked.conn === conn && conn.resets === parked.parkedAt) {
-        // Its own connection back, unreset: the session state and prepared statements it holds are still right.
-        link = parked;
-        this.links.set(link.server, link);
-        s.attachBackend(conn);
+        link = this.restoreParked(parked, d);
       } else {
         link = this.addLink(conn);
       }
@@ -563,6 +593,12 @@ export class BackendDispatcher {
         if (error && replica) {
           this.dropLink(link);
           return giveUp(`replaying session state failed: ${error.message}`);
+        }
+        if (error && this.multiplexing) {
+          // The statement would run without the session's state (its database, say): it fails instead.
+          this.dropLink(link);
+          s.replyLocal({ code: error.code, sqlState: error.sqlState }, `wirecache: the session's state could not be restored on ${endpoint.name}: ${error.message}`);
+          return ANSWERED;
         }
         if (error) s.log.warn({ server: endpoint.name, error: error.message }, 'replaying session state on the primary connection failed');
         replacedTracking ||= mentionsTracking(pending[i]);
@@ -669,17 +705,23 @@ export class BackendDispatcher {
     const s = this.s;
     if (s.scanner.insertIdSeen) this.stick('last_insert_id');
     if (!isStatement) return;
+    const warnings = s.scanner.lastWarnings;
+    // MariaDB keeps a warning listed through later statements that use no table (SELECT 1, DO 1).
+    if (warnings > 0) this.warningsListed = true;
+    else if (statement !== null && (statement.tablesRead.length > 0 || statement.tablesWritten === null || statement.tablesWritten.length > 0)) this.warningsListed = false;
     // What the server answers later about this statement (SHOW WARNINGS, FOUND_ROWS(), ROW_COUNT()) lives on its
     // connection. A plain read's answers come back by running its text again; anything else keeps the connection.
-    // A warning stays listed after later statements that use no table: only a read without warnings is replayed.
+    // A read that may call a stored function is not run twice: without the function list, only built-in calls.
+    const catalog = s.ctx.catalog;
     this.keepForDiagnostics = !(
       s.cmd.code === Command.QUERY &&
       statement !== null &&
-      s.scanner.lastWarnings === 0 &&
+      !this.warningsListed &&
       replayableRead(statement) &&
-      !(s.ctx.catalog?.callsFunction(statement.keyText) ?? false)
+      (catalog ? !catalog.callsFunction(statement.keyText) : callsOnlyBuiltins(statement.keyText))
     );
-    const bound = statement === null ? null : sessionBound(statement);
+    if (statement === null) return;
+    const bound = sessionBound(statement) ?? (catalog?.callsFunction(statement.keyText) ? 'stored_function' : null);
     if (bound !== null) this.stick(bound);
   }
 
@@ -720,6 +762,11 @@ export class BackendDispatcher {
     for (const link of [...this.links.values()]) {
       const conn = link.conn;
       if (conn.closed || conn.busy) continue;
+      // An untracked write's GTID is asked of the connection that made it (for a replica read).
+      if (this.routing && link.server === this.primaryServer && this.writes.pending) {
+        s.ctx.observer.multiplexing('kept', 'write_gtid');
+        continue;
+      }
       if (link.server === this.lastServer && this.hitToReplay === null) {
         if (this.keepForDiagnostics) {
           keptForDiagnostics = true;
@@ -737,6 +784,23 @@ export class BackendDispatcher {
     }
     if (released) s.ctx.observer.multiplexing('released', null);
     else if (keptForDiagnostics) s.ctx.observer.multiplexing('kept', 'diagnostics');
+  }
+
+  /** The connection this session parked for `server`, taken back at once if it is still parked and unreset. */
+  private retakeParked(server: string, d: Dispatch): BackendLink | undefined {
+    const parked = this.parked.get(server);
+    if (!parked || parked.conn.resets !== parked.parkedAt || !this.s.ctx.loginPool.unparkOwn(parked.conn, this)) return undefined;
+    this.parked.delete(server);
+    return this.restoreParked(parked, d);
+  }
+
+  /** Its own connection back, unreset: the session state, prepared statements and diagnostics it holds are still right. */
+  private restoreParked(link: BackendLink, d: Dispatch): BackendLink {
+    this.links.set(link.server, link);
+    this.s.attachBackend(link.conn);
+    for (const id of link.closeLater.splice(0)) link.conn.closeStatement(id);
+    if (link.server === this.lastServer) d.replayFirst = null;
+    return link;
   }
 
   /** The server's report: the session's last write GTID, and state a statement changed that its text does not show. */

@@ -18,10 +18,12 @@ export interface BackendLink {
   coveredGtid: string | null;
   /** conn.resets when multiplexing parked it: the connection is still as the session left it while they are equal. */
   parkedAt: number;
+  /** Backend ids of statements the client closed while the link was parked: closed when the session takes it back. */
+  closeLater: number[];
 }
 
 export function newLink(conn: BackendConnection, appliedState: number): BackendLink {
-  return { conn, server: conn.endpoint.name, appliedState, statements: new Map(), coveredGtid: null, parkedAt: -1 };
+  return { conn, server: conn.endpoint.name, appliedState, statements: new Map(), coveredGtid: null, parkedAt: -1, closeLater: [] };
 }
 
 /** More distinct SET/USE statements than this and the session stays on the primary rather than replay them all. */

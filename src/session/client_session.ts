@@ -87,6 +87,10 @@ export class ClientSession {
    * role, so this session's connections are closed, not kept for another client.
    */
   roleTouched = false;
+  /** COM_SET_OPTION ran: the connections' multi-statement setting may differ from their login's, so none is pooled. */
+  optionSet = false;
+  /** A KILL of this session is under way: its connections ending is the kill, not something to repair. */
+  killPending = false;
   /** Withdraws the login connection's offer to the pool (multiplexing, until the first command). */
   private withdrawOffer: (() => void) | null = null;
   private closeWhenIdle = false;
@@ -554,7 +558,7 @@ export class ClientSession {
     const pool = this.ctx.loginPool;
     const login = this.backendLogin;
     const releases: Promise<void>[] = [];
-    const keep = login && !this.roleTouched ? (conn: BackendConnection) => releases.push(pool.release(conn, login)) : null;
+    const keep = login && !this.roleTouched && !this.optionSet ? (conn: BackendConnection) => releases.push(pool.release(conn, login)) : null;
     this.dispatcher.unpark();
     this.dispatcher.dropAll(this.scanner.active ? this.backend : null, keep);
     this.backend = null;

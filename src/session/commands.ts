@@ -66,9 +66,14 @@ export function runCommand(s: ClientSession, packet: Packet): void {
       s.cmd.initDbBytes = Buffer.from(payload.subarray(1));
       s.forward(packet, ResponseKind.Single);
       return;
+    case Command.SET_OPTION:
+      // Multi-statements on or off: a connection's own setting, which COM_RESET_CONNECTION does not restore.
+      s.optionSet = true;
+      s.dispatcher.stick('set_option');
+      s.forward(packet, ResponseKind.Single);
+      return;
     case Command.PING:
     case Command.STATISTICS:
-    case Command.SET_OPTION:
     case Command.RESET_CONNECTION:
     case Command.REFRESH:
     case Command.DEBUG:

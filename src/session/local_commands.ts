@@ -34,6 +34,7 @@ export function primaryThreadOf(s: ClientSession, targetId: number, scope: 'conn
     if (scope === 'query' && endpoint.name !== primary.endpoint.name) void runOn(s, endpoint, `KILL QUERY ${threadId}`).catch(() => undefined);
   }
   if (scope === 'connection') {
+    target.killPending = true;
     // The killed thread ends the target's session as the server would; with routing an idle session
     // would only reopen it, so the session ends here once the server has done the KILL.
     setTimeout(() => {
@@ -65,6 +66,7 @@ export async function kill(s: ClientSession, targetId: number, scope: 'connectio
     return;
   }
   const threads = target.backendThreads;
+  if (scope === 'connection') target.killPending = true;
   for (const { endpoint, threadId } of threads) {
     let result: InternalResult;
     try {
@@ -76,6 +78,7 @@ export async function kill(s: ClientSession, targetId: number, scope: 'connectio
     }
     // The backend thread may have ended between the lookup and the KILL: that is success for the client.
     if (result.error && result.error.code !== ErrorCode.NO_SUCH_THREAD.code) {
+      target.killPending = false;
       s.sendErr(result.error, result.error.message, seq);
       return;
     }

@@ -33,6 +33,10 @@ export class PreparedStatements {
 
   constructor(private readonly s: ClientSession) {}
 
+  get size(): number {
+    return this.statements.size;
+  }
+
   get(id: number): PreparedStatement | undefined {
     return this.statements.get(id);
   }

@@ -124,7 +124,7 @@ export class Relay {
     const s = this.s;
     const dispatcher = s.dispatcher;
     const primary = conn.endpoint.name === dispatcher.primaryServer;
-    const replaceable = dispatcher.tracksLinks && !(primary && dispatcher.holdsPrimaryState());
+    const replaceable = dispatcher.tracksLinks && !(primary && dispatcher.holdsPrimaryState()) && !s.killPending;
     if (replaceable || (conn !== s.backend && s.busy)) {
       s.log.info({ server: conn.endpoint.name, bytes: bytes.length }, 'backend connection sent data outside a command; dropping it');
       const link = dispatcher.linkOf(conn);
@@ -150,7 +150,7 @@ export class Relay {
     if (!active && conn !== s.backend && !primary) return;
     // Being made ready for the next command (state replay, prepare): that step fails and decides.
     if (!active && s.phase === Phase.Working && conn.holds > 0) return;
-    if (!active && dispatcher.tracksLinks && !(primary && dispatcher.holdsPrimaryState()) && s.phase !== Phase.Working) {
+    if (!active && dispatcher.tracksLinks && !(primary && dispatcher.holdsPrimaryState()) && s.phase !== Phase.Working && !s.killPending) {
       // Nothing of the session's lives only there: the next command opens a new connection.
       s.log.info({ backend: conn.endpoint.name, reason }, 'idle backend connection lost; it is reopened when needed');
       return;

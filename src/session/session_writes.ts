@@ -12,27 +12,32 @@ import type { ClientSession } from './client_session.js';
 
 export class SessionWrites {
   /** A write ran on the primary since the session last learnt its GTID (untracked connections only). */
-  private pending = false;
+  private unlearnt = false;
   /** GTID of the session's last write (MariaDB @@last_gtid), once learnt. */
   private last: string | null = null;
 
   constructor(private readonly s: ClientSession) {}
 
+  /** A write's GTID is still to be asked of the primary connection that made it. */
+  get pending(): boolean {
+    return this.unlearnt;
+  }
+
   /** A write ran on an untracked primary connection: its GTID is asked for when a replica read needs it. */
   wrote(): void {
-    this.pending = true;
+    this.unlearnt = true;
   }
 
   /** The server reported the session's last write GTID ('' when none). */
   reported(gtid: string): void {
     this.last = gtid === '' ? null : gtid;
-    this.pending = false;
+    this.unlearnt = false;
   }
 
   /** Whether `link` has the session's last write, with nothing to ask or wait for. */
   covered(link: BackendLink): boolean {
     // The session wrote since it last learnt its GTID: ask the primary first (waitFor).
-    if (this.pending) return false;
+    if (this.unlearnt) return false;
     return this.last === null || link.coveredGtid === this.last || this.replicaCovers(link.server);
   }
 
@@ -48,7 +53,7 @@ export class SessionWrites {
    */
   async waitFor(link: BackendLink, primary: BackendLink | undefined): Promise<boolean> {
     const ctx = this.s.ctx;
-    if (this.pending) {
+    if (this.unlearnt) {
       if (!primary || primary.conn.closed) return false;
       const result = await primary.conn.query('SELECT @@last_gtid');
       if (result.error) return false;
