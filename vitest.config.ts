@@ -24,6 +24,7 @@ export const UNIT_TEST_FILES = [
   'test/layers.test.ts',
   'test/login_pool_queue.test.ts',
   'test/metrics.test.ts',
+  'test/multiplexing_rules.test.ts',
   'test/protocol.test.ts',
   'test/query_stats.test.ts',
   'test/result_replay.test.ts',

@@ -46,6 +46,8 @@ export interface Dispatch {
    * (a cache hit, or its connection went back to the pool).
    */
   replayFirst: Buffer | null;
+  /** replayFirst is a cache hit's text: the server never ran it, even on the session's own parked connection. */
+  replayOfHit: boolean;
   /** Why a read meant for a replica went to the primary instead (metric reason), or null. */
   fallback: RouteReason | null;
 }
@@ -161,6 +163,8 @@ export class BackendDispatcher {
   private lastServer = '';
   /** The text of the previous statement when no connection of the session holds its diagnostics (a cache hit, or multiplexed away). */
   private hitToReplay: Buffer | null = null;
+  /** hitToReplay is a cache hit's text (else a read multiplexing gave the connection of away). */
+  private replayIsHit = false;
   private multiplexingOn: boolean | null = null;
   /** Why the session keeps its backend connections until a reset (multiplexing), or null. */
   private sticky: string | null = null;
@@ -354,8 +358,9 @@ export class BackendDispatcher {
     const previous = this.hitToReplay;
     this.hitToReplay = null;
     const replayFirst = previous !== null && mentionsDiagnostics(statement) ? previous : null;
+    const replayOfHit = this.replayIsHit;
     if (!this.routing) {
-      this.dispatchOrForward(statement, PRIMARY_COMMAND, prepared, stateSql, write, replayFirst);
+      this.dispatchOrForward(statement, PRIMARY_COMMAND, prepared, stateSql, write, replayFirst, replayOfHit);
       return;
     }
     let decision = planRoute(statement, rule, this.currentPins(), recording);
@@ -381,6 +386,7 @@ export class BackendDispatcher {
       forcePrimary: false,
       fallback: null,
       replayFirst,
+      replayOfHit,
     });
   }
 
@@ -393,6 +399,7 @@ export class BackendDispatcher {
    */
   hitServed(sql: Buffer | null): void {
     this.hitToReplay = sql;
+    this.replayIsHit = sql !== null;
   }
 
   /** Without routing everything runs on the primary connection, as sent; with it, through dispatch. */
@@ -403,6 +410,7 @@ export class BackendDispatcher {
     stateSql: Buffer | null,
     write: (link: BackendLink) => void,
     replayFirst: Buffer | null = null,
+    replayOfHit = false,
   ): void {
     const primary = this.primaryLink;
     if (!this.tracksLinks && primary && replayFirst === null) {
@@ -410,7 +418,7 @@ export class BackendDispatcher {
       write(primary);
       return;
     }
-    this.dispatch({ statement, decision, prepared, write, stateSql, tried: null, retryable: false, retried: false, consistency: 'eventual', forcePrimary: false, fallback: null, replayFirst });
+    this.dispatch({ statement, decision, prepared, write, stateSql, tried: null, retryable: false, retried: false, consistency: 'eventual', forcePrimary: false, fallback: null, replayFirst, replayOfHit });
   }
 
   /**
@@ -773,7 +781,10 @@ export class BackendDispatcher {
           continue;
         }
         const text = s.cmd.queryPayload;
-        if (text !== null) this.hitToReplay = Buffer.from(text.subarray(1));
+        if (text !== null) {
+          this.hitToReplay = Buffer.from(text.subarray(1));
+          this.replayIsHit = false;
+        }
       }
       this.links.delete(link.server);
       s.detachBackend(conn);
@@ -799,7 +810,7 @@ export class BackendDispatcher {
     this.links.set(link.server, link);
     this.s.attachBackend(link.conn);
     for (const id of link.closeLater.splice(0)) link.conn.closeStatement(id);
-    if (link.server === this.lastServer) d.replayFirst = null;
+    if (link.server === this.lastServer && !d.replayOfHit) d.replayFirst = null;
     return link;
   }
 

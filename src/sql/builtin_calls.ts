@@ -27,11 +27,18 @@ unsigned upper user using utc_date utc_time utc_timestamp uuid uuid_short value 
 varchar version week weekday weekofyear when where with year yearweek`.split(/\s+/),
 );
 
-/** A name (maybe back-quoted, maybe qualified) followed by '(' (spaces allowed). */
-const CALL = /(\.\s*)?`?([A-Za-z_$][\w$]*)`?\s*\(/g;
+/**
+ * A name (maybe back-quoted, maybe qualified) followed by '(' (spaces
+ * allowed). Tried only where a word starts, so the scan is linear however
+ * long a word (a huge literal) is.
+ */
+const CALL = /(\.\s*)?`?(?<![\w$])([A-Za-z_$][\w$]*)`?\s*\(/g;
+/** Texts longer than this are not scanned: the answer is "maybe not". */
+const MAX_SCAN = 65_536;
 
 /** True when every `name(` in `text` is a built-in or keyword; string literals should be blanked by the caller or are harmless (a false "no"). */
 export function callsOnlyBuiltins(text: string): boolean {
+  if (text.length > MAX_SCAN) return false;
   CALL.lastIndex = 0;
   for (let m = CALL.exec(text); m !== null; m = CALL.exec(text)) {
     if (m[1] !== undefined || !BUILTINS.has(m[2].toLowerCase())) return false;
