@@ -115,6 +115,7 @@ describe('1,000 clients idle between statements while 8 run sysbench', () => {
       last.forEach((v, i) => expect(v).toBe(`v${(i % ROWS) + 1}`));
       sampling = false;
       await sampler;
+      console.log(`1,000 idle clients + sysbench (8 threads): peak ${peakOpen} pool connections, ${peakThreads} backend threads; ${round} wake-up rounds`);
       expect(peakOpen).toBeGreaterThan(0);
       expect(peakOpen).toBeLessThanOrEqual(40);
       expect(peakThreads).toBeLessThanOrEqual(40);

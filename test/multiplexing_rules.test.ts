@@ -4,7 +4,7 @@
  * a list of stored functions (callsOnlyBuiltins). No server needed.
  */
 import { describe, expect, it } from 'vitest';
-import { sessionBound } from '../src/session/backend_dispatch.js';
+import { sessionBound } from '../src/session/multiplexing_rules.js';
 import { classify } from '../src/sql/classifier.js';
 import { callsOnlyBuiltins } from '../src/sql/builtin_calls.js';
 
