@@ -11,8 +11,8 @@ import { Command, ErrorCode, ServerStatus, type ErrorSpec } from '../protocol/co
 import { planRoute } from '../plan/statement_plan.js';
 import { isRead, type RouteDecision, type RouteReason } from '../routing/router.js';
 import { asksAboutPrevious, writesData, writtenText, type ClassifiedStatement } from '../sql/classifier.js';
-import { callsOnlyBuiltins } from '../sql/builtin_calls.js';
-import { mentionsDiagnostics, replayableRead, sessionBound } from './multiplexing_rules.js';
+import { mentionsDiagnostics } from './multiplexing_rules.js';
+import { Multiplexer } from './multiplexer.js';
 import type { BackendEndpoint } from '../config/types.js';
 import { BackendConnection, BackendError } from '../backend/backend_connection.js';
 import { newLink, StateLog, type BackendLink } from './backend_links.js';
@@ -77,31 +77,25 @@ type Target = { endpoint: BackendEndpoint; replica: boolean } | { error: ErrorSp
 export class BackendDispatcher {
   /** Every backend connection of the session, by server name. */
   readonly links = new Map<string, BackendLink>();
-  /** Links multiplexing parked in the pool unreset: taken back as they are (state, prepared statements) if the pool gives the same connection. */
-  private readonly parked = new Map<string, BackendLink>();
   /** The server this session's primary connection is (or will be) on. */
   primaryServer = '';
   /** SET / USE statements to replay on every connection the session opens. */
   readonly stateLog = new StateLog();
   readonly pins = new PrimaryPins();
   /** The session's last write and which replicas have it (read-your-writes). */
-  private readonly writes: SessionWrites;
+  readonly writes: SessionWrites;
   /** The connection the previous statement ran on (SHOW WARNINGS goes there). */
-  private lastServer = '';
+  lastServer = '';
   /** The text of the previous statement when no connection of the session holds its diagnostics (a cache hit, or multiplexed away). */
-  private hitToReplay: Buffer | null = null;
+  hitToReplay: Buffer | null = null;
   /** hitToReplay is a cache hit's text (else a read multiplexing gave the connection of away). */
-  private replayIsHit = false;
-  private multiplexingOn: boolean | null = null;
-  /** Why the session keeps its backend connections until a reset (multiplexing), or null. */
-  private sticky: string | null = null;
-  /** The last statement's diagnostics cannot be made again by running its text: its connection stays. */
-  private keepForDiagnostics = false;
-  /** A warning is still listed on the last statement's connection (a later table-less statement keeps the list). */
-  private warningsListed = false;
+  replayIsHit = false;
+  /** Multiplexing: when this session's connections go back to the pool, and taking them back. */
+  readonly mux: Multiplexer;
 
   constructor(private readonly s: ClientSession) {
     this.writes = new SessionWrites(s);
+    this.mux = new Multiplexer(s, this);
   }
 
   /** Whether reads may go to replicas: a monitor watches more than one server. */
@@ -109,18 +103,9 @@ export class BackendDispatcher {
     return this.s.ctx.selector.monitored;
   }
 
-  /** pool.multiplexing, as it was when the session started (a pool that keeps nothing has nothing to share). */
-  get multiplexing(): boolean {
-    if (this.multiplexingOn === null) {
-      const pool = this.s.ctx.config().pool;
-      this.multiplexingOn = pool.multiplexing && pool.maxIdle > 0;
-    }
-    return this.multiplexingOn;
-  }
-
   /** Every command goes through dispatch (links, state log, pins): reads are routed, or connections are multiplexed. */
   get tracksLinks(): boolean {
-    return this.routing || this.multiplexing;
+    return this.routing || this.mux.enabled;
   }
 
   get primaryLink(): BackendLink | undefined {
@@ -140,7 +125,7 @@ export class BackendDispatcher {
     this.s.activate(conn);
   }
 
-  private addLink(conn: BackendConnection): BackendLink {
+  addLink(conn: BackendConnection): BackendLink {
     // A fresh login has run nothing of the state log yet.
     const link = newLink(conn, 0);
     this.links.set(link.server, link);
@@ -179,22 +164,16 @@ export class BackendDispatcher {
 
   /** COM_CHANGE_USER: a fresh login has none of the old session's state. */
   resetForNewLogin(): void {
-    this.unpark();
+    this.mux.unpark();
     this.dropAll();
     this.stateLog.clear();
     this.pins.reset();
-    this.sticky = null;
+    this.mux.reset();
   }
 
   /** COM_STMT_CLOSE: closes the statement on every connection that has it. */
   closeStatement(id: number): void {
-    // A parked connection is not written to: the statement is closed there if the session takes it back (else its reset drops it).
-    for (const link of this.parked.values()) {
-      const entry = link.statements.get(id);
-      if (!entry) continue;
-      link.statements.delete(id);
-      link.closeLater.push(entry.backendId);
-    }
+    this.mux.closeStatement(id);
     for (const link of this.links.values()) {
       const entry = link.statements.get(id);
       if (!entry) continue;
@@ -203,29 +182,22 @@ export class BackendDispatcher {
     }
   }
 
-  /** Parked connections hold the session's state as it was: reset them for anyone, the session will not take them back. */
-  unpark(): void {
-    if (this.parked.size === 0) return;
-    this.parked.clear();
-    this.s.ctx.loginPool.unpark(this);
-  }
-
   /** The session's primary connection was reset: other connections hold state it no longer has. */
   afterReset(): void {
-    this.unpark();
+    this.mux.unpark();
     for (const link of [...this.links.values()]) {
       if (link.server === this.primaryServer) link.statements.clear();
       else this.dropLink(link);
     }
     this.stateLog.clear();
     this.pins.reset();
-    this.sticky = null;
+    this.mux.reset();
   }
 
   /** A SET/USE that succeeded on the primary connection: other connections run it before their next command. */
   logState(sql: Buffer): void {
     // A statement prepared before would be prepared again elsewhere under the new state (another database, say).
-    if (this.multiplexing && this.s.statements.size > 0) this.stick('prepared_statement_state');
+    if (this.mux.enabled && this.s.statements.size > 0) this.mux.stick('prepared_statement_state');
     this.stateLog.add(sql);
     const primary = this.primaryLink;
     if (primary) primary.appliedState = this.stateLog.latest;
@@ -243,7 +215,7 @@ export class BackendDispatcher {
   /** The primary connection holds something a new connection would not have (multiplexing's reasons included). */
   holdsPrimaryState(): boolean {
     const pins = this.currentPins();
-    return pins.inTransaction || pins.pinned !== null || this.sticky !== null;
+    return pins.inTransaction || pins.pinned !== null || this.mux.stuck;
   }
 
   /**
@@ -252,7 +224,7 @@ export class BackendDispatcher {
    * keeps it, so that the KILL has a thread to end, as on the server.
    */
   async holdPrimaryLink(): Promise<void> {
-    this.stick('kill_target');
+    this.mux.stick('kill_target');
     const current = this.primaryLink;
     if (current && !current.conn.closed) return;
     const s = this.s;
@@ -363,7 +335,7 @@ export class BackendDispatcher {
       return;
     }
     const { endpoint, replica } = target;
-    const link = this.links.get(endpoint.name) ?? this.retakeParked(endpoint.name, d);
+    const link = this.links.get(endpoint.name) ?? this.mux.retake(endpoint.name, d);
     if (link && !link.conn.closed && this.linkReady(link, d, replica)) {
       this.sendOn(link, d, replica);
       return;
@@ -496,7 +468,7 @@ export class BackendDispatcher {
       if (existing) this.links.delete(endpoint.name);
       let conn: BackendConnection;
       try {
-        conn = await s.connectTo(endpoint, s.backendLogin!, this.multiplexing ? this : null);
+        conn = await s.connectTo(endpoint, s.backendLogin!, this.mux.enabled ? this.mux : null);
       } catch (err) {
         if (!replica) throw err;
         s.ctx.selector.suspect(endpoint.name);
@@ -507,13 +479,7 @@ export class BackendDispatcher {
         return ANSWERED;
       }
       if (!replica && endpoint.name === this.primaryServer) s.ctx.learnedBackend(conn);
-      const parked = this.parked.get(endpoint.name);
-      this.parked.delete(endpoint.name);
-      if (parked && parked.conn === conn && conn.resets === parked.parkedAt) {
-        link = this.restoreParked(parked, d);
-      } else {
-        link = this.addLink(conn);
-      }
+      link = this.mux.takenBack(endpoint.name, conn, d) ?? this.addLink(conn);
     }
     // Held while it is being prepared: a session that ends meanwhile must not hand it to the login pool
     // between two of these statements (the next one would then run on another client's connection).
@@ -529,7 +495,7 @@ export class BackendDispatcher {
           this.dropLink(link);
           return giveUp(`replaying session state failed: ${error.message}`);
         }
-        if (error && this.multiplexing) {
+        if (error && this.mux.enabled) {
           // The statement would run without the session's state (its database, say): it fails instead.
           this.dropLink(link);
           s.replyLocal({ code: error.code, sqlState: error.sqlState }, `wirecache: the session's state could not be restored on ${endpoint.name}: ${error.message}`);
@@ -615,7 +581,7 @@ export class BackendDispatcher {
     if (isStatement) this.hitToReplay = null;
     const onPrimary = conn.endpoint.name === this.primaryServer;
     if (tracked) this.followReport(conn, statement, tracked, onPrimary);
-    if (this.multiplexing) this.noteForMultiplexing(statement, isStatement);
+    if (this.mux.enabled) this.mux.noteCommand(statement, isStatement);
     if (!statement || !ok || !onPrimary) return;
     this.pins.afterStatement(statement, schema);
     if ((statement.type === 'set' && !statement.setsGlobal) || statement.type === 'use') {
@@ -631,114 +597,6 @@ export class BackendDispatcher {
     }
     // A tracked connection reports the GTID of every write (last_gtid): nothing to ask later.
     if (!conn.tracksState && !(isRead(statement) && statement.needsPrimary === null)) this.writes.wrote();
-  }
-
-  // ---------------------------------------------------------------- multiplexing
-
-  /** What a completed command means for handing this session's connections to others. */
-  private noteForMultiplexing(statement: ClassifiedStatement | null, isStatement: boolean): void {
-    const s = this.s;
-    if (s.scanner.insertIdSeen) this.stick('last_insert_id');
-    if (!isStatement) return;
-    const warnings = s.scanner.lastWarnings;
-    // MariaDB keeps a warning listed through later statements that use no table (SELECT 1, DO 1).
-    if (warnings > 0) this.warningsListed = true;
-    else if (statement !== null && (statement.tablesRead.length > 0 || statement.tablesWritten === null || statement.tablesWritten.length > 0)) this.warningsListed = false;
-    // What the server answers later about this statement (SHOW WARNINGS, FOUND_ROWS(), ROW_COUNT()) lives on its
-    // connection. A plain read's answers come back by running its text again; anything else keeps the connection.
-    // A read that may call a stored function is not run twice: without the function list, only built-in calls.
-    const catalog = s.ctx.catalog;
-    this.keepForDiagnostics = !(
-      s.cmd.code === Command.QUERY &&
-      statement !== null &&
-      !this.warningsListed &&
-      replayableRead(statement) &&
-      (catalog ? !catalog.callsFunction(statement.keyText) : callsOnlyBuiltins(statement.keyText))
-    );
-    if (statement === null) return;
-    const bound = sessionBound(statement) ?? (catalog?.callsFunction(statement.keyText) ? 'stored_function' : null);
-    if (bound !== null) this.stick(bound);
-  }
-
-  /** The session holds something only its connection knows, until a reset or COM_CHANGE_USER. */
-  stick(reason: string): void {
-    this.sticky ??= reason;
-  }
-
-  /** Why this session keeps its backend connections now, or null when they may go back to the pool. */
-  multiplexingHeldBy(): string | null {
-    const s = this.s;
-    if (this.sticky !== null) return this.sticky;
-    if (s.roleTouched) return 'role';
-    const status = s.serverStatus;
-    if ((status & ServerStatus.IN_TRANS) !== 0 || (status & ServerStatus.AUTOCOMMIT) === 0) return 'transaction';
-    return this.pins.reason() ?? (this.stateLog.overflow ? 'session_state' : null);
-  }
-
-  /**
-   * Multiplexing, after a command: the session's connections at rest go back
-   * to the login pool (reset there before anyone else gets them) when nothing
-   * of the session lives on them. The next command takes one from the pool
-   * and replays the session's SET/USE statements on it. The connection that
-   * ran the last statement stays when that statement's diagnostics could not
-   * be had again; a plain read's text is kept to be run again instead.
-   */
-  releaseIdle(): void {
-    const s = this.s;
-    const login = s.backendLogin;
-    if (!this.multiplexing || login === null || this.links.size === 0) return;
-    const held = this.multiplexingHeldBy();
-    if (held !== null) {
-      s.ctx.observer.multiplexing('kept', held);
-      return;
-    }
-    let released = false;
-    let keptForDiagnostics = false;
-    for (const link of [...this.links.values()]) {
-      const conn = link.conn;
-      if (conn.closed || conn.busy) continue;
-      // An untracked write's GTID is asked of the connection that made it (for a replica read).
-      if (this.routing && link.server === this.primaryServer && this.writes.pending) {
-        s.ctx.observer.multiplexing('kept', 'write_gtid');
-        continue;
-      }
-      if (link.server === this.lastServer && this.hitToReplay === null) {
-        if (this.keepForDiagnostics) {
-          keptForDiagnostics = true;
-          continue;
-        }
-        const text = s.cmd.queryPayload;
-        if (text !== null) {
-          this.hitToReplay = Buffer.from(text.subarray(1));
-          this.replayIsHit = false;
-        }
-      }
-      this.links.delete(link.server);
-      s.detachBackend(conn);
-      link.parkedAt = conn.resets;
-      this.parked.set(link.server, link);
-      s.ctx.loginPool.park(conn, login, this);
-      released = true;
-    }
-    if (released) s.ctx.observer.multiplexing('released', null);
-    else if (keptForDiagnostics) s.ctx.observer.multiplexing('kept', 'diagnostics');
-  }
-
-  /** The connection this session parked for `server`, taken back at once if it is still parked and unreset. */
-  private retakeParked(server: string, d: Dispatch): BackendLink | undefined {
-    const parked = this.parked.get(server);
-    if (!parked || parked.conn.resets !== parked.parkedAt || !this.s.ctx.loginPool.unparkOwn(parked.conn, this)) return undefined;
-    this.parked.delete(server);
-    return this.restoreParked(parked, d);
-  }
-
-  /** Its own connection back, unreset: the session state, prepared statements and diagnostics it holds are still right. */
-  private restoreParked(link: BackendLink, d: Dispatch): BackendLink {
-    this.links.set(link.server, link);
-    this.s.attachBackend(link.conn);
-    for (const id of link.closeLater.splice(0)) link.conn.closeStatement(id);
-    if (link.server === this.lastServer && !d.replayOfHit) d.replayFirst = null;
-    return link;
   }
 
   /** The server's report: the session's last write GTID, and state a statement changed that its text does not show. */

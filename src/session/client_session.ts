@@ -327,7 +327,7 @@ export class ClientSession {
     this.log.debug({ user: user.name, backend_thread: conn.threadId }, 'client logged in');
     // The first command (a client nearly always sends one at once) runs on it; a client waiting for a connection
     // meanwhile may have it parked (multiplexing).
-    if (this.dispatcher.multiplexing) this.withdrawOffer = this.ctx.loginPool.offer(conn.endpoint.name, () => this.dispatcher.releaseIdle());
+    if (this.dispatcher.mux.enabled) this.withdrawOffer = this.ctx.loginPool.offer(conn.endpoint.name, () => this.dispatcher.mux.releaseIdle());
     this.becomeReady();
   }
 
@@ -439,7 +439,7 @@ export class ClientSession {
     this.ctx.observer.commandCompleted(commandName(cmd.code), seconds);
     const statement = cmd.statStatement;
     if (statement) this.recordStatement(statement, seconds);
-    this.dispatcher.releaseIdle();
+    this.dispatcher.mux.releaseIdle();
     this.becomeReady();
   }
 
@@ -559,7 +559,7 @@ export class ClientSession {
     const login = this.backendLogin;
     const releases: Promise<void>[] = [];
     const keep = login && !this.roleTouched && !this.optionSet ? (conn: BackendConnection) => releases.push(pool.release(conn, login)) : null;
-    this.dispatcher.unpark();
+    this.dispatcher.mux.unpark();
     this.dispatcher.dropAll(this.scanner.active ? this.backend : null, keep);
     this.backend = null;
     // As a server does at COM_QUIT: the session's locks and temporary tables are gone before the client sees the end.

@@ -69,7 +69,7 @@ export function runCommand(s: ClientSession, packet: Packet): void {
     case Command.SET_OPTION:
       // Multi-statements on or off: a connection's own setting, which COM_RESET_CONNECTION does not restore.
       s.optionSet = true;
-      s.dispatcher.stick('set_option');
+      s.dispatcher.mux.stick('set_option');
       s.forward(packet, ResponseKind.Single);
       return;
     case Command.PING:
@@ -131,7 +131,7 @@ function idleKillTargets(s: ClientSession, kills: readonly BatchKill[]): ClientS
   const out: ClientSession[] = [];
   for (const k of kills) {
     const target = s.ctx.sessions.get(k.id);
-    if (!target || target === s || target.user?.name !== s.user?.name || !target.dispatcher.multiplexing) continue;
+    if (!target || target === s || target.user?.name !== s.user?.name || !target.dispatcher.mux.enabled) continue;
     const link = target.dispatcher.primaryLink;
     if ((!link || link.conn.closed) && !out.includes(target)) out.push(target);
   }

@@ -87,7 +87,7 @@ export class PreparedStatements {
     // A cursor's FETCHes and long data sent before go to the primary connection: so does the execute.
     const pinned = cursor || longData;
     // The server keeps an open cursor on this connection for the FETCHes to come.
-    if (cursor) s.dispatcher.stick('cursor');
+    if (cursor) s.dispatcher.mux.stick('cursor');
     const write = (link: BackendLink) => this.executeOn(link, packet, stmt, id);
     const send = (rule: CacheRule | null, recording: boolean) => {
       if (!statement || !routing || pinned) {
@@ -124,7 +124,7 @@ export class PreparedStatements {
     const stmt = this.statements.get(statementIdOf(packet.payload));
     if (stmt) stmt.longData = longData;
     // The data waits on this connection's statement for the execute.
-    if (longData) this.s.dispatcher.stick('long_data');
+    if (longData) this.s.dispatcher.mux.stick('long_data');
     if (longData) this.forwardStatementCommand(packet, null, 'mysqld_stmt_send_long_data');
     else this.forwardStatementCommand(packet, ResponseKind.Single, 'mysqld_stmt_reset');
   }
