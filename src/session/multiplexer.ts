@@ -62,16 +62,19 @@ export class Multiplexer {
     // What the server answers later about this statement (SHOW WARNINGS, FOUND_ROWS(), ROW_COUNT()) lives on its
     // connection. A plain read's answers come back by running its text again; anything else keeps the connection.
     // A read that may call a stored function is not run twice: without the function list, only built-in calls.
+    if (statement === null) {
+      this.keepForDiagnostics = true;
+      return;
+    }
     const catalog = s.ctx.catalog;
+    const callsStored = catalog ? catalog.callsFunction(statement.keyText) : null;
     this.keepForDiagnostics = !(
       s.cmd.code === Command.QUERY &&
-      statement !== null &&
       !this.warningsListed &&
       replayableRead(statement) &&
-      (catalog ? !catalog.callsFunction(statement.keyText) : callsOnlyBuiltins(statement.keyText))
+      (callsStored === null ? callsOnlyBuiltins(statement.keyText) : !callsStored)
     );
-    if (statement === null) return;
-    const bound = sessionBound(statement) ?? (catalog?.callsFunction(statement.keyText) ? 'stored_function' : null);
+    const bound = sessionBound(statement) ?? (callsStored ? 'stored_function' : null);
     if (bound !== null) this.stick(bound);
   }
 
