@@ -211,6 +211,13 @@ describe('config errors', () => {
     expect(dup.message).toContain('unique');
   });
 
+  it('names pool.multiplexing when it is not a boolean, with its line', () => {
+    const err = configError(`${MINIMAL}pool:\n  multiplexing: sometimes\n`);
+    expect(err.field).toBe('pool.multiplexing');
+    expect(err.message).toMatch(/^test\.yaml:\d+:\d+: field pool\.multiplexing: must be true or false/);
+    expect(parseConfig(`${MINIMAL}pool:\n  multiplexing: false\n`, 'ok.yaml').pool.multiplexing).toBe(false);
+  });
+
   it('explains an unquoted password hash (a YAML alias)', () => {
     const err = configError(
       `backends: [{ name: p, host: h }]\nusers:\n  - name: a\n    password_hash: *6BB4837EB74329105EE4568DDA7DC67ED2CA2AD9\n`,
