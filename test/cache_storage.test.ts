@@ -26,6 +26,7 @@ import { entryOverheadBytes, nullCacheObserver, type CacheEntry, type CacheObser
 import { Metrics } from '../src/metrics/metrics.js';
 import { getTopology } from './topology-context.js';
 import { stopProcess } from './process-signals.js';
+import { waitFor } from './wait.js';
 
 const topo = getTopology();
 const sharedServer = `${topo.memcached.host}:${topo.memcached.port}`;
@@ -88,15 +89,6 @@ async function timed<T>(p: Promise<T>): Promise<{ value: T; ms: number }> {
   const t0 = Date.now();
   const value = await p;
   return { value, ms: Date.now() - t0 };
-}
-
-async function until(what: string, cond: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await cond()) return;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /** Established TCP connections to 127.0.0.1:`port` (client ends, any process), from /proc/net/tcp. */
@@ -675,9 +667,9 @@ describe('MemcachedStore when memcached fails', () => {
       try {
         const key = store.generationKey('wc_test.down');
         // Nothing reads the counter: only the re-sent bump can create it.
-        await until('the re-sent bump', async () => (await raw.get(key)).value !== null);
+        await waitFor('the re-sent bump', async () => (await raw.get(key)).value !== null, 10_000, 50);
         expect(store.generations.pendingNames).toBe(0);
-        await until('the store to be back', async () => (await store.generations.read(['wc_test.down'])) !== null);
+        await waitFor('the store to be back', async () => (await store.generations.read(['wc_test.down'])) !== null, 10_000, 50);
         const [g1] = (await store.generations.read(['wc_test.down']))!;
         expect(g1).not.toBe(g0);
         expect(g1).toBe(Number((await raw.get(key)).value!.toString()));
@@ -736,14 +728,14 @@ describe('MemcachedStore when memcached fails', () => {
     } finally {
       process.kill(mc.pid, 'SIGCONT');
     }
-    await until('the store to recover', async () => (await store.get('slow')) !== undefined);
+    await waitFor('the store to recover', async () => (await store.get('slow')) !== undefined, 10_000, 50);
     expect(await store.get('slow')).toEqual(e);
-    await until('the re-sent bump', () => store.generations.pendingNames === 0);
+    await waitFor('the re-sent bump', () => store.generations.pendingNames === 0, 10_000, 50);
     expect(await store.generations.read(['wc_test.slow'])).not.toBeNull();
     // No connection was orphaned along the way (memjs 1.3.2 leaks one per stall unless guarded).
     await sleep(300);
     expect(connectionsTo(mc.port)).toBe(1);
     store.close();
-    await until('the connection to close', () => connectionsTo(mc.port) === 0, 3000);
+    await waitFor('the connection to close', () => connectionsTo(mc.port) === 0, 3000, 50);
   });
 });

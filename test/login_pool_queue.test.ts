@@ -128,21 +128,23 @@ describe('parking (multiplexing)', () => {
     const conn = await p.acquire(endpoint, login('u'), async () => standIn());
     p.park(conn, login('u'), a);
     expect(p.usage('primary')).toEqual({ open: 1, idle: 1, waiting: 0 });
-    // Its own session: the same connection, no reset.
-    expect(await p.acquire(endpoint, login('u'), async () => standIn(), a)).toBe(conn);
+    // Its own session: the same connection, no reset; no other session can take it so.
+    expect(p.unparkOwn(conn, b)).toBe(false);
+    expect(p.unparkOwn(conn, a)).toBe(true);
     expect(conn.resets).toBe(0);
     p.park(conn, login('u'), a);
-    // A login (no owner) or another session: reset first.
-    expect(await p.acquire(endpoint, login('u'), async () => standIn(), b)).toBe(conn);
+    // Anyone else (a login, another session) at the limit: reset first.
+    expect(await p.acquire(endpoint, login('u'), async () => standIn())).toBe(conn);
     expect(conn.resets).toBe(1);
-    // Parked by b now: a gets a new one, not b's state.
+    expect(p.unparkOwn(conn, a)).toBe(false);
+    // Parked by b now: the next one gets it reset, not b's state.
     p.park(conn, login('u'), b);
-    const other = await p.acquire(endpoint, login('u'), async () => standIn(), null);
+    const other = await p.acquire(endpoint, login('u'), async () => standIn());
     expect(other).toBe(conn);
     expect(conn.resets).toBe(2);
     // Another login never gets it at all.
     p.park(conn, login('u'), a);
-    const fresh = await p.acquire(endpoint, login('v'), async () => standIn(), null);
+    const fresh = await p.acquire(endpoint, login('v'), async () => standIn());
     expect(fresh).not.toBe(conn);
   });
 
@@ -150,7 +152,7 @@ describe('parking (multiplexing)', () => {
     const { pool: p } = pool({});
     const conn = await p.acquire(endpoint, login('u'), async () => standIn());
     p.park(conn, login('u'), {});
-    const other = await p.acquire(endpoint, login('u'), async () => standIn(), {});
+    const other = await p.acquire(endpoint, login('u'), async () => standIn());
     expect(other).not.toBe(conn);
     expect(conn.resets).toBe(0);
     expect(p.usage('primary')).toEqual({ open: 2, idle: 1, waiting: 0 });
@@ -173,8 +175,9 @@ describe('parking (multiplexing)', () => {
     expect(third.resets).toBe(1);
     await new Promise((r) => setTimeout(r, 150));
     expect(third.resets).toBe(2);
-    // Clean now: its session may get it, but not as it left it (resets moved on).
-    expect([first, second]).toContain(await p.acquire(endpoint, login('u'), async () => standIn(), a));
+    // Clean now: its session cannot take it back as it left it; anyone gets it reset.
+    expect(p.unparkOwn(third, a)).toBe(false);
+    expect([first, second]).toContain(await p.acquire(endpoint, login('u'), async () => standIn()));
     expect(p.usage('primary').idle).toBe(1);
   });
 });

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCommand, type RunResult } from './run-command.js';
 import { getTopology } from './topology-context.js';
 import { connect, startProxy, type RunningProxy } from './proxy-harness.js';
+import { waitFor } from './wait.js';
 
 const topo = getTopology();
 const RUN_TIMEOUT_MS = 60_000;
@@ -62,14 +63,6 @@ async function commandCount(command: string): Promise<number> {
   if (!metric) throw new Error('wirecache_queries_total not registered');
   const data = await metric.get();
   return data.values.find((v) => v.labels.command === command)?.value ?? 0;
-}
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 beforeAll(async () => {
@@ -230,6 +223,6 @@ describe('mariadb CLI through wirecache', () => {
     const again = await mariadb(px.port, { execute: 'SELECT 1 AS ok' });
     expectOk(again);
     expect(again.stdout).toBe('ok\n1\n');
-    await waitFor(() => px.proxy.sessions.size === 0, 'all proxy sessions to end');
+    await waitFor('all proxy sessions to end', () => px.proxy.sessions.size === 0, 5000, 25);
   });
 });

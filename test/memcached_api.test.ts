@@ -13,6 +13,7 @@ import { createLogger } from '../src/logger.js';
 import { connect, testConfig } from './proxy-harness.js';
 import { getTopology } from './topology-context.js';
 import { container, containerTableSql, memcachedApiConfig, rowOf, TextClient, withBinlog } from './memcached-api-harness.js';
+import { waitFor } from './wait.js';
 
 const run = promisify(execFile);
 const topo = getTopology();
@@ -23,14 +24,6 @@ let root: mysql.Connection;
 let app: RunningApp;
 let port: number;
 let c: TextClient;
-
-async function waitFor(check: () => Promise<boolean>, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 beforeAll(async () => {
   root = await mysql.createConnection({ host: topo.primary.host, port: topo.primary.port, user: 'root', password: topo.rootPassword, multipleStatements: true });
@@ -43,7 +36,7 @@ beforeAll(async () => {
   ], { allowFlush: false });
   app = await startApp(testConfig(topo, { ...withBinlog(topo, 4301), memcachedApi: api }), createLogger('error'));
   port = (app.memcachedAddress as { port: number }).port;
-  await waitFor(async () => app.proxy.binlog?.current === true, 'the binlog reader');
+  await waitFor('the binlog reader', async () => app.proxy.binlog?.current === true);
   c = await TextClient.connect(port);
 });
 
@@ -122,11 +115,11 @@ describe('text protocol through wirecache into MariaDB', () => {
     const before = app.memcached?.cache.entries ?? 0;
     expect(before).toBeGreaterThan(0);
     await root.query(`UPDATE ${T} SET value = 'uno' WHERE id = 'sql1'`);
-    await waitFor(async () => (await c.get('get sql1\r\n')) === 'VALUE sql1 0 3\r\nuno\r\nEND\r\n', 'the SQL update to show');
+    await waitFor('the SQL update to show', async () => (await c.get('get sql1\r\n')) === 'VALUE sql1 0 3\r\nuno\r\nEND\r\n');
     await root.query(`DELETE FROM ${T} WHERE id = 'sql2'`);
-    await waitFor(async () => (await c.get('get sql2\r\n')) === 'END\r\n', 'the SQL delete to show');
+    await waitFor('the SQL delete to show', async () => (await c.get('get sql2\r\n')) === 'END\r\n');
     await root.query(`INSERT INTO ${T} (id, value, flags) VALUES ('sql3', 'tres', 7)`);
-    await waitFor(async () => (await c.get('get sql3\r\n')) === 'VALUE sql3 7 4\r\ntres\r\nEND\r\n', 'the SQL insert to show');
+    await waitFor('the SQL insert to show', async () => (await c.get('get sql3\r\n')) === 'VALUE sql3 7 4\r\ntres\r\nEND\r\n');
   });
 
   it('never serves a value older than a write that finished before the read, made through the SQL port or the memcached API (1,000 rounds)', async () => {
@@ -169,7 +162,7 @@ describe('text protocol through wirecache into MariaDB', () => {
     const [rows] = await root.query(`SELECT a, b, f FROM ${DB}.multi WHERE k = 'm'`);
     expect((rows as Record<string, unknown>[])[0]).toEqual({ a: 'left', b: 'rt', f: 3 });
     await root.query(`UPDATE ${DB}.multi SET b = 'right' WHERE k = 'm'`);
-    await waitFor(async () => (await c.get('get @@multi.m\r\n')) === 'VALUE @@multi.m 3 10\r\nleft|right\r\nEND\r\n', 'the joined value');
+    await waitFor('the joined value', async () => (await c.get('get @@multi.m\r\n')) === 'VALUE @@multi.m 3 10\r\nleft|right\r\nEND\r\n');
   });
 });
 
@@ -195,7 +188,7 @@ describe('bad input', () => {
     }
     const garbage = await TextClient.connect(port);
     garbage.socket.write(Buffer.alloc(70 * 1024, 0x41));
-    await waitFor(async () => garbage.closed, 'the endless line to be refused');
+    await waitFor('the endless line to be refused', async () => garbage.closed);
     expect(await c.call('version\r\n')).toMatch(/^VERSION /);
   });
 

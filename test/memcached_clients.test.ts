@@ -24,6 +24,7 @@ import { testConfig } from './proxy-harness.js';
 import { getTopology } from './topology-context.js';
 import { runCommand } from './run-command.js';
 import { container, containerTableSql, memcachedApiConfig, rowOf, TextClient, withBinlog } from './memcached-api-harness.js';
+import { waitFor } from './wait.js';
 
 const topo = getTopology();
 const CLIENTS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'clients');
@@ -31,14 +32,6 @@ const DB = 'wc_mc_clients';
 const SILENT = { log: () => {} };
 
 let root: mysql.Connection;
-
-async function waitFor(check: () => Promise<boolean>, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 interface Mc {
   app: RunningApp;
@@ -50,7 +43,7 @@ async function startMc(serverId: number, table: string, overrides: Partial<Memca
   const api = memcachedApiConfig(topo, [container('default', DB, table)], overrides);
   const app = await startApp(testConfig(topo, { ...withBinlog(topo, serverId), memcachedApi: api }), createLogger('error'));
   try {
-    await waitFor(async () => app.proxy.binlog?.current === true, 'the binlog reader');
+    await waitFor('the binlog reader', async () => app.proxy.binlog?.current === true);
   } catch (err) {
     await app.stop();
     throw err;
@@ -137,10 +130,10 @@ describe('PHP memcached extension as the session handler', () => {
       const replica = await mysql.createConnection({ host: topo.replicas[0].host, port: topo.replicas[0].port, user: 'root', password: topo.rootPassword });
       try {
         let onReplica: Record<string, unknown> | undefined;
-        await waitFor(async () => {
+        await waitFor(`the session row on ${topo.replicas[0].name}`, async () => {
           onReplica = await rowOf(replica, `${DB}.sessions`, key);
           return onReplica !== undefined && Buffer.from(onReplica.value as Buffer).equals(Buffer.from(row?.value as Buffer));
-        }, `the session row on ${topo.replicas[0].name}`);
+        });
         const value = Buffer.from(onReplica?.value as Buffer);
         expect(value.toString('latin1')).toContain('user|s:5:"alice";');
         expect(value.toString('latin1')).toContain('counter|i:2;');
@@ -446,7 +439,7 @@ describe('SASL PLAIN against the proxy users', () => {
     try {
       const stored = await c.call('set textbypass 0 0 5\r\nhello\r\n', (r) => r.endsWith('\r\n')).catch((err: Error) => `(no reply: ${err.message})`);
       expect(stored).toBe('CLIENT_ERROR authentication required: use the binary protocol with SASL\r\n');
-      await waitFor(async () => c.closed, 'the text connection to be closed');
+      await waitFor('the text connection to be closed', async () => c.closed);
       expect(await rowOf(root, `${DB}.sasl`, 'textbypass')).toBeUndefined();
     } finally {
       c.close();
@@ -456,7 +449,7 @@ describe('SASL PLAIN against the proxy users', () => {
       const read = await reader.get('get auth\r\n').catch((err: Error) => `(no reply: ${err.message})`);
       expect(read).not.toContain('VALUE auth');
       expect(read).toMatch(/^CLIENT_ERROR /);
-      await waitFor(async () => reader.closed, 'the text connection to be closed');
+      await waitFor('the text connection to be closed', async () => reader.closed);
     } finally {
       reader.close();
     }

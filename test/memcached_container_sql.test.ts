@@ -6,18 +6,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ContainerSql } from '../src/memcached_api/container_sql.js';
+import { container } from './memcached-api-harness.js';
 
-const sessions = new ContainerSql({
-  name: 'sessions',
-  schema: 'app',
-  table: 'sessions',
-  keyColumn: 'id',
-  valueColumns: ['value'],
-  separator: '|',
-  flagsColumn: 'flags',
-  casColumn: 'cas',
-  expiryColumn: 'expiry',
-});
+const sessions = new ContainerSql(container('sessions', 'app', 'sessions'));
 
 describe('ContainerSql', () => {
   it('puts keys and values in as hex, whatever bytes they hold', () => {

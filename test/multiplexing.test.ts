@@ -11,6 +11,7 @@ import type { WirecacheConfig } from '../src/config/types.js';
 import { runCommand } from './run-command.js';
 import { getTopology } from './topology-context.js';
 import { connect, startProxy, testConfig, type RunningProxy } from './proxy-harness.js';
+import { waitFor } from './wait.js';
 
 const topo = getTopology();
 const DB = 'wc_mux';
@@ -44,14 +45,6 @@ async function backendThreads(): Promise<number> {
 async function value(c: mysql.Connection, id: number): Promise<string> {
   const [rows] = await c.query<mysql.RowDataPacket[]>('SELECT v FROM kv WHERE id = ?', [id]);
   return String(rows[0]?.v);
-}
-
-async function waitFor(what: string, cond: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 beforeAll(async () => {

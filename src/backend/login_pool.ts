@@ -124,13 +124,13 @@ export class LoginPool {
    * connection to end, first closing an idle one of another login to make
    * room; after queue_timeout it fails with PoolExhaustedError (ERR 1040).
    */
-  async acquire(endpoint: BackendEndpoint, login: BackendLogin, connect: () => Promise<BackendConnection>, owner: object | null = null): Promise<BackendConnection> {
+  async acquire(endpoint: BackendEndpoint, login: BackendLogin, connect: () => Promise<BackendConnection>): Promise<BackendConnection> {
     const server = endpoint.name;
     const userKey = `${server}\u0001${login.user}`;
     // Another session's parked connection only at a limit: taking it costs a reset, and that session then takes
     // another's, and so on round (a new connection, while there is room, ends that).
     const atALimit = this.atLimit(server) || this.userAtLimit(userKey);
-    const kept = this.take(endpoint, login, owner) ?? (atALimit ? await this.takeParked(endpoint, login) : null);
+    const kept = this.take(endpoint, login) ?? (atALimit ? await this.takeParked(endpoint, login) : null);
     if (kept) return kept;
     const started = Date.now();
     let me: Waiter | null = null;
@@ -161,7 +161,7 @@ export class LoginPool {
           throw new PoolExhaustedError(endpoint, login.user, this.userAtLimit(userKey) ? this.options.maxConnectionsPerUser : null, this.options.maxConnectionsPerServer, Date.now() - started);
         }
         // A connection of this login may have come back meanwhile.
-        const back = this.take(endpoint, login, owner) ?? (await this.takeParked(endpoint, login));
+        const back = this.take(endpoint, login) ?? (await this.takeParked(endpoint, login));
         if (back) {
           this.observer.waited(server, 'served');
           return back;
@@ -299,25 +299,18 @@ export class LoginPool {
 
 
   /**
-   * A kept connection made with exactly this login to this server: the one
-   * `owner` parked, as it left it, else the newest reset one; or null.
+   * The newest kept (reset) connection made with exactly this login to this
+   * server, or null. A parked one is not: its own session takes it back with
+   * unparkOwn, anyone else with takeParked (reset first).
    */
-  take(endpoint: BackendEndpoint, login: BackendLogin, owner: object | null = null): BackendConnection | null {
+  take(endpoint: BackendEndpoint, login: BackendLogin): BackendConnection | null {
     const key = loginKey(endpoint, login);
     for (;;) {
       const list = this.idle.get(key);
       if (!list) return null;
-      let at = -1;
-      for (let i = list.length - 1; i >= 0; i--) {
-        const o = list[i].owner;
-        if (owner !== null && o === owner) {
-          at = i;
-          break;
-        }
-        if (o === null && at < 0) at = i;
-      }
-      if (at < 0) return null;
-      const entry = list[at];
+      let entry: Idle | undefined;
+      for (let i = list.length - 1; i >= 0 && !entry; i--) if (list[i].owner === null) entry = list[i];
+      if (!entry) return null;
       this.remove(entry);
       if (entry.conn.closed) continue;
       this.observer.loginSaved(endpoint.name);

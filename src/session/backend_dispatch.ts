@@ -15,7 +15,7 @@ import { mentionsDiagnostics } from './multiplexing_rules.js';
 import { Multiplexer } from './multiplexer.js';
 import type { BackendEndpoint } from '../config/types.js';
 import { BackendConnection, BackendError } from '../backend/backend_connection.js';
-import { newLink, StateLog, type BackendLink } from './backend_links.js';
+import { forgetStatement, newLink, StateLog, type BackendLink } from './backend_links.js';
 import { SessionWrites } from './session_writes.js';
 import { mentionsTracking } from './session_tracking.js';
 import { PrimaryPins } from '../routing/primary_pins.js';
@@ -175,10 +175,8 @@ export class BackendDispatcher {
   closeStatement(id: number): void {
     this.mux.closeStatement(id);
     for (const link of this.links.values()) {
-      const entry = link.statements.get(id);
-      if (!entry) continue;
-      link.statements.delete(id);
-      link.conn.closeStatement(entry.backendId);
+      const backendId = forgetStatement(link, id);
+      if (backendId !== null) link.conn.closeStatement(backendId);
     }
   }
 
@@ -468,7 +466,7 @@ export class BackendDispatcher {
       if (existing) this.links.delete(endpoint.name);
       let conn: BackendConnection;
       try {
-        conn = await s.connectTo(endpoint, s.backendLogin!, this.mux.enabled ? this.mux : null);
+        conn = await s.connectTo(endpoint, s.backendLogin!);
       } catch (err) {
         if (!replica) throw err;
         s.ctx.selector.suspect(endpoint.name);
@@ -479,7 +477,7 @@ export class BackendDispatcher {
         return ANSWERED;
       }
       if (!replica && endpoint.name === this.primaryServer) s.ctx.learnedBackend(conn);
-      link = this.mux.takenBack(endpoint.name, conn, d) ?? this.addLink(conn);
+      link = this.addLink(conn);
     }
     // Held while it is being prepared: a session that ends meanwhile must not hand it to the login pool
     // between two of these statements (the next one would then run on another client's connection).

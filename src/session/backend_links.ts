@@ -26,6 +26,14 @@ export function newLink(conn: BackendConnection, appliedState: number): BackendL
   return { conn, server: conn.endpoint.name, appliedState, statements: new Map(), coveredGtid: null, parkedAt: -1, closeLater: [] };
 }
 
+/** Forgets the client's statement `id` on `link`: its id on that connection, or null when it was not prepared there. */
+export function forgetStatement(link: BackendLink, id: number): number | null {
+  const entry = link.statements.get(id);
+  if (!entry) return null;
+  link.statements.delete(id);
+  return entry.backendId;
+}
+
 /** More distinct SET/USE statements than this and the session stays on the primary rather than replay them all. */
 const MAX_STATE_ENTRIES = 256;
 

@@ -342,9 +342,9 @@ export class ClientSession {
   }
 
   /** A backend connection to `endpoint` as `login`: a kept one, or a new login (within the server's pool limit). */
-  async connectTo(endpoint: BackendEndpoint, login: BackendLogin, owner: object | null = null): Promise<BackendConnection> {
+  async connectTo(endpoint: BackendEndpoint, login: BackendLogin): Promise<BackendConnection> {
     try {
-      return await this.ctx.loginPool.acquire(endpoint, login, () => BackendConnection.connect(endpoint, login, this.ctx.config().timeouts.backendConnectMs), owner);
+      return await this.ctx.loginPool.acquire(endpoint, login, () => BackendConnection.connect(endpoint, login, this.ctx.config().timeouts.backendConnectMs));
     } catch (err) {
       // A server at the pool's limit is counted in wirecache_backend_pool_waits_total instead.
       if (!(err instanceof PoolExhaustedError)) this.ctx.observer.backendConnectError(endpoint.name);

@@ -7,11 +7,10 @@
  * decided in multiplexing_rules.ts. Knows links and the pool, not sockets.
  */
 import { Command, ServerStatus } from '../protocol/constants.js';
-import type { BackendConnection } from '../backend/backend_connection.js';
 import { callsOnlyBuiltins } from '../sql/builtin_calls.js';
 import type { ClassifiedStatement } from '../sql/classifier.js';
 import type { BackendDispatcher, Dispatch } from './backend_dispatch.js';
-import type { BackendLink } from './backend_links.js';
+import { forgetStatement, type BackendLink } from './backend_links.js';
 import type { ClientSession } from './client_session.js';
 import { replayableRead, sessionBound } from './multiplexing_rules.js';
 
@@ -142,11 +141,15 @@ export class Multiplexer {
     else if (keptForDiagnostics) s.ctx.observer.multiplexing('kept', 'diagnostics');
   }
 
-  /** The connection this session parked for `server`, taken back at once if it is still parked and unreset. */
+  /**
+   * The connection this session parked for `server`, taken back at once if it
+   * is still parked and unreset (else it is someone else's now, and forgotten).
+   */
   retake(server: string, d: Dispatch): BackendLink | undefined {
     const parked = this.parked.get(server);
-    if (!parked || parked.conn.resets !== parked.parkedAt || !this.s.ctx.loginPool.unparkOwn(parked.conn, this)) return undefined;
+    if (!parked) return undefined;
     this.parked.delete(server);
+    if (parked.conn.resets !== parked.parkedAt || !this.s.ctx.loginPool.unparkOwn(parked.conn, this)) return undefined;
     return this.restore(parked, d);
   }
 
@@ -159,20 +162,11 @@ export class Multiplexer {
     return link;
   }
 
-  /** The pool gave `conn` for `server`: the session's own parked link when it is that connection, unreset; else undefined. */
-  takenBack(server: string, conn: BackendConnection, d: Dispatch): BackendLink | undefined {
-    const parked = this.parked.get(server);
-    this.parked.delete(server);
-    return parked && parked.conn === conn && conn.resets === parked.parkedAt ? this.restore(parked, d) : undefined;
-  }
-
   /** COM_STMT_CLOSE: a parked connection is not written to; the statement is closed there if the session takes it back (else its reset drops it). */
   closeStatement(id: number): void {
     for (const link of this.parked.values()) {
-      const entry = link.statements.get(id);
-      if (!entry) continue;
-      link.statements.delete(id);
-      link.closeLater.push(entry.backendId);
+      const backendId = forgetStatement(link, id);
+      if (backendId !== null) link.closeLater.push(backendId);
     }
   }
 
