@@ -50,6 +50,10 @@ have mariadb || missing+=("mariadb")
 have memcached || missing+=("memcached")
 # openssl makes the self-signed TLS pairs of the demo and the TLS tests.
 have openssl || missing+=("openssl")
+# A C compiler, make and python3 build native/fd_dup.c (node-gyp, at npm ci): the worker threads' listening sockets.
+have cc || missing+=("cc")
+have make || missing+=("make")
+have python3 || missing+=("python3")
 if [ "$minimal" -eq 0 ]; then
   have sysbench || missing+=("sysbench")
   if ! have php; then
@@ -72,7 +76,7 @@ fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
   log "missing: ${missing[*]}"
-  packages=(mariadb-server mariadb-client memcached openssl)
+  packages=(mariadb-server mariadb-client memcached openssl build-essential python3)
   if [ "$minimal" -eq 0 ]; then
     packages+=(sysbench php-cli php-mysql chromium mediawiki libmemcached-tools php-memcached)
   fi
@@ -137,5 +141,10 @@ else
   else
     log "node_modules present (no package-lock.json)"
   fi
+fi
+# npm ci builds the native addon (the install script); a checkout whose node_modules predate it builds it here.
+if [ ! -f build/Release/fd_dup.node ] || [ native/fd_dup.c -nt build/Release/fd_dup.node ]; then
+  log "building the native addon (node-gyp)"
+  npm run --silent install >&2
 fi
 log "done"

@@ -2,7 +2,7 @@ import type { BackendEndpoint, WirecacheConfig } from './config/types.js';
 import { gtidCovers } from './routing/gtid.js';
 import { AdminServer, type HealthStatus } from './admin/admin_server.js';
 import { BackendConnection } from './backend/backend_connection.js';
-import { registerCacheRoutes } from './admin/cache_routes.js';
+import { registerCacheRoutes, type CacheSummary } from './admin/cache_routes.js';
 import { readFileSync } from 'node:fs';
 import { changedFields, readRawConfig, rulesFileChanged } from './config/config_diff.js';
 import { isLoopback, loadConfig } from './config/load.js';
@@ -10,7 +10,9 @@ import { ConfigError } from './config/yaml_locations.js';
 import { registerRoutingRoutes } from './admin/routing_routes.js';
 import { registerQueryStatsRoutes } from './admin/query_stats_routes.js';
 import { registerDashboardRoutes } from './admin/dashboard_routes.js';
-import { createLogger, type Logger } from './logger.js';
+import { createLogger, logFormat, type Logger } from './logger.js';
+import { WorkerPool } from './worker_pool.js';
+import type { QueryStatsPart } from './workers/messages.js';
 import { Metrics } from './metrics/metrics.js';
 import { ProxyServer } from './proxy_server.js';
 import type { QueryCache } from './cache/query_cache.js';
@@ -34,6 +36,8 @@ function packageVersion(): string {
 /** A running wirecache: the MySQL listener, the metrics/health listener, and their shared metrics. */
 export interface RunningApp {
   proxy: ProxyServer;
+  /** The worker threads serving the clients (workers above 1), or null: the proxy above serves them. */
+  workers: WorkerPool | null;
   admin: AdminServer;
   metrics: Metrics;
   logger: Logger;
@@ -51,6 +55,17 @@ export async function startApp(initial: WirecacheConfig, logger = createLogger(i
   let config = initial;
   const metrics = new Metrics({ backendNames: config.backends.map((b) => b.name) });
   const proxy = new ProxyServer(config, logger, metrics, metrics.cache, metrics.routing, metrics.binlog, metrics.pool);
+  // With worker threads, they serve the clients; this thread's proxy runs what runs once per process.
+  const threaded = config.workers > 1;
+  let workers: WorkerPool | null = null;
+  const running = (): WorkerPool => {
+    if (!workers) throw new Error('the worker threads are not running');
+    return workers;
+  };
+  if (threaded) {
+    proxy.listening = false;
+    metrics.sumWorkers(config.workers, () => (workers ? workers.gather({ kind: 'metrics' }) : Promise.resolve([])));
+  }
   metrics.pool.watch((server) => proxy.loginPool.usage(server));
   if (proxy.binlog) metrics.binlog.enable();
   metrics.watchProxy(proxy);
@@ -64,7 +79,7 @@ export async function startApp(initial: WirecacheConfig, logger = createLogger(i
     metrics,
     logger,
     token: () => config.admin.token,
-    health: () => ({ ok: true, detail: { sessions: proxy.sessions.size } }),
+    health: () => ({ ok: true, detail: { sessions: workers ? workers.sessions : proxy.sessions.size } }),
     ready: () => readiness(proxy, config),
   });
   if (proxy.cache) {
@@ -72,10 +87,24 @@ export async function startApp(initial: WirecacheConfig, logger = createLogger(i
     metrics.cache.watch(() => cache.stats);
     metrics.cache.knownRules(cache.config.rules.map((r) => r.name));
     const binlog = proxy.binlog;
-    registerCacheRoutes(admin, cache, metrics.cache, binlog ? () => binlogStatus(binlog, cache, config) : null);
+    const workerCaches = threaded
+      ? {
+          summaries: async () => (await running().gather<CacheSummary | null>({ kind: 'cache_stats' })).filter((s): s is CacheSummary => s !== null),
+          purge: (target: { all: true } | { table: string } | { rule: string }) => running().gather<number>({ kind: 'cache_purge', target }),
+        }
+      : null;
+    registerCacheRoutes(admin, cache, metrics.cache, binlog ? () => binlogStatus(binlog, cache, config) : null, workerCaches);
   }
-  registerRoutingRoutes(admin, () => config, proxy.selector, proxy.monitor, proxy.loginPool);
-  if (proxy.queryStats) registerQueryStatsRoutes(admin, proxy.queryStats);
+  registerRoutingRoutes(admin, () => config, proxy.selector, proxy.monitor, proxy.loginPool, threaded ? () => running().gather({ kind: 'pool_usage' }) : null);
+  if (proxy.queryStats) {
+    const workerStats = threaded
+      ? {
+          parts: async () => (await running().gather<QueryStatsPart | null>({ kind: 'query_stats' })).filter((p): p is QueryStatsPart => p !== null),
+          reset: () => running().gather<number>({ kind: 'query_stats_reset' }),
+        }
+      : null;
+    registerQueryStatsRoutes(admin, proxy.queryStats, workerStats);
+  }
   registerDashboardRoutes(admin);
 
   let reloading: Promise<ReloadResult> | null = null;
@@ -106,6 +135,8 @@ export async function startApp(initial: WirecacheConfig, logger = createLogger(i
       if (rulesFileChanged(config, next)) changed.push('cache.rules_file');
       appliedRaw = nextRaw;
       const restartNeeded = proxy.reload(next);
+      if (next.workers !== config.workers) restartNeeded.push('workers');
+      workers?.reload(proxy.currentConfig);
       const previous = config;
       config = { ...next, admin: { ...config.admin, token: next.admin.token } };
       if (proxy.cache) metrics.cache.knownRules(proxy.cache.config.rules.map((r) => r.name));
@@ -126,12 +157,27 @@ export async function startApp(initial: WirecacheConfig, logger = createLogger(i
   });
 
   const adminAddress = await admin.start();
-  const address = await proxy.start();
+  let address: { address: string; port: number } = await proxy.start();
+  if (threaded) {
+    try {
+      workers = await WorkerPool.start(config.workers, config, proxy, logger, metrics, logFormat() === 'pretty');
+    } catch (err) {
+      await proxy.shutdown(0);
+      await admin.stop();
+      throw err;
+    }
+    address = workers.address;
+    if (proxy.cache) {
+      const cache = proxy.cache;
+      workers.onProxyWrite((tables) => cache.proxyWroteElsewhere(tables));
+    }
+  }
   const memcached = config.memcachedApi ? createMemcachedApi(config, proxy, metrics, logger) : null;
   let memcachedAddress: { host: string; port: number } | null = null;
   try {
     if (memcached) memcachedAddress = await memcached.start();
   } catch (err) {
+    await workers?.stop(0);
     await proxy.shutdown(0);
     await admin.stop();
     throw err;
@@ -149,12 +195,14 @@ export async function startApp(initial: WirecacheConfig, logger = createLogger(i
       cache: config.cache ? config.cache.storage : 'off',
       cache_rules: config.cache?.rules.length ?? 0,
       memcached_api: memcachedAddress ? `${memcachedAddress.host}:${memcachedAddress.port}` : 'off',
+      workers: config.workers,
     },
     'wirecache started',
   );
   let stopping: Promise<void> | null = null;
   return {
     proxy,
+    workers,
     admin,
     metrics,
     logger,
@@ -167,6 +215,7 @@ export async function startApp(initial: WirecacheConfig, logger = createLogger(i
       (stopping ??= (async () => {
         logger.info({ grace_ms: config.timeouts.shutdownGraceMs }, 'shutting down: no new connections, finishing queries in flight');
         await memcached?.stop();
+        await workers?.stop(config.timeouts.shutdownGraceMs);
         await proxy.shutdown(config.timeouts.shutdownGraceMs);
         await admin.stop();
         logger.info('stopped');

@@ -5,8 +5,8 @@ import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { BackendConnection } from './backend/backend_connection.js';
 import { ClientSession } from './session/client_session.js';
-import type { ServerIdentity, SessionContext } from './session/session_context.js';
-import type { BackendEndpoint, WirecacheConfig } from './config/types.js';
+import type { BinlogWaiter, RemoteSession, ServerIdentity, SessionContext } from './session/session_context.js';
+import type { BackendEndpoint, UserConfig, WirecacheConfig } from './config/types.js';
 import type { Logger } from './logger.js';
 import type { ProxyObserver } from './session/observer.js';
 import { Capability, ErrorCode, MariaDbCapability } from './protocol/constants.js';
@@ -18,10 +18,11 @@ import { nullCacheObserver, type CacheObserver } from './cache/types.js';
 import { ServerMonitor } from './routing/server_monitor.js';
 import { nullMonitorObserver, type MonitorObserver } from './routing/server_status.js';
 import { ServerSelector } from './routing/server_selector.js';
+import type { MonitorView } from './routing/mirrored_monitor.js';
 import { QueryStats } from './session/query_stats.js';
 import { BinlogReader, BinlogUnavailableError } from './replication/binlog_reader.js';
 import { SchemaReader } from './replication/schema_reader.js';
-import { SchemaCatalog } from './cache/schema_catalog.js';
+import { SchemaCatalog, type FunctionName, type ViewDefinition } from './cache/schema_catalog.js';
 import { nullBinlogObserver, type BinlogObserver } from './replication/observer.js';
 import { LoginThrottle } from './auth/login_throttle.js';
 import type { KeyObject } from 'node:crypto';
@@ -89,15 +90,60 @@ export function identityFromGreeting(greeting: HandshakeV10): ServerIdentity {
   };
 }
 
-function poolOptions(config: WirecacheConfig): LoginPoolOptions {
+/**
+ * The pool's limits for one of `workers` pools: each worker has a pool of
+ * its own, and their limits add up to the configured ones (each at least 1;
+ * 0 stays "no limit").
+ */
+function poolOptions(config: WirecacheConfig, workers = 1): LoginPoolOptions {
+  const share = (limit: number) => (limit === 0 ? 0 : Math.max(1, Math.floor(limit / workers)));
   return {
-    maxIdlePerServer: config.pool.maxIdle,
+    maxIdlePerServer: config.pool.maxIdle === 0 ? 0 : share(config.pool.maxIdle),
     idleTimeoutMs: config.pool.idleTimeoutSeconds * 1000,
-    maxConnectionsPerServer: config.pool.maxConnections,
-    maxConnectionsPerUser: config.pool.maxConnectionsPerUser,
+    maxConnectionsPerServer: share(config.pool.maxConnections),
+    maxConnectionsPerUser: share(config.pool.maxConnectionsPerUser),
     queueTimeoutMs: config.pool.queueTimeoutMs,
   };
 }
+
+/**
+ * What a worker thread's proxy gets from the main thread in place of the
+ * parts that run once per process (src/worker_thread.ts fills it in): the
+ * monitor, the binlog reader, the view reader, accounts from the database,
+ * login throttling and the connection limits live in the main thread.
+ */
+export interface WorkerParts {
+  /** This worker's number (0-based) and how many there are: connection ids and pool limits are split by them. */
+  index: number;
+  count: number;
+  /** A descriptor of the shared listening socket (src/workers/shared_listener.ts). */
+  listenFd: number;
+  /** The query cache's generation counters (null with memcached storage, whose counters are in memcached). */
+  generations: SharedArrayBuffer | null;
+  /** The main thread's monitor as last published (null without a monitor section). */
+  monitor: MonitorView | null;
+  /** The main thread's binlog reader (null without one). */
+  binlog: BinlogWaiter | null;
+  /** binlog.on_unavailable: fail_closed: whether the main thread's reader holds the cache off now. */
+  binlogUnhealthy: (() => boolean) | null;
+  /** A session ran DDL: the main thread reads the views again (they come back through applySchema()). */
+  schemaChanged(): Promise<void>;
+  /** An account read from the database by the main thread. */
+  databaseUser(name: string): UserConfig | undefined;
+  /** caching_sha2_password's RSA pair, the same in every thread. */
+  rsaKeys: { publicKeyPem: Buffer; privateKey: KeyObject } | null;
+  /** A failed login, for the main thread's throttles (their blocks come back through blockLogin()). */
+  loginFailed(address: string, user: string): void;
+  /** Client sessions open in every worker, one slot each (limits.max_client_connections). */
+  sessionCounts: Int32Array;
+  /** Reserves one of limits.max_user_connections for `user` across the workers; false when none is left. */
+  reserveUserSession(user: string, limit: number): Promise<boolean>;
+  /** A session of `user` that was reserved has ended. */
+  releaseUserSession(user: string): void;
+  /** A session of another worker named by KILL: what this worker's KILL needs of it, or null. */
+  remoteSession(targetId: number): Promise<RemoteSession | null>;
+}
+
 
 /** How often the primary's views are read again (DDL seen through the proxy or in the binlog reads them at once). */
 const VIEW_REFRESH_MS = 30_000;
@@ -134,6 +180,12 @@ export class ProxyServer {
   /** Failed logins per client address, and per account (a guesser spread over many addresses). */
   private readonly throttle: LoginThrottle;
   private readonly accountThrottle: LoginThrottle;
+  /** Sessions holding one of limits.max_user_connections reserved with the main thread, and their account. */
+  private readonly userReserved = new Map<number, string>();
+  private readonly schemaListeners: ((views: ViewDefinition[], functions: FunctionName[]) => void)[] = [];
+  /** The primary's views and stored functions as last read (null: not read yet). */
+  schema: { views: ViewDefinition[]; functions: FunctionName[] } | null = null;
+  private readonly blockListeners: ((kind: 'address' | 'account', key: string, until: number) => void)[] = [];
   /** Client bytes of sessions that have ended (live ones are read from their sockets). */
   private closedClientBytes = { received: 0, sent: 0 };
 
@@ -145,23 +197,30 @@ export class ProxyServer {
     monitorObserver: MonitorObserver = nullMonitorObserver,
     binlogObserver: BinlogObserver = nullBinlogObserver,
     poolObserver: LoginPoolObserver = { loginSaved: () => {}, released: () => {}, waited: () => {} },
+    /** Set in a worker thread: the parts the main thread runs for it. */
+    private readonly worker: WorkerParts | null = null,
   ) {
-    this.loginPool = new LoginPool(poolOptions(config), poolObserver);
-    this.cache = config.cache ? new QueryCache(config.cache, cacheObserver, logger.child({ component: 'cache' })) : null;
-    this.monitor = config.monitor
-      ? new ServerMonitor(config.backends, config.monitor, config.routing.maxReplicationLagSeconds, this.poolFollowing(monitorObserver), logger.child({ component: 'monitor' }))
-      : null;
-    this.selector = new ServerSelector(config.backends, this.monitor);
-    this.views = this.createSchemaReader();
-    this.binlog = this.createBinlogReader(binlogObserver);
+    this.loginPool = new LoginPool(poolOptions(config, worker?.count), poolObserver);
+    const cacheSharing = worker && config.cache ? { generations: worker.generations, memoryMaxBytes: Math.max(1, Math.floor(config.cache.memory.maxBytes / worker.count)) } : null;
+    this.cache = config.cache ? new QueryCache(config.cache, cacheObserver, logger.child({ component: 'cache' }), cacheSharing) : null;
+    this.monitor =
+      config.monitor && !worker
+        ? new ServerMonitor(config.backends, config.monitor, config.routing.maxReplicationLagSeconds, this.poolFollowing(monitorObserver), logger.child({ component: 'monitor' }))
+        : null;
+    this.selector = new ServerSelector(config.backends, worker ? worker.monitor : this.monitor);
+    this.views = worker ? null : this.createSchemaReader();
+    if (worker && (this.cache || config.monitor)) this.catalog = this.cache?.views ?? new SchemaCatalog();
+    this.binlog = worker ? null : this.createBinlogReader(binlogObserver);
+    if (worker?.binlogUnhealthy && this.cache) this.cache.suspendWhen(worker.binlogUnhealthy);
     this.queryStats = config.queryStats.maxDigests > 0 ? new QueryStats(config.queryStats.maxDigests) : null;
-    this.databaseUsers = config.usersFromDatabase
-      ? new UserDirectory(config.usersFromDatabase, () => this.primaryEndpoint(), logger.child({ component: 'users' }))
-      : null;
+    this.databaseUsers =
+      config.usersFromDatabase && !worker ? new UserDirectory(config.usersFromDatabase, () => this.primaryEndpoint(), logger.child({ component: 'users' })) : null;
     // With caching_sha2_password as the default, a bad key pair is a start-up error, not a failed login later.
-    if (config.auth.defaultPlugin === 'caching_sha2_password') {
+    if (worker) this.rsaKeys = worker.rsaKeys;
+    else if (config.auth.defaultPlugin === 'caching_sha2_password') {
       this.rsaKeys = loadOrGenerateRsaKeyPair({ privateKeyFile: config.auth.rsaPrivateKeyFile, publicKeyFile: config.auth.rsaPublicKeyFile });
     }
+    if (worker) this.nextId = PROXY_ID_BASE + 1 + worker.index;
     this.throttle = new LoginThrottle(config.limits.loginFailuresPerMinute, config.limits.loginBlockSeconds * 1000);
     this.accountThrottle = new LoginThrottle(config.limits.loginFailuresPerMinute, config.limits.loginBlockSeconds * 1000);
     this.currentIdentity = defaultIdentity(config);
@@ -172,8 +231,8 @@ export class ProxyServer {
     this.ctx = {
       config: () => this.config,
       cache: this.cache,
-      binlog: this.binlog,
-      schemaChanged: () => this.views?.refresh(),
+      binlog: worker ? worker.binlog : this.binlog,
+      schemaChanged: () => (worker ? worker.schemaChanged() : this.views?.refresh()),
       catalog: this.catalog,
       logger,
       observer,
@@ -183,21 +242,38 @@ export class ProxyServer {
       backendTls: config.backendTls ? { ca: config.backendTls.caFile ? readFileSync(config.backendTls.caFile) : null, verify: config.backendTls.verify } : null,
       tls: config.tls ? tls.createSecureContext({ cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }) : null,
       loginFailed: (address, user) => {
+        if (worker) return worker.loginFailed(address, user);
         const limits = { failures: this.config.limits.loginFailuresPerMinute, block_seconds: this.config.limits.loginBlockSeconds };
         if (this.throttle.failed(address)) {
           this.observer.loginBlocked();
           this.logger.warn({ client: address, ...limits }, 'client address blocked after too many failed logins');
+          for (const listener of this.blockListeners) listener('address', address, this.throttle.blockedUntil(address));
         }
         if (this.accountThrottle.failed(user)) {
           this.observer.accountBlocked();
           this.logger.warn({ user, client: address, ...limits }, 'account blocked after too many failed logins to it');
+          for (const listener of this.blockListeners) listener('account', user, this.accountThrottle.blockedUntil(user));
         }
       },
       accountBlockedFor: (user) => this.accountThrottle.blockedFor(user),
       sha2Credentials: new Sha2CredentialCache(),
       rsaKeyPair: () =>
         (this.rsaKeys ??= loadOrGenerateRsaKeyPair({ privateKeyFile: this.config.auth.rsaPrivateKeyFile, publicKeyFile: this.config.auth.rsaPublicKeyFile })),
-      findUser: (name) => findUser(this.config, name) ?? this.databaseUsers?.find(name),
+      findUser: (name) => findUser(this.config, name) ?? (worker ? worker.databaseUser(name) : this.databaseUsers?.find(name)),
+      admitUser: (user, session, limit) => {
+        if (worker) {
+          return worker.reserveUserSession(user, limit).then((ok) => {
+            // A session that ended while the main thread answered gives its place back at once.
+            if (ok && this.sessions.get(session.id) === session) this.userReserved.set(session.id, user);
+            else if (ok) worker.releaseUserSession(user);
+            return ok;
+          });
+        }
+        let n = 0;
+        for (const other of this.sessions.values()) if (other !== session && other.user?.name === user) n++;
+        return n < limit;
+      },
+      remoteSession: worker ? (id) => (this.ownerOf(id) === worker.index ? Promise.resolve(null) : worker.remoteSession(id)) : null,
       sessions: this.sessions,
       loginPool: this.loginPool,
       learnedBackend: (conn: BackendConnection) => {
@@ -206,6 +282,14 @@ export class ProxyServer {
       removed: (session) => {
         if (this.sessions.get(session.id) === session) {
           this.sessions.delete(session.id);
+          if (worker) {
+            Atomics.sub(worker.sessionCounts, worker.index, 1);
+            const user = this.userReserved.get(session.id);
+            if (user !== undefined) {
+              this.userReserved.delete(session.id);
+              worker.releaseUserSession(user);
+            }
+          }
           const bytes = session.clientBytes;
           this.closedClientBytes.received += bytes.received;
           this.closedClientBytes.sent += bytes.sent;
@@ -267,6 +351,8 @@ export class ProxyServer {
       password: account.password,
       primary: () => this.selector.primary().endpoint,
       apply: (views, functions) => {
+        this.schema = { views: [...views], functions: [...functions] };
+        for (const listener of this.schemaListeners) listener(this.schema.views, this.schema.functions);
         if (cache) return cache.replaceSchema(views, functions);
         catalog.replaceFunctions(functions);
         catalog.replace(views);
@@ -375,18 +461,46 @@ export class ProxyServer {
     return restart;
   }
 
+  /** The config as applied (restart-only options as started). */
+  get currentConfig(): WirecacheConfig {
+    return this.config;
+  }
+
   get identity(): ServerIdentity {
     return this.currentIdentity;
   }
 
   /** Learns the primary's version and capabilities (best effort), then listens. */
   async start(): Promise<net.AddressInfo> {
+    if (this.worker) return this.listen({ fd: this.worker.listenFd });
     // One round of checks first: the first client's reads already know which replicas are usable.
     if (this.monitor) await this.monitor.start();
     // The first read of mysql.user is awaited (bounded): logins right after start already see those accounts.
     if (this.databaseUsers) await this.databaseUsers.start();
     await this.startBinlog();
     await this.views?.start();
+    await this.learnIdentity();
+    if (this.listening === false) return { address: this.config.listen.host, port: this.config.listen.port, family: '' };
+    return this.listen({ port: this.config.listen.port, host: this.config.listen.host });
+  }
+
+  /** Listens for clients: on the configured address, or (in a worker thread) on the shared socket's descriptor. */
+  private async listen(where: net.ListenOptions | { fd: number }): Promise<net.AddressInfo> {
+    if (this.worker) await this.learnIdentity();
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(where as net.ListenOptions, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = this.server.address() as net.AddressInfo;
+    if (!this.worker) this.logger.info({ host: address.address, port: address.port }, 'listening for MySQL clients');
+    return address;
+  }
+
+  /** The primary's version and capabilities, for the greeting (best effort). */
+  private async learnIdentity(): Promise<void> {
     const primary = this.primaryEndpoint();
     try {
       this.currentIdentity = identityFromGreeting(await BackendConnection.probe(primary, this.config.timeouts.backendConnectMs));
@@ -396,16 +510,21 @@ export class ProxyServer {
         'primary not reachable at start; announcing the configured server_version until it is',
       );
     }
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.config.listen.port, this.config.listen.host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    const address = this.server.address() as net.AddressInfo;
-    this.logger.info({ host: address.address, port: address.port }, 'listening for MySQL clients');
-    return address;
+  }
+
+  /**
+   * With worker threads the main thread's proxy runs the monitor, the binlog
+   * reader and the rest, and listens for no client: start() then only starts those.
+   */
+  listening = true;
+
+  /** A worker thread: the primary's views and stored functions as the main thread read them. */
+  applySchema(views: readonly ViewDefinition[], functions: readonly FunctionName[]): void {
+    if (this.cache) void this.cache.replaceSchema(views, functions);
+    else if (this.catalog) {
+      this.catalog.replaceFunctions(functions);
+      this.catalog.replace(views);
+    }
   }
 
   address(): net.AddressInfo {
@@ -427,7 +546,7 @@ export class ProxyServer {
       socket.end(encodePacket(buildErr(ErrorCode.HOST_IS_BLOCKED, message), 0));
       return;
     }
-    if (this.sessions.size >= this.config.limits.maxClientConnections) {
+    if (this.openSessions() >= this.config.limits.maxClientConnections) {
       this.observer.clientRefused('max_connections');
       socket.end(encodePacket(buildErr(ErrorCode.CON_COUNT, 'Too many connections'), 0));
       return;
@@ -435,6 +554,7 @@ export class ProxyServer {
     const id = this.allocateId();
     const session = new ClientSession(id, socket, this.ctx);
     this.sessions.set(id, session);
+    if (this.worker) Atomics.add(this.worker.sessionCounts, this.worker.index, 1);
     this.observer.clientConnected();
     session.start();
   }
@@ -446,13 +566,73 @@ export class ProxyServer {
     for (const session of this.sessions.values()) session.closeIfIdle(now, idleSeconds * 1000);
   }
 
-  /** Connection ids are what clients see (and KILL); they stay unique among live sessions. */
+  /** Client sessions open in this proxy, or in every worker thread. */
+  private openSessions(): number {
+    if (!this.worker) return this.sessions.size;
+    let n = 0;
+    for (let i = 0; i < this.worker.sessionCounts.length; i++) n += Atomics.load(this.worker.sessionCounts, i);
+    return n;
+  }
+
+  /**
+   * Connection ids are what clients see (and KILL); they stay unique among
+   * live sessions. Worker k of n hands out the ids equal to k modulo n
+   * (counted from PROXY_ID_BASE + 1), so an id names its worker.
+   */
   private allocateId(): number {
+    const stride = this.worker?.count ?? 1;
+    const first = PROXY_ID_BASE + 1 + (this.worker?.index ?? 0);
     for (;;) {
       const id = this.nextId;
-      this.nextId = this.nextId >= 0xffffffff ? PROXY_ID_BASE + 1 : this.nextId + 1;
+      this.nextId = this.nextId + stride > 0xffffffff ? first : this.nextId + stride;
       if (!this.sessions.has(id)) return id;
     }
+  }
+
+  /** The worker whose session holds proxy connection id `id` (0 without workers; -1 for a backend thread id). */
+  ownerOf(id: number, workers = this.worker?.count ?? 1): number {
+    if (id <= PROXY_ID_BASE) return -1;
+    return (id - PROXY_ID_BASE - 1) % workers;
+  }
+
+  /** Hears every block the throttles decide (address or account, until when): worker threads apply them too. */
+  onLoginBlock(listener: (kind: 'address' | 'account', key: string, until: number) => void): void {
+    this.blockListeners.push(listener);
+  }
+
+  /** A session named by another worker thread's KILL (by proxy connection id or backend thread id), or null. */
+  sessionFor(targetId: number): { id: number; user: string | null; backendThreads: { endpoint: BackendEndpoint; threadId: number }[] } | null {
+    const session = this.sessions.get(targetId) ?? [...this.sessions.values()].find((x) => x.backendThreads.some((t) => t.threadId === targetId));
+    if (!session) return null;
+    return { id: session.id, user: session.user?.name ?? null, backendThreads: session.backendThreads.map(({ endpoint, threadId }) => ({ endpoint, threadId })) };
+  }
+
+  /** Another worker thread's KILL acts on session `id` of this one. */
+  killedElsewhere(id: number, action: { kind: 'kill_pending'; on: boolean } | { kind: 'killed'; idle: boolean; reason: string }): void {
+    const session = this.sessions.get(id);
+    if (!session) return;
+    if (action.kind === 'kill_pending') session.killPending = action.on;
+    else session.killedBy(action.idle, action.reason);
+  }
+
+  /** Hears every read of the primary's views and stored functions: worker threads get them too. */
+  onSchema(listener: (views: ViewDefinition[], functions: FunctionName[]) => void): void {
+    this.schemaListeners.push(listener);
+  }
+
+  /** caching_sha2_password's RSA pair (made now if it was not): the same in every worker thread. */
+  rsaKeyPair(): { publicKeyPem: Buffer; privateKey: KeyObject } {
+    return this.ctx.rsaKeyPair();
+  }
+
+  /** A failed login reported by a worker thread: counted by this proxy's throttles. */
+  loginFailed(address: string, user: string): void {
+    this.ctx.loginFailed(address, user);
+  }
+
+  /** Applies a block decided by the main thread's throttles. */
+  blockLogin(kind: 'address' | 'account', key: string, until: number): void {
+    (kind === 'address' ? this.throttle : this.accountThrottle).block(key, until);
   }
 
   /**

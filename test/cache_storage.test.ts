@@ -20,6 +20,7 @@ import {
   type CodecLimits,
 } from '../src/cache/entry_codec.js';
 import { LocalGenerations } from '../src/cache/generations.js';
+import { Worker } from 'node:worker_threads';
 import { MemcachedStore, memcachedExpiry } from '../src/cache/memcached_store.js';
 import { MemoryStore, memoryEntryBytes } from '../src/cache/memory_store.js';
 import { entryOverheadBytes, nullCacheObserver, type CacheEntry, type CacheObserver } from '../src/cache/types.js';
@@ -294,7 +295,39 @@ describe('LocalGenerations', () => {
     expect(g.matches(['wc_test.t1', '*'], [1, 1])).toBe(false);
     expect(g.read([])).toEqual([]);
   });
+
+  it('shares its counters with another thread: a bump there is the next read here', async () => {
+    const g = new LocalGenerations();
+    const recorded = g.read(['wc_test.t1']);
+    // A worker thread with its own LocalGenerations over the same buffer bumps 1,000 times.
+    const worker = new Worker(
+      `const { workerData, parentPort } = require('node:worker_threads');
+       const counters = new BigInt64Array(workerData.buffer);
+       for (let i = 0; i < 1000; i++) Atomics.add(counters, workerData.slot, 1n);
+       parentPort.postMessage('done');`,
+      { eval: true, workerData: { buffer: g.buffer, slot: slotOf('wc_test.t1') } },
+    );
+    await new Promise((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    await worker.terminate();
+    expect(g.matches(['wc_test.t1'], recorded)).toBe(false);
+    expect(g.get('wc_test.t1')).toBe(1000);
+    const other = new LocalGenerations(g.buffer);
+    other.bump(['wc_test.t1']);
+    expect(g.get('wc_test.t1')).toBe(1001);
+    expect(() => new LocalGenerations(new SharedArrayBuffer(8))).toThrow(RangeError);
+  });
 });
+
+/** The slot `name` hashes to, found by bumping it on a scratch copy of the counters. */
+function slotOf(name: string): number {
+  const scratch = new LocalGenerations();
+  scratch.bump([name]);
+  const counters = new BigInt64Array(scratch.buffer);
+  return counters.findIndex((v) => v === 1n);
+}
 
 // ---------------------------------------------------------------------------
 

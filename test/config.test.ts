@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -108,6 +109,7 @@ describe('parseConfig', () => {
       pool: { maxIdle: 100, idleTimeoutSeconds: 60, maxConnections: 0, maxConnectionsPerUser: 0, queueTimeoutMs: 5000, multiplexing: true },
       log: { level: 'info' },
       serverVersion: '5.5.5-10.11.0-MariaDB-wirecache',
+      workers: 1,
     });
   });
 
@@ -216,6 +218,16 @@ describe('config errors', () => {
     expect(err.field).toBe('pool.multiplexing');
     expect(err.message).toMatch(/^test\.yaml:\d+:\d+: field pool\.multiplexing: must be true or false/);
     expect(parseConfig(`${MINIMAL}pool:\n  multiplexing: false\n`, 'ok.yaml').pool.multiplexing).toBe(false);
+  });
+
+  it('reads workers as a count or auto (the cores), and names a bad one with its line', () => {
+    expect(parseConfig(`${MINIMAL}workers: 4\n`, 'ok.yaml').workers).toBe(4);
+    expect(parseConfig(`${MINIMAL}workers: auto\n`, 'ok.yaml').workers).toBe(availableParallelism());
+    for (const bad of ['0', '1.5', 'many', '257']) {
+      const err = configError(`${MINIMAL}workers: ${bad}\n`);
+      expect(err.field).toBe('workers');
+      expect(err.message).toMatch(/^test\.yaml:\d+:\d+: field workers: must be (auto or )?an integer between 1 and 256, got/);
+    }
   });
 
   it('explains an unquoted password hash (a YAML alias)', () => {

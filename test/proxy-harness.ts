@@ -43,6 +43,7 @@ export function testConfig(topo: TopologyInfo, overrides: Partial<WirecacheConfi
     pool: { maxIdle: 100, idleTimeoutSeconds: 60, maxConnections: 0, maxConnectionsPerUser: 0, queueTimeoutMs: 5000, multiplexing: true },
     log: { level: 'error' },
     serverVersion: '5.5.5-10.11.0-MariaDB-wirecache',
+    workers: 1,
     ...overrides,
   };
 }

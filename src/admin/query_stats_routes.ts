@@ -9,13 +9,26 @@
  *        {"reset": true, "dropped": <digests forgotten>}
  */
 import type { AdminServer } from './admin_server.js';
-import { QUERY_STATS_SORT_KEYS, type QueryStats, type QueryStatsSortKey } from '../session/query_stats.js';
+import { QUERY_STATS_SORT_KEYS, QueryStats, type DigestRecord, type QueryStatsSortKey } from '../session/query_stats.js';
 
 export const QUERY_STATS_MAX_LIMIT = 10_000;
 export const QUERY_STATS_DEFAULT_LIMIT = 100;
 
-export function registerQueryStatsRoutes(admin: AdminServer, stats: QueryStats): void {
-  admin.addRoute('GET', '/stats/queries', ({ query }) => {
+/** With worker threads: each one's digests, and a reset of each (returns the digests each dropped). */
+export interface WorkerQueryStats {
+  parts(): Promise<{ records: DigestRecord[]; evicted: number }[]>;
+  reset(): Promise<number[]>;
+}
+
+export function registerQueryStatsRoutes(admin: AdminServer, stats: QueryStats, workers: WorkerQueryStats | null = null): void {
+  /** The statistics to show: this proxy's, or the sum of the workers' (at most max_digests of them again). */
+  const current = async (): Promise<QueryStats> => {
+    if (!workers) return stats;
+    const sum = new QueryStats(stats.maxDigests);
+    for (const part of await workers.parts()) sum.absorb(part.records, part.evicted);
+    return sum;
+  };
+  admin.addRoute('GET', '/stats/queries', async ({ query }) => {
     let limit = QUERY_STATS_DEFAULT_LIMIT;
     const limitParam = query.get('limit');
     if (limitParam !== null) {
@@ -32,18 +45,20 @@ export function registerQueryStatsRoutes(admin: AdminServer, stats: QueryStats):
       }
       sort = sortParam as QueryStatsSortKey;
     }
+    const shown = await current();
     return {
       json: {
-        digests: stats.top(limit, sort),
-        tracked: stats.size,
+        digests: shown.top(limit, sort),
+        tracked: shown.size,
         max_digests: stats.maxDigests,
-        evicted: stats.evicted,
+        evicted: shown.evicted,
       },
     };
   });
-  admin.addRoute('POST', '/stats/queries/reset', () => {
-    const dropped = stats.size;
+  admin.addRoute('POST', '/stats/queries/reset', async () => {
+    let dropped = stats.size;
     stats.reset();
+    if (workers) for (const n of await workers.reset()) dropped += n;
     return { json: { reset: true, dropped } };
   });
 }

@@ -5,7 +5,7 @@
  *   GET /explain?sql=...      classification, matching rule, cacheability and destination of a statement
  *       optional: user=, schema=, client=, in_transaction=1
  */
-import type { LoginPool } from '../backend/login_pool.js';
+import type { LoginPool, PoolUsage } from '../backend/login_pool.js';
 import type { AdminServer } from './admin_server.js';
 import type { WirecacheConfig } from '../config/types.js';
 import { explainStatement } from './explain.js';
@@ -21,13 +21,20 @@ export function registerRoutingRoutes(
   selector: ServerSelector,
   monitor: ServerMonitor | null,
   pool: LoginPool | null = null,
+  /** With worker threads: each one's pool usage by server (their pools are the client sessions'). */
+  workerPools: (() => Promise<Record<string, PoolUsage>[]>) | null = null,
 ): void {
-  admin.addRoute('GET', '/servers', () => {
+  admin.addRoute('GET', '/servers', async () => {
     const primary = selector.primary();
     const limits = config().pool;
-    // Client sessions' backend connections per server, as the login pool counts and limits them.
-    const poolOf = (server: string) =>
-      pool ? { ...pool.usage(server), max_connections: limits.maxConnections, max_idle: limits.maxIdle } : undefined;
+    const usages = workerPools ? await workerPools() : [];
+    // Client sessions' backend connections per server, as the login pool counts and limits them (summed over the workers).
+    const poolOf = (server: string) => {
+      if (!pool) return undefined;
+      const usage = { ...pool.usage(server) };
+      for (const u of usages) if (u[server]) for (const key of Object.keys(usage) as (keyof PoolUsage)[]) usage[key] += u[server][key];
+      return { ...usage, max_connections: limits.maxConnections, max_idle: limits.maxIdle };
+    };
     return {
       json: {
         monitored: monitor !== null,

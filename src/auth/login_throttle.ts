@@ -62,4 +62,16 @@ export class LoginThrottle {
     }
     return false;
   }
+
+  /** When `key`'s block ends (Date.now() time), or 0. */
+  blockedUntil(key: string): number {
+    return this.blockedFor(key) > 0 ? this.records.get(key)!.blockedUntil : 0;
+  }
+
+  /** Applies a block decided by the throttle of another thread (worker threads follow the main thread's). */
+  block(key: string, until: number): void {
+    const record = this.records.get(key) ?? { windowStart: this.now(), failures: 0, blockedUntil: 0 };
+    record.blockedUntil = Math.max(record.blockedUntil, until);
+    this.records.set(key, record);
+  }
 }

@@ -171,6 +171,18 @@ export class UserDirectory {
     return this.users.size;
   }
 
+  private readonly listeners: ((users: UserConfig[]) => void)[] = [];
+
+  /** Every account read, after each read of mysql.user (worker threads get a copy). */
+  onRead(listener: (users: UserConfig[]) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Every account read so far. */
+  all(): UserConfig[] {
+    return [...this.users.values()];
+  }
+
   /** The account read from the database with exactly this name (case-sensitive, as MySQL). */
   find(name: string): UserConfig | undefined {
     return this.users.get(name);
@@ -289,6 +301,7 @@ export class UserDirectory {
     this.warnedAmbiguous = ambiguous;
     const previous = this.users.size;
     this.users = parsed.users;
+    for (const listener of this.listeners) listener(this.all());
     const fields = { accounts: parsed.users.size, primary: endpoint.name };
     if (this.failing) this.logger.info(fields, 'users from database: mysql.user read again');
     else if (!this.loadedOnce) this.logger.info(fields, 'users from database: accounts loaded from mysql.user');

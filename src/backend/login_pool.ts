@@ -86,6 +86,13 @@ interface Idle {
   user: string;
 }
 
+/** One server's connections in a pool: open, idle among them, and sessions waiting for one. */
+export interface PoolUsage {
+  open: number;
+  idle: number;
+  waiting: number;
+}
+
 export class LoginPool {
   /** Idle connections by login key, newest last. */
   private readonly idle = new Map<string, Idle[]>();
@@ -114,7 +121,7 @@ export class LoginPool {
   }
 
   /** Per server: connections open (idle included), idle, and new connections waiting for one. */
-  usage(server: string): { open: number; idle: number; waiting: number } {
+  usage(server: string): PoolUsage {
     return { open: this.openPerServer.get(server) ?? 0, idle: this.perServer.get(server) ?? 0, waiting: this.waiting.get(server)?.length ?? 0 };
   }
 

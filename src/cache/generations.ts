@@ -24,32 +24,75 @@ export interface Generations {
   bump(names: readonly string[]): void | Promise<void>;
 }
 
-/** In-process counters: an unknown name reads as 0. */
+/** Counters of the in-process store: 2^16 slots of 64 bits (512 KiB). */
+export const GENERATION_SLOTS = 1 << 16;
+/** Names remembered with their slot before the memo starts over (tables come and go). */
+const SLOT_MEMO_LIMIT = 100_000;
+
+/**
+ * In-process counters, in shared memory: every worker thread reads and bumps
+ * the same SharedArrayBuffer with Atomics, so a write acknowledged in one
+ * worker is seen by the next lookup in every other one, with no message.
+ *
+ * A name maps to a slot by its FNV-1a hash. Two names that share a slot
+ * share a counter: a write to one also invalidates entries of the other.
+ * That costs misses, never a stale hit. Counters are 64-bit and never wrap
+ * in practice; values read are exact integers below 2^53.
+ */
 export class LocalGenerations implements Generations {
-  private readonly values = new Map<string, number>();
+  /** The counters; hand it to another worker's LocalGenerations to share them. */
+  readonly buffer: SharedArrayBuffer;
+  private readonly counters: BigInt64Array;
+  private readonly slots = new Map<string, number>();
+
+  constructor(buffer: SharedArrayBuffer = new SharedArrayBuffer(GENERATION_SLOTS * 8)) {
+    if (buffer.byteLength !== GENERATION_SLOTS * 8) throw new RangeError(`generation counters need ${GENERATION_SLOTS * 8} bytes, got ${buffer.byteLength}`);
+    this.buffer = buffer;
+    this.counters = new BigInt64Array(buffer);
+  }
+
+  private slot(name: string): number {
+    let slot = this.slots.get(name);
+    if (slot === undefined) {
+      if (this.slots.size >= SLOT_MEMO_LIMIT) this.slots.clear();
+      slot = fnv1a(name) & (GENERATION_SLOTS - 1);
+      this.slots.set(name, slot);
+    }
+    return slot;
+  }
 
   /** Returns a new array each call (the caller keeps it in the entry it records). */
   read(names: readonly string[]): number[] {
     const n = names.length;
     const out = new Array<number>(n);
-    for (let i = 0; i < n; i++) out[i] = this.values.get(names[i]) ?? 0;
+    for (let i = 0; i < n; i++) out[i] = Number(Atomics.load(this.counters, this.slot(names[i])));
     return out;
   }
 
   /** Value of one counter (0 if never bumped). */
   get(name: string): number {
-    return this.values.get(name) ?? 0;
+    return Number(Atomics.load(this.counters, this.slot(name)));
   }
 
   bump(names: readonly string[]): void {
-    for (const name of names) this.values.set(name, (this.values.get(name) ?? 0) + 1);
+    for (const name of names) Atomics.add(this.counters, this.slot(name), 1n);
   }
 
   /** True when every `names[i]` still has the value `gens[i]` (the validity test of an entry). */
   matches(names: readonly string[], gens: readonly number[]): boolean {
     const n = names.length;
     if (gens.length !== n) return false;
-    for (let i = 0; i < n; i++) if ((this.values.get(names[i]) ?? 0) !== gens[i]) return false;
+    for (let i = 0; i < n; i++) if (Number(Atomics.load(this.counters, this.slot(names[i]))) !== gens[i]) return false;
     return true;
   }
+}
+
+/** 32-bit FNV-1a over the UTF-16 code units of `text`. */
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
 }

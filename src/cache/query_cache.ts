@@ -64,6 +64,14 @@ export interface TierStatus {
   servers?: string[];
 }
 
+/** How a worker's cache shares the process's: the generation counters, and its part of the memory bound. */
+export interface CacheSharing {
+  /** Null with memcached storage, whose counters are in memcached. */
+  generations: SharedArrayBuffer | null;
+  /** This worker's memory tier bound (the workers' parts sum to cache.memory.max_bytes). */
+  memoryMaxBytes: number;
+}
+
 export interface CacheStats {
   entries: number;
   bytes: number;
@@ -73,6 +81,8 @@ export class QueryCache {
   private readonly memory: MemoryStore | null;
   private readonly remote: MemcachedStore | null;
   private readonly generations: Generations;
+  /** Worker threads share the counters (CacheSharing). */
+  private readonly sharedCounters: boolean;
   /** The primary's views and their base tables (filled by the view reader): reads of a view depend on its base tables. */
   readonly views = new SchemaCatalog();
   /** Misses in flight by key: identical readers wait on them. */
@@ -89,8 +99,9 @@ export class QueryCache {
     public config: CacheConfig,
     private readonly observer: CacheObserver,
     log: CacheLog | null = null,
+    sharing: CacheSharing | null = null,
   ) {
-    this.memory = config.storage === 'memcached' ? null : new MemoryStore({ maxBytes: config.memory.maxBytes, observer });
+    this.memory = config.storage === 'memcached' ? null : new MemoryStore({ maxBytes: sharing?.memoryMaxBytes ?? config.memory.maxBytes, observer });
     this.remote =
       config.storage === 'memory'
         ? null
@@ -110,7 +121,8 @@ export class QueryCache {
               }
             },
           });
-    this.generations = this.remote ? this.remote.generations : new LocalGenerations();
+    this.generations = this.remote ? this.remote.generations : new LocalGenerations(sharing?.generations ?? undefined);
+    this.sharedCounters = sharing !== null;
   }
 
   /**
@@ -137,9 +149,13 @@ export class QueryCache {
     return this.suspended?.() === true;
   }
 
-  /** Invalidations must reach memcached before a write is acknowledged: other proxies read the counters there. */
+  /**
+   * Invalidations must be done before a write is acknowledged: other proxies
+   * read the counters in memcached, and other worker threads read the shared
+   * ones, as soon as the client has its reply.
+   */
   get sharedInvalidation(): boolean {
-    return this.remote !== null;
+    return this.remote !== null || this.sharedCounters;
   }
 
   /** Whether anything could choose `statement` for caching (a hint, the mode, or some rule). */
@@ -175,6 +191,11 @@ export class QueryCache {
       tiers.push({ tier: 'memcached', state: st.state, down_since: st.downSince, consecutive_failures: st.consecutiveFailures, servers: this.config.memcached.servers });
     }
     return tiers;
+  }
+
+  /** The in-process generation counters, to share with worker threads (null with memcached storage, whose counters are in memcached). */
+  get sharedGenerations(): SharedArrayBuffer | null {
+    return this.generations instanceof LocalGenerations ? this.generations.buffer : null;
   }
 
   get stats(): CacheStats {
@@ -375,6 +396,11 @@ export class QueryCache {
   }
 
   private readonly writeListeners: ((tables: readonly string[] | null) => void)[] = [];
+
+  /** A write through another worker thread's sessions (its cache bumped the shared counters): only the listeners hear of it. */
+  proxyWroteElsewhere(tables: readonly string[] | null): void {
+    for (const listener of this.writeListeners) listener(tables);
+  }
 
   /**
    * Hears every invalidation for a write made through the proxy's SQL

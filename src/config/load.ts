@@ -16,6 +16,7 @@
  * With schema errors, rounds 3 and 4 still run on the top-level sections that
  * are valid on their own; a check that needs an invalid section is skipped.
  */
+import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve as resolvePath } from 'node:path';
 import type { z } from 'zod';
@@ -324,6 +325,8 @@ function normalise(raw: RawConfig, sourcePath: string): WirecacheConfig {
     },
     log: { level: raw.log.level },
     serverVersion: raw.server_version,
+    // auto: one event loop per core the process may use.
+    workers: raw.workers === 'auto' ? Math.max(1, availableParallelism()) : raw.workers,
   };
 }
 

@@ -38,6 +38,7 @@ export const CONFIG_DEFAULTS = {
     memcachedKeyPrefix: 'wc',
   },
   serverVersion: '5.5.5-10.11.0-MariaDB-wirecache',
+  workers: 1 as number | 'auto',
   queryStats: { maxDigests: 1000 },
   monitor: { intervalMs: 1000, checkTimeoutMs: 1000, failAfter: 3, recoverAfter: 3, heartbeatTable: 'wirecache.heartbeat' },
   routing: { maxReplicationLagSeconds: 10, consistency: 'session', consistencyWaitMs: 500 },
@@ -444,6 +445,9 @@ export const rootSchema = z.strictObject(
         { error: msg('must be a mapping', false) },
       )
       .default({ level: CONFIG_DEFAULTS.logLevel }),
+    workers: z
+      .union([z.literal('auto'), intIn(1, 256)], { error: msg('must be auto or an integer between 1 and 256') })
+      .default(CONFIG_DEFAULTS.workers),
     server_version: z
       .string({ error: msg('must be a string (quote it in YAML)', false) })
       .min(1, { error: msg('must not be empty') })

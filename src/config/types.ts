@@ -136,6 +136,8 @@ export interface WirecacheConfig {
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' };
   /** Version string announced to clients when no backend has been reached yet. */
   serverVersion: string;
+  /** Event loops serving client connections: 1 is the main thread alone; above 1, worker threads (auto: the cores). */
+  workers: number;
 }
 
 export interface CacheConfig {

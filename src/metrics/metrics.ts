@@ -8,7 +8,7 @@
  * further ones are folded into "other", so a bug upstream cannot make the
  * number of series grow without limit.
  */
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { BoundedLabel, OTHER_LABEL } from './bounded_label.js';
 import { BinlogMetrics } from './binlog_metrics.js';
 import { CacheMetrics } from './cache_metrics.js';
@@ -210,9 +210,34 @@ export class Metrics implements ProxyObserver {
     return this.registry.contentType;
   }
 
+  private workerMetrics: (() => Promise<MetricObjectWithValues<MetricValue<string>>[][]>) | null = null;
+  private workerRestarts: Counter | null = null;
+
+  /**
+   * With worker threads: /metrics is this registry summed with each worker's
+   * (prom-client's AggregatorRegistry; every series is a sum: the workers
+   * report no process-wide figures, and the main thread no session figures).
+   */
+  sumWorkers(count: number, source: () => Promise<MetricObjectWithValues<MetricValue<string>>[][]>): void {
+    this.workerMetrics = source;
+    new Gauge({ name: 'wirecache_workers', help: 'Event loops serving client connections (worker threads).', registers: [this.registry] }).set(count);
+    this.workerRestarts = new Counter({
+      name: 'wirecache_worker_restarts_total',
+      help: 'Worker threads that ended unexpectedly and were started again (their client sessions were lost).',
+      registers: [this.registry],
+    });
+  }
+
+  /** A worker thread ended unexpectedly and a new one was started. */
+  workerRestarted(): void {
+    this.workerRestarts?.inc();
+  }
+
   /** All metrics in the Prometheus text exposition format. */
   async metricsText(): Promise<string> {
-    return this.registry.metrics();
+    if (!this.workerMetrics) return this.registry.metrics();
+    const parts = [await this.registry.getMetricsAsJSON(), ...(await this.workerMetrics())];
+    return AggregatorRegistry.aggregate(parts).metrics();
   }
 
   /** wirecache_queries_total as a plain object: completed commands by command name. */

@@ -231,6 +231,25 @@ export class BinlogReader {
     if (state === this.stateValue) return;
     this.stateValue = state;
     this.observer.stateChanged(state);
+    this.publishHealth();
+  }
+
+  private setBehind(behind: boolean): void {
+    if (behind === this.behindValue) return;
+    this.behindValue = behind;
+    this.publishHealth();
+  }
+
+  private readonly healthListeners: ((current: boolean, unhealthy: boolean) => void)[] = [];
+
+  /** Hears every change of `current` and `unhealthy` (worker threads mirror them), and the values now. */
+  onHealthChange(listener: (current: boolean, unhealthy: boolean) => void): void {
+    this.healthListeners.push(listener);
+    listener(this.current, this.unhealthy);
+  }
+
+  private publishHealth(): void {
+    for (const listener of this.healthListeners) listener(this.current, this.unhealthy);
   }
 
   private closeConnection(): void {
@@ -248,7 +267,7 @@ export class BinlogReader {
       this.lost(new Error(`no event or heartbeat for ${Math.round(silentMs / 1000)} s`));
       return;
     }
-    if (silentMs > this.options.maxDelayMs + 2000) this.behindValue = true;
+    if (silentMs > this.options.maxDelayMs + 2000) this.setBehind(true);
     this.followPrimary();
   }
 
@@ -365,7 +384,7 @@ export class BinlogReader {
     this.written = new Set();
     // Table ids are per server and per TABLE_MAP; a flag from the last connection says nothing about this one.
     this.tableIds.clear();
-    this.behindValue = false;
+    this.setBehind(false);
     await query('SET @mariadb_slave_capability=4');
     await query('SET @master_binlog_checksum=@@global.binlog_checksum');
     await query(`SET @slave_connect_state='${start.replace(/[^0-9,-]/g, '')}'`);
@@ -503,7 +522,7 @@ export class BinlogReader {
       case 'heartbeat':
         this.lastDelayMs = 0;
         this.observer.delay(0);
-        this.behindValue = false;
+        this.setBehind(false);
         // A heartbeat comes when the server has nothing more to send: the reader is at the end.
         if (this.stateValue === 'catching_up') this.setState('streaming');
         return;
@@ -542,7 +561,7 @@ export class BinlogReader {
       this.lastDelayMs = delayMs;
       this.observer.delay(delayMs / 1000);
       // Timestamps have a resolution of one second.
-      this.behindValue = delayMs > this.options.maxDelayMs + 1000;
+      this.setBehind(delayMs > this.options.maxDelayMs + 1000);
     }
     if (this.stateValue === 'catching_up' && gtidCovers(this.position(), this.target)) this.setState('streaming');
     if (this.waiters.length === 0) return;

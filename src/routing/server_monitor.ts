@@ -20,6 +20,7 @@ import type { BackendConfig, MonitorConfig } from '../config/types.js';
 import { Heartbeat } from './heartbeat.js';
 import { describeError, MonitoredServer, type MonitorContext } from './monitored_server.js';
 import { nullMonitorObserver, type MonitorLogger, type MonitorObserver, type ServerState, type ServerStatus } from './server_status.js';
+import type { MonitorSnapshot, MonitorView } from './mirrored_monitor.js';
 
 const silentLogger: MonitorLogger = { info() {}, warn() {} };
 
@@ -28,7 +29,7 @@ const FIRST_HEARTBEAT_WAIT_MS = 1000;
 /** suspect(): at most one extra round per this many ms. */
 const SUSPECT_MIN_GAP_MS = 100;
 
-export class ServerMonitor {
+export class ServerMonitor implements MonitorView {
   /** This monitor's row in the heartbeat table. */
   readonly proxyId: string;
 
@@ -39,6 +40,7 @@ export class ServerMonitor {
   private readonly observer: MonitorObserver;
   private readonly log: MonitorLogger;
   private readonly listeners: ((from: string | null, to: string | null) => void)[] = [];
+  private readonly publishListeners: ((snapshot: MonitorSnapshot) => void)[] = [];
   private readonly hb: Heartbeat | null;
   private readonly hbPeriodMs: number;
 
@@ -368,6 +370,18 @@ export class ServerMonitor {
     this.snapshot = this.order.map((e) => ({ ...e.status }));
     this.byName = new Map(this.snapshot.map((s) => [s.name, s]));
     this.targets = this.snapshot.filter((s) => s.name !== this.primaryName && s.inRotation);
+    const published = this.published();
+    for (const listener of this.publishListeners) this.safely(() => listener(published));
+  }
+
+  /** The current state as worker threads mirror it. */
+  published(): MonitorSnapshot {
+    return { servers: this.snapshot, primary: this.primaryName, conflict: [...this.conflict] };
+  }
+
+  /** Hears every new state (after each round): the worker threads' mirrors follow it. */
+  onPublish(listener: (snapshot: MonitorSnapshot) => void): void {
+    this.publishListeners.push(listener);
   }
 
   private safely(f: () => void): void {

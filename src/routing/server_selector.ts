@@ -5,7 +5,7 @@
  */
 import { configuredPrimary } from '../config/lookup.js';
 import type { BackendConfig, BackendEndpoint } from '../config/types.js';
-import type { ServerMonitor } from './server_monitor.js';
+import type { MonitorView } from './mirrored_monitor.js';
 import type { ServerStatus } from './server_status.js';
 
 export interface PrimaryChoice {
@@ -26,7 +26,7 @@ export class ServerSelector {
 
   constructor(
     backends: readonly BackendConfig[],
-    private readonly monitor: ServerMonitor | null,
+    private readonly monitor: MonitorView | null,
   ) {
     for (const b of backends) this.endpoints.set(b.name, endpointOf(b));
     this.configuredPrimary = endpointOf(configuredPrimary(backends)!);

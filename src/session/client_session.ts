@@ -199,6 +199,16 @@ export class ClientSession {
     this.close(reason);
   }
 
+  /**
+   * Another session's KILL of this connection is done: with no backend
+   * thread (idle) the session ends now; otherwise the killed thread ends it
+   * with the server's own error, and this is the fallback a second later.
+   */
+  killedBy(idle: boolean, reason: string): void {
+    if (idle) this.killedWhileIdle(reason);
+    else setTimeout(() => this.terminate(reason), 1000).unref();
+  }
+
   /** KILL of a session with no backend thread (multiplexed away): the server's own notice, then the end. */
   killedWhileIdle(reason: string): void {
     if (!this.busy && this.phase !== Phase.Closed) this.sendErr({ code: 1927, sqlState: '70100' }, 'Connection was killed', 0);

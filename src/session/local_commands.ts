@@ -11,6 +11,7 @@ import { buildAuthSwitchRequest, parseChangeUser } from '../protocol/handshake.j
 import { ProtocolError } from '../protocol/payload_reader.js';
 import type { BackendConnection } from '../backend/backend_connection.js';
 import { Phase, type ClientSession } from './client_session.js';
+import type { RemoteSession } from './session_context.js';
 import { asLatin1 } from './wire.js';
 
 /** The session a KILL names: by the id from the handshake, or (as applications read it from CONNECTION_ID()) by a backend thread id. */
@@ -44,19 +45,26 @@ export function primaryThreadOf(s: ClientSession, targetId: number, scope: 'conn
   return primary.threadId;
 }
 
-/** KILL [QUERY] or COM_PROCESS_KILL: `targetId` is a proxy connection id or a backend thread id of one of its sessions. */
+/** A session of this proxy (or worker thread) as a KILL sees it. */
+function localTarget(target: ClientSession): RemoteSession {
+  return {
+    user: target.user?.name ?? null,
+    backendThreads: target.backendThreads,
+    killPending: (on) => {
+      target.killPending = on;
+    },
+    killed: (idle, reason) => target.killedBy(idle, reason),
+  };
+}
+
+/**
+ * KILL [QUERY] or COM_PROCESS_KILL: `targetId` is a proxy connection id or a
+ * backend thread id of one of its sessions, in this worker thread or another.
+ */
 export async function kill(s: ClientSession, targetId: number, scope: 'connection' | 'query'): Promise<void> {
   const seq = s.cmd.responseSeq;
-  const target = killTarget(s, targetId);
-  if (!target) {
-    s.sendErr(ErrorCode.NO_SUCH_THREAD, `Unknown thread id: ${targetId}`, seq);
-    return;
-  }
-  if (!target.user || target.user.name !== s.user?.name) {
-    s.sendErr(ErrorCode.KILL_DENIED, `You are not owner of thread ${targetId}`, seq);
-    return;
-  }
-  if (target === s) {
+  const local = killTarget(s, targetId);
+  if (local === s) {
     if (scope === 'connection') {
       s.sendErr({ code: 1927, sqlState: '70100' }, 'Connection was killed', seq);
       s.close('killed itself');
@@ -65,29 +73,35 @@ export async function kill(s: ClientSession, targetId: number, scope: 'connectio
     s.sendOk();
     return;
   }
+  const target = local ? localTarget(local) : await s.ctx.remoteSession?.(targetId);
+  if (s.phase === Phase.Closed) return;
+  if (!target) {
+    s.sendErr(ErrorCode.NO_SUCH_THREAD, `Unknown thread id: ${targetId}`, seq);
+    return;
+  }
+  if (!target.user || target.user !== s.user?.name) {
+    s.sendErr(ErrorCode.KILL_DENIED, `You are not owner of thread ${targetId}`, seq);
+    return;
+  }
   const threads = target.backendThreads;
-  if (scope === 'connection') target.killPending = true;
+  if (scope === 'connection') target.killPending(true);
   for (const { endpoint, threadId } of threads) {
     let result: InternalResult;
     try {
       result = await runOn(s, endpoint, `KILL ${scope === 'query' ? 'QUERY ' : ''}${threadId}`);
     } catch (err) {
       // The connection the KILL ran on was lost (the session's own connection ends the session as well).
-      if (s.phase !== Phase.Closed) s.sendErr(ErrorCode.BACKEND_LOST, `Lost connection to backend ${endpoint.name} (${endpoint.host}:${endpoint.port}): ${(err as Error).message}`, seq);
+      if ((s.phase as Phase) !== Phase.Closed) s.sendErr(ErrorCode.BACKEND_LOST, `Lost connection to backend ${endpoint.name} (${endpoint.host}:${endpoint.port}): ${(err as Error).message}`, seq);
       return;
     }
     // The backend thread may have ended between the lookup and the KILL: that is success for the client.
     if (result.error && result.error.code !== ErrorCode.NO_SUCH_THREAD.code) {
-      target.killPending = false;
+      target.killPending(false);
       s.sendErr(result.error, result.error.message, seq);
       return;
     }
   }
-  if (scope === 'connection') {
-    // The killed backend closes the target's session with the server's own error; this is the fallback.
-    if (threads.length === 0) target.killedWhileIdle(`killed by session ${s.id}`);
-    else setTimeout(() => target.terminate(`killed by session ${s.id}`), 1000).unref();
-  }
+  if (scope === 'connection') target.killed(threads.length === 0, `killed by session ${s.id}`);
   s.sendOk();
 }
 

@@ -212,11 +212,34 @@ export class SessionLogin {
       return;
     }
     const limit = s.ctx.config().limits.maxUserConnections;
-    if (limit > 0 && this.userSessions(user.name) >= limit) {
-      s.ctx.observer.clientRefused('max_user_connections');
-      this.refuse(ErrorCode.TOO_MANY_USER_CONNECTIONS, `User ${user.name} already has more than 'max_user_connections' active connections`, `user ${user.name} over max_user_connections`);
-      return;
+    if (limit > 0) {
+      const admitted = s.ctx.admitUser(user.name, s, limit);
+      if (admitted instanceof Promise) {
+        s.phase = Phase.Working;
+        void admitted.then(
+          (ok) => {
+            if (s.phase === Phase.Closed) return;
+            if (ok) this.loginToPrimary(user, passwordSha1);
+            else this.refuseUser(user);
+          },
+          (err: Error) => s.failSession(err),
+        );
+        return;
+      }
+      if (!admitted) return this.refuseUser(user);
     }
+    this.loginToPrimary(user, passwordSha1);
+  }
+
+  private refuseUser(user: UserConfig): void {
+    this.s.ctx.observer.clientRefused('max_user_connections');
+    this.refuse(ErrorCode.TOO_MANY_USER_CONNECTIONS, `User ${user.name} already has more than 'max_user_connections' active connections`, `user ${user.name} over max_user_connections`);
+  }
+
+  /** Logs in to the primary as the client's account; the session starts once that is done. */
+  private loginToPrimary(user: UserConfig, passwordSha1: Buffer | null): void {
+    const s = this.s;
+    const handshake = this.handshake!;
     s.phase = Phase.Working;
     const login = this.backendLogin(user.name, passwordSha1, handshake.database, handshake.characterSet, handshake.connectAttributes);
     const authSeq = this.authSeq;
@@ -286,12 +309,6 @@ export class SessionLogin {
     return verdict.ok ? { user, passwordSha1: verdict.passwordSha1 } : null;
   }
 
-  /** Logged-in sessions of `name` (this one not yet among them). */
-  private userSessions(name: string): number {
-    let n = 0;
-    for (const other of this.s.ctx.sessions.values()) if (other !== this.s && other.user?.name === name) n++;
-    return n;
-  }
 
   /**
    * An account blocked after too many failed logins to it (from any

@@ -43,6 +43,24 @@ export interface StatementSample {
   error: boolean;
 }
 
+/** One digest with its histogram, as a worker thread hands it to the main thread to be summed. */
+export interface DigestRecord {
+  digest: string;
+  count: number;
+  errors: number;
+  totalSeconds: number;
+  maxSeconds: number;
+  rows: number;
+  hits: number;
+  misses: number;
+  toCache: number;
+  toPrimary: number;
+  toReplica: number;
+  firstSeen: number;
+  lastSeen: number;
+  hist: number[];
+}
+
 export type QueryStatsSortKey = 'total_time' | 'count' | 'mean_time' | 'rows';
 export const QUERY_STATS_SORT_KEYS: readonly QueryStatsSortKey[] = ['total_time', 'count', 'mean_time', 'rows'];
 
@@ -120,7 +138,7 @@ class Entry {
 
   constructor(
     readonly digest: string,
-    readonly firstSeen: number,
+    public firstSeen: number,
   ) {}
 
   p95(): number {
@@ -224,6 +242,37 @@ export class QueryStats {
     const out: QueryDigestStats[] = new Array(n);
     for (let i = 0; i < n; i++) out[i] = all[i].toJSON();
     return out;
+  }
+
+  /** Every kept digest with its histogram (see absorb()). */
+  records(): DigestRecord[] {
+    const out: DigestRecord[] = [];
+    for (const e of this.entries.values()) {
+      const { digest, count, errors, totalSeconds, maxSeconds, rows, hits, misses, toCache, toPrimary, toReplica, firstSeen, lastSeen } = e;
+      out.push({ digest, count, errors, totalSeconds, maxSeconds, rows, hits, misses, toCache, toPrimary, toReplica, firstSeen, lastSeen, hist: Array.from(e.hist) });
+    }
+    return out;
+  }
+
+  /** Adds other tables' digests to this one (the main thread sums its workers'), and their evicted counts. */
+  absorb(records: readonly DigestRecord[], evicted = 0): void {
+    this.evictedCount += evicted;
+    for (const r of records) {
+      const e = this.entries.get(r.digest) ?? this.add(r.digest, r.firstSeen);
+      e.count += r.count;
+      e.errors += r.errors;
+      e.totalSeconds += r.totalSeconds;
+      e.maxSeconds = Math.max(e.maxSeconds, r.maxSeconds);
+      e.rows += r.rows;
+      e.hits += r.hits;
+      e.misses += r.misses;
+      e.toCache += r.toCache;
+      e.toPrimary += r.toPrimary;
+      e.toReplica += r.toReplica;
+      e.firstSeen = Math.min(e.firstSeen, r.firstSeen);
+      e.lastSeen = Math.max(e.lastSeen, r.lastSeen);
+      for (let i = 0; i < SLOTS && i < r.hist.length; i++) e.hist[i] += r.hist[i];
+    }
   }
 
   /** Forgets every digest and zeroes the evicted counter. */

@@ -12,6 +12,7 @@ import type { SchemaCatalog } from '../cache/schema_catalog.js';
 import type { ServerSelector } from '../routing/server_selector.js';
 import type { LoginPool } from '../backend/login_pool.js';
 import type { BackendConnection, BackendTls } from '../backend/backend_connection.js';
+import type { BackendEndpoint } from '../config/types.js';
 import type { ClientSession } from './client_session.js';
 import type { ProxyObserver } from './observer.js';
 import type { QueryStats } from './query_stats.js';
@@ -29,6 +30,17 @@ export interface BinlogWaiter {
   readonly current: boolean;
   /** Resolves true once the reader has applied `gtid` (and bumped what it wrote), false after `timeoutMs`. */
   waitFor(gtid: string, timeoutMs: number): Promise<boolean>;
+}
+
+/** A session of another worker thread, as a KILL sees it. */
+export interface RemoteSession {
+  /** The account it is logged in as (null: not yet). */
+  user: string | null;
+  backendThreads: { endpoint: BackendEndpoint; threadId: number }[];
+  /** A KILL of its connection is under way (true), or failed (false). */
+  killPending(on: boolean): void;
+  /** Its connection was killed: with no backend thread (idle) it ends now, else once the server has closed it. */
+  killed(idle: boolean, reason: string): void;
 }
 
 /** Everything a session needs from the proxy around it. */
@@ -63,6 +75,13 @@ export interface SessionContext {
   /** The account a client logs in as: the config's users first, then accounts read from the database. */
   findUser(name: string): UserConfig | undefined;
   sessions: ReadonlyMap<number, ClientSession>;
+  /**
+   * limits.max_user_connections: whether account `user` may have one more
+   * session, `session` (asked of the main thread when there are worker threads).
+   */
+  admitUser(user: string, session: ClientSession, limit: number): boolean | Promise<boolean>;
+  /** With worker threads: a session of another worker, by proxy connection id or backend thread id (null: none). */
+  remoteSession: ((id: number) => Promise<RemoteSession | null>) | null;
   /** Backend connections: those kept from earlier clients, and the per-server limit on new ones. */
   loginPool: LoginPool;
   /** Called when a backend greeting is seen, to keep the announced identity current. */

@@ -1,0 +1,157 @@
+/**
+ * A worker thread: client sessions on an event loop of their own. It
+ * listens on its own descriptor of the shared listening socket and runs a
+ * ProxyServer whose once-per-process parts (monitor, binlog reader, view
+ * reader, accounts from the database, login throttles, connection limits)
+ * are the main thread's, reached through messages (src/worker_pool.ts
+ * starts it) and, for the cache's generation counters, the binlog reader's
+ * health and the session counts, through shared memory.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { createLogger } from './logger.js';
+import { Metrics } from './metrics/metrics.js';
+import { cacheSummary } from './admin/cache_routes.js';
+import { ProxyServer, type WorkerParts } from './proxy_server.js';
+import { MirroredMonitor } from './routing/mirrored_monitor.js';
+import type { UserConfig } from './config/types.js';
+import { reviveBuffers, Rpc, type FromWorker, type QueryStatsPart, type SessionInfo, type ToWorker, type WorkerQuestion, type WorkerStart } from './workers/messages.js';
+
+const port = parentPort!;
+const start = reviveBuffers(workerData as WorkerStart);
+const config = start.config;
+const post = (message: FromWorker) => port.postMessage(message);
+const rpc = new Rpc(port);
+const logger = createLogger(config.log.level, { pretty: start.prettyLogs }).child({ worker: start.index });
+// Process-wide figures (CPU, memory) are the main thread's to report: summed over threads they would count N times.
+const metrics = new Metrics({ backendNames: config.backends.map((b) => b.name), defaultMetrics: false });
+
+let databaseUsers = new Map<string, UserConfig>(start.databaseUsers.map((u) => [u.name, u]));
+const binlogFlags = start.binlogFlags ? new Int32Array(start.binlogFlags) : null;
+let proxy: ProxyServer | null = null;
+const monitor = start.monitor
+  ? new MirroredMonitor(
+      start.monitor,
+      (server) => post({ type: 'suspect', server }),
+      (server, state) => {
+        // As the main thread's monitor does for its pool: connections kept to a server found down would fail their next client.
+        if (state === 'down') proxy?.loginPool.dropServer(server);
+      },
+    )
+  : null;
+
+const parts: WorkerParts = {
+  index: start.index,
+  count: start.count,
+  listenFd: start.listenFd,
+  generations: start.generations,
+  monitor,
+  binlog: binlogFlags
+    ? {
+        get current() {
+          return Atomics.load(binlogFlags, 0) === 1;
+        },
+        waitFor: (gtid, timeoutMs) => rpc.ask<boolean>({ kind: 'binlog_wait', gtid, timeoutMs }).catch(() => false),
+      }
+    : null,
+  binlogUnhealthy: binlogFlags && config.binlog.onUnavailable === 'fail_closed' ? () => Atomics.load(binlogFlags, 1) === 1 : null,
+  schemaChanged: () => rpc.ask<void>({ kind: 'schema_changed' }).catch(() => undefined),
+  databaseUser: (name) => databaseUsers.get(name),
+  rsaKeys: start.rsaKeys,
+  loginFailed: (address, user) => post({ type: 'login_failed', address, user }),
+  sessionCounts: new Int32Array(start.sessionCounts),
+  reserveUserSession: (user, limit) => rpc.ask<boolean>({ kind: 'reserve_user', user, limit }),
+  releaseUserSession: (user) => post({ type: 'release_user', user }),
+  remoteSession: async (targetId) => {
+    const info = await rpc.ask<SessionInfo | null>({ kind: 'find_session', targetId });
+    if (!info) return null;
+    return {
+      user: info.user,
+      backendThreads: info.backendThreads,
+      killPending: (on) => post({ type: 'session_action', worker: info.worker, id: info.id, action: { kind: 'kill_pending', on } }),
+      killed: (idle, reason) => post({ type: 'session_action', worker: info.worker, id: info.id, action: { kind: 'killed', idle, reason } }),
+    };
+  },
+};
+
+const server = new ProxyServer(config, logger, metrics, metrics.cache, metrics.routing, metrics.binlog, metrics.pool, parts);
+proxy = server;
+metrics.pool.watch((name) => server.loginPool.usage(name));
+metrics.watchProxy(server);
+if (server.cache) {
+  const cache = server.cache;
+  metrics.cache.watch(() => cache.stats);
+  metrics.cache.knownRules(cache.config.rules.map((r) => r.name));
+}
+// The main thread's memcached API tier follows SQL writes at once (when there is one).
+if (server.cache && config.memcachedApi) server.cache.onProxyWrite((tables) => post({ type: 'proxy_write', tables: tables === null ? null : [...tables] }));
+if (start.schema) server.applySchema(start.schema.views, start.schema.functions);
+
+/** The main thread's questions. */
+function answer(question: WorkerQuestion): unknown {
+  switch (question.kind) {
+    case 'metrics':
+      return metrics.registry.getMetricsAsJSON();
+    case 'query_stats':
+      return server.queryStats ? ({ records: server.queryStats.records(), evicted: server.queryStats.evicted } satisfies QueryStatsPart) : null;
+    case 'query_stats_reset': {
+      const dropped = server.queryStats?.size ?? 0;
+      server.queryStats?.reset();
+      return dropped;
+    }
+    case 'cache_stats':
+      return server.cache ? cacheSummary(server.cache, metrics.cache) : null;
+    case 'cache_purge':
+      return server.cache ? server.cache.purge(question.target) : 0;
+    case 'pool_usage':
+      return Object.fromEntries(config.backends.map((b) => [b.name, server.loginPool.usage(b.name)]));
+    case 'find_session': {
+      const found = server.sessionFor(question.targetId);
+      return found ? ({ worker: start.index, ...found } satisfies SessionInfo) : null;
+    }
+  }
+}
+
+port.on('message', (raw: ToWorker) => {
+  const message = reviveBuffers(raw);
+  switch (message.type) {
+    case 'monitor':
+      monitor?.update(message.snapshot);
+      break;
+    case 'schema':
+      server.applySchema(message.views, message.functions);
+      break;
+    case 'users':
+      databaseUsers = new Map(message.users.map((u) => [u.name, u]));
+      break;
+    case 'blocked':
+      server.blockLogin(message.kind, message.key, message.until);
+      break;
+    case 'reload':
+      server.reload(message.config);
+      if (server.cache) metrics.cache.knownRules(server.cache.config.rules.map((r) => r.name));
+      break;
+    case 'session_action':
+      server.killedElsewhere(message.id, message.action);
+      break;
+    case 'shutdown':
+      void server.shutdown(message.graceMs).then(() => {
+        rpc.fail('worker stopped');
+        port.close();
+      });
+      break;
+    case 'request':
+      rpc.answer(message.id, () => answer(message.question));
+      break;
+    case 'reply':
+      rpc.answered(message);
+      break;
+  }
+});
+
+server.start().then(
+  () => post({ type: 'ready' }),
+  (err: Error) => {
+    logger.error({ err }, 'worker could not listen');
+    process.exit(1);
+  },
+);

@@ -1,0 +1,141 @@
+/**
+ * Worker threads (`workers:` above 1) against the real primary: clients are
+ * spread over the threads, a write in one is seen by the very next read in
+ * another, the admin views sum the workers, KILL and the connection limits
+ * reach across them, and a worker that dies loses only its own sessions.
+ */
+import mysql from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApp, type RunningApp } from '../src/app.js';
+import { createLogger } from '../src/logger.js';
+import { PROXY_ID_BASE } from '../src/proxy_server.js';
+import { connect, testCacheConfig, testConfig } from './proxy-harness.js';
+import { getTopology } from './topology-context.js';
+import { waitFor } from './wait.js';
+
+const topo = getTopology();
+const DB = 'wc_workers';
+const WORKERS = 2;
+
+let root: mysql.Connection;
+let app: RunningApp;
+
+/** The worker thread serving a client: proxy connection ids are handed out modulo the worker count. */
+const workerOf = (c: mysql.Connection) => (c.threadId! - PROXY_ID_BASE - 1) % WORKERS;
+
+/** Connections until there is one on each worker (the kernel decides which thread accepts). */
+async function onEachWorker(port: number, opts: Parameters<typeof connect>[2] = {}): Promise<mysql.Connection[]> {
+  const found: (mysql.Connection | undefined)[] = new Array(WORKERS);
+  const spare: mysql.Connection[] = [];
+  for (let i = 0; i < 200 && found.includes(undefined); i++) {
+    const c = await connect(port, topo, { database: DB, ...opts });
+    if (found[workerOf(c)] === undefined) found[workerOf(c)] = c;
+    else spare.push(c);
+  }
+  await Promise.all(spare.map((c) => c.end()));
+  if (found.includes(undefined)) throw new Error('200 connections all went to one worker');
+  return found as mysql.Connection[];
+}
+
+async function admin(path: string, method = 'GET'): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${app.adminAddress.port}${path}`, { method });
+  return { status: res.status, body: await res.text() };
+}
+
+beforeAll(async () => {
+  root = await mysql.createConnection({ host: '127.0.0.1', port: topo.primary.port, user: 'root', password: topo.rootPassword, multipleStatements: true });
+  await root.query(`DROP DATABASE IF EXISTS ${DB}; CREATE DATABASE ${DB}; CREATE TABLE ${DB}.t (id INT PRIMARY KEY, v INT); INSERT INTO ${DB}.t VALUES (1, 0), (2, 0)`);
+  app = await startApp(
+    testConfig(topo, {
+      workers: WORKERS,
+      cache: testCacheConfig(),
+      limits: { maxUserConnections: 0, loginFailuresPerMinute: 0, loginBlockSeconds: 60, maxClientConnections: 500, maxPacketBytes: 64 * 1024 * 1024 },
+    }),
+    createLogger('error'),
+  );
+});
+
+afterAll(async () => {
+  await app?.stop();
+  await root?.query(`DROP DATABASE IF EXISTS ${DB}`);
+  await root?.end();
+});
+
+describe('worker threads', () => {
+  it('spread clients over the threads, each answering as the server would', async () => {
+    const clients = await onEachWorker(app.mysqlAddress.port);
+    for (const c of clients) {
+      const [rows] = await c.query<mysql.RowDataPacket[]>('SELECT id, v FROM t ORDER BY id');
+      expect(rows.map((r) => [r.id, r.v])).toEqual([
+        [1, 0],
+        [2, 0],
+      ]);
+    }
+    expect(app.workers?.sessions).toBeGreaterThanOrEqual(2);
+    await Promise.all(clients.map((c) => c.end()));
+  });
+
+  it('a write in one worker is seen by the very next cached read in another, 1,000 times', async () => {
+    const [writer, reader] = await onEachWorker(app.mysqlAddress.port);
+    const read = async () => {
+      const [rows] = await reader.query<mysql.RowDataPacket[]>('/*qc=on*/ SELECT v FROM t WHERE id = 1');
+      return rows[0].v as number;
+    };
+    let stale = 0;
+    for (let i = 1; i <= 1000; i++) {
+      // The reader caches the current value, the writer (another thread) changes it, the reader reads again at once.
+      await read();
+      await writer.query('UPDATE t SET v = ? WHERE id = 1', [i]);
+      if ((await read()) !== i) stale++;
+    }
+    expect(stale).toBe(0);
+    const cache = JSON.parse((await admin('/cache')).body) as { rules: { rule: string; hits: number; misses: number }[]; memory: { entries: number } };
+    const hint = cache.rules.find((r) => r.rule === 'hint')!;
+    // Each round's first read hits what the previous round's second read stored; every second read misses.
+    expect(hint.hits).toBe(999);
+    expect(hint.misses).toBe(1001);
+    await Promise.all([writer.end(), reader.end()]);
+  });
+
+  it('sums the workers in /metrics, /stats/queries and /servers', async () => {
+    const clients = await onEachWorker(app.mysqlAddress.port);
+    for (const c of clients) for (let i = 0; i < 5; i++) await c.query('SELECT 42 AS answer_for_stats');
+    const metrics = (await admin('/metrics')).body;
+    const line = metrics.split('\n').find((l) => l.startsWith('wirecache_client_connections '));
+    expect(Number(line?.split(' ')[1])).toBeGreaterThanOrEqual(2);
+    expect(metrics).toMatch(/^wirecache_workers 2$/m);
+    const stats = JSON.parse((await admin('/stats/queries?limit=1000')).body) as { digests: { digest: string; count: number }[] };
+    const digest = stats.digests.find((d) => /answer_for_stats/i.test(d.digest));
+    expect(digest?.count).toBe(10);
+    const servers = JSON.parse((await admin('/servers')).body) as { servers: { pool: { open: number } }[] };
+    expect(servers.servers[0].pool.open).toBeGreaterThanOrEqual(1);
+    await Promise.all(clients.map((c) => c.end()));
+  });
+
+  it('KILL reaches a session of another worker', async () => {
+    const [a, b] = await onEachWorker(app.mysqlAddress.port);
+    const victim = b.threadId!;
+    await a.query(`KILL ${victim}`);
+    await expect(b.query('SELECT 1')).rejects.toThrow();
+    await expect(a.query('KILL 4000000000')).rejects.toMatchObject({ errno: 1094 });
+    await a.end();
+    b.destroy();
+  });
+
+  it('a worker that dies loses only its own sessions; the others run on and a new worker takes its place', async () => {
+    const clients = await onEachWorker(app.mysqlAddress.port);
+    const [onDead, onLive] = clients;
+    const dead = workerOf(onDead);
+    const errors: unknown[] = [];
+    onDead.on('error', (err) => errors.push(err));
+    await app.workers!.thread(dead)!.terminate();
+    await expect(onDead.query('SELECT 1')).rejects.toThrow();
+    // The other worker's client never notices.
+    for (let i = 0; i < 20; i++) await onLive.query('SELECT 1');
+    // New connections are served, by both threads again once the new one listens.
+    await waitFor('the worker restarted', async () => (await onEachWorker(app.mysqlAddress.port).then(async (cs) => (await Promise.all(cs.map((c) => c.end())), true))));
+    expect((await admin('/metrics')).body).toMatch(/^wirecache_worker_restarts_total 1$/m);
+    await onLive.end();
+    onDead.destroy();
+  });
+});
