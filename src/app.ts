@@ -2,7 +2,7 @@ import type { BackendEndpoint, WirecacheConfig } from './config/types.js';
 import { gtidCovers } from './routing/gtid.js';
 import { AdminServer, type HealthStatus } from './admin/admin_server.js';
 import { BackendConnection } from './backend/backend_connection.js';
-import { registerCacheRoutes, type CacheSummary } from './admin/cache_routes.js';
+import { registerCacheRoutes, type RuleCounts } from './admin/cache_routes.js';
 import { readFileSync } from 'node:fs';
 import { changedFields, readRawConfig, rulesFileChanged } from './config/config_diff.js';
 import { isLoopback, loadConfig } from './config/load.js';
@@ -87,13 +87,10 @@ export async function startApp(initial: WirecacheConfig, logger = createLogger(i
     metrics.cache.watch(() => cache.stats);
     metrics.cache.knownRules(cache.config.rules.map((r) => r.name));
     const binlog = proxy.binlog;
-    const workerCaches = threaded
-      ? {
-          summaries: async () => (await running().gather<CacheSummary | null>({ kind: 'cache_stats' })).filter((s): s is CacheSummary => s !== null),
-          purge: (target: { all: true } | { table: string } | { rule: string }) => running().gather<number>({ kind: 'cache_purge', target }),
-        }
+    const workerCounts = threaded
+      ? async () => (await running().gather<RuleCounts | null>({ kind: 'cache_counts' })).filter((c): c is RuleCounts => c !== null)
       : null;
-    registerCacheRoutes(admin, cache, metrics.cache, binlog ? () => binlogStatus(binlog, cache, config) : null, workerCaches);
+    registerCacheRoutes(admin, cache, metrics.cache, binlog ? () => binlogStatus(binlog, cache, config) : null, workerCounts);
   }
   registerRoutingRoutes(admin, () => config, proxy.selector, proxy.monitor, proxy.loginPool, threaded ? () => running().gather({ kind: 'pool_usage' }) : null);
   if (proxy.queryStats) {

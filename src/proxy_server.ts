@@ -13,7 +13,7 @@ import { Capability, ErrorCode, MariaDbCapability } from './protocol/constants.j
 import { encodePacket } from './protocol/framing.js';
 import { buildErr } from './protocol/generic_packets.js';
 import type { HandshakeV10 } from './protocol/handshake.js';
-import { QueryCache } from './cache/query_cache.js';
+import { createCacheSharing, QueryCache, type CacheSharing } from './cache/query_cache.js';
 import { nullCacheObserver, type CacheObserver } from './cache/types.js';
 import { ServerMonitor } from './routing/server_monitor.js';
 import { nullMonitorObserver, type MonitorObserver } from './routing/server_status.js';
@@ -118,8 +118,8 @@ export interface WorkerParts {
   count: number;
   /** A descriptor of the shared listening socket (src/workers/shared_listener.ts). */
   listenFd: number;
-  /** The query cache's generation counters (null with memcached storage, whose counters are in memcached). */
-  generations: SharedArrayBuffer | null;
+  /** The query cache's shared generation counters and memory tier (null without a cache). */
+  cacheSharing: CacheSharing | null;
   /** The main thread's monitor as last published (null without a monitor section). */
   monitor: MonitorView | null;
   /** The main thread's binlog reader (null without one). */
@@ -201,7 +201,8 @@ export class ProxyServer {
     private readonly worker: WorkerParts | null = null,
   ) {
     this.loginPool = new LoginPool(poolOptions(config, worker?.count), poolObserver);
-    const cacheSharing = worker && config.cache ? { generations: worker.generations, memoryMaxBytes: Math.max(1, Math.floor(config.cache.memory.maxBytes / worker.count)) } : null;
+    // With worker threads, the main thread makes the shared memory that every thread's cache uses.
+    const cacheSharing = !config.cache ? null : worker ? worker.cacheSharing : config.workers > 1 ? createCacheSharing(config.cache, config.workers) : null;
     this.cache = config.cache ? new QueryCache(config.cache, cacheObserver, logger.child({ component: 'cache' }), cacheSharing) : null;
     this.monitor =
       config.monitor && !worker

@@ -113,7 +113,7 @@ export class WorkerPool {
       count: this.count,
       config: this.config,
       listenFd: this.listener.forWorker(),
-      generations: proxy.cache?.sharedGenerations ?? null,
+      cacheSharing: proxy.cache?.sharing ?? null,
       binlogFlags: (this.binlogFlags?.buffer as SharedArrayBuffer | undefined) ?? null,
       sessionCounts: this.sessionCounts.buffer as SharedArrayBuffer,
       monitor: proxy.monitor?.published() ?? null,

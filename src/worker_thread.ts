@@ -10,7 +10,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { createLogger } from './logger.js';
 import { Metrics } from './metrics/metrics.js';
-import { cacheSummary } from './admin/cache_routes.js';
+import { ruleCounts } from './admin/cache_routes.js';
 import { ProxyServer, type WorkerParts } from './proxy_server.js';
 import { MirroredMonitor } from './routing/mirrored_monitor.js';
 import type { UserConfig } from './config/types.js';
@@ -43,7 +43,7 @@ const parts: WorkerParts = {
   index: start.index,
   count: start.count,
   listenFd: start.listenFd,
-  generations: start.generations,
+  cacheSharing: start.cacheSharing,
   monitor,
   binlog: binlogFlags
     ? {
@@ -77,11 +77,8 @@ const server = new ProxyServer(config, logger, metrics, metrics.cache, metrics.r
 proxy = server;
 metrics.pool.watch((name) => server.loginPool.usage(name));
 metrics.watchProxy(server);
-if (server.cache) {
-  const cache = server.cache;
-  metrics.cache.watch(() => cache.stats);
-  metrics.cache.knownRules(cache.config.rules.map((r) => r.name));
-}
+// The memory tier's entries and bytes are the main thread's to report: the tier is shared.
+if (server.cache) metrics.cache.knownRules(server.cache.config.rules.map((r) => r.name));
 // The main thread's memcached API tier follows SQL writes at once (when there is one).
 if (server.cache && config.memcachedApi) server.cache.onProxyWrite((tables) => post({ type: 'proxy_write', tables: tables === null ? null : [...tables] }));
 if (start.schema) server.applySchema(start.schema.views, start.schema.functions);
@@ -98,10 +95,8 @@ function answer(question: WorkerQuestion): unknown {
       server.queryStats?.reset();
       return dropped;
     }
-    case 'cache_stats':
-      return server.cache ? cacheSummary(server.cache, metrics.cache) : null;
-    case 'cache_purge':
-      return server.cache ? server.cache.purge(question.target) : 0;
+    case 'cache_counts':
+      return server.cache ? ruleCounts(server.cache, metrics.cache) : null;
     case 'pool_usage':
       return Object.fromEntries(config.backends.map((b) => [b.name, server.loginPool.usage(b.name)]));
     case 'find_session': {

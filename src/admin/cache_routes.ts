@@ -8,31 +8,19 @@
  */
 import type { AdminServer } from './admin_server.js';
 import type { CacheMetrics } from '../metrics/cache_metrics.js';
-import type { CacheStats, QueryCache } from '../cache/query_cache.js';
+import type { QueryCache } from '../cache/query_cache.js';
 
 const COUNT_KINDS = ['hits', 'misses', 'stores', 'staleHits'] as const;
 export type RuleCounts = Record<string, Record<(typeof COUNT_KINDS)[number], number>>;
 
-/** One cache's figures for GET /cache: entries and bytes in memory, and counts by rule. */
-export interface CacheSummary {
-  stats: CacheStats;
-  rules: RuleCounts;
-}
-
-/** The figures of one proxy's (or worker thread's) cache, to be summed. */
-export function cacheSummary(cache: QueryCache, metrics: CacheMetrics): CacheSummary {
+/** A cache's hits, misses, stores and stale hits by rule (a worker thread's, to be summed). */
+export function ruleCounts(cache: QueryCache, metrics: CacheMetrics): RuleCounts {
   const rules: RuleCounts = {};
   for (const rule of ['hint', 'all', ...cache.config.rules.map((r) => r.name)]) {
     rules[rule] = { hits: 0, misses: 0, stores: 0, staleHits: 0 };
     for (const kind of COUNT_KINDS) rules[rule][kind] = metrics.value(kind, rule);
   }
-  return { stats: cache.stats, rules };
-}
-
-/** With worker threads: their caches' figures, and a purge of each one's memory (entries dropped by each). */
-export interface WorkerCaches {
-  summaries(): Promise<CacheSummary[]>;
-  purge(target: { all: true } | { table: string } | { rule: string }): Promise<number[]>;
+  return rules;
 }
 
 export function registerCacheRoutes(
@@ -41,11 +29,12 @@ export function registerCacheRoutes(
   metrics: CacheMetrics,
   /** The binlog reader's state, when there is a reader. */
   binlog: (() => Record<string, unknown>) | null = null,
-  workers: WorkerCaches | null = null,
+  /** With worker threads: their counts by rule (their memory tier is this cache's, shared). */
+  workerCounts: (() => Promise<RuleCounts[]>) | null = null,
 ): void {
   admin.addRoute('GET', '/cache', async () => {
-    const parts = [cacheSummary(cache, metrics), ...(workers ? await workers.summaries() : [])];
-    const count = (kind: (typeof COUNT_KINDS)[number], rule: string) => parts.reduce((n, p) => n + (p.rules[rule]?.[kind] ?? 0), 0);
+    const parts = [ruleCounts(cache, metrics), ...(workerCounts ? await workerCounts() : [])];
+    const count = (kind: (typeof COUNT_KINDS)[number], rule: string) => parts.reduce((n, p) => n + (p[rule]?.[kind] ?? 0), 0);
     const rules = ['hint', 'all', ...cache.config.rules.map((r) => r.name)].map((rule) => {
       const hits = count('hits', rule);
       const misses = count('misses', rule);
@@ -58,24 +47,19 @@ export function registerCacheRoutes(
         hit_ratio: hits + misses > 0 ? hits / (hits + misses) : null,
       };
     });
-    const stats = { entries: parts.reduce((n, p) => n + p.stats.entries, 0), bytes: parts.reduce((n, p) => n + p.stats.bytes, 0) };
     return {
       json: {
         storage: cache.config.storage,
         mode: cache.config.mode,
         tiers: cache.tiers,
         binlog: binlog ? binlog() : null,
-        memory: { ...stats, max_bytes: cache.config.storage === 'memcached' ? 0 : cache.config.memory.maxBytes },
+        memory: { ...cache.stats, max_bytes: cache.config.storage === 'memcached' ? 0 : cache.config.memory.maxBytes },
         rules,
       },
     };
   });
-  /** Purges this cache and every worker's; returns the entries dropped from memory in all of them. */
-  const purge = async (target: { all: true } | { table: string } | { rule: string }): Promise<number> => {
-    const dropped = await cache.purge(target);
-    const others = workers ? await workers.purge(target) : [];
-    return others.reduce((n, d) => n + d, dropped);
-  };
+  // With worker threads the memory tier and the counters are shared: purging here purges theirs.
+  const purge = (target: { all: true } | { table: string } | { rule: string }): Promise<number> => cache.purge(target);
   admin.addRoute('POST', '/cache/purge', async ({ query }) => {
     const table = query.get('table');
     const rule = query.get('rule');

@@ -19,6 +19,7 @@ import type { ClassifiedStatement } from '../sql/classifier.js';
 import { LocalGenerations, type Generations } from './generations.js';
 import { MemcachedStore } from './memcached_store.js';
 import { MemoryStore } from './memory_store.js';
+import { SharedStore, sharedStoreBuffers, type SharedStoreBuffers } from './shared_store.js';
 import type { CacheEntry, CacheObserver, RefusalReason } from './types.js';
 import { SchemaCatalog, type FunctionName, type ViewDefinition } from './schema_catalog.js';
 
@@ -64,13 +65,32 @@ export interface TierStatus {
   servers?: string[];
 }
 
-/** How a worker's cache shares the process's: the generation counters, and its part of the memory bound. */
+/** What the caches of worker threads share: the generation counters and the memory tier (SharedStore). */
 export interface CacheSharing {
-  /** Null with memcached storage, whose counters are in memcached. */
-  generations: SharedArrayBuffer | null;
-  /** This worker's memory tier bound (the workers' parts sum to cache.memory.max_bytes). */
-  memoryMaxBytes: number;
+  generations: SharedArrayBuffer;
+  /** The memory tier's buffers (null: memcached storage alone). */
+  store: SharedStoreBuffers | null;
+  /** Bytes of decoded entries each thread keeps beside the shared tier. */
+  decodedBytes: number;
 }
+
+/** Most bytes of decoded entries a worker thread keeps. */
+const MAX_DECODED_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Shared memory for `workers` threads' caches, within cache.memory.max_bytes
+ * in all: each thread's decoded entries (an eighth of the bound at most,
+ * over all threads) and the shared tier (the rest).
+ */
+export function createCacheSharing(config: CacheConfig, workers: number): CacheSharing {
+  const generations = new LocalGenerations().buffer;
+  if (config.storage === 'memcached') return { generations, store: null, decodedBytes: 0 };
+  const decodedBytes = Math.min(MAX_DECODED_BYTES, Math.floor(config.memory.maxBytes / 8 / workers));
+  return { generations, store: sharedStoreBuffers(config.memory.maxBytes - decodedBytes * workers), decodedBytes };
+}
+
+/** A memory tier: one thread's LRU (MemoryStore) or the worker threads' shared ring (SharedStore). */
+type MemoryTier = Pick<MemoryStore, 'get' | 'set' | 'delete' | 'deleteWhere' | 'clear' | 'bytes' | 'entries'>;
 
 export interface CacheStats {
   entries: number;
@@ -78,11 +98,11 @@ export interface CacheStats {
 }
 
 export class QueryCache {
-  private readonly memory: MemoryStore | null;
+  private readonly memory: MemoryTier | null;
   private readonly remote: MemcachedStore | null;
   private readonly generations: Generations;
-  /** Worker threads share the counters (CacheSharing). */
-  private readonly sharedCounters: boolean;
+  /** What worker threads share of this cache (null: one thread). */
+  readonly sharing: CacheSharing | null;
   /** The primary's views and their base tables (filled by the view reader): reads of a view depend on its base tables. */
   readonly views = new SchemaCatalog();
   /** Misses in flight by key: identical readers wait on them. */
@@ -101,7 +121,13 @@ export class QueryCache {
     log: CacheLog | null = null,
     sharing: CacheSharing | null = null,
   ) {
-    this.memory = config.storage === 'memcached' ? null : new MemoryStore({ maxBytes: sharing?.memoryMaxBytes ?? config.memory.maxBytes, observer });
+    this.sharing = sharing;
+    this.memory =
+      config.storage === 'memcached'
+        ? null
+        : sharing?.store
+          ? new SharedStore(sharing.store, observer, sharing.decodedBytes)
+          : new MemoryStore({ maxBytes: config.memory.maxBytes, observer });
     this.remote =
       config.storage === 'memory'
         ? null
@@ -121,8 +147,7 @@ export class QueryCache {
               }
             },
           });
-    this.generations = this.remote ? this.remote.generations : new LocalGenerations(sharing?.generations ?? undefined);
-    this.sharedCounters = sharing !== null;
+    this.generations = this.remote ? this.remote.generations : new LocalGenerations(sharing?.generations);
   }
 
   /**
@@ -155,7 +180,7 @@ export class QueryCache {
    * ones, as soon as the client has its reply.
    */
   get sharedInvalidation(): boolean {
-    return this.remote !== null || this.sharedCounters;
+    return this.remote !== null || this.sharing !== null;
   }
 
   /** Whether anything could choose `statement` for caching (a hint, the mode, or some rule). */
@@ -191,11 +216,6 @@ export class QueryCache {
       tiers.push({ tier: 'memcached', state: st.state, down_since: st.downSince, consecutive_failures: st.consecutiveFailures, servers: this.config.memcached.servers });
     }
     return tiers;
-  }
-
-  /** The in-process generation counters, to share with worker threads (null with memcached storage, whose counters are in memcached). */
-  get sharedGenerations(): SharedArrayBuffer | null {
-    return this.generations instanceof LocalGenerations ? this.generations.buffer : null;
   }
 
   get stats(): CacheStats {

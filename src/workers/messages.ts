@@ -7,6 +7,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { Worker } from 'node:worker_threads';
 import type { FunctionName, ViewDefinition } from '../cache/schema_catalog.js';
+import type { CacheSharing } from '../cache/query_cache.js';
 import type { UserConfig, WirecacheConfig, BackendEndpoint } from '../config/types.js';
 import type { MonitorSnapshot } from '../routing/mirrored_monitor.js';
 import type { DigestRecord } from '../session/query_stats.js';
@@ -17,7 +18,7 @@ export interface WorkerStart {
   count: number;
   config: WirecacheConfig;
   listenFd: number;
-  generations: SharedArrayBuffer | null;
+  cacheSharing: CacheSharing | null;
   /** [current, unhealthy] of the main thread's binlog reader, 0 or 1 each; null without a reader. */
   binlogFlags: SharedArrayBuffer | null;
   /** Client sessions open per worker (one Int32 slot each). */
@@ -45,8 +46,7 @@ export type WorkerQuestion =
   | { kind: 'metrics' }
   | { kind: 'query_stats' }
   | { kind: 'query_stats_reset' }
-  | { kind: 'cache_stats' }
-  | { kind: 'cache_purge'; target: { all: true } | { table: string } | { rule: string } }
+  | { kind: 'cache_counts' }
   | { kind: 'pool_usage' }
   | { kind: 'find_session'; targetId: number };
 

@@ -1,0 +1,153 @@
+/**
+ * The worker threads' shared memory tier (src/cache/shared_store.ts):
+ * entries round-trip, a key's newer entry replaces the older, the ring
+ * overwrites the oldest records within its bound, purges and clears, and
+ * another thread reading while this one writes never gets another key's
+ * entry or a torn one.
+ */
+import { Worker } from 'node:worker_threads';
+import { describe, expect, it } from 'vitest';
+import { SharedStore, sharedStoreBuffers } from '../src/cache/shared_store.js';
+import type { CacheEntry, CacheObserver } from '../src/cache/types.js';
+
+function observer(): CacheObserver & { evictions: number } {
+  const o = {
+    evictions: 0,
+    hit: () => {},
+    miss: () => {},
+    stored: () => {},
+    refused: () => {},
+    invalidated: () => {},
+    coalescedWait: () => {},
+    evicted: (n: number) => {
+      o.evictions += n;
+    },
+    memcachedProblem: () => {},
+  };
+  return o as unknown as CacheObserver & { evictions: number };
+}
+
+function entry(tag: string, wireBytes = 100): CacheEntry {
+  const now = Date.now();
+  const wire = Buffer.alloc(wireBytes, tag.charCodeAt(tag.length - 1));
+  wire.write(tag);
+  return { wire, deprecateEof: true, deps: ['db.t', '*'], gens: [3, 1], rule: 'r', createdAt: now, softExpiresAt: now + 60_000, expiresAt: now + 120_000 };
+}
+
+describe('SharedStore', () => {
+  it('stores and returns entries; a newer entry of a key replaces the older', () => {
+    const store = new SharedStore(sharedStoreBuffers(1024 * 1024), observer(), 64 * 1024);
+    expect(store.get('k1')).toBeUndefined();
+    expect(store.set('k1', entry('one'))).toBe(true);
+    expect(store.set('k2 with ünïcode ✓', entry('two'))).toBe(true);
+    const got = store.get('k1')!;
+    expect(got.wire.toString('latin1', 0, 3)).toBe('one');
+    expect(got.deps).toEqual(['db.t', '*']);
+    expect(got.gens).toEqual([3, 1]);
+    expect(store.get('k2 with ünïcode ✓')!.wire.toString('latin1', 0, 3)).toBe('two');
+    expect(store.set('k1', entry('uno'))).toBe(true);
+    expect(store.get('k1')!.wire.toString('latin1', 0, 3)).toBe('uno');
+    expect(store.entries).toBe(2);
+    store.delete('k1');
+    expect(store.get('k1')).toBeUndefined();
+    expect(store.entries).toBe(1);
+  });
+
+  it('another store over the same buffers (another thread) sees the same entries', () => {
+    const buffers = sharedStoreBuffers(1024 * 1024);
+    const a = new SharedStore(buffers, observer(), 0);
+    const b = new SharedStore(buffers, observer(), 0);
+    a.set('k', entry('from-a'));
+    expect(b.get('k')!.wire.toString('latin1', 0, 6)).toBe('from-a');
+    b.delete('k');
+    expect(a.get('k')).toBeUndefined();
+  });
+
+  it('overwrites the oldest records when full and stays within its ring', () => {
+    const obs = observer();
+    const buffers = sharedStoreBuffers(256 * 1024);
+    const ring = buffers.ring.byteLength;
+    const store = new SharedStore(buffers, obs, 16 * 1024);
+    const n = 3000; // about 1 MB of entries through a ring of about 240 KB
+    for (let i = 0; i < n; i++) expect(store.set(`key-${i}`, entry(`v${i}`, 300))).toBe(true);
+    expect(store.bytes).toBeLessThanOrEqual(ring);
+    expect(obs.evictions).toBeGreaterThan(0);
+    expect(store.entries).toBe(n - obs.evictions);
+    // The newest are there, the oldest are not; whatever is found is its own key's.
+    expect(store.get(`key-${n - 1}`)!.wire.toString('latin1', 0, 5)).toBe(`v${n - 1}`);
+    expect(store.get('key-0')).toBeUndefined();
+    let found = 0;
+    for (let i = 0; i < n; i++) {
+      const e = store.get(`key-${i}`);
+      if (!e) continue;
+      found++;
+      expect(e.wire.toString('latin1', 0, `v${i}`.length)).toBe(`v${i}`);
+    }
+    expect(found).toBeGreaterThan(500);
+    expect(found).toBeLessThanOrEqual(store.entries);
+  });
+
+  it('refuses an entry bigger than half its ring, and an expired one', () => {
+    const store = new SharedStore(sharedStoreBuffers(256 * 1024), observer(), 0);
+    expect(store.set('big', entry('big', 200 * 1024))).toBe(false);
+    expect(store.set('old', { ...entry('old'), expiresAt: Date.now() - 1 })).toBe(false);
+    expect(store.entries).toBe(0);
+  });
+
+  it('purges by predicate and clears', () => {
+    const store = new SharedStore(sharedStoreBuffers(1024 * 1024), observer(), 64 * 1024);
+    for (let i = 0; i < 10; i++) store.set(`k${i}`, { ...entry(`v${i}`), rule: i % 2 === 0 ? 'even' : 'odd' });
+    expect(store.deleteWhere((e) => e.rule === 'even')).toBe(5);
+    expect(store.get('k0')).toBeUndefined();
+    expect(store.get('k1')).toBeDefined();
+    expect(store.entries).toBe(5);
+    store.clear();
+    expect(store.entries).toBe(0);
+    expect(store.get('k1')).toBeUndefined();
+  });
+
+  it('a thread reading while another writes and wraps the ring gets only its key\'s whole entries', async () => {
+    const buffers = sharedStoreBuffers(128 * 1024);
+    const store = new SharedStore(buffers, observer(), 0);
+    const code = `
+      const { workerData, parentPort } = require('node:worker_threads');
+      import(workerData.module).then(({ SharedStore }) => {
+        const obs = { evicted() {} };
+        const store = new SharedStore(workerData.buffers, obs, 0);
+        let wrong = 0, found = 0;
+        const end = Date.now() + 1500;
+        while (Date.now() < end) {
+          for (let i = 0; i < 200; i++) {
+            const e = store.get('key-' + i);
+            if (!e) continue;
+            found++;
+            const tag = e.wire.toString('latin1', 0, e.wire.indexOf(0x2f));
+            if (tag !== 'key-' + i || e.wire.length !== 400 + i) wrong++;
+          }
+        }
+        parentPort.postMessage({ wrong, found });
+      });`;
+    const module = new URL('../dist/cache/shared_store.js', import.meta.url).href;
+    const reader = new Worker(code, { eval: true, workerData: { buffers, module } });
+    const result = new Promise<{ wrong: number; found: number }>((resolve, reject) => {
+      reader.once('message', resolve);
+      reader.once('error', reject);
+    });
+    const end = Date.now() + 1500;
+    let writes = 0;
+    while (Date.now() < end) {
+      for (let i = 0; i < 200; i++, writes++) {
+        const now = Date.now();
+        const wire = Buffer.alloc(400 + i, 0x61);
+        wire.write(`key-${i}/`);
+        store.set(`key-${i}`, { wire, deprecateEof: false, deps: [], gens: [], rule: '', createdAt: now, softExpiresAt: now + 60_000, expiresAt: now + 60_000 });
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+    const { wrong, found } = await result;
+    await reader.terminate();
+    expect(writes).toBeGreaterThan(1000);
+    expect(found).toBeGreaterThan(1000);
+    expect(wrong).toBe(0);
+  });
+});
