@@ -39,6 +39,7 @@
  *   BENCH_CACHE_RULE         digest (default: one rule per table), tables (one rule listing the tables)
  *                            or regex (one rule with a regular expression)
  *   BENCH_CACHE_MAX_BYTES    cache.memory.max_bytes (default 268435456)
+ *   BENCH_WORKERS            workers: of the measured wirecache (a count or auto; default: the config's default)
  *   BENCH_CACHE_PROFILE      a directory: after the measured rounds, one more wirecache run per protocol
  *                            (BENCH_SECONDS long, not part of the figures) under the V8 CPU profiler
  *                            (bench/cpuprof_signal.mjs); the profiles are written there and summarised
@@ -154,6 +155,7 @@ async function main(): Promise<number> {
   const rangeSize = envInt('BENCH_CACHE_RANGE', 1000, 1);
   const ruleStyle = envString<RuleStyle>('BENCH_CACHE_RULE', 'digest', ['digest', 'tables', 'regex']);
   const maxBytes = envInt('BENCH_CACHE_MAX_BYTES', 268_435_456, 1_048_576);
+  const workers = process.env.BENCH_WORKERS ? (process.env.BENCH_WORKERS === 'auto' ? 'auto' : String(envInt('BENCH_WORKERS', 1, 1))) : null;
   const profileDir = process.env.BENCH_CACHE_PROFILE ? path.resolve(process.env.BENCH_CACHE_PROFILE) : null;
   const usePerf = process.env.BENCH_CACHE_PERF === '1';
   if (usePerf && !profileDir) throw new Error('BENCH_CACHE_PERF=1 needs BENCH_CACHE_PROFILE (the directory for the perf data)');
@@ -212,10 +214,11 @@ async function main(): Promise<number> {
       const regex = query === 'range' ? '^SELECT COUNT\\(\\*\\), SUM\\(k\\), MAX\\(LENGTH\\(c\\)\\) FROM sbtest[0-9]+ WHERE id BETWEEN ' : '^SELECT c FROM sbtest[0-9]+ WHERE id ?= ?';
       rules.push(`    - name: sbtest_${query === 'range' ? 'range_agg' : 'point_select'}`, '      match:', `        regex: '${regex}'`, '      cache: true', '      ttl: 86400');
     }
-    const configYaml = (port: number, admin: number): string =>
-      wirecacheConfigYaml({ port, adminPort: admin, primary, extra: ['cache:', '  mode: hinted', '  storage: memory', '  memory:', `    max_bytes: ${maxBytes}`, '  rules:', ...rules] });
+    const configYaml = (port: number, admin: number, workerLines: string[] = []): string =>
+      wirecacheConfigYaml({ port, adminPort: admin, primary, extra: [...workerLines, 'cache:', '  mode: hinted', '  storage: memory', '  memory:', `    max_bytes: ${maxBytes}`, '  rules:', ...rules] });
     const configFile = path.join(tmp, 'wirecache.yaml');
-    await fs.writeFile(configFile, configYaml(wcPort, adminPort));
+    // BENCH_WORKERS: the measured build's worker threads (the base build keeps its own default).
+    await fs.writeFile(configFile, configYaml(wcPort, adminPort, workers === null ? [] : [`workers: ${workers}`]));
 
     const wcLog = path.join(tmp, 'wirecache.log');
     const profArgs = [...(profileDir ? ['--import', path.join(ROOT, 'bench', 'cpuprof_signal.mjs')] : []), ...(usePerf ? ['--perf-basic-prof'] : [])];
@@ -223,7 +226,7 @@ async function main(): Promise<number> {
     const started = startWirecache({ cli, configFile, logFile: wcLog, port: wcPort, adminPort, nodeArgs: profArgs });
     wirecache = started.child;
     await started.ready;
-    log(`direct :${directPort}  wirecache :${wcPort} admin :${adminPort} (pid ${wirecache.pid}), rule style ${ruleStyle}, query ${workloadName}`);
+    log(`direct :${directPort}  wirecache :${wcPort} admin :${adminPort} (pid ${wirecache.pid}), rule style ${ruleStyle}, query ${workloadName}, workers ${workers ?? "default"}`);
     const wcPid = wirecache.pid;
     const ports: Record<Endpoint, number> = { direct: directPort, wirecache: wcPort, base: 0 };
     const adminPorts: Record<Proxy, number> = { wirecache: adminPort, base: 0 };

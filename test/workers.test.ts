@@ -97,6 +97,24 @@ describe('worker threads', () => {
     await Promise.all([writer.end(), reader.end()]);
   });
 
+  it('coalesces identical misses across threads: one query reaches the server, every thread is served its result', async () => {
+    const clients = [...(await onEachWorker(app.mysqlAddress.port)), ...(await onEachWorker(app.mysqlAddress.port)), ...(await onEachWorker(app.mysqlAddress.port))];
+    const before = JSON.parse((await admin('/cache')).body) as { rules: { rule: string; hits: number; misses: number }[] };
+    const hint = (c: typeof before) => c.rules.find((r) => r.rule === 'hint')!;
+    // The table is locked: the first reader's query waits on the server while the others arrive.
+    await root.query(`LOCK TABLES ${DB}.t WRITE`);
+    const reads = clients.map((c) => c.query<mysql.RowDataPacket[]>('/*qc=on*/ SELECT v, id * 7 AS coalesced FROM t WHERE id = 2'));
+    await new Promise((r) => setTimeout(r, 300));
+    await root.query('UNLOCK TABLES');
+    for (const [rows] of await Promise.all(reads)) expect(rows).toEqual([{ v: 0, coalesced: 14 }]);
+    const after = JSON.parse((await admin('/cache')).body) as typeof before;
+    expect(hint(after).misses - hint(before).misses).toBe(1);
+    expect(hint(after).hits - hint(before).hits).toBe(clients.length - 1);
+    const metrics = (await admin('/metrics')).body;
+    expect(metrics).toMatch(/^wirecache_cache_coalesced_waits_total\{rule="hint",outcome="served"\} 5$/m);
+    await Promise.all(clients.map((c) => c.end()));
+  });
+
   it('sums the workers in /metrics, /stats/queries and /servers', async () => {
     const clients = await onEachWorker(app.mysqlAddress.port);
     for (const c of clients) for (let i = 0; i < 5; i++) await c.query('SELECT 42 AS answer_for_stats');

@@ -8,6 +8,7 @@
  * still has the recorded value. Counters only ever move forward: a value an
  * entry recorded is never read again once the counter has been bumped.
  */
+import { fnv1a } from './fnv1a.js';
 
 export interface Generations {
   /**
@@ -85,14 +86,4 @@ export class LocalGenerations implements Generations {
     for (let i = 0; i < n; i++) if (Number(Atomics.load(this.counters, this.slot(names[i]))) !== gens[i]) return false;
     return true;
   }
-}
-
-/** 32-bit FNV-1a over the UTF-16 code units of `text`. */
-function fnv1a(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
 }

@@ -20,6 +20,7 @@ import { LocalGenerations, type Generations } from './generations.js';
 import { MemcachedStore } from './memcached_store.js';
 import { MemoryStore } from './memory_store.js';
 import { SharedStore, sharedStoreBuffers, type SharedStoreBuffers } from './shared_store.js';
+import { MissLeases, missLeaseBuffers, type MissLease, type MissLeaseBuffers } from './miss_leases.js';
 import type { CacheEntry, CacheObserver, RefusalReason } from './types.js';
 import { SchemaCatalog, type FunctionName, type ViewDefinition } from './schema_catalog.js';
 
@@ -47,6 +48,8 @@ export class MissTicket {
     readonly gens: number[],
     /** True when a stale entry is being refreshed (other readers get the stale copy meanwhile). */
     readonly refresh: boolean,
+    /** With worker threads: this thread's hold on the key (the other threads wait for it). */
+    readonly lease: MissLease | null = null,
   ) {}
 }
 
@@ -72,6 +75,8 @@ export interface CacheSharing {
   store: SharedStoreBuffers | null;
   /** Bytes of decoded entries each thread keeps beside the shared tier. */
   decodedBytes: number;
+  /** Which thread fetches which key now (coalescing across threads). */
+  leases: MissLeaseBuffers;
 }
 
 /** Most bytes of decoded entries a worker thread keeps. */
@@ -84,9 +89,10 @@ const MAX_DECODED_BYTES = 32 * 1024 * 1024;
  */
 export function createCacheSharing(config: CacheConfig, workers: number): CacheSharing {
   const generations = new LocalGenerations().buffer;
-  if (config.storage === 'memcached') return { generations, store: null, decodedBytes: 0 };
+  const leases = missLeaseBuffers();
+  if (config.storage === 'memcached') return { generations, store: null, decodedBytes: 0, leases };
   const decodedBytes = Math.min(MAX_DECODED_BYTES, Math.floor(config.memory.maxBytes / 8 / workers));
-  return { generations, store: sharedStoreBuffers(config.memory.maxBytes - decodedBytes * workers), decodedBytes };
+  return { generations, store: sharedStoreBuffers(config.memory.maxBytes - decodedBytes * workers), decodedBytes, leases };
 }
 
 /** A memory tier: one thread's LRU (MemoryStore) or the worker threads' shared ring (SharedStore). */
@@ -103,6 +109,7 @@ export class QueryCache {
   private readonly generations: Generations;
   /** What worker threads share of this cache (null: one thread). */
   readonly sharing: CacheSharing | null;
+  private readonly leases: MissLeases | null;
   /** The primary's views and their base tables (filled by the view reader): reads of a view depend on its base tables. */
   readonly views = new SchemaCatalog();
   /** Misses in flight by key: identical readers wait on them. */
@@ -122,6 +129,8 @@ export class QueryCache {
     sharing: CacheSharing | null = null,
   ) {
     this.sharing = sharing;
+    // Memory storage alone: with memcached, lookups and refreshes take memcached's leases.
+    this.leases = sharing && config.storage === 'memory' ? new MissLeases(sharing.leases) : null;
     this.memory =
       config.storage === 'memcached'
         ? null
@@ -243,9 +252,30 @@ export class QueryCache {
     if (entry && sameDeps(entry.deps, plan.deps) && local.matches(entry.deps, entry.gens)) {
       if (Date.now() < entry.softExpiresAt) return this.hit(plan, entry, false);
       if (this.inflight.has(plan.key)) return this.hit(plan, entry, true);
-      return this.startMiss(plan, local.read(plan.deps), true);
+      // One refresher across the worker threads too: the others keep serving the stale copy.
+      const lease = this.leases?.acquire(plan.key, Math.max(1000, this.config.coalesceWaitMs)) ?? null;
+      if (lease === 'held') return this.hit(plan, entry, true);
+      return this.startMiss(plan, local.read(plan.deps), true, lease === 'busy' ? null : lease);
     }
     return this.missOrWait(plan, local.read(plan.deps));
+  }
+
+  /**
+   * Another worker thread is fetching this key: wait for it (up to
+   * coalesce_wait_ms), then serve what it stored, or go to the database
+   * without recording.
+   */
+  private async waitForOtherThread(plan: CachePlan): Promise<LookupResult> {
+    const released = await this.leases!.waitFor(plan.key, this.config.coalesceWaitMs);
+    const entry = released ? this.memory!.get(plan.key) : undefined;
+    if (entry && sameDeps(entry.deps, plan.deps) && (this.generations as LocalGenerations).matches(entry.deps, entry.gens) && Date.now() < entry.softExpiresAt) {
+      this.observer.coalescedWait(plan.label, 'served');
+      this.observer.hit(plan.label, false);
+      return { kind: 'hit', entry, stale: false };
+    }
+    this.observer.coalescedWait(plan.label, released ? 'not_stored' : 'timeout');
+    this.observer.miss(plan.label);
+    return BYPASS;
   }
 
   private async lookupRemote(plan: CachePlan): Promise<LookupResult> {
@@ -279,6 +309,11 @@ export class QueryCache {
 
   private missOrWait(plan: CachePlan, gens: number[]): LookupResult | Promise<LookupResult> {
     const leader = this.inflight.get(plan.key);
+    if (!leader && this.leases && this.config.coalesceWaitMs > 0) {
+      const lease = this.leases.acquire(plan.key, this.config.coalesceWaitMs);
+      if (lease === 'held') return this.waitForOtherThread(plan);
+      return this.startMiss(plan, gens, false, lease === 'busy' ? null : lease);
+    }
     if (!leader || this.config.coalesceWaitMs === 0) return this.startMiss(plan, gens, false);
     return new Promise<LookupResult>((resolve) => {
       const timer = setTimeout(() => {
@@ -304,9 +339,9 @@ export class QueryCache {
     });
   }
 
-  private startMiss(plan: CachePlan, gens: number[], refresh: boolean): LookupResult {
+  private startMiss(plan: CachePlan, gens: number[], refresh: boolean, lease: MissLease | null = null): LookupResult {
     this.observer.miss(plan.label);
-    const ticket = new MissTicket(plan, gens, refresh);
+    const ticket = new MissTicket(plan, gens, refresh, lease);
     this.inflight.set(plan.key, ticket);
     return { kind: 'miss', ticket };
   }
@@ -400,6 +435,8 @@ export class QueryCache {
     if (ticket.settled) return;
     ticket.settled = true;
     if (this.inflight.get(ticket.plan.key) === ticket) this.inflight.delete(ticket.plan.key);
+    // After the store: the threads that wake find the entry.
+    if (ticket.lease) this.leases?.release(ticket.lease);
     for (const w of ticket.waiters) w(entry);
     ticket.waiters.length = 0;
   }

@@ -27,6 +27,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import { decodeEntry, encodeEntry } from './entry_codec.js';
+import { fnv1a } from './fnv1a.js';
 import { entryOverheadBytes, type CacheEntry, type CacheObserver } from './types.js';
 
 const RECORD_HEADER = 16;
@@ -106,7 +107,7 @@ export class SharedStore {
 
   /** The entry stored for `key`, unless absent, overwritten or past its expiresAt. */
   get(key: string): CacheEntry | undefined {
-    const hash = hashKey(key);
+    const hash = fnv1a(key);
     for (let attempt = 0; attempt < RETRIES; attempt++) {
       const seq = Atomics.load(this.control, SEQ);
       if ((seq & 1) === 1) continue;
@@ -175,7 +176,7 @@ export class SharedStore {
     const keyBytes = align8(key.length * 2);
     const length = align8(RECORD_HEADER + keyBytes + body.length);
     if (length > this.capacity / 2) return false;
-    const hash = hashKey(key);
+    const hash = fnv1a(key);
     this.write(() => {
       const old = this.find(key, hash, false);
       if (old) this.kill(old.position, old.slot);
@@ -292,7 +293,7 @@ export class SharedStore {
   }
 
   delete(key: string): void {
-    const hash = hashKey(key);
+    const hash = fnv1a(key);
     this.write(() => {
       const found = this.find(key, hash, false);
       if (found) this.kill(found.position, found.slot);
@@ -343,14 +344,4 @@ export class SharedStore {
 
 function align8(n: number): number {
   return (n + 7) & ~7;
-}
-
-/** 32-bit FNV-1a of the key's UTF-16 units. */
-function hashKey(key: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) {
-    h ^= key.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h | 0;
 }
