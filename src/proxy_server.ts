@@ -138,6 +138,8 @@ export interface WorkerParts {
   sessionCounts: Int32Array;
   /** Reserves one of limits.max_user_connections for `user` across the workers; false when none is left. */
   reserveUserSession(user: string, limit: number): Promise<boolean>;
+  /** A session of `user` logged in while there is no limit: counted, for a limit a reload may set. */
+  countUserSession(user: string): void;
   /** A session of `user` that was reserved has ended. */
   releaseUserSession(user: string): void;
   /** A session of another worker named by KILL: what this worker's KILL needs of it, or null. */
@@ -262,6 +264,11 @@ export class ProxyServer {
         (this.rsaKeys ??= loadOrGenerateRsaKeyPair({ privateKeyFile: this.config.auth.rsaPrivateKeyFile, publicKeyFile: this.config.auth.rsaPublicKeyFile })),
       findUser: (name) => findUser(this.config, name) ?? (worker ? worker.databaseUser(name) : this.databaseUsers?.find(name)),
       admitUser: (user, session, limit) => {
+        if (worker && limit === 0) {
+          worker.countUserSession(user);
+          this.userReserved.set(session.id, user);
+          return true;
+        }
         if (worker) {
           return worker.reserveUserSession(user, limit).then((ok) => {
             // A session that ended while the main thread answered gives its place back at once.
@@ -270,6 +277,7 @@ export class ProxyServer {
             return ok;
           });
         }
+        if (limit === 0) return true;
         let n = 0;
         for (const other of this.sessions.values()) if (other !== session && other.user?.name === user) n++;
         return n < limit;

@@ -165,6 +165,9 @@ export class WorkerPool {
       case 'login_failed':
         this.proxy.loginFailed(message.address, message.user);
         break;
+      case 'count_user':
+        slot.users.set(message.user, (slot.users.get(message.user) ?? 0) + 1);
+        break;
       case 'release_user': {
         const n = slot.users.get(message.user) ?? 0;
         if (n <= 1) slot.users.delete(message.user);

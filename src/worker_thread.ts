@@ -60,6 +60,7 @@ const parts: WorkerParts = {
   loginFailed: (address, user) => post({ type: 'login_failed', address, user }),
   sessionCounts: new Int32Array(start.sessionCounts),
   reserveUserSession: (user, limit) => rpc.ask<boolean>({ kind: 'reserve_user', user, limit }),
+  countUserSession: (user) => post({ type: 'count_user', user }),
   releaseUserSession: (user) => post({ type: 'release_user', user }),
   remoteSession: async (targetId) => {
     const info = await rpc.ask<SessionInfo | null>({ kind: 'find_session', targetId });

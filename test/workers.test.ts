@@ -9,9 +9,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp, type RunningApp } from '../src/app.js';
 import { createLogger } from '../src/logger.js';
 import { PROXY_ID_BASE } from '../src/proxy_server.js';
-import { connect, testCacheConfig, testConfig } from './proxy-harness.js';
+import { connect, routingConfig, testCacheConfig, testConfig } from './proxy-harness.js';
 import { getTopology } from './topology-context.js';
 import { waitFor } from './wait.js';
+import fs from 'node:fs/promises';
+import { startCli, writeTemp, yamlFor } from './cli-process.js';
 
 const topo = getTopology();
 const DB = 'wc_workers';
@@ -155,5 +157,102 @@ describe('worker threads', () => {
     expect((await admin('/metrics')).body).toMatch(/^wirecache_worker_restarts_total 1$/m);
     await onLive.end();
     onDead.destroy();
+  });
+});
+
+describe('worker threads with the split, the binlog reader and the limits', () => {
+  let split: RunningApp;
+  const port = () => split.mysqlAddress.port;
+
+  beforeAll(async () => {
+    split = await startApp(
+      testConfig(topo, {
+        ...routingConfig(topo),
+        workers: WORKERS,
+        cache: testCacheConfig(),
+        binlog: { enabled: 'on', user: 'root', password: topo.rootPassword, serverId: 4343, maxDelayMs: 5000, onUnavailable: 'fail_closed' },
+        limits: { maxUserConnections: 3, loginFailuresPerMinute: 2, loginBlockSeconds: 60, maxClientConnections: 500, maxPacketBytes: 64 * 1024 * 1024 },
+      }),
+      createLogger('error'),
+    );
+  });
+
+  afterAll(async () => {
+    await split?.stop();
+  });
+
+  it('reads go to the replicas the main thread monitors, and each thread reads its own writes', async () => {
+    const primaryId = Number((await root.query<mysql.RowDataPacket[]>('SELECT @@server_id AS id'))[0][0].id);
+    const clients = await onEachWorker(port());
+    for (const c of clients) {
+      const [rows] = await c.query<mysql.RowDataPacket[]>('SELECT @@server_id AS id');
+      expect(Number(rows[0].id)).not.toBe(primaryId);
+      for (let i = 0; i < 20; i++) {
+        const value = 1000 + i + 100 * workerOf(c);
+        await c.query('UPDATE t SET v = ? WHERE id = 2', [value]);
+        const [after] = await c.query<mysql.RowDataPacket[]>('SELECT v FROM t WHERE id = 2');
+        expect(after[0].v).toBe(value);
+      }
+    }
+    await Promise.all(clients.map((c) => c.end()));
+  });
+
+  it('a write made beside the proxy reaches every thread\'s cache through the main thread\'s binlog reader', async () => {
+    const clients = await onEachWorker(port());
+    const read = async (c: mysql.Connection) => (await c.query<mysql.RowDataPacket[]>('/*qc=on*/ SELECT v FROM t WHERE id = 1'))[0][0].v as number;
+    await root.query(`UPDATE ${DB}.t SET v = 5 WHERE id = 1`);
+    for (const c of clients) await waitFor('the cached value 5', async () => (await read(c)) === 5);
+    for (const c of clients) expect(await read(c)).toBe(5); // now from the cache
+    await root.query(`UPDATE ${DB}.t SET v = 6 WHERE id = 1`);
+    for (const c of clients) await waitFor('the direct write seen', async () => (await read(c)) === 6, 3000);
+    await Promise.all(clients.map((c) => c.end()));
+  });
+
+  it('counts max_user_connections over every thread', async () => {
+    const held: mysql.Connection[] = [];
+    for (let i = 0; i < 3; i++) held.push(await connect(port(), topo, { user: 'other', database: DB }));
+    // Whichever thread takes it, a fourth session of the account is refused.
+    for (let i = 0; i < 6; i++) await expect(connect(port(), topo, { user: 'other', database: DB })).rejects.toMatchObject({ errno: 1203 });
+    await held.pop()!.end();
+    await waitFor('a place given back', async () => {
+      const c = await connect(port(), topo, { user: 'other', database: DB }).catch(() => null);
+      if (c) held.push(c);
+      return c !== null;
+    });
+    await Promise.all(held.map((c) => c.end()));
+  });
+
+  it('blocks an account in every thread after failed logins in any of them (last: it blocks 127.0.0.1 too)', async () => {
+    for (let i = 0; i < 3; i++) await expect(mysql.createConnection({ host: '127.0.0.1', port: port(), user: 'limited', password: 'wrong' })).rejects.toMatchObject({ errno: 1045 });
+    // Ten tries with the right password, spread over the threads by the kernel: every one is refused.
+    for (let i = 0; i < 10; i++) {
+      await expect(connect(port(), topo, { user: 'limited', database: DB })).rejects.toMatchObject({ errno: expect.toSatisfy((n: number) => n === 1129 || n === 3955) });
+    }
+  });
+});
+
+describe('wirecache run with worker threads', () => {
+  it('applies a reload (SIGHUP) in every thread, and on SIGTERM lets a query in flight in a thread finish', async () => {
+    const limits = (n: number) => `workers: ${WORKERS}\nlog: { level: info }\nlimits: { max_user_connections: ${n}, login_failures_per_minute: 0 }\n`;
+    const file = await writeTemp('workers.yaml', yamlFor(topo, limits(0)));
+    const proc = await startCli(['--config', file]);
+    try {
+      expect((await fetch(`http://127.0.0.1:${proc.adminPort}/healthz`)).status).toBe(200);
+      const c = await onEachWorker(proc.port, { database: 'wc_test' });
+      await Promise.all(c.slice(1).map((x) => x.end()));
+      await fs.writeFile(file, yamlFor(topo, limits(1)));
+      proc.child.kill('SIGHUP');
+      await waitFor('the reload', () => /"msg":"config reloaded/.test(proc.output()));
+      // One session of app is open: in either thread, a second is refused now.
+      for (let i = 0; i < 6; i++) await expect(connect(proc.port, topo, { database: 'wc_test' })).rejects.toMatchObject({ errno: 1203 });
+      const running = c[0].query('SELECT SLEEP(1) AS slept');
+      await new Promise((r) => setTimeout(r, 200));
+      proc.child.kill('SIGTERM');
+      expect((await running)[0]).toEqual([{ slept: 0 }]);
+      expect(await proc.exited).toBe(0);
+      c[0].destroy();
+    } finally {
+      proc.child.kill('SIGKILL');
+    }
   });
 });

@@ -211,23 +211,21 @@ export class SessionLogin {
       this.denyAccess(handshake.user, token, this.authSeq);
       return;
     }
-    const limit = s.ctx.config().limits.maxUserConnections;
-    if (limit > 0) {
-      const admitted = s.ctx.admitUser(user.name, s, limit);
-      if (admitted instanceof Promise) {
-        s.phase = Phase.Working;
-        void admitted.then(
-          (ok) => {
-            if (s.phase === Phase.Closed) return;
-            if (ok) this.loginToPrimary(user, passwordSha1);
-            else this.refuseUser(user);
-          },
-          (err: Error) => s.failSession(err),
-        );
-        return;
-      }
-      if (!admitted) return this.refuseUser(user);
+    // Asked even without a limit: with worker threads every session is counted, for a limit a reload may set.
+    const admitted = s.ctx.admitUser(user.name, s, s.ctx.config().limits.maxUserConnections);
+    if (admitted instanceof Promise) {
+      s.phase = Phase.Working;
+      void admitted.then(
+        (ok) => {
+          if (s.phase === Phase.Closed) return;
+          if (ok) this.loginToPrimary(user, passwordSha1);
+          else this.refuseUser(user);
+        },
+        (err: Error) => s.failSession(err),
+      );
+      return;
     }
+    if (!admitted) return this.refuseUser(user);
     this.loginToPrimary(user, passwordSha1);
   }
 

@@ -72,6 +72,7 @@ export type FromWorker =
   | { type: 'ready' }
   | { type: 'suspect'; server: string }
   | { type: 'login_failed'; address: string; user: string }
+  | { type: 'count_user'; user: string }
   | { type: 'release_user'; user: string }
   | { type: 'proxy_write'; tables: string[] | null }
   | { type: 'session_action'; worker: number; id: number; action: SessionAction }
