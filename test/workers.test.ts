@@ -160,6 +160,38 @@ describe('worker threads', () => {
   });
 });
 
+describe('the shared memory tier under a working set ten times its bound', () => {
+  it('stays within cache.memory.max_bytes over every thread, evicting the oldest', async () => {
+    const maxBytes = 2 * 1024 * 1024;
+    const small = await startApp(testConfig(topo, { workers: WORKERS, cache: testCacheConfig({ memory: { maxBytes } }) }), createLogger('error'));
+    try {
+      const clients = await onEachWorker(small.mysqlAddress.port);
+      // 200 distinct results of 100 kB: 20 MB through a 2 MiB tier, from both threads.
+      for (let i = 0; i < 200; i++) {
+        const [rows] = await clients[i % 2].query<mysql.RowDataPacket[]>(`/*qc=on*/ SELECT ${i} AS n, REPEAT('x', 100000) AS pad`);
+        expect(rows[0].n).toBe(i);
+      }
+      const sharing = small.proxy.cache!.sharing!;
+      const ring = sharing.store!.ring.byteLength;
+      const index = sharing.store!.hashes.byteLength + sharing.store!.slots.byteLength;
+      expect(ring + index + sharing.decodedBytes * WORKERS).toBeLessThanOrEqual(maxBytes);
+      const cache = JSON.parse(await (await fetch(`http://127.0.0.1:${small.adminAddress.port}/cache`)).text()) as { memory: { bytes: number; entries: number; max_bytes: number } };
+      expect(cache.memory.max_bytes).toBe(maxBytes);
+      expect(cache.memory.bytes).toBeLessThanOrEqual(ring);
+      expect(cache.memory.entries).toBeGreaterThan(5);
+      expect(cache.memory.entries).toBeLessThan(20);
+      const metrics = await (await fetch(`http://127.0.0.1:${small.adminAddress.port}/metrics`)).text();
+      expect(Number(/^wirecache_cache_evictions_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(150);
+      // The newest results are still hits, in either thread.
+      const [again] = await clients[0].query<mysql.RowDataPacket[]>(`/*qc=on*/ SELECT 199 AS n, REPEAT('x', 100000) AS pad`);
+      expect(again[0].n).toBe(199);
+      await Promise.all(clients.map((c) => c.end()));
+    } finally {
+      await small.stop();
+    }
+  });
+});
+
 describe('worker threads with the split, the binlog reader and the limits', () => {
   let split: RunningApp;
   const port = () => split.mysqlAddress.port;
