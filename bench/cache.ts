@@ -100,6 +100,7 @@ import {
   table,
   tail,
   wirecacheConfigYaml,
+  workersLines,
   writeResults,
   type Measurement,
   type PsMode,
@@ -155,7 +156,6 @@ async function main(): Promise<number> {
   const rangeSize = envInt('BENCH_CACHE_RANGE', 1000, 1);
   const ruleStyle = envString<RuleStyle>('BENCH_CACHE_RULE', 'digest', ['digest', 'tables', 'regex']);
   const maxBytes = envInt('BENCH_CACHE_MAX_BYTES', 268_435_456, 1_048_576);
-  const workers = process.env.BENCH_WORKERS ? (process.env.BENCH_WORKERS === 'auto' ? 'auto' : String(envInt('BENCH_WORKERS', 1, 1))) : null;
   const profileDir = process.env.BENCH_CACHE_PROFILE ? path.resolve(process.env.BENCH_CACHE_PROFILE) : null;
   const usePerf = process.env.BENCH_CACHE_PERF === '1';
   if (usePerf && !profileDir) throw new Error('BENCH_CACHE_PERF=1 needs BENCH_CACHE_PROFILE (the directory for the perf data)');
@@ -218,7 +218,7 @@ async function main(): Promise<number> {
       wirecacheConfigYaml({ port, adminPort: admin, primary, extra: [...workerLines, 'cache:', '  mode: hinted', '  storage: memory', '  memory:', `    max_bytes: ${maxBytes}`, '  rules:', ...rules] });
     const configFile = path.join(tmp, 'wirecache.yaml');
     // BENCH_WORKERS: the measured build's worker threads (the base build keeps its own default).
-    await fs.writeFile(configFile, configYaml(wcPort, adminPort, workers === null ? [] : [`workers: ${workers}`]));
+    await fs.writeFile(configFile, configYaml(wcPort, adminPort, workersLines()));
 
     const wcLog = path.join(tmp, 'wirecache.log');
     const profArgs = [...(profileDir ? ['--import', path.join(ROOT, 'bench', 'cpuprof_signal.mjs')] : []), ...(usePerf ? ['--perf-basic-prof'] : [])];
@@ -226,7 +226,7 @@ async function main(): Promise<number> {
     const started = startWirecache({ cli, configFile, logFile: wcLog, port: wcPort, adminPort, nodeArgs: profArgs });
     wirecache = started.child;
     await started.ready;
-    log(`direct :${directPort}  wirecache :${wcPort} admin :${adminPort} (pid ${wirecache.pid}), rule style ${ruleStyle}, query ${workloadName}, workers ${workers ?? "default"}`);
+    log(`direct :${directPort}  wirecache :${wcPort} admin :${adminPort} (pid ${wirecache.pid}), rule style ${ruleStyle}, query ${workloadName}, ${workersLines()[0] ?? 'workers: default'}`);
     const wcPid = wirecache.pid;
     const ports: Record<Endpoint, number> = { direct: directPort, wirecache: wcPort, base: 0 };
     const adminPorts: Record<Proxy, number> = { wirecache: adminPort, base: 0 };

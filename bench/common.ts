@@ -134,6 +134,14 @@ export function runMain(main: () => Promise<number>): void {
 // ---------------------------------------------------------------------------
 // the wirecache child
 
+/** BENCH_WORKERS as config lines for the measured wirecache (`workers: N` or `auto`), or none when unset. */
+export function workersLines(): string[] {
+  const raw = process.env.BENCH_WORKERS;
+  if (!raw) return [];
+  if (raw !== 'auto' && !/^[1-9][0-9]{0,2}$/.test(raw)) throw new Error(`BENCH_WORKERS must be auto or a count, got ${raw}`);
+  return [`workers: ${raw}`];
+}
+
 /**
  * A wirecache config: listen and admin on HOST, the primary (and the replicas) as backends,
  * USER/PASSWORD as the one user, no shutdown grace, log level warn, then the `extra` lines

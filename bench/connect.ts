@@ -12,6 +12,7 @@
  *   BENCH_SECONDS      length of every measured run (default 8)
  *   BENCH_ROUNDS       rounds; figures are medians over them (default 3)
  *   BENCH_CONCURRENCY  clients connecting at once (default 8)
+ *   BENCH_WORKERS      also an endpoint wirecache_workers: the default pool with `workers:` this (a count or auto)
  *   BENCH_OUT          if set, the results are also written there as JSON
  */
 import fs from 'node:fs/promises';
@@ -19,7 +20,7 @@ import path from 'node:path';
 import mysql from 'mysql2/promise';
 import { RawClient } from '../test/raw-client.js';
 import { getFreePorts, startTopology, stopTopology } from '../scripts/topology.js';
-import { DB, envInt, fmtRatio, gitInfo, HOST, log, machineInfo, median, PASSWORD, ROOT, runMain, startWirecache, stopChild, table, USER, wirecacheConfigYaml, writeResults } from './common.js';
+import { DB, envInt, fmtRatio, gitInfo, HOST, log, machineInfo, median, PASSWORD, ROOT, runMain, startWirecache, stopChild, table, USER, wirecacheConfigYaml, workersLines, writeResults } from './common.js';
 
 interface Run {
   endpoint: string;
@@ -75,6 +76,8 @@ async function main(): Promise<number> {
       ['wirecache', []],
       ['wirecache_no_mux', ['pool:', '  multiplexing: false']],
       ['wirecache_no_pool', ['pool:', '  max_idle: 0']],
+      // BENCH_WORKERS: also the default pool with that many worker threads.
+      ...(workersLines().length > 0 ? [['wirecache_workers', workersLines()] as const] : []),
     ] as const) {
       const [port] = await getFreePorts(1);
       const dir = path.join(topo.baseDir, name);

@@ -12,6 +12,7 @@
  *                          qps and p95 are then averaged over the rounds
  *   BENCH_WORKLOADS        comma list, default "oltp_point_select,oltp_read_only"
  *   BENCH_PS_MODES         comma list, default "disable,auto"
+ *   BENCH_WORKERS          `workers:` of the measured wirecache (a count or auto; default: the config default)
  *   BENCH_ENDPOINTS        comma list, default "direct,pipe,wirecache" (",base" added when BENCH_BASE_CLI is set)
  *   BENCH_BASE_CLI         another build's dist/cli.js (e.g. of the previous commit): run with the same config
  *                          as endpoint "base", measured in the same rounds; the report adds wc/base (qps ratio)
@@ -64,6 +65,7 @@ import {
   table,
   tail,
   wirecacheConfigYaml,
+  workersLines,
   writeResults,
   type Measurement,
   type PsMode,
@@ -128,7 +130,7 @@ async function main(): Promise<number> {
 
     const primary = topo.primary;
     const configFile = path.join(tmp, 'wirecache.yaml');
-    await fs.writeFile(configFile, wirecacheConfigYaml({ port: wcPort, adminPort: 0, primary }));
+    await fs.writeFile(configFile, wirecacheConfigYaml({ port: wcPort, adminPort: 0, primary, extra: workersLines() }));
 
     const wcLog = path.join(tmp, 'wirecache.log');
     const pipeLog = path.join(tmp, 'byte_pipe.log');
