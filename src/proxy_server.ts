@@ -5,6 +5,7 @@ import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { BackendConnection } from './backend/backend_connection.js';
 import { ClientSession } from './session/client_session.js';
+import { primaryThreadForRemoteKill } from './session/local_commands.js';
 import type { BinlogWaiter, RemoteSession, ServerIdentity, SessionContext } from './session/session_context.js';
 import type { BackendEndpoint, UserConfig, WirecacheConfig } from './config/types.js';
 import type { Logger } from './logger.js';
@@ -144,6 +145,8 @@ export interface WorkerParts {
   releaseUserSession(user: string): void;
   /** A session of another worker named by KILL: what this worker's KILL needs of it, or null. */
   remoteSession(targetId: number): Promise<RemoteSession | null>;
+  /** A session of another worker named by a KILL in a multi-statement text: its primary thread, or null. */
+  remoteKillThread(targetId: number, scope: 'connection' | 'query', user: string | null): Promise<number | null>;
 }
 
 
@@ -283,6 +286,7 @@ export class ProxyServer {
         return n < limit;
       },
       remoteSession: worker ? (id) => (this.ownerOf(id) === worker.index ? Promise.resolve(null) : worker.remoteSession(id)) : null,
+      remoteKillThread: worker ? (id, scope, user) => (this.ownerOf(id) === worker.index ? Promise.resolve(null) : worker.remoteKillThread(id, scope, user)) : null,
       sessions: this.sessions,
       loginPool: this.loginPool,
       learnedBackend: (conn: BackendConnection) => {
@@ -614,6 +618,12 @@ export class ProxyServer {
     const session = this.sessions.get(targetId) ?? [...this.sessions.values()].find((x) => x.backendThreads.some((t) => t.threadId === targetId));
     if (!session) return null;
     return { id: session.id, user: session.user?.name ?? null, backendThreads: session.backendThreads.map(({ endpoint, threadId }) => ({ endpoint, threadId })) };
+  }
+
+  /** Another worker thread's multi-statement KILL names a session here (by proxy id or backend thread id): its primary thread, or null. */
+  killThreadFor(targetId: number, scope: 'connection' | 'query', user: string | null): Promise<number | null> {
+    const session = this.sessions.get(targetId) ?? [...this.sessions.values()].find((x) => x.backendThreads.some((t) => t.threadId === targetId));
+    return session ? primaryThreadForRemoteKill(session, user, scope) : Promise.resolve(null);
   }
 
   /** Another worker thread's KILL acts on session `id` of this one. */

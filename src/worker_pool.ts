@@ -204,14 +204,21 @@ export class WorkerPool {
       }
       case 'find_session':
         return this.findSession(slot, question.targetId);
+      case 'kill_thread':
+        return this.firstAnswer<number>(slot, question.targetId, { kind: 'kill_thread', targetId: question.targetId, scope: question.scope, user: question.user });
     }
   }
 
-  /** The session a KILL names, in a worker other than the asking one: the owner of a proxy id, or any with that backend thread. */
-  private async findSession(asking: Slot, targetId: number): Promise<SessionInfo | null> {
+  /** The session a KILL names, in a worker other than the asking one. */
+  private findSession(asking: Slot, targetId: number): Promise<SessionInfo | null> {
+    return this.firstAnswer<SessionInfo>(asking, targetId, { kind: 'find_session', targetId });
+  }
+
+  /** Asks the workers that may hold session `targetId` (the owner of a proxy id; any other for a backend thread id): the first answer that is not null. */
+  private async firstAnswer<T>(asking: Slot, targetId: number, question: WorkerQuestion): Promise<T | null> {
     const owner = this.proxy.ownerOf(targetId, this.count);
     const candidates = this.slots.filter((s) => s !== asking && (owner < 0 || s.index === owner));
-    const answers = await Promise.all(candidates.map((s) => this.ask<SessionInfo | null>(s, { kind: 'find_session', targetId }).catch(() => null)));
+    const answers = await Promise.all(candidates.map((s) => this.ask<T | null>(s, question).catch(() => null)));
     return answers.find((a) => a !== null) ?? null;
   }
 

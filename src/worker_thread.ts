@@ -62,6 +62,7 @@ const parts: WorkerParts = {
   reserveUserSession: (user, limit) => rpc.ask<boolean>({ kind: 'reserve_user', user, limit }),
   countUserSession: (user) => post({ type: 'count_user', user }),
   releaseUserSession: (user) => post({ type: 'release_user', user }),
+  remoteKillThread: (targetId, scope, user) => rpc.ask<number | null>({ kind: 'kill_thread', targetId, scope, user }),
   remoteSession: async (targetId) => {
     const info = await rpc.ask<SessionInfo | null>({ kind: 'find_session', targetId });
     if (!info) return null;
@@ -104,6 +105,8 @@ function answer(question: WorkerQuestion): unknown {
       const found = server.sessionFor(question.targetId);
       return found ? ({ worker: start.index, ...found } satisfies SessionInfo) : null;
     }
+    case 'kill_thread':
+      return server.killThreadFor(question.targetId, question.scope, question.user);
   }
 }
 

@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { doubleSha1 } from '../src/config/accounts.js';
-import { loadConfig, parseConfig } from '../src/config/load.js';
+import { autoWorkers, loadConfig, parseConfig } from '../src/config/load.js';
 import { findUser } from '../src/config/lookup.js';
 import { ConfigError } from '../src/config/yaml_locations.js';
 
@@ -109,7 +109,7 @@ describe('parseConfig', () => {
       pool: { maxIdle: 100, idleTimeoutSeconds: 60, maxConnections: 0, maxConnectionsPerUser: 0, queueTimeoutMs: 5000, multiplexing: true },
       log: { level: 'info' },
       serverVersion: '5.5.5-10.11.0-MariaDB-wirecache',
-      workers: 1,
+      workers: autoWorkers(),
     });
   });
 
@@ -222,7 +222,8 @@ describe('config errors', () => {
 
   it('reads workers as a count or auto (the cores), and names a bad one with its line', () => {
     expect(parseConfig(`${MINIMAL}workers: 4\n`, 'ok.yaml').workers).toBe(4);
-    expect(parseConfig(`${MINIMAL}workers: auto\n`, 'ok.yaml').workers).toBe(availableParallelism());
+    expect(parseConfig(`${MINIMAL}workers: auto\n`, 'ok.yaml').workers).toBe(Math.max(1, availableParallelism() - 1));
+    expect([autoWorkers(1), autoWorkers(2), autoWorkers(16)]).toEqual([1, 1, 15]);
     for (const bad of ['0', '1.5', 'many', '257']) {
       const err = configError(`${MINIMAL}workers: ${bad}\n`);
       expect(err.field).toBe('workers');

@@ -142,6 +142,26 @@ describe('worker threads', () => {
     b.destroy();
   });
 
+  it('a KILL inside a multi-statement text reaches a session of another worker, idle (multiplexed) or running', async () => {
+    const [a, b] = await onEachWorker(app.mysqlAddress.port, { multipleStatements: true });
+    // c is on b's thread, another than a's.
+    const pair = await onEachWorker(app.mysqlAddress.port);
+    const c = pair[workerOf(b)];
+    await pair[workerOf(a)].end();
+    // b idles (its connection went back to the pool); c runs a long query.
+    // Its outcome is taken at once: the KILL QUERY may end it before a's reply is read.
+    const running = c.query('SELECT SLEEP(5) AS slept').then(() => null, (err: { errno?: number }) => err.errno);
+    await new Promise((r) => setTimeout(r, 200));
+    const [results] = await a.query<mysql.ResultSetHeader[]>(`SELECT 1; KILL QUERY ${c.threadId}; KILL ${b.threadId}`);
+    expect(results).toHaveLength(3);
+    // KILL QUERY: the sleep is interrupted, as the server reports it.
+    expect(await running).toBe(1317);
+    await expect(b.query('SELECT 1')).rejects.toThrow();
+    expect((await c.query<mysql.RowDataPacket[]>('SELECT 2 AS two'))[0]).toEqual([{ two: 2 }]);
+    await Promise.all([a.end(), c.end()]);
+    b.destroy();
+  });
+
   it('a worker that dies loses only its own sessions; the others run on and a new worker takes its place', async () => {
     const clients = await onEachWorker(app.mysqlAddress.port);
     const [onDead, onLive] = clients;

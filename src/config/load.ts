@@ -325,9 +325,18 @@ function normalise(raw: RawConfig, sourcePath: string): WirecacheConfig {
     },
     log: { level: raw.log.level },
     serverVersion: raw.server_version,
-    // auto: one event loop per core the process may use.
-    workers: raw.workers === 'auto' ? Math.max(1, availableParallelism()) : raw.workers,
+    workers: raw.workers === 'auto' ? autoWorkers() : raw.workers,
   };
+}
+
+/**
+ * workers: auto. One worker thread per core but one: the main thread keeps
+ * the monitor, the binlog reader, the admin and memcached APIs, and the
+ * kernel's network processing needs a share too. On two cores that is the
+ * main thread alone, measured faster there than two threads (docs/benchmarks.md).
+ */
+export function autoWorkers(cores = availableParallelism()): number {
+  return Math.max(1, cores - 1);
 }
 
 function normaliseMemcachedApi(raw: NonNullable<RawConfig['memcached_api']>): MemcachedApiConfig {

@@ -38,7 +38,7 @@ export const CONFIG_DEFAULTS = {
     memcachedKeyPrefix: 'wc',
   },
   serverVersion: '5.5.5-10.11.0-MariaDB-wirecache',
-  workers: 1 as number | 'auto',
+  workers: 'auto' as number | 'auto',
   queryStats: { maxDigests: 1000 },
   monitor: { intervalMs: 1000, checkTimeoutMs: 1000, failAfter: 3, recoverAfter: 3, heartbeatTable: 'wirecache.heartbeat' },
   routing: { maxReplicationLagSeconds: 10, consistency: 'session', consistencyWaitMs: 500 },

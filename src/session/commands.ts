@@ -11,7 +11,7 @@ import { ResponseKind } from '../protocol/response_scanner.js';
 import { classify } from '../sql/classifier.js';
 import { killsInText, mentionsKill, startsWithKill, type BatchKill } from '../sql/kill_statement.js';
 import { Phase, type ClientSession } from './client_session.js';
-import { changeUser, kill, primaryThreadOf } from './local_commands.js';
+import { changeUser, kill, threadForKill } from './local_commands.js';
 import { wireOf } from './wire.js';
 
 export function runCommand(s: ClientSession, packet: Packet): void {
@@ -106,36 +106,17 @@ function query(s: ClientSession, received: Packet): void {
     }
     // KILLs inside a multi-statement text run on the backend with the target's thread there.
     if (found !== null) {
-      const kills = found.kills;
-      const idle = idleKillTargets(s, kills);
-      if (idle.length === 0) {
-        packet = withBackendThreadIds(s, packet, kills);
-      } else {
-        // Multiplexed targets hold no thread: each takes one first.
-        s.phase = Phase.Working;
-        Promise.all(idle.map((t) => t.dispatcher.holdPrimaryLink())).then(
-          () => {
-            if (s.phase !== Phase.Closed) runQuery(s, withBackendThreadIds(s, received, kills));
-          },
-          (err: Error) => s.failSession(err),
-        );
-        return;
-      }
+      s.phase = Phase.Working;
+      withBackendThreadIds(s, received, found.kills).then(
+        (rewritten) => {
+          if (s.phase !== Phase.Closed) runQuery(s, rewritten);
+        },
+        (err: Error) => s.failSession(err),
+      );
+      return;
     }
   }
   runQuery(s, packet);
-}
-
-/** Sessions of this user named by KILLs that have no primary connection now (multiplexing). */
-function idleKillTargets(s: ClientSession, kills: readonly BatchKill[]): ClientSession[] {
-  const out: ClientSession[] = [];
-  for (const k of kills) {
-    const target = s.ctx.sessions.get(k.id);
-    if (!target || target === s || target.user?.name !== s.user?.name || !target.dispatcher.mux.enabled) continue;
-    const link = target.dispatcher.primaryLink;
-    if ((!link || link.conn.closed) && !out.includes(target)) out.push(target);
-  }
-  return out;
 }
 
 /** COM_QUERY past the KILL check: through the cache and the router when they are on. */
@@ -159,12 +140,12 @@ function runQuery(s: ClientSession, packet: Packet): void {
 }
 
 /** The packet with each KILL's id replaced by the target's thread on the primary (multi-statements run there). */
-function withBackendThreadIds(s: ClientSession, packet: Packet, kills: readonly BatchKill[]): Packet {
+async function withBackendThreadIds(s: ClientSession, packet: Packet, kills: readonly BatchKill[]): Promise<Packet> {
   const payload = packet.payload;
   const pieces: Buffer[] = [];
   let at = 1;
   for (const k of kills) {
-    pieces.push(payload.subarray(at, 1 + k.start), Buffer.from(String(primaryThreadOf(s, k.id, k.scope)), 'latin1'));
+    pieces.push(payload.subarray(at, 1 + k.start), Buffer.from(String(await threadForKill(s, k.id, k.scope)), 'latin1'));
     at = 1 + k.end;
   }
   pieces.push(payload.subarray(at));

@@ -21,28 +21,58 @@ function killTarget(s: ClientSession, targetId: number): ClientSession | undefin
 
 /**
  * For a KILL inside a multi-statement text, which runs on the primary: the
- * target session's thread there, when the target is a session of the same
- * user; any other id goes as written, and the server answers for it. A KILL
- * QUERY also reaches the target's other servers (its query may run on a
- * replica), without waiting.
+ * target session's thread there, when the target is a session of `user`
+ * (a multiplexed session with none takes one first); null for any other id,
+ * which goes as written, and the server answers for it. A KILL QUERY also
+ * reaches the target's other servers (its query may run on a replica), with
+ * `runOn`, without waiting.
  */
-export function primaryThreadOf(s: ClientSession, targetId: number, scope: 'connection' | 'query'): number {
-  const target = killTarget(s, targetId);
-  if (!target || !target.user || target.user.name !== s.user?.name) return targetId;
+export async function primaryThreadForKill(
+  target: ClientSession,
+  user: string | null,
+  scope: 'connection' | 'query',
+  killer: string,
+  runOn: (endpoint: BackendEndpoint, sql: string) => Promise<unknown>,
+  /** False for the killer's own session: its statement is about to run on its own primary connection. */
+  hold = true,
+): Promise<number | null> {
+  if (!target.user || target.user.name !== user) return null;
+  const link = target.dispatcher.primaryLink;
+  if (hold && target.dispatcher.mux.enabled && (!link || link.conn.closed)) await target.dispatcher.holdPrimaryLink();
   const primary = target.dispatcher.primaryLink?.conn;
-  if (!primary || primary.closed) return targetId;
+  if (!primary || primary.closed) return null;
   for (const { endpoint, threadId } of target.backendThreads) {
-    if (scope === 'query' && endpoint.name !== primary.endpoint.name) void runOn(s, endpoint, `KILL QUERY ${threadId}`).catch(() => undefined);
+    if (scope === 'query' && endpoint.name !== primary.endpoint.name) void runOn(endpoint, `KILL QUERY ${threadId}`).catch(() => undefined);
   }
   if (scope === 'connection') {
     target.killPending = true;
     // The killed thread ends the target's session as the server would; with routing an idle session
     // would only reopen it, so the session ends here once the server has done the KILL.
     setTimeout(() => {
-      if (primary.closed) target.terminate(`killed by session ${s.id}`);
+      if (primary.closed) target.terminate(`killed by ${killer}`);
     }, 1000).unref();
   }
   return primary.threadId;
+}
+
+/** The thread to put in a multi-statement text's KILL of `targetId`: see primaryThreadForKill(); in another worker thread too. */
+export async function threadForKill(s: ClientSession, targetId: number, scope: 'connection' | 'query'): Promise<number> {
+  const target = killTarget(s, targetId);
+  const user = s.user?.name ?? null;
+  if (target) return (await primaryThreadForKill(target, user, scope, `session ${s.id}`, (endpoint, sql) => runOn(s, endpoint, sql), target !== s)) ?? targetId;
+  return (await s.ctx.remoteKillThread?.(targetId, scope, user)) ?? targetId;
+}
+
+/** A session of another thread's multi-statement KILL, here: its primary thread (a connection of its own login runs a KILL QUERY elsewhere). */
+export function primaryThreadForRemoteKill(target: ClientSession, user: string | null, scope: 'connection' | 'query'): Promise<number | null> {
+  return primaryThreadForKill(target, user, scope, 'a session of another worker thread', async (endpoint, sql) => {
+    const conn = await target.connectTo(endpoint, target.backendLogin!);
+    try {
+      return await conn.query(sql);
+    } finally {
+      conn.quit();
+    }
+  });
 }
 
 /** A session of this proxy (or worker thread) as a KILL sees it. */

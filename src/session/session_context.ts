@@ -82,6 +82,8 @@ export interface SessionContext {
   admitUser(user: string, session: ClientSession, limit: number): boolean | Promise<boolean>;
   /** With worker threads: a session of another worker, by proxy connection id or backend thread id (null: none). */
   remoteSession: ((id: number) => Promise<RemoteSession | null>) | null;
+  /** With worker threads: a multi-statement KILL's target in another worker, by id: its primary thread (null: none of `user`'s). */
+  remoteKillThread: ((id: number, scope: 'connection' | 'query', user: string | null) => Promise<number | null>) | null;
   /** Backend connections: those kept from earlier clients, and the per-server limit on new ones. */
   loginPool: LoginPool;
   /** Called when a backend greeting is seen, to keep the announced identity current. */

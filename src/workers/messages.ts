@@ -48,14 +48,16 @@ export type WorkerQuestion =
   | { kind: 'query_stats_reset' }
   | { kind: 'cache_counts' }
   | { kind: 'pool_usage' }
-  | { kind: 'find_session'; targetId: number };
+  | { kind: 'find_session'; targetId: number }
+  | { kind: 'kill_thread'; targetId: number; scope: 'connection' | 'query'; user: string | null };
 
 /** Questions a worker asks the main thread. */
 export type MainQuestion =
   | { kind: 'binlog_wait'; gtid: string; timeoutMs: number }
   | { kind: 'schema_changed' }
   | { kind: 'reserve_user'; user: string; limit: number }
-  | { kind: 'find_session'; targetId: number };
+  | { kind: 'find_session'; targetId: number }
+  | { kind: 'kill_thread'; targetId: number; scope: 'connection' | 'query'; user: string | null };
 
 export type ToWorker =
   | { type: 'monitor'; snapshot: MonitorSnapshot }
