@@ -89,6 +89,11 @@ export class WorkerPool {
     return n;
   }
 
+  /** Client sessions open in worker `index`. */
+  sessionsOf(index: number): number {
+    return Atomics.load(this.sessionCounts, index);
+  }
+
   /** The main thread's news, posted to every worker as it comes. */
   private follow(): void {
     const proxy = this.proxy;
