@@ -285,6 +285,14 @@ export class ProxyServer {
         for (const other of this.sessions.values()) if (other !== session && other.user?.name === user) n++;
         return n < limit;
       },
+      accountChanged: (session, user) => {
+        const before = this.userReserved.get(session.id);
+        if (!worker || before === undefined || before === user) return;
+        // As one thread counts the live sessions of each account: the session counts under its new account.
+        worker.releaseUserSession(before);
+        worker.countUserSession(user);
+        this.userReserved.set(session.id, user);
+      },
       remoteSession: worker ? (id) => (this.ownerOf(id) === worker.index ? Promise.resolve(null) : worker.remoteSession(id)) : null,
       remoteKillThread: worker ? (id, scope, user) => (this.ownerOf(id) === worker.index ? Promise.resolve(null) : worker.remoteKillThread(id, scope, user)) : null,
       sessions: this.sessions,

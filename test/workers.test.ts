@@ -305,6 +305,22 @@ describe('worker threads with the split, the binlog reader and the limits', () =
     await Promise.all(held.map((c) => c.end()));
   });
 
+  it('counts a session under the account COM_CHANGE_USER moved it to', async () => {
+    const others = [await connect(port(), topo, { user: 'other', database: DB }), await connect(port(), topo, { user: 'other', database: DB })];
+    const moved = await connect(port(), topo, { database: DB });
+    await moved.changeUser({ user: 'other', password: 'other_pw' });
+    expect((await moved.query<mysql.RowDataPacket[]>('SELECT CURRENT_USER() AS u'))[0][0].u).toBe('other@%');
+    // Three sessions of other now, whichever threads they are on.
+    for (let i = 0; i < 4; i++) await expect(connect(port(), topo, { user: 'other', database: DB })).rejects.toMatchObject({ errno: 1203 });
+    await moved.changeUser({ user: 'app', password: 'app_pw' });
+    await waitFor('a place of other given back', async () => {
+      const c = await connect(port(), topo, { user: 'other', database: DB }).catch(() => null);
+      if (c) others.push(c);
+      return c !== null;
+    });
+    await Promise.all([...others, moved].map((c) => c.end()));
+  });
+
   it('blocks an account in every thread after failed logins in any of them (last: it blocks 127.0.0.1 too)', async () => {
     for (let i = 0; i < 3; i++) await expect(mysql.createConnection({ host: '127.0.0.1', port: port(), user: 'limited', password: 'wrong' })).rejects.toMatchObject({ errno: 1045 });
     // Ten tries with the right password, spread over the threads by the kernel: every one is refused.

@@ -198,6 +198,7 @@ export async function changeUser(s: ClientSession, payload: Buffer): Promise<voi
     }
   }
   s.user = user;
+  s.ctx.accountChanged(s, user.name);
   s.dispatcher.usePrimary(conn);
   s.tracking.start(conn);
   const primary = s.dispatcher.primaryLink;

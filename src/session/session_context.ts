@@ -80,6 +80,8 @@ export interface SessionContext {
    * session, `session` (asked of the main thread when there are worker threads).
    */
   admitUser(user: string, session: ClientSession, limit: number): boolean | Promise<boolean>;
+  /** COM_CHANGE_USER made `session` a session of account `user` (with worker threads, counted under it from now on). */
+  accountChanged(session: ClientSession, user: string): void;
   /** With worker threads: a session of another worker, by proxy connection id or backend thread id (null: none). */
   remoteSession: ((id: number) => Promise<RemoteSession | null>) | null;
   /** With worker threads: a multi-statement KILL's target in another worker, by id: its primary thread (null: none of `user`'s). */
