@@ -128,6 +128,7 @@ export class WorkerPool {
       prettyLogs: this.prettyLogs,
     };
     const worker = new Worker(workerEntry(), { workerData: start });
+    const threadId = worker.threadId;
     const rpc = new Rpc(worker);
     slot.worker = worker;
     slot.rpc = rpc;
@@ -148,6 +149,8 @@ export class WorkerPool {
         slot.ready = false;
         // Its sessions are gone: their places in the limits with them.
         Atomics.store(this.sessionCounts, slot.index, 0);
+        // Ended inside a write to the shared tier, it left the tier locked and half written.
+        if (proxy.cache?.recoverFromThread(threadId)) this.logger.warn({ worker: slot.index }, 'the worker thread ended inside a write to the shared cache tier: its entries were dropped');
         slot.users.clear();
         if (!wasReady) reject(new Error(`worker ${slot.index} ended before it listened (exit code ${code})`));
         if (this.stopping) return;

@@ -150,4 +150,56 @@ describe('SharedStore', () => {
     expect(found).toBeGreaterThan(1000);
     expect(wrong).toBe(0);
   });
+
+  it('a thread ended inside a write leaves the lock to recoverFrom(): the tier is emptied and works again', async () => {
+    const buffers = sharedStoreBuffers(256 * 1024);
+    const store = new SharedStore(buffers, observer(), 0);
+    store.set('kept', entry('kept'));
+    // As a terminated writer leaves it: the lock held with its id (41 + 1), the sequence odd.
+    const control = new Int32Array(buffers.control);
+    control[0] = 42;
+    control[1] += 1;
+    expect(store.get('kept')).toBeUndefined(); // a write seems in progress: a miss, not a wait
+    const started = Date.now();
+    expect(store.set('new', entry('new'))).toBe(false); // gives up on the lock rather than block
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(() => store.clear()).toThrow(/stayed locked/);
+    expect(store.recoverFrom(7)).toBe(false); // another thread's death changes nothing
+    expect(store.recoverFrom(41)).toBe(true);
+    expect(store.entries).toBe(0);
+    expect(store.set('new', entry('new'))).toBe(true);
+    expect(store.get('new')!.wire.toString('latin1', 0, 3)).toBe('new');
+  });
+
+  it('a writer thread terminated at any point leaves a tier that recoverFrom() makes whole', async () => {
+    const module = new URL('../dist/cache/shared_store.js', import.meta.url).href;
+    for (let round = 0; round < 5; round++) {
+      const buffers = sharedStoreBuffers(128 * 1024);
+      const store = new SharedStore(buffers, observer(), 0);
+      const code = `
+        const { workerData, parentPort } = require('node:worker_threads');
+        import(workerData.module).then(({ SharedStore }) => {
+          const store = new SharedStore(workerData.buffers, { evicted() {} }, 0);
+          parentPort.postMessage('writing');
+          for (let i = 0; ; i++) {
+            const now = Date.now();
+            const k = i % 500;
+            store.set('k' + k, { wire: Buffer.alloc(300 + (k % 200), 0x62), deprecateEof: false, deps: [], gens: [], rule: '', createdAt: now, softExpiresAt: now + 60000, expiresAt: now + 60000 });
+          }
+        });`;
+      const writer = new Worker(code, { eval: true, workerData: { buffers, module } });
+      await new Promise((resolve) => writer.once('message', resolve));
+      await new Promise((r) => setTimeout(r, 20 + round * 15));
+      const threadId = writer.threadId;
+      await writer.terminate();
+      store.recoverFrom(threadId);
+      expect(new Int32Array(buffers.control)[0]).toBe(0);
+      for (let i = 0; i < 50; i++) expect(store.set(`after-${i}`, entry(`a${i}`))).toBe(true);
+      for (let i = 0; i < 50; i++) expect(store.get(`after-${i}`)!.wire.toString('latin1', 0, `a${i}`.length)).toBe(`a${i}`);
+      for (let i = 0; i < 500; i++) {
+        const e = store.get(`k${i}`);
+        if (e) expect(e.wire.length).toBe(300 + (i % 200));
+      }
+    }
+  });
 });

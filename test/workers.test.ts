@@ -243,7 +243,7 @@ describe('the shared memory tier under a working set ten times its bound', () =>
   });
 });
 
-describe('worker threads with the split, the binlog reader and the limits', () => {
+describe('worker threads with the split and the binlog reader', () => {
   let split: RunningApp;
   const port = () => split.mysqlAddress.port;
 
@@ -254,7 +254,6 @@ describe('worker threads with the split, the binlog reader and the limits', () =
         workers: WORKERS,
         cache: testCacheConfig(),
         binlog: { enabled: 'on', user: 'root', password: topo.rootPassword, serverId: 4343, maxDelayMs: 5000, onUnavailable: 'fail_closed' },
-        limits: { maxUserConnections: 3, loginFailuresPerMinute: 2, loginBlockSeconds: 60, maxClientConnections: 500, maxPacketBytes: 64 * 1024 * 1024 },
       }),
       createLogger('error'),
     );
@@ -289,6 +288,26 @@ describe('worker threads with the split, the binlog reader and the limits', () =
     await root.query(`UPDATE ${DB}.t SET v = 6 WHERE id = 1`);
     for (const c of clients) await waitFor('the direct write seen', async () => (await read(c)) === 6, 3000);
     await Promise.all(clients.map((c) => c.end()));
+  });
+
+});
+
+describe('connection limits and login throttles over worker threads', () => {
+  let limited: RunningApp;
+  const port = () => limited.mysqlAddress.port;
+
+  beforeAll(async () => {
+    limited = await startApp(
+      testConfig(topo, {
+        workers: WORKERS,
+        limits: { maxUserConnections: 3, loginFailuresPerMinute: 2, loginBlockSeconds: 60, maxClientConnections: 500, maxPacketBytes: 64 * 1024 * 1024 },
+      }),
+      createLogger('error'),
+    );
+  });
+
+  afterAll(async () => {
+    await limited?.stop();
   });
 
   it('counts max_user_connections over every thread', async () => {

@@ -227,6 +227,11 @@ export class QueryCache {
     return tiers;
   }
 
+  /** Worker thread `threadId` ended: if it held the shared memory tier's lock, the tier is emptied and freed (SharedStore.recoverFrom). */
+  recoverFromThread(threadId: number): boolean {
+    return this.memory instanceof SharedStore && this.memory.recoverFrom(threadId);
+  }
+
   get stats(): CacheStats {
     return { entries: this.memory?.entries ?? 0, bytes: this.memory?.bytes ?? 0 };
   }

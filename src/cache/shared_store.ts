@@ -25,6 +25,7 @@
  * entries it decoded (by their logical position, which is never reused) in a
  * small LRU of its own, validated by the index on every read.
  */
+import { threadId } from 'node:worker_threads';
 import { LRUCache } from 'lru-cache';
 import { decodeEntry, encodeEntry } from './entry_codec.js';
 import { fnv1a } from './fnv1a.js';
@@ -44,6 +45,10 @@ const ENTRIES = 2;
 const WRITTEN = 0;
 const OLDEST = 1;
 const DEAD = 1;
+/** What this thread writes in the lock word: its thread id + 1 (0 is free). */
+const LOCK_OWNER = threadId + 1;
+/** Longest wait for the writers' lock (a write holds it for microseconds). */
+const LOCK_WAIT_MS = 500;
 
 /** The SharedArrayBuffers of one store: made by the main thread, handed to each worker. */
 export interface SharedStoreBuffers {
@@ -166,7 +171,8 @@ export class SharedStore {
 
   /**
    * Stores `entry` under `key`, overwriting the oldest records as needed.
-   * False, and nothing changed, when the entry is bigger than half the ring or already expired.
+   * False, and nothing changed, when the entry is bigger than half the ring
+   * or already expired, or the lock could not be taken (see write()).
    */
   set(key: string, entry: CacheEntry): boolean {
     if (entry.expiresAt <= Date.now()) return false;
@@ -177,7 +183,7 @@ export class SharedStore {
     const length = align8(RECORD_HEADER + keyBytes + body.length);
     if (length > this.capacity / 2) return false;
     const hash = fnv1a(key);
-    this.write(() => {
+    return this.write(() => {
       const old = this.find(key, hash, false);
       if (old) this.kill(old.position, old.slot);
       let position = this.positions[WRITTEN];
@@ -203,7 +209,6 @@ export class SharedStore {
       this.index(hash, position);
       Atomics.add(this.control, ENTRIES, 1);
     });
-    return true;
   }
 
   private writeHeader(offset: number, length: number, keyLength: number, flag: number, bodyLength = 0): void {
@@ -279,9 +284,23 @@ export class SharedStore {
     if (evicted > 0) this.observer.evicted(evicted);
   }
 
-  /** Runs `change` under the writers' lock with the sequence odd. */
-  private write(change: () => void): void {
-    while (Atomics.compareExchange(this.control, LOCK, 0, 1) !== 0) Atomics.wait(this.control, LOCK, 1, 1);
+  /**
+   * Runs `change` under the writers' lock (holding this thread's id) with
+   * the sequence odd. False when the lock stays taken for LOCK_WAIT_MS: its
+   * holder was ended inside a write, and the main thread frees it
+   * (recoverFrom()) once it hears of the end; blocking this thread meanwhile
+   * could keep it from ever hearing.
+   */
+  private write(change: () => void): boolean {
+    let deadline = 0;
+    for (;;) {
+      const holder = Atomics.compareExchange(this.control, LOCK, 0, LOCK_OWNER);
+      if (holder === 0) break;
+      const now = Date.now();
+      if (deadline === 0) deadline = now + LOCK_WAIT_MS;
+      else if (now > deadline) return false;
+      Atomics.wait(this.control, LOCK, holder, 1);
+    }
     Atomics.add(this.control, SEQ, 1);
     try {
       change();
@@ -290,20 +309,45 @@ export class SharedStore {
       Atomics.store(this.control, LOCK, 0);
       Atomics.notify(this.control, LOCK, 1);
     }
+    return true;
+  }
+
+  /** A purge or a delete that could not take the lock. */
+  private locked(): never {
+    throw new Error(`the shared cache tier stayed locked for ${LOCK_WAIT_MS} ms (a worker thread ended inside a write); try again`);
+  }
+
+  /**
+   * Worker thread `deadThreadId` ended. Ended from outside (Worker.terminate(),
+   * which runs no finally block) inside a write, it left the lock held, the
+   * sequence odd and a record or the index half written: every entry is
+   * dropped and the lock freed. Returns whether it had to.
+   */
+  recoverFrom(deadThreadId: number): boolean {
+    if (Atomics.compareExchange(this.control, LOCK, deadThreadId + 1, LOCK_OWNER) !== deadThreadId + 1) return false;
+    if ((Atomics.load(this.control, SEQ) & 1) === 0) Atomics.add(this.control, SEQ, 1);
+    this.slotPositions.fill(-1);
+    Atomics.store(this.control, ENTRIES, 0);
+    this.positions[OLDEST] = this.positions[WRITTEN];
+    Atomics.add(this.control, SEQ, 1);
+    Atomics.store(this.control, LOCK, 0);
+    Atomics.notify(this.control, LOCK);
+    return true;
   }
 
   delete(key: string): void {
     const hash = fnv1a(key);
-    this.write(() => {
+    const done = this.write(() => {
       const found = this.find(key, hash, false);
       if (found) this.kill(found.position, found.slot);
     });
+    if (!done) this.locked();
   }
 
   /** Deletes the entries for which `pred` is true (purge by table or rule): returns how many. */
   deleteWhere(pred: (entry: CacheEntry, key: string) => boolean): number {
     let dropped = 0;
-    this.write(() => {
+    const done = this.write(() => {
       const floor = this.positions[WRITTEN] - this.capacity;
       for (let slot = 0; slot <= this.mask; slot++) {
         const position = this.slotPositions[slot];
@@ -318,11 +362,12 @@ export class SharedStore {
         dropped++;
       }
     });
+    if (!done) this.locked();
     return dropped;
   }
 
   clear(): void {
-    this.write(() => {
+    const done = this.write(() => {
       const floor = this.positions[WRITTEN] - this.capacity;
       for (let slot = 0; slot <= this.mask; slot++) {
         const position = this.slotPositions[slot];
@@ -330,6 +375,7 @@ export class SharedStore {
         this.slotPositions[slot] = -1;
       }
     });
+    if (!done) this.locked();
   }
 
   /** Bytes of the ring holding records not yet overwritten (indexed or not): never above the ring's size. */
