@@ -292,6 +292,31 @@ describe('worker threads with the split and the binlog reader', () => {
 
 });
 
+describe('accounts read from the database, in every worker thread', () => {
+  it('an account created on the server logs in through each thread once the main thread has read it', async () => {
+    const fromDb = await startApp(testConfig(topo, { workers: WORKERS, usersFromDatabase: { refreshSeconds: 1, user: 'root', password: topo.rootPassword } }), createLogger('error'));
+    const login = (user: string, password: string) => mysql.createConnection({ host: '127.0.0.1', port: fromDb.mysqlAddress.port, user, password });
+    try {
+      await root.query("DROP USER IF EXISTS 'wc_workers_late'@'%'; CREATE USER 'wc_workers_late'@'%' IDENTIFIED BY 'late_pw'");
+      // Read at the next refresh (1 s), then known in both threads.
+      const seen = new Set<number>();
+      await waitFor('the new account in both threads', async () => {
+        const c = await login('wc_workers_late', 'late_pw').catch(() => null);
+        if (c) {
+          seen.add(workerOf(c));
+          expect((await c.query<mysql.RowDataPacket[]>('SELECT CURRENT_USER() AS u'))[0][0].u).toBe('wc_workers_late@%');
+          await c.end();
+        }
+        return seen.size === WORKERS;
+      }, 15_000, 50);
+      await expect(login('wc_workers_late', 'wrong')).rejects.toMatchObject({ errno: 1045 });
+    } finally {
+      await fromDb.stop();
+      await root.query("DROP USER IF EXISTS 'wc_workers_late'@'%'");
+    }
+  });
+});
+
 describe('connection limits and login throttles over worker threads', () => {
   let limited: RunningApp;
   const port = () => limited.mysqlAddress.port;
