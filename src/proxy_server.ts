@@ -137,6 +137,8 @@ export interface WorkerParts {
   loginFailed(address: string, user: string): void;
   /** Client sessions open in every worker, one slot each (limits.max_client_connections). */
   sessionCounts: Int32Array;
+  /** Each worker's next connection id (0: none handed out yet), kept across its restarts. */
+  nextIds: Uint32Array;
   /** Reserves one of limits.max_user_connections for `user` across the workers; false when none is left. */
   reserveUserSession(user: string, limit: number): Promise<boolean>;
   /** A session of `user` logged in while there is no limit: counted, for a limit a reload may set. */
@@ -226,7 +228,8 @@ export class ProxyServer {
     else if (config.auth.defaultPlugin === 'caching_sha2_password') {
       this.rsaKeys = loadOrGenerateRsaKeyPair({ privateKeyFile: config.auth.rsaPrivateKeyFile, publicKeyFile: config.auth.rsaPublicKeyFile });
     }
-    if (worker) this.nextId = PROXY_ID_BASE + 1 + worker.index;
+    // A restarted worker goes on from its predecessor's next id: a KILL of a dead session's id must not hit a new one.
+    if (worker) this.nextId = Atomics.load(worker.nextIds, worker.index) || PROXY_ID_BASE + 1 + worker.index;
     this.throttle = new LoginThrottle(config.limits.loginFailuresPerMinute, config.limits.loginBlockSeconds * 1000);
     this.accountThrottle = new LoginThrottle(config.limits.loginFailuresPerMinute, config.limits.loginBlockSeconds * 1000);
     this.currentIdentity = defaultIdentity(config);
@@ -439,7 +442,7 @@ export class ProxyServer {
   reload(next: WirecacheConfig): string[] {
     const old = this.config;
     const restart: string[] = [];
-    this.loginPool.reconfigure(poolOptions(next));
+    this.loginPool.reconfigure(poolOptions(next, this.worker?.count));
     const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
     if (!same(old.listen, next.listen)) restart.push('listen');
     if (old.admin.host !== next.admin.host || old.admin.port !== next.admin.port) restart.push('admin.host/admin.port');
@@ -567,7 +570,10 @@ export class ProxyServer {
       socket.end(encodePacket(buildErr(ErrorCode.HOST_IS_BLOCKED, message), 0));
       return;
     }
-    if (this.openSessions() >= this.config.limits.maxClientConnections) {
+    // With workers the place is taken first, then the total checked: two threads cannot both take the last one.
+    if (this.worker) Atomics.add(this.worker.sessionCounts, this.worker.index, 1);
+    if (this.openSessions() > this.config.limits.maxClientConnections - (this.worker ? 0 : 1)) {
+      if (this.worker) Atomics.sub(this.worker.sessionCounts, this.worker.index, 1);
       this.observer.clientRefused('max_connections');
       socket.end(encodePacket(buildErr(ErrorCode.CON_COUNT, 'Too many connections'), 0));
       return;
@@ -575,7 +581,6 @@ export class ProxyServer {
     const id = this.allocateId();
     const session = new ClientSession(id, socket, this.ctx);
     this.sessions.set(id, session);
-    if (this.worker) Atomics.add(this.worker.sessionCounts, this.worker.index, 1);
     this.observer.clientConnected();
     session.start();
   }
@@ -606,6 +611,7 @@ export class ProxyServer {
     for (;;) {
       const id = this.nextId;
       this.nextId = this.nextId + stride > 0xffffffff ? first : this.nextId + stride;
+      if (this.worker) Atomics.store(this.worker.nextIds, this.worker.index, this.nextId);
       if (!this.sessions.has(id)) return id;
     }
   }
@@ -655,6 +661,14 @@ export class ProxyServer {
   /** A failed login reported by a worker thread: counted by this proxy's throttles. */
   loginFailed(address: string, user: string): void {
     this.ctx.loginFailed(address, user);
+  }
+
+  /** The login blocks in force (a restarted worker thread starts with them). */
+  loginBlocks(): { kind: 'address' | 'account'; key: string; until: number }[] {
+    return [
+      ...this.throttle.blocks().map((b) => ({ kind: 'address' as const, ...b })),
+      ...this.accountThrottle.blocks().map((b) => ({ kind: 'account' as const, ...b })),
+    ];
   }
 
   /** Applies a block decided by the main thread's throttles. */

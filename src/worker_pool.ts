@@ -7,6 +7,7 @@
  * and the workers' questions (a binlog wait, a KILL of another worker's
  * session, a max_user_connections place) are answered here.
  */
+import { closeSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { WirecacheConfig } from './config/types.js';
 import type { Logger } from './logger.js';
@@ -16,6 +17,7 @@ import { reviveBuffers, Rpc, type FromWorker, type MainQuestion, type SessionInf
 
 /** How long a restarted worker waits after its predecessor died (a worker that dies at once must not spin). */
 const RESTART_DELAY_MS = 200;
+const MAX_RESTART_DELAY_MS = 10_000;
 
 /**
  * The worker thread's module. Run from the TypeScript sources (the tests),
@@ -39,11 +41,13 @@ interface Slot {
   ready: boolean;
   /** Sessions of each account holding a max_user_connections place. */
   users: Map<string, number>;
+  restartDelayMs: number;
 }
 
 export class WorkerPool {
   private readonly slots: Slot[] = [];
   private readonly sessionCounts: Int32Array;
+  private readonly nextIds: Uint32Array;
   private readonly binlogFlags: Int32Array | null;
   private stopping = false;
   private config: WirecacheConfig;
@@ -59,8 +63,9 @@ export class WorkerPool {
   ) {
     this.config = config;
     this.sessionCounts = new Int32Array(new SharedArrayBuffer(4 * count));
+    this.nextIds = new Uint32Array(new SharedArrayBuffer(4 * count));
     this.binlogFlags = proxy.binlog ? new Int32Array(new SharedArrayBuffer(8)) : null;
-    for (let i = 0; i < count; i++) this.slots.push({ index: i, worker: null, rpc: null, ready: false, users: new Map() });
+    for (let i = 0; i < count; i++) this.slots.push({ index: i, worker: null, rpc: null, ready: false, users: new Map(), restartDelayMs: RESTART_DELAY_MS });
     this.follow();
   }
 
@@ -121,13 +126,21 @@ export class WorkerPool {
       cacheSharing: proxy.cache?.sharing ?? null,
       binlogFlags: (this.binlogFlags?.buffer as SharedArrayBuffer | undefined) ?? null,
       sessionCounts: this.sessionCounts.buffer as SharedArrayBuffer,
+      nextIds: this.nextIds.buffer as SharedArrayBuffer,
+      blocks: proxy.loginBlocks(),
       monitor: proxy.monitor?.published() ?? null,
       databaseUsers: proxy.databaseUsers?.all() ?? [],
       schema: proxy.schema,
       rsaKeys: needsRsa ? proxy.rsaKeyPair() : null,
       prettyLogs: this.prettyLogs,
     };
-    const worker = new Worker(workerEntry(), { workerData: start });
+    let worker: Worker;
+    try {
+      worker = new Worker(workerEntry(), { workerData: start });
+    } catch (err) {
+      closeSync(start.listenFd);
+      throw err;
+    }
     const threadId = worker.threadId;
     const rpc = new Rpc(worker);
     slot.worker = worker;
@@ -154,14 +167,30 @@ export class WorkerPool {
         slot.users.clear();
         if (!wasReady) reject(new Error(`worker ${slot.index} ended before it listened (exit code ${code})`));
         if (this.stopping) return;
-        this.logger.error({ worker: slot.index, exit_code: code }, 'worker thread ended; its client sessions are lost; starting a new one');
+        // A thread that fails again before it listens waits longer each time (up to MAX_RESTART_DELAY_MS).
+        slot.restartDelayMs = wasReady ? RESTART_DELAY_MS : Math.min(MAX_RESTART_DELAY_MS, slot.restartDelayMs * 2);
+        this.logger.error({ worker: slot.index, exit_code: code, restart_in_ms: slot.restartDelayMs }, 'worker thread ended; its client sessions are lost; starting a new one');
         this.observer.workerRestarted();
-        setTimeout(() => {
-          if (this.stopping) return;
-          this.spawn(slot).catch((err: Error) => this.logger.error({ err, worker: slot.index }, 'worker thread restart failed'));
-        }, RESTART_DELAY_MS).unref();
+        this.restartLater(slot);
       });
     });
+  }
+
+  private restartLater(slot: Slot): void {
+    setTimeout(() => {
+      if (this.stopping) return;
+      let started: Promise<void>;
+      try {
+        started = this.spawn(slot);
+      } catch (err) {
+        // No thread could be made (no memory, no descriptor): tried again later.
+        this.logger.error({ err, worker: slot.index }, 'worker thread restart failed');
+        slot.restartDelayMs = Math.min(MAX_RESTART_DELAY_MS, slot.restartDelayMs * 2);
+        this.restartLater(slot);
+        return;
+      }
+      started.catch((err: Error) => this.logger.error({ err, worker: slot.index }, 'worker thread restart failed'));
+    }, slot.restartDelayMs).unref();
   }
 
   private heard(slot: Slot, rpc: Rpc, raw: FromWorker): void {
@@ -184,9 +213,6 @@ export class WorkerPool {
       }
       case 'proxy_write':
         for (const listener of this.writeListeners) listener(message.tables);
-        break;
-      case 'session_action':
-        this.slots[message.worker]?.worker?.postMessage({ type: 'session_action', id: message.id, action: message.action } satisfies ToWorker);
         break;
       case 'request':
         rpc.answer(message.id, () => this.answer(slot, message.question));
@@ -214,6 +240,10 @@ export class WorkerPool {
         return this.findSession(slot, question.targetId);
       case 'kill_thread':
         return this.firstAnswer<number>(slot, question.targetId, { kind: 'kill_thread', targetId: question.targetId, scope: question.scope, user: question.user });
+      case 'session_action': {
+        const owner = this.slots[question.worker];
+        return owner ? this.ask<void>(owner, { kind: 'session_action', id: question.id, action: question.action }) : undefined;
+      }
     }
   }
 

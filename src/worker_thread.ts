@@ -7,6 +7,7 @@
  * starts it) and, for the cache's generation counters, the binlog reader's
  * health and the session counts, through shared memory.
  */
+import { closeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { createLogger } from './logger.js';
 import { Metrics } from './metrics/metrics.js';
@@ -28,6 +29,8 @@ const metrics = new Metrics({ backendNames: config.backends.map((b) => b.name), 
 let databaseUsers = new Map<string, UserConfig>(start.databaseUsers.map((u) => [u.name, u]));
 const binlogFlags = start.binlogFlags ? new Int32Array(start.binlogFlags) : null;
 let proxy: ProxyServer | null = null;
+/** The main thread asked this thread to stop (possibly while it was starting). */
+let stopping = false;
 const monitor = start.monitor
   ? new MirroredMonitor(
       start.monitor,
@@ -59,6 +62,7 @@ const parts: WorkerParts = {
   rsaKeys: start.rsaKeys,
   loginFailed: (address, user) => post({ type: 'login_failed', address, user }),
   sessionCounts: new Int32Array(start.sessionCounts),
+  nextIds: new Uint32Array(start.nextIds),
   reserveUserSession: (user, limit) => rpc.ask<boolean>({ kind: 'reserve_user', user, limit }),
   countUserSession: (user) => post({ type: 'count_user', user }),
   releaseUserSession: (user) => post({ type: 'release_user', user }),
@@ -69,14 +73,35 @@ const parts: WorkerParts = {
     return {
       user: info.user,
       backendThreads: info.backendThreads,
-      killPending: (on) => post({ type: 'session_action', worker: info.worker, id: info.id, action: { kind: 'kill_pending', on } }),
-      killed: (idle, reason) => post({ type: 'session_action', worker: info.worker, id: info.id, action: { kind: 'killed', idle, reason } }),
+      killPending: (on) => rpc.ask<void>({ kind: 'session_action', worker: info.worker, id: info.id, action: { kind: 'kill_pending', on } }).catch(() => undefined),
+      killed: (idle, reason) => void rpc.ask<void>({ kind: 'session_action', worker: info.worker, id: info.id, action: { kind: 'killed', idle, reason } }).catch(() => undefined),
     };
   },
 };
 
-const server = new ProxyServer(config, logger, metrics, metrics.cache, metrics.routing, metrics.binlog, metrics.pool, parts);
+// As in the main thread (cli.ts): a bug in one session must not end this thread's other sessions.
+process.on('uncaughtException', (err) => logger.fatal({ err }, 'uncaught exception'));
+
+/**
+ * Startup failed. Before the server took the listening descriptor over
+ * (`ownsFd`), it is closed here, or every failed start would leak one; after,
+ * the server closed it, and its number may already be another thread's.
+ */
+function failStart(err: unknown, ownsFd: boolean): never {
+  logger.error({ err }, 'worker thread could not start');
+  if (ownsFd) closeSync(start.listenFd);
+  process.exit(1);
+}
+
+let made: ProxyServer;
+try {
+  made = new ProxyServer(config, logger, metrics, metrics.cache, metrics.routing, metrics.binlog, metrics.pool, parts);
+} catch (err) {
+  failStart(err, true);
+}
+const server = made;
 proxy = server;
+for (const block of start.blocks) server.blockLogin(block.kind, block.key, block.until);
 metrics.pool.watch((name) => server.loginPool.usage(name));
 metrics.watchProxy(server);
 // The memory tier's entries and bytes are the main thread's to report: the tier is shared.
@@ -107,6 +132,8 @@ function answer(question: WorkerQuestion): unknown {
     }
     case 'kill_thread':
       return server.killThreadFor(question.targetId, question.scope, question.user);
+    case 'session_action':
+      return server.killedElsewhere(question.id, question.action);
   }
 }
 
@@ -129,10 +156,8 @@ port.on('message', (raw: ToWorker) => {
       server.reload(message.config);
       if (server.cache) metrics.cache.knownRules(server.cache.config.rules.map((r) => r.name));
       break;
-    case 'session_action':
-      server.killedElsewhere(message.id, message.action);
-      break;
     case 'shutdown':
+      stopping = true;
       void server.shutdown(message.graceMs).then(() => {
         rpc.fail('worker stopped');
         port.close();
@@ -148,9 +173,10 @@ port.on('message', (raw: ToWorker) => {
 });
 
 server.start().then(
-  () => post({ type: 'ready' }),
-  (err: Error) => {
-    logger.error({ err }, 'worker could not listen');
-    process.exit(1);
+  () => {
+    // A shutdown that came while this thread was starting: it stops listening at once.
+    if (stopping) void server.shutdown(0);
+    else post({ type: 'ready' });
   },
+  (err: Error) => failStart(err, false),
 );

@@ -68,6 +68,14 @@ export class LoginThrottle {
     return this.blockedFor(key) > 0 ? this.records.get(key)!.blockedUntil : 0;
   }
 
+  /** Every key blocked now, with the end of its block. */
+  blocks(): { key: string; until: number }[] {
+    const out: { key: string; until: number }[] = [];
+    const now = this.now();
+    for (const [key, record] of this.records.entries()) if (record.blockedUntil > now) out.push({ key, until: record.blockedUntil });
+    return out;
+  }
+
   /** Applies a block decided by the throttle of another thread (worker threads follow the main thread's). */
   block(key: string, until: number): void {
     const record = this.records.get(key) ?? { windowStart: this.now(), failures: 0, blockedUntil: 0 };

@@ -485,23 +485,25 @@ export class QueryCache {
     if (changed.length > 0) return this.invalidate(changed);
   }
 
-  /** Manual purge: everything, one table, or one rule's entries. Returns the entries dropped from memory. */
+  /**
+   * Manual purge: everything, one table, or one rule's entries. Returns the
+   * entries dropped from memory. The counters are bumped first: even if
+   * dropping the entries fails (a shared tier left locked), none is served.
+   */
   async purge(target: { all: true } | { table: string } | { rule: string }): Promise<number> {
-    let dropped = 0;
     if ('all' in target) {
-      dropped = this.memory?.entries ?? 0;
-      this.memory?.clear();
       await this.invalidate(null);
-    } else if ('table' in target) {
-      const name = target.table.toLowerCase();
-      dropped = this.memory?.deleteWhere((e) => e.deps.includes(name)) ?? 0;
-      await this.invalidate([name]);
-    } else {
-      const name = `rule:${target.rule}`;
-      dropped = this.memory?.deleteWhere((e) => e.rule === target.rule) ?? 0;
-      await this.generations.bump([name]);
+      const dropped = this.memory?.entries ?? 0;
+      this.memory?.clear();
+      return dropped;
     }
-    return dropped;
+    if ('table' in target) {
+      const name = target.table.toLowerCase();
+      await this.invalidate([name]);
+      return this.memory?.deleteWhere((e) => e.deps.includes(name)) ?? 0;
+    }
+    await this.generations.bump([`rule:${target.rule}`]);
+    return this.memory?.deleteWhere((e) => e.rule === target.rule) ?? 0;
   }
 }
 

@@ -25,7 +25,7 @@
  * entries it decoded (by their logical position, which is never reused) in a
  * small LRU of its own, validated by the index on every read.
  */
-import { threadId } from 'node:worker_threads';
+import { isMainThread, threadId } from 'node:worker_threads';
 import { LRUCache } from 'lru-cache';
 import { decodeEntry, encodeEntry } from './entry_codec.js';
 import { fnv1a } from './fnv1a.js';
@@ -47,8 +47,13 @@ const OLDEST = 1;
 const DEAD = 1;
 /** What this thread writes in the lock word: its thread id + 1 (0 is free). */
 const LOCK_OWNER = threadId + 1;
-/** Longest wait for the writers' lock (a write holds it for microseconds). */
-const LOCK_WAIT_MS = 500;
+/**
+ * Longest wait for the writers' lock (a store holds it for microseconds, a
+ * purge of a big tier longer). A worker thread waits little, as its event
+ * loop stands still meanwhile: its store is skipped instead. The main
+ * thread's purges wait longer.
+ */
+const LOCK_WAIT_MS = isMainThread ? 500 : 5;
 
 /** The SharedArrayBuffers of one store: made by the main thread, handed to each worker. */
 export interface SharedStoreBuffers {

@@ -114,7 +114,8 @@ export async function kill(s: ClientSession, targetId: number, scope: 'connectio
     return;
   }
   const threads = target.backendThreads;
-  if (scope === 'connection') target.killPending(true);
+  // The target knows before the server kills its thread: it must not take the lost connection for a failure to repair.
+  if (scope === 'connection') await target.killPending(true);
   for (const { endpoint, threadId } of threads) {
     let result: InternalResult;
     try {
@@ -126,7 +127,7 @@ export async function kill(s: ClientSession, targetId: number, scope: 'connectio
     }
     // The backend thread may have ended between the lookup and the KILL: that is success for the client.
     if (result.error && result.error.code !== ErrorCode.NO_SUCH_THREAD.code) {
-      target.killPending(false);
+      void target.killPending(false);
       s.sendErr(result.error, result.error.message, seq);
       return;
     }

@@ -37,8 +37,8 @@ export interface RemoteSession {
   /** The account it is logged in as (null: not yet). */
   user: string | null;
   backendThreads: { endpoint: BackendEndpoint; threadId: number }[];
-  /** A KILL of its connection is under way (true), or failed (false). */
-  killPending(on: boolean): void;
+  /** A KILL of its connection is under way (true), or failed (false); resolved once the session knows. */
+  killPending(on: boolean): void | Promise<void>;
   /** Its connection was killed: with no backend thread (idle) it ends now, else once the server has closed it. */
   killed(idle: boolean, reason: string): void;
 }

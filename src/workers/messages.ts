@@ -23,6 +23,10 @@ export interface WorkerStart {
   binlogFlags: SharedArrayBuffer | null;
   /** Client sessions open per worker (one Int32 slot each). */
   sessionCounts: SharedArrayBuffer;
+  /** Each worker's next connection id (one Uint32 slot each). */
+  nextIds: SharedArrayBuffer;
+  /** Login blocks in force: a restarted worker applies them at once. */
+  blocks: { kind: 'address' | 'account'; key: string; until: number }[];
   monitor: MonitorSnapshot | null;
   databaseUsers: UserConfig[];
   schema: { views: ViewDefinition[]; functions: FunctionName[] } | null;
@@ -49,7 +53,8 @@ export type WorkerQuestion =
   | { kind: 'cache_counts' }
   | { kind: 'pool_usage' }
   | { kind: 'find_session'; targetId: number }
-  | { kind: 'kill_thread'; targetId: number; scope: 'connection' | 'query'; user: string | null };
+  | { kind: 'kill_thread'; targetId: number; scope: 'connection' | 'query'; user: string | null }
+  | { kind: 'session_action'; id: number; action: SessionAction };
 
 /** Questions a worker asks the main thread. */
 export type MainQuestion =
@@ -57,7 +62,9 @@ export type MainQuestion =
   | { kind: 'schema_changed' }
   | { kind: 'reserve_user'; user: string; limit: number }
   | { kind: 'find_session'; targetId: number }
-  | { kind: 'kill_thread'; targetId: number; scope: 'connection' | 'query'; user: string | null };
+  | { kind: 'kill_thread'; targetId: number; scope: 'connection' | 'query'; user: string | null }
+  /** Done in worker `worker` before the answer: a KILL's target knows of it before the server acts. */
+  | { kind: 'session_action'; worker: number; id: number; action: SessionAction };
 
 export type ToWorker =
   | { type: 'monitor'; snapshot: MonitorSnapshot }
@@ -65,7 +72,6 @@ export type ToWorker =
   | { type: 'users'; users: UserConfig[] }
   | { type: 'blocked'; kind: 'address' | 'account'; key: string; until: number }
   | { type: 'reload'; config: WirecacheConfig }
-  | { type: 'session_action'; id: number; action: SessionAction }
   | { type: 'shutdown'; graceMs: number }
   | { type: 'request'; id: number; question: WorkerQuestion }
   | { type: 'reply'; id: number; value: unknown; error?: string };
@@ -77,7 +83,6 @@ export type FromWorker =
   | { type: 'count_user'; user: string }
   | { type: 'release_user'; user: string }
   | { type: 'proxy_write'; tables: string[] | null }
-  | { type: 'session_action'; worker: number; id: number; action: SessionAction }
   | { type: 'request'; id: number; question: MainQuestion }
   | { type: 'reply'; id: number; value: unknown; error?: string };
 
@@ -89,17 +94,30 @@ export interface QueryStatsPart {
 
 type Port = Pick<MessagePort, 'postMessage'> | Pick<Worker, 'postMessage'>;
 
-/** Requests over a port, each answered by one reply; unanswered ones fail when the other side goes away. */
+/** How long a question waits for its answer (beyond its own wait, for a binlog wait) before it fails. */
+const ANSWER_TIMEOUT_MS = 10_000;
+
+/**
+ * Requests over a port, each answered by one reply; unanswered ones fail
+ * after ANSWER_TIMEOUT_MS, or when the other side goes away (a thread whose
+ * event loop is stuck must not hang the others).
+ */
 export class Rpc {
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }>();
 
   constructor(private readonly port: Port) {}
 
   ask<T>(question: WorkerQuestion | MainQuestion): Promise<T> {
     const id = this.nextId++;
+    const timeoutMs = ANSWER_TIMEOUT_MS + ('timeoutMs' in question ? question.timeoutMs : 0);
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`no answer to ${question.kind} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      timer.unref();
+      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject, timer });
       this.port.postMessage({ type: 'request', id, question });
     });
   }
@@ -109,6 +127,7 @@ export class Rpc {
     const waiter = this.pending.get(message.id);
     if (!waiter) return;
     this.pending.delete(message.id);
+    clearTimeout(waiter.timer);
     if (message.error !== undefined) waiter.reject(new Error(message.error));
     else waiter.resolve(reviveBuffers(message.value));
   }
@@ -130,7 +149,10 @@ export class Rpc {
 
   /** The other side is gone: every request in flight fails. */
   fail(reason: string): void {
-    for (const waiter of this.pending.values()) waiter.reject(new Error(reason));
+    for (const waiter of this.pending.values()) {
+      clearTimeout(waiter.timer);
+      waiter.reject(new Error(reason));
+    }
     this.pending.clear();
   }
 }
