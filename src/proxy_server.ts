@@ -209,7 +209,7 @@ export class ProxyServer {
   ) {
     this.loginPool = new LoginPool(poolOptions(config, worker?.count), poolObserver);
     // With worker threads, the main thread makes the shared memory that every thread's cache uses.
-    const cacheSharing = !config.cache ? null : worker ? worker.cacheSharing : config.workers > 1 ? createCacheSharing(config.cache, config.workers) : null;
+    const cacheSharing = !config.cache ? null : worker?.cacheSharing ? { ...worker.cacheSharing, thread: worker.index } : config.workers > 1 ? createCacheSharing(config.cache, config.workers) : null;
     this.cache = config.cache ? new QueryCache(config.cache, cacheObserver, logger.child({ component: 'cache' }), cacheSharing) : null;
     this.monitor =
       config.monitor && !worker

@@ -162,6 +162,8 @@ export class WorkerPool {
         slot.ready = false;
         // Its sessions are gone: their places in the limits with them.
         Atomics.store(this.sessionCounts, slot.index, 0);
+        // Invalidations it had not sent to memcached yet are made in its place.
+        proxy.cache?.threadEnded(slot.index);
         // Ended inside a write to the shared tier, it left the tier locked and half written.
         if (proxy.cache?.recoverFromThread(threadId)) this.logger.warn({ worker: slot.index }, 'the worker thread ended inside a write to the shared cache tier: its entries were dropped');
         slot.users.clear();

@@ -20,6 +20,9 @@ import {
   type CodecLimits,
 } from '../src/cache/entry_codec.js';
 import { LocalGenerations } from '../src/cache/generations.js';
+import { MemcachedGenerations } from '../src/cache/memcached_generations.js';
+import { PendingBumps, pendingBumpsBuffer } from '../src/cache/pending_bumps.js';
+import { waitFor } from './wait.js';
 import { Worker } from 'node:worker_threads';
 import { MemcachedStore, memcachedExpiry } from '../src/cache/memcached_store.js';
 import { MemoryStore, memoryEntryBytes } from '../src/cache/memory_store.js';
@@ -27,7 +30,6 @@ import { entryOverheadBytes, nullCacheObserver, type CacheEntry, type CacheObser
 import { Metrics } from '../src/metrics/metrics.js';
 import { getTopology } from './topology-context.js';
 import { stopProcess } from './process-signals.js';
-import { waitFor } from './wait.js';
 
 const topo = getTopology();
 const sharedServer = `${topo.memcached.host}:${topo.memcached.port}`;
@@ -330,6 +332,54 @@ function slotOf(name: string): number {
 }
 
 // ---------------------------------------------------------------------------
+
+describe('MemcachedGenerations with worker threads (PendingBumps)', () => {
+  /** A counter engine over a Map, whose bumps fail while `down`. */
+  function engine(values: Map<string, number>) {
+    const e = {
+      down: false,
+      isClosed: () => false,
+      counters: async (_op: string, names: readonly string[], amount: number) => {
+        if (e.down && amount > 0) return null;
+        return names.map((n) => {
+          const v = (values.get(n) ?? 100) + amount;
+          values.set(n, v);
+          return v;
+        });
+      },
+    };
+    return e;
+  }
+
+  it('a bump one thread could not send keeps every thread from trusting memcached until it lands', async () => {
+    const values = new Map<string, number>();
+    const buffer = pendingBumpsBuffer(3);
+    const engA = engine(values);
+    const a = new MemcachedGenerations(engA, 20, new PendingBumps(buffer, 0));
+    const b = new MemcachedGenerations(engine(values), 20, new PendingBumps(buffer, 1));
+    expect(await b.read(['db.t'])).toEqual([100]);
+    engA.down = true;
+    await a.bump(['db.t']);
+    // memcached still has the old value: thread b must not use it.
+    expect(await b.read(['db.t'])).toBeNull();
+    expect(await b.read(['db.other'])).toEqual([100]);
+    engA.down = false;
+    await waitFor('the re-sent bump', async () => (await b.read(['db.t'])) !== null, 2000);
+    expect(await b.read(['db.t'])).toEqual([101]);
+    a.stop();
+  });
+
+  it('the counts of a thread that died can be dropped (after invalidating everything in its place)', () => {
+    const buffer = pendingBumpsBuffer(2);
+    const dead = new PendingBumps(buffer, 0);
+    const main = new PendingBumps(buffer, 1);
+    dead.mark('db.t');
+    expect(main.anyPending(['db.t'])).toBe(true);
+    expect(main.clearSegment(1)).toBe(false);
+    expect(main.clearSegment(0)).toBe(true);
+    expect(main.anyPending(['db.t'])).toBe(false);
+  });
+});
 
 describe('entry codec', () => {
   const limits: CodecLimits = { maxValueBytes: 4096, maxItemsPerEntry: 16 };

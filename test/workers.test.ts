@@ -181,6 +181,32 @@ describe('worker threads', () => {
   });
 });
 
+describe('worker threads with memcached storage', () => {
+  it('a write in one thread is seen by the next cached read in another, 200 times', async () => {
+    const servers = [`${topo.memcached.host}:${topo.memcached.port}`];
+    const mc = await startApp(
+      testConfig(topo, { workers: WORKERS, cache: testCacheConfig({ storage: 'memcached', memcached: { servers, timeoutMs: 200, itemLimitBytes: 1_048_576, maxItemsPerEntry: 16, keyPrefix: `wcw${process.pid}` } }) }),
+      createLogger('error'),
+    );
+    try {
+      const [writer, reader] = await onEachWorker(mc.mysqlAddress.port);
+      const read = async () => (await reader.query<mysql.RowDataPacket[]>('/*qc=on*/ SELECT v FROM t WHERE id = 1'))[0][0].v as number;
+      let stale = 0;
+      for (let i = 1; i <= 200; i++) {
+        await read();
+        await writer.query('UPDATE t SET v = ? WHERE id = 1', [5000 + i]);
+        if ((await read()) !== 5000 + i) stale++;
+      }
+      expect(stale).toBe(0);
+      const cache = JSON.parse(await (await fetch(`http://127.0.0.1:${mc.adminAddress.port}/cache`)).text()) as { rules: { rule: string; hits: number }[] };
+      expect(cache.rules.find((r) => r.rule === 'hint')!.hits).toBeGreaterThanOrEqual(150);
+      await Promise.all([writer.end(), reader.end()]);
+    } finally {
+      await mc.stop();
+    }
+  });
+});
+
 describe('a worker that dies under sysbench load', () => {
   it('costs only its own clients: the sysbench runs on the other thread finish without an error', { timeout: 60_000 }, async () => {
     const sb = (phase: string, port: number, extra: string[] = []) =>

@@ -4,6 +4,7 @@
  * for every proxy.
  */
 import { LocalGenerations, type Generations } from './generations.js';
+import type { PendingBumps } from './pending_bumps.js';
 
 /** What MemcachedGenerations needs from the store. */
 export interface CounterEngine {
@@ -43,6 +44,8 @@ export class MemcachedGenerations implements Generations {
   constructor(
     private readonly engine: CounterEngine,
     private readonly maxResendDelayMs: number,
+    /** With worker threads: every thread's unsent names (read() resolves null for them in every thread). */
+    private readonly shared: PendingBumps | null = null,
   ) {
     this.resendDelayMs = Math.min(50, maxResendDelayMs);
   }
@@ -55,9 +58,19 @@ export class MemcachedGenerations implements Generations {
   }
 
   private blocked(names: readonly string[]): boolean {
+    if (this.shared?.anyPending(names)) return true;
     if (this.inFlight.size === 0 && this.unsent.size === 0) return false;
     for (const name of names) if (this.inFlight.has(name) || this.unsent.has(name)) return true;
     return false;
+  }
+
+  private setUnsent(name: string, seq: number): void {
+    if (!this.unsent.has(name)) this.shared?.mark(name);
+    this.unsent.set(name, seq);
+  }
+
+  private deleteUnsent(name: string): void {
+    if (this.unsent.delete(name)) this.shared?.unmark(name);
   }
 
   async read(names: readonly string[]): Promise<number[] | null> {
@@ -87,7 +100,7 @@ export class MemcachedGenerations implements Generations {
         if (ok && this.unsent.size > 0) {
           for (const name of names) {
             const seq = this.unsent.get(name);
-            if (seq !== undefined && seq <= failuresBefore) this.unsent.delete(name);
+            if (seq !== undefined && seq <= failuresBefore) this.deleteUnsent(name);
           }
         }
         // Same synchronous step as the unsent bookkeeping below: no window where a read could pass.
@@ -97,7 +110,7 @@ export class MemcachedGenerations implements Generations {
           else this.inFlight.set(name, n);
         }
         if (!ok) {
-          for (const name of names) this.unsent.set(name, ++this.unsentSeq);
+          for (const name of names) this.setUnsent(name, ++this.unsentSeq);
           this.scheduleResend();
         }
       }
@@ -126,7 +139,7 @@ export class MemcachedGenerations implements Generations {
     );
     if (values !== null) {
       // Only clear a name if no newer bump of it failed meanwhile.
-      for (const [name, seq] of batch) if (this.unsent.get(name) === seq) this.unsent.delete(name);
+      for (const [name, seq] of batch) if (this.unsent.get(name) === seq) this.deleteUnsent(name);
       this.resendDelayMs = Math.min(50, this.maxResendDelayMs);
     } else {
       this.resendDelayMs = Math.min(this.resendDelayMs * 2, this.maxResendDelayMs);

@@ -56,6 +56,7 @@ import {
   type CodecLimits,
 } from './entry_codec.js';
 import { MemcachedGenerations } from './memcached_generations.js';
+import type { PendingBumps } from './pending_bumps.js';
 import type { CacheEntry, CacheObserver } from './types.js';
 
 export const DEFAULT_MEMCACHED_TIMEOUT_MS = 20;
@@ -79,6 +80,8 @@ export interface MemcachedStoreOptions {
   itemLimitBytes?: number;
   /** Entries needing more items than this are not stored (default 16). */
   maxItemsPerEntry?: number;
+  /** With worker threads: the invalidations every thread still has to send. */
+  pendingBumps?: PendingBumps | null;
   /** Prefix of every key, default "wc" ([A-Za-z0-9_.:-], at most 64 characters): keys are `<prefix>:e:...`, `<prefix>:g:...`. */
   keyPrefix?: string;
   observer: CacheObserver;
@@ -233,6 +236,7 @@ export class MemcachedStore {
         isClosed: () => this.isClosed,
       },
       this.downBackoffMs,
+      opts.pendingBumps ?? null,
     );
   }
 

@@ -21,6 +21,7 @@ import { MemcachedStore } from './memcached_store.js';
 import { MemoryStore } from './memory_store.js';
 import { SharedStore, sharedStoreBuffers, type SharedStoreBuffers } from './shared_store.js';
 import { MissLeases, missLeaseBuffers, type MissLease, type MissLeaseBuffers } from './miss_leases.js';
+import { PendingBumps, pendingBumpsBuffer } from './pending_bumps.js';
 import type { CacheEntry, CacheObserver, RefusalReason } from './types.js';
 import { SchemaCatalog, type FunctionName, type ViewDefinition } from './schema_catalog.js';
 
@@ -77,6 +78,10 @@ export interface CacheSharing {
   decodedBytes: number;
   /** Which thread fetches which key now (coalescing across threads). */
   leases: MissLeaseBuffers;
+  /** With memcached: the invalidations each thread has yet to send (one segment per worker, the main thread's last). */
+  pendingBumps: SharedArrayBuffer;
+  /** The thread this cache is in: a worker's index, or the worker count for the main thread. */
+  thread: number;
 }
 
 /** Most bytes of decoded entries a worker thread keeps. */
@@ -89,10 +94,10 @@ const MAX_DECODED_BYTES = 32 * 1024 * 1024;
  */
 export function createCacheSharing(config: CacheConfig, workers: number): CacheSharing {
   const generations = new LocalGenerations().buffer;
-  const leases = missLeaseBuffers();
-  if (config.storage === 'memcached') return { generations, store: null, decodedBytes: 0, leases };
+  const shared = { generations, leases: missLeaseBuffers(), pendingBumps: pendingBumpsBuffer(workers + 1), thread: workers };
+  if (config.storage === 'memcached') return { ...shared, store: null, decodedBytes: 0 };
   const decodedBytes = Math.min(MAX_DECODED_BYTES, Math.floor(config.memory.maxBytes / 8 / workers));
-  return { generations, store: sharedStoreBuffers(config.memory.maxBytes - decodedBytes * workers), decodedBytes, leases };
+  return { ...shared, store: sharedStoreBuffers(config.memory.maxBytes - decodedBytes * workers), decodedBytes };
 }
 
 /** A memory tier: one thread's LRU (MemoryStore) or the worker threads' shared ring (SharedStore). */
@@ -146,6 +151,7 @@ export class QueryCache {
             itemLimitBytes: config.memcached.itemLimitBytes,
             maxItemsPerEntry: config.memcached.maxItemsPerEntry,
             keyPrefix: config.memcached.keyPrefix,
+            pendingBumps: sharing ? (this.pendingBumps = new PendingBumps(sharing.pendingBumps, sharing.thread)) : null,
             observer,
             onStateChange: (change) => {
               const servers = config.memcached.servers;
@@ -225,6 +231,17 @@ export class QueryCache {
       tiers.push({ tier: 'memcached', state: st.state, down_since: st.downSince, consecutive_failures: st.consecutiveFailures, servers: this.config.memcached.servers });
     }
     return tiers;
+  }
+
+  private pendingBumps: PendingBumps | null = null;
+
+  /**
+   * Worker `index` ended. Invalidations it had not yet sent to memcached may
+   * never arrive: everything is invalidated in its place (this thread sends
+   * it, and re-sends it until memcached has it).
+   */
+  threadEnded(index: number): void {
+    if (this.pendingBumps?.clearSegment(index)) void this.invalidate(null);
   }
 
   /** Worker thread `threadId` ended: if it held the shared memory tier's lock, the tier is emptied and freed (SharedStore.recoverFrom). */
