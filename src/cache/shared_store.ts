@@ -11,8 +11,9 @@
  *   - a control block: the writers' lock and a sequence counter.
  *
  * Record (8-byte aligned): u32 length, u32 key length (UTF-16 units), u32
- * dead flag, u32 entry length, the key as UTF-16 (padded to 8 bytes), then
- * the entry as entry_codec.ts encodes it for memcached (with its crc32).
+ * dead flag, u32 entry length, u32 CRC-32 of the key and the entry, u32 0,
+ * the key as UTF-16 (padded to 8 bytes), then the entry as entry_codec.ts
+ * encodes it for memcached.
  *
  * Writers (a miss being stored, a purge) take the lock and make the
  * sequence odd while they change anything. Readers take no lock: they read
@@ -20,18 +21,23 @@
  * change in between means a writer may have touched what they read, and the
  * read is retried (after RETRIES, a miss). A record is at logical position P
  * (bytes written since start); it is intact while P >= written - capacity.
+ * JavaScript gives plain reads no ordering against the sequence's atomic
+ * ones (on ARM64 they may be served out of order), so a copy also proves
+ * itself: its key and entry must match the record's CRC-32, and the key is
+ * compared on the copy.
  *
  * Decoding an entry costs a copy and some parsing: each thread keeps the
  * entries it decoded (by their logical position, which is never reused) in a
  * small LRU of its own, validated by the index on every read.
  */
 import { isMainThread, threadId } from 'node:worker_threads';
+import { crc32 } from 'node:zlib';
 import { LRUCache } from 'lru-cache';
 import { decodeEntry, encodeEntry } from './entry_codec.js';
 import { fnv1a } from './fnv1a.js';
 import { entryOverheadBytes, type CacheEntry, type CacheObserver } from './types.js';
 
-const RECORD_HEADER = 16;
+const RECORD_HEADER = 24;
 /** Slots probed from a key's hash, on reads and on writes. */
 const PROBE = 8;
 const RETRIES = 16;
@@ -91,8 +97,8 @@ export class SharedStore {
   private readonly ringWords: Uint32Array;
   private readonly capacity: number;
   private readonly mask: number;
-  /** Entries this thread decoded, by logical position. */
-  private readonly decoded: LRUCache<number, CacheEntry>;
+  /** Entries this thread decoded, with their keys, by logical position. */
+  private readonly decoded: LRUCache<number, { key: string; entry: CacheEntry }>;
 
   constructor(
     readonly buffers: SharedStoreBuffers,
@@ -108,10 +114,10 @@ export class SharedStore {
     this.ringWords = new Uint32Array(buffers.ring);
     this.capacity = buffers.ring.byteLength;
     this.mask = this.hashes.length - 1;
-    this.decoded = new LRUCache<number, CacheEntry>({
+    this.decoded = new LRUCache<number, { key: string; entry: CacheEntry }>({
       maxSize: Math.max(1, decodedBytes),
       maxEntrySize: Math.max(1, decodedBytes),
-      sizeCalculation: (entry) => entry.wire.length + entryOverheadBytes('', entry),
+      sizeCalculation: ({ key, entry }) => entry.wire.length + entryOverheadBytes(key, entry),
     });
   }
 
@@ -131,7 +137,7 @@ export class SharedStore {
       if (found === null || found.entry === null) return undefined;
       const entry = found.entry;
       if (entry.expiresAt <= Date.now()) return undefined;
-      if (!this.decoded.has(found.position)) this.decoded.set(found.position, entry);
+      if (!this.decoded.has(found.position)) this.decoded.set(found.position, { key, entry });
       return entry;
     }
     return undefined;
@@ -149,20 +155,40 @@ export class SharedStore {
       const position = this.slotPositions[slot];
       if (position < 0 || position < written - this.capacity) continue;
       const offset = position % this.capacity;
-      if (!this.keyAt(offset, key)) continue;
-      if (!decode) return { position, slot, entry: null };
+      if (!decode) {
+        if (this.keyAt(offset, key)) return { position, slot, entry: null };
+        continue;
+      }
       const cached = this.decoded.get(position);
-      if (cached) return { position, slot, entry: cached };
-      const length = this.ringWords[offset / 4];
-      const bodyLength = this.ringWords[offset / 4 + 3];
-      const start = offset + RECORD_HEADER + align8(this.ringWords[offset / 4 + 1] * 2);
-      if (start + bodyLength > offset + length || offset + length > this.capacity) return null;
-      // A copy: the ring may be overwritten once the read is over.
-      const copy = Buffer.allocUnsafe(bodyLength);
-      this.ring.copy(copy, 0, start, start + bodyLength);
-      return { position, slot, entry: decodeEntry([copy]) };
+      if (cached) {
+        if (cached.key === key) return { position, slot, entry: cached.entry };
+        continue;
+      }
+      const entry = this.copyOut(offset, key);
+      if (entry) return { position, slot, entry };
     }
     return null;
+  }
+
+  /** The entry of the record at `offset`, copied out and checked against its CRC-32, if it is `key`'s. */
+  private copyOut(offset: number, key: string): CacheEntry | null {
+    const words = this.ringWords;
+    const w = offset / 4;
+    const length = words[w];
+    const keyLength = words[w + 1];
+    const bodyLength = words[w + 3];
+    const crc = words[w + 4];
+    if (keyLength !== key.length || words[w + 2] === DEAD) return null;
+    const keyStart = offset + RECORD_HEADER;
+    const start = keyStart + align8(keyLength * 2);
+    if (start + bodyLength > offset + length || offset + length > this.capacity) return null;
+    // A copy: the ring may be overwritten once the read is over.
+    const copy = Buffer.allocUnsafe(keyLength * 2 + bodyLength);
+    this.ring.copy(copy, 0, keyStart, keyStart + keyLength * 2);
+    this.ring.copy(copy, keyLength * 2, start, start + bodyLength);
+    if (crc32(copy) >>> 0 !== crc) return null;
+    for (let i = 0, p = 0; i < keyLength; i++, p += 2) if (copy[p] + (copy[p + 1] << 8) !== key.charCodeAt(i)) return null;
+    return decodeEntry([copy.subarray(keyLength * 2)]);
   }
 
   private keyAt(offset: number, key: string): boolean {
@@ -202,7 +228,6 @@ export class SharedStore {
         this.evictBefore(position + length - this.capacity);
       }
       const offset = position % this.capacity;
-      this.writeHeader(offset, length, key.length, 0, body.length);
       let p = offset + RECORD_HEADER;
       for (let i = 0; i < key.length; i++, p += 2) {
         const c = key.charCodeAt(i);
@@ -210,18 +235,22 @@ export class SharedStore {
         this.ring[p + 1] = c >>> 8;
       }
       body.copy(this.ring, offset + RECORD_HEADER + keyBytes);
+      const crc = crc32(body, crc32(this.ring.subarray(offset + RECORD_HEADER, offset + RECORD_HEADER + key.length * 2))) >>> 0;
+      this.writeHeader(offset, length, key.length, 0, body.length, crc);
       this.positions[WRITTEN] = position + length;
       this.index(hash, position);
       Atomics.add(this.control, ENTRIES, 1);
     });
   }
 
-  private writeHeader(offset: number, length: number, keyLength: number, flag: number, bodyLength = 0): void {
+  private writeHeader(offset: number, length: number, keyLength: number, flag: number, bodyLength = 0, crc = 0): void {
     const words = this.ringWords;
     words[offset / 4] = length;
     words[offset / 4 + 1] = keyLength;
     words[offset / 4 + 2] = flag;
     words[offset / 4 + 3] = bodyLength;
+    words[offset / 4 + 4] = crc;
+    words[offset / 4 + 5] = 0;
   }
 
   /** Points a slot at the new record: a free or dead one among the probed, else the oldest of them. */
