@@ -71,6 +71,17 @@ describe('fast authentication', () => {
     }
   });
 
+  it('makes scrambles of 20 printable bytes, never the same twice, across refills of its random pool', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 1000; i++) {
+      const s = generateScramble();
+      expect(s.length).toBe(20);
+      for (const b of s) expect(b >= 0x21 && b <= 0x7e).toBe(true);
+      seen.add(s.toString('latin1'));
+    }
+    expect(seen.size).toBe(1000);
+  });
+
   it('gives a different token for another nonce', () => {
     const a = generateScramble();
     expect(cachingSha2Token('secret', a).equals(cachingSha2Token('secret', flipped(a)))).toBe(false);
