@@ -29,8 +29,8 @@ const metrics = new Metrics({ backendNames: config.backends.map((b) => b.name), 
 let databaseUsers = new Map<string, UserConfig>(start.databaseUsers.map((u) => [u.name, u]));
 const binlogFlags = start.binlogFlags ? new Int32Array(start.binlogFlags) : null;
 let proxy: ProxyServer | null = null;
-/** The main thread asked this thread to stop (possibly while it was starting). */
-let stopping = false;
+/** The main thread asked this thread to stop (possibly while it was starting), with this grace period. */
+let stopping: number | null = null;
 const monitor = start.monitor
   ? new MirroredMonitor(
       start.monitor,
@@ -157,11 +157,9 @@ port.on('message', (raw: ToWorker) => {
       if (server.cache) metrics.cache.knownRules(server.cache.config.rules.map((r) => r.name));
       break;
     case 'shutdown':
-      stopping = true;
-      void server.shutdown(message.graceMs).then(() => {
-        rpc.fail('worker stopped');
-        port.close();
-      });
+      // Still starting: it stops as soon as it listens (a shutdown before the listen would leave it listening).
+      stopping = message.graceMs;
+      if (listening) stop(message.graceMs);
       break;
     case 'request':
       rpc.answer(message.id, () => answer(message.question));
@@ -172,10 +170,18 @@ port.on('message', (raw: ToWorker) => {
   }
 });
 
+function stop(graceMs: number): void {
+  void server.shutdown(graceMs).then(() => {
+    rpc.fail('worker stopped');
+    port.close();
+  });
+}
+
+let listening = false;
 server.start().then(
   () => {
-    // A shutdown that came while this thread was starting: it stops listening at once.
-    if (stopping) void server.shutdown(0);
+    listening = true;
+    if (stopping !== null) stop(stopping);
     else post({ type: 'ready' });
   },
   (err: Error) => failStart(err, false),
