@@ -9,11 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp, type RunningApp } from '../src/app.js';
 import { createLogger } from '../src/logger.js';
 import { PROXY_ID_BASE } from '../src/proxy_server.js';
+import { doubleSha1, hashedUser } from '../src/config/accounts.js';
 import { connect, routingConfig, testCacheConfig, testConfig } from './proxy-harness.js';
 import { getTopology } from './topology-context.js';
 import { waitFor } from './wait.js';
 import { runCommand } from './run-command.js';
 import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { startCli, writeTemp, yamlFor } from './cli-process.js';
 
 const topo = getTopology();
@@ -178,6 +181,46 @@ describe('worker threads', () => {
     expect(Number(/^wirecache_worker_restarts_total (\d+)$/m.exec((await admin('/metrics')).body)?.[1])).toBeGreaterThanOrEqual(1);
     await onLive.end();
     onDead.destroy();
+  });
+});
+
+describe('TLS and caching_sha2_password in worker threads', () => {
+  it('clients log in over TLS and with the RSA exchange through both threads (one key pair, made by the main thread)', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'wirecache-workers-tls-'));
+    const cert = path.join(dir, 'cert.pem');
+    const key = path.join(dir, 'key.pem');
+    const made = await runCommand('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost']);
+    expect(made.code, made.stderr).toBe(0);
+    const secure = await startApp(
+      testConfig(topo, {
+        workers: WORKERS,
+        tls: { certFile: cert, keyFile: key, requireTls: false },
+        auth: { defaultPlugin: 'caching_sha2_password', rsaPrivateKeyFile: null, rsaPublicKeyFile: null },
+        // Configured by its mysql.user hash only: its first login in each thread needs full authentication.
+        users: [...testConfig(topo).users.filter((u) => u.name !== 'other'), hashedUser('other', `*${doubleSha1('other_pw').toString('hex').toUpperCase()}`)],
+      }),
+      createLogger('error'),
+    );
+    const fullAuths = async (method: string) =>
+      Number(new RegExp(`^wirecache_client_authentications_total\\{method="${method}"\\} (\\d+)$`, 'm').exec(await (await fetch(`http://127.0.0.1:${secure.adminAddress.port}/metrics`)).text())?.[1] ?? 0);
+    try {
+      // RSA first: no thread has learnt the account yet, so each thread's first login is a full one; then over TLS.
+      for (const ssl of [false, true]) {
+        const seen = new Set<number>();
+        for (let i = 0; i < 40 && seen.size < WORKERS; i++) {
+          const c = await mysql.createConnection({ host: '127.0.0.1', port: secure.mysqlAddress.port, user: 'other', password: 'other_pw', database: DB, ...(ssl ? { ssl: { rejectUnauthorized: false } } : {}) });
+          seen.add(workerOf(c));
+          expect((await c.query<mysql.RowDataPacket[]>('SELECT CURRENT_USER() AS u'))[0][0].u).toBe('other@%');
+          await c.end();
+        }
+        expect(seen.size, ssl ? 'TLS logins on both threads' : 'RSA logins on both threads').toBe(WORKERS);
+      }
+      // One full authentication with the RSA exchange per thread (the pair was made once, in the main thread).
+      expect(await fullAuths('sha2_full_rsa')).toBe(WORKERS);
+    } finally {
+      await secure.stop();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
