@@ -10,8 +10,13 @@
 
 # ---- build: compile TypeScript, then drop the dev dependencies -------------
 FROM node:20-bookworm-slim AS build
+# node-gyp builds native/fd_dup.c (the worker threads' listening sockets) at npm ci.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY package.json package-lock.json ./
+COPY package.json package-lock.json binding.gyp ./
+COPY native ./native
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
@@ -29,6 +34,7 @@ WORKDIR /app
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/build/Release/fd_dup.node ./build/Release/fd_dup.node
 COPY config.example.yaml ./config.example.yaml
 USER 10001:10001
 # 6033: MySQL protocol (listen.port); 9104: /metrics, /healthz (admin.port).

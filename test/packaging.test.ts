@@ -300,6 +300,9 @@ describe('Dockerfile', () => {
     const runtime = lines.slice(lines.findIndex((l, i) => i > 0 && l.toUpperCase().startsWith('FROM ')));
     expect(runtime.filter((l) => /^COPY\b/i.test(l)).join('\n')).not.toMatch(/\bsrc\b/);
     expect(runtime.join('\n')).toMatch(/COPY --from=build \/app\/dist/);
+    // The native addon of the worker threads: built with the build stage's compiler, copied to where dist/ loads it.
+    expect(lines.join('\n')).toMatch(/COPY native \.\/native/);
+    expect(runtime.join('\n')).toMatch(/COPY --from=build \/app\/build\/Release\/fd_dup\.node \.\/build\/Release\/fd_dup\.node/);
   });
 
   it('runs as a user that is not root, with a HEALTHCHECK on /healthz, and exposes 6033 and 9104', () => {
