@@ -25,12 +25,13 @@ import { BinlogReader, BinlogUnavailableError } from './replication/binlog_reade
 import { SchemaReader } from './replication/schema_reader.js';
 import { SchemaCatalog, type FunctionName, type ViewDefinition } from './cache/schema_catalog.js';
 import { nullBinlogObserver, type BinlogObserver } from './replication/observer.js';
-import { LoginThrottle } from './auth/login_throttle.js';
+import { LoginGuard } from './auth/login_guard.js';
 import type { KeyObject } from 'node:crypto';
 import { loadOrGenerateRsaKeyPair, Sha2CredentialCache } from './auth/caching_sha2_password.js';
 import { UserDirectory } from './auth/user_directory.js';
 import { findUser } from './config/lookup.js';
-import { LoginPool, type LoginPoolObserver, type LoginPoolOptions } from './backend/login_pool.js';
+import { LoginPool, poolOptions, type LoginPoolObserver } from './backend/login_pool.js';
+import type { WorkerParts } from './worker_parts.js';
 
 /**
  * Capabilities the proxy implements. Compression, TLS, optional metadata,
@@ -91,67 +92,6 @@ export function identityFromGreeting(greeting: HandshakeV10): ServerIdentity {
   };
 }
 
-/**
- * The pool's limits for one of `workers` pools: each worker has a pool of
- * its own, and their limits add up to the configured ones (each at least 1;
- * 0 stays "no limit").
- */
-function poolOptions(config: WirecacheConfig, workers = 1): LoginPoolOptions {
-  const share = (limit: number) => (limit === 0 ? 0 : Math.max(1, Math.floor(limit / workers)));
-  return {
-    maxIdlePerServer: config.pool.maxIdle === 0 ? 0 : share(config.pool.maxIdle),
-    idleTimeoutMs: config.pool.idleTimeoutSeconds * 1000,
-    maxConnectionsPerServer: share(config.pool.maxConnections),
-    maxConnectionsPerUser: share(config.pool.maxConnectionsPerUser),
-    queueTimeoutMs: config.pool.queueTimeoutMs,
-  };
-}
-
-/**
- * What a worker thread's proxy gets from the main thread in place of the
- * parts that run once per process (src/worker_thread.ts fills it in): the
- * monitor, the binlog reader, the view reader, accounts from the database,
- * login throttling and the connection limits live in the main thread.
- */
-export interface WorkerParts {
-  /** This worker's number (0-based) and how many there are: connection ids and pool limits are split by them. */
-  index: number;
-  count: number;
-  /** A descriptor of the shared listening socket (src/workers/shared_listener.ts). */
-  listenFd: number;
-  /** The query cache's shared generation counters and memory tier (null without a cache). */
-  cacheSharing: CacheSharing | null;
-  /** The main thread's monitor as last published (null without a monitor section). */
-  monitor: MonitorView | null;
-  /** The main thread's binlog reader (null without one). */
-  binlog: BinlogWaiter | null;
-  /** binlog.on_unavailable: fail_closed: whether the main thread's reader holds the cache off now. */
-  binlogUnhealthy: (() => boolean) | null;
-  /** A session ran DDL: the main thread reads the views again (they come back through applySchema()). */
-  schemaChanged(): Promise<void>;
-  /** An account read from the database by the main thread. */
-  databaseUser(name: string): UserConfig | undefined;
-  /** caching_sha2_password's RSA pair, the same in every thread. */
-  rsaKeys: { publicKeyPem: Buffer; privateKey: KeyObject } | null;
-  /** A failed login, for the main thread's throttles (their blocks come back through blockLogin()). */
-  loginFailed(address: string, user: string): void;
-  /** Client sessions open in every worker, one slot each (limits.max_client_connections). */
-  sessionCounts: Int32Array;
-  /** Each worker's next connection id (0: none handed out yet), kept across its restarts. */
-  nextIds: Uint32Array;
-  /** Reserves one of limits.max_user_connections for `user` across the workers; false when none is left. */
-  reserveUserSession(user: string, limit: number): Promise<boolean>;
-  /** A session of `user` logged in while there is no limit: counted, for a limit a reload may set. */
-  countUserSession(user: string): void;
-  /** A session of `user` that was reserved has ended. */
-  releaseUserSession(user: string): void;
-  /** A session of another worker named by KILL: what this worker's KILL needs of it, or null. */
-  remoteSession(targetId: number): Promise<RemoteSession | null>;
-  /** A session of another worker named by a KILL in a multi-statement text: its primary thread, or null. */
-  remoteKillThread(targetId: number, scope: 'connection' | 'query', user: string | null): Promise<number | null>;
-}
-
-
 /** How often the primary's views are read again (DDL seen through the proxy or in the binlog reads them at once). */
 const VIEW_REFRESH_MS = 30_000;
 
@@ -185,14 +125,13 @@ export class ProxyServer {
   private rsaKeys: { publicKeyPem: Buffer; privateKey: KeyObject } | null = null;
   /** Failed logins per client address. */
   /** Failed logins per client address, and per account (a guesser spread over many addresses). */
-  private readonly throttle: LoginThrottle;
-  private readonly accountThrottle: LoginThrottle;
+  /** Failed logins, per client address and per account, and the blocks they start. */
+  readonly logins: LoginGuard;
   /** Sessions holding one of limits.max_user_connections reserved with the main thread, and their account. */
   private readonly userReserved = new Map<number, string>();
   private readonly schemaListeners: ((views: ViewDefinition[], functions: FunctionName[]) => void)[] = [];
   /** The primary's views and stored functions as last read (null: not read yet). */
   schema: { views: ViewDefinition[]; functions: FunctionName[] } | null = null;
-  private readonly blockListeners: ((kind: 'address' | 'account', key: string, until: number) => void)[] = [];
   /** Client bytes of sessions that have ended (live ones are read from their sockets). */
   private closedClientBytes = { received: 0, sent: 0 };
 
@@ -230,8 +169,7 @@ export class ProxyServer {
     }
     // A restarted worker goes on from its predecessor's next id: a KILL of a dead session's id must not hit a new one.
     if (worker) this.nextId = Atomics.load(worker.nextIds, worker.index) || PROXY_ID_BASE + 1 + worker.index;
-    this.throttle = new LoginThrottle(config.limits.loginFailuresPerMinute, config.limits.loginBlockSeconds * 1000);
-    this.accountThrottle = new LoginThrottle(config.limits.loginFailuresPerMinute, config.limits.loginBlockSeconds * 1000);
+    this.logins = new LoginGuard(config.limits.loginFailuresPerMinute, config.limits.loginBlockSeconds * 1000);
     this.currentIdentity = defaultIdentity(config);
     this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
     this.server.on('error', (err) => this.logger.error({ err }, 'listener error'));
@@ -250,21 +188,8 @@ export class ProxyServer {
       queryStats: this.queryStats,
       backendTls: config.backendTls ? { ca: config.backendTls.caFile ? readFileSync(config.backendTls.caFile) : null, verify: config.backendTls.verify } : null,
       tls: config.tls ? tls.createSecureContext({ cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }) : null,
-      loginFailed: (address, user) => {
-        if (worker) return worker.loginFailed(address, user);
-        const limits = { failures: this.config.limits.loginFailuresPerMinute, block_seconds: this.config.limits.loginBlockSeconds };
-        if (this.throttle.failed(address)) {
-          this.observer.loginBlocked();
-          this.logger.warn({ client: address, ...limits }, 'client address blocked after too many failed logins');
-          for (const listener of this.blockListeners) listener('address', address, this.throttle.blockedUntil(address));
-        }
-        if (this.accountThrottle.failed(user)) {
-          this.observer.accountBlocked();
-          this.logger.warn({ user, client: address, ...limits }, 'account blocked after too many failed logins to it');
-          for (const listener of this.blockListeners) listener('account', user, this.accountThrottle.blockedUntil(user));
-        }
-      },
-      accountBlockedFor: (user) => this.accountThrottle.blockedFor(user),
+      loginFailed: (address, user) => (worker ? worker.loginFailed(address, user) : this.loginFailed(address, user)),
+      accountBlockedFor: (user) => this.logins.accountBlockedFor(user),
       sha2Credentials: new Sha2CredentialCache(),
       rsaKeyPair: () =>
         (this.rsaKeys ??= loadOrGenerateRsaKeyPair({ privateKeyFile: this.config.auth.rsaPrivateKeyFile, publicKeyFile: this.config.auth.rsaPublicKeyFile })),
@@ -480,8 +405,7 @@ export class ProxyServer {
       cache,
     };
     this.logger.level = next.log.level;
-    this.throttle.configure(next.limits.loginFailuresPerMinute, next.limits.loginBlockSeconds * 1000);
-    this.accountThrottle.configure(next.limits.loginFailuresPerMinute, next.limits.loginBlockSeconds * 1000);
+    this.logins.configure(next.limits.loginFailuresPerMinute, next.limits.loginBlockSeconds * 1000);
     return restart;
   }
 
@@ -563,7 +487,7 @@ export class ProxyServer {
       return;
     }
     const address = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-    const blockedMs = this.throttle.blockedFor(address);
+    const blockedMs = this.logins.addressBlockedFor(address);
     if (blockedMs > 0) {
       this.observer.clientRefused('login_throttled');
       const message = `Host '${address}' is blocked because of many connection errors; wirecache unblocks it in ${Math.ceil(blockedMs / 1000)} s`;
@@ -622,11 +546,6 @@ export class ProxyServer {
     return (id - PROXY_ID_BASE - 1) % workers;
   }
 
-  /** Hears every block the throttles decide (address or account, until when): worker threads apply them too. */
-  onLoginBlock(listener: (kind: 'address' | 'account', key: string, until: number) => void): void {
-    this.blockListeners.push(listener);
-  }
-
   /** A session named by another worker thread's KILL (by proxy connection id or backend thread id), or null. */
   sessionFor(targetId: number): { id: number; user: string | null; backendThreads: { endpoint: BackendEndpoint; threadId: number }[] } | null {
     const session = this.sessions.get(targetId) ?? [...this.sessions.values()].find((x) => x.backendThreads.some((t) => t.threadId === targetId));
@@ -658,22 +577,18 @@ export class ProxyServer {
     return this.ctx.rsaKeyPair();
   }
 
-  /** A failed login reported by a worker thread: counted by this proxy's throttles. */
+  /** A failed login (in this proxy, or reported by a worker thread): counted, and a block it starts is logged. */
   loginFailed(address: string, user: string): void {
-    this.ctx.loginFailed(address, user);
-  }
-
-  /** The login blocks in force (a restarted worker thread starts with them). */
-  loginBlocks(): { kind: 'address' | 'account'; key: string; until: number }[] {
-    return [
-      ...this.throttle.blocks().map((b) => ({ kind: 'address' as const, ...b })),
-      ...this.accountThrottle.blocks().map((b) => ({ kind: 'account' as const, ...b })),
-    ];
-  }
-
-  /** Applies a block decided by the main thread's throttles. */
-  blockLogin(kind: 'address' | 'account', key: string, until: number): void {
-    (kind === 'address' ? this.throttle : this.accountThrottle).block(key, until);
+    const limits = { failures: this.config.limits.loginFailuresPerMinute, block_seconds: this.config.limits.loginBlockSeconds };
+    for (const block of this.logins.failed(address, user)) {
+      if (block.kind === 'address') {
+        this.observer.loginBlocked();
+        this.logger.warn({ client: address, ...limits }, 'client address blocked after too many failed logins');
+      } else {
+        this.observer.accountBlocked();
+        this.logger.warn({ user, client: address, ...limits }, 'account blocked after too many failed logins to it');
+      }
+    }
   }
 
   /**

@@ -105,7 +105,7 @@ export class WorkerPool {
     proxy.monitor?.onPublish((snapshot) => this.broadcast({ type: 'monitor', snapshot }));
     proxy.onSchema((views, functions) => this.broadcast({ type: 'schema', views, functions }));
     proxy.databaseUsers?.onRead((users) => this.broadcast({ type: 'users', users }));
-    proxy.onLoginBlock((kind, key, until) => this.broadcast({ type: 'blocked', kind, key, until }));
+    proxy.logins.onBlock((block) => this.broadcast({ type: 'blocked', ...block }));
     const flags = this.binlogFlags;
     if (flags && proxy.binlog) {
       proxy.binlog.onHealthChange((current, unhealthy) => {
@@ -127,7 +127,7 @@ export class WorkerPool {
       binlogFlags: (this.binlogFlags?.buffer as SharedArrayBuffer | undefined) ?? null,
       sessionCounts: this.sessionCounts.buffer as SharedArrayBuffer,
       nextIds: this.nextIds.buffer as SharedArrayBuffer,
-      blocks: proxy.loginBlocks(),
+      blocks: proxy.logins.blocks(),
       monitor: proxy.monitor?.published() ?? null,
       databaseUsers: proxy.databaseUsers?.all() ?? [],
       schema: proxy.schema,

@@ -12,7 +12,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { createLogger } from './logger.js';
 import { Metrics } from './metrics/metrics.js';
 import { ruleCounts } from './admin/cache_routes.js';
-import { ProxyServer, type WorkerParts } from './proxy_server.js';
+import { ProxyServer } from './proxy_server.js';
+import type { WorkerParts } from './worker_parts.js';
 import { MirroredMonitor } from './routing/mirrored_monitor.js';
 import type { UserConfig } from './config/types.js';
 import { reviveBuffers, Rpc, type FromWorker, type QueryStatsPart, type SessionInfo, type ToWorker, type WorkerQuestion, type WorkerStart } from './workers/messages.js';
@@ -101,7 +102,7 @@ try {
 }
 const server = made;
 proxy = server;
-for (const block of start.blocks) server.blockLogin(block.kind, block.key, block.until);
+for (const block of start.blocks) server.logins.block(block);
 metrics.pool.watch((name) => server.loginPool.usage(name));
 metrics.watchProxy(server);
 // The memory tier's entries and bytes are the main thread's to report: the tier is shared.
@@ -150,7 +151,7 @@ port.on('message', (raw: ToWorker) => {
       databaseUsers = new Map(message.users.map((u) => [u.name, u]));
       break;
     case 'blocked':
-      server.blockLogin(message.kind, message.key, message.until);
+      server.logins.block(message);
       break;
     case 'reload':
       server.reload(message.config);

@@ -18,6 +18,7 @@
  * A connection whose reset fails, or that cannot get its login's database
  * back, is closed.
  */
+import type { WirecacheConfig } from '../config/types.js';
 import type { BackendEndpoint } from '../config/types.js';
 import { Capability } from '../protocol/constants.js';
 import { type BackendConnection, BackendError, type BackendLogin, TRACKING_STATEMENTS } from './backend_connection.js';
@@ -551,4 +552,20 @@ function loginKey(endpoint: BackendEndpoint, login: BackendLogin): string {
     login.tls ? `tls:${login.tls.verify}` : 'plain',
     login.trackSession ? 'track' : 'plain',
   ].join('\u0001');
+}
+
+/**
+ * The pool's limits for one of `workers` pools: each worker has a pool of
+ * its own, and their limits add up to the configured ones (each at least 1;
+ * 0 stays "no limit").
+ */
+export function poolOptions(config: WirecacheConfig, workers = 1): LoginPoolOptions {
+  const share = (limit: number) => (limit === 0 ? 0 : Math.max(1, Math.floor(limit / workers)));
+  return {
+    maxIdlePerServer: config.pool.maxIdle === 0 ? 0 : share(config.pool.maxIdle),
+    idleTimeoutMs: config.pool.idleTimeoutSeconds * 1000,
+    maxConnectionsPerServer: share(config.pool.maxConnections),
+    maxConnectionsPerUser: share(config.pool.maxConnectionsPerUser),
+    queueTimeoutMs: config.pool.queueTimeoutMs,
+  };
 }
