@@ -64,7 +64,7 @@ export async function startApp(initial: WirecacheConfig, logger = createLogger(i
   };
   if (threaded) {
     proxy.listening = false;
-    metrics.sumWorkers(config.workers, () => (workers ? workers.gather({ kind: 'metrics' }) : Promise.resolve([])));
+    metrics.sumWorkers(config.workers, () => (workers ? workers.gather({ kind: 'metrics' }) : Promise.resolve([])), (i) => workers?.sessionsOf(i) ?? 0);
   }
   metrics.pool.watch((server) => proxy.loginPool.usage(server));
   if (proxy.binlog) metrics.binlog.enable();

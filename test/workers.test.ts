@@ -128,6 +128,11 @@ describe('worker threads', () => {
     const line = metrics.split('\n').find((l) => l.startsWith('wirecache_client_connections '));
     expect(Number(line?.split(' ')[1])).toBeGreaterThanOrEqual(2);
     expect(metrics).toMatch(/^wirecache_workers 2$/m);
+    // Each thread's own connections, which add up to the total.
+    const perWorker = [...metrics.matchAll(/^wirecache_worker_client_connections\{worker="(\d)"\} (\d+)$/gm)].map((m) => Number(m[2]));
+    expect(perWorker).toHaveLength(2);
+    expect(perWorker.every((n) => n >= 1)).toBe(true);
+    expect(perWorker[0] + perWorker[1]).toBe(Number(line?.split(' ')[1]));
     const stats = JSON.parse((await admin('/stats/queries?limit=1000')).body) as { digests: { digest: string; count: number }[] };
     const digest = stats.digests.find((d) => /answer_for_stats/i.test(d.digest));
     expect(digest?.count).toBe(10);

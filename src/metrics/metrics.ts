@@ -218,9 +218,19 @@ export class Metrics implements ProxyObserver {
    * (prom-client's AggregatorRegistry; every series is a sum: the workers
    * report no process-wide figures, and the main thread no session figures).
    */
-  sumWorkers(count: number, source: () => Promise<MetricObjectWithValues<MetricValue<string>>[][]>): void {
+  sumWorkers(count: number, source: () => Promise<MetricObjectWithValues<MetricValue<string>>[][]>, sessionsOf: (worker: number) => number): void {
     this.workerMetrics = source;
     new Gauge({ name: 'wirecache_workers', help: 'Event loops serving client connections (worker threads).', registers: [this.registry] }).set(count);
+    // Per worker, where it helps: how evenly the kernel spreads the connections over the threads.
+    new Gauge({
+      name: 'wirecache_worker_client_connections',
+      help: 'Client connections open now in each worker thread.',
+      labelNames: ['worker'],
+      registers: [this.registry],
+      collect() {
+        for (let i = 0; i < count; i++) this.set({ worker: String(i) }, sessionsOf(i));
+      },
+    });
     this.workerRestarts = new Counter({
       name: 'wirecache_worker_restarts_total',
       help: 'Worker threads that ended unexpectedly and were started again (their client sessions were lost).',
