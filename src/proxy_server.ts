@@ -5,7 +5,7 @@ import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { BackendConnection } from './backend/backend_connection.js';
 import { ClientSession } from './session/client_session.js';
-import { primaryThreadForRemoteKill } from './session/local_commands.js';
+import { primaryThreadForRemoteKill, sessionNamed } from './session/local_commands.js';
 import type { BinlogWaiter, RemoteSession, ServerIdentity, SessionContext } from './session/session_context.js';
 import type { BackendEndpoint, UserConfig, WirecacheConfig } from './config/types.js';
 import type { Logger } from './logger.js';
@@ -548,14 +548,14 @@ export class ProxyServer {
 
   /** A session named by another worker thread's KILL (by proxy connection id or backend thread id), or null. */
   sessionFor(targetId: number): { id: number; user: string | null; backendThreads: { endpoint: BackendEndpoint; threadId: number }[] } | null {
-    const session = this.sessions.get(targetId) ?? [...this.sessions.values()].find((x) => x.backendThreads.some((t) => t.threadId === targetId));
+    const session = sessionNamed(this.sessions, targetId);
     if (!session) return null;
     return { id: session.id, user: session.user?.name ?? null, backendThreads: session.backendThreads.map(({ endpoint, threadId }) => ({ endpoint, threadId })) };
   }
 
   /** Another worker thread's multi-statement KILL names a session here (by proxy id or backend thread id): its primary thread, or null. */
   killThreadFor(targetId: number, scope: 'connection' | 'query', user: string | null): Promise<number | null> {
-    const session = this.sessions.get(targetId) ?? [...this.sessions.values()].find((x) => x.backendThreads.some((t) => t.threadId === targetId));
+    const session = sessionNamed(this.sessions, targetId);
     return session ? primaryThreadForRemoteKill(session, user, scope) : Promise.resolve(null);
   }
 

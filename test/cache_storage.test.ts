@@ -301,11 +301,11 @@ describe('LocalGenerations', () => {
   it('shares its counters with another thread: a bump there is the next read here', async () => {
     const g = new LocalGenerations();
     const recorded = g.read(['wc_test.t1']);
-    // A worker thread with its own LocalGenerations over the same buffer bumps 1,000 times.
+    // A worker thread bumps the same counter (its low word) 1,000 times.
     const worker = new Worker(
       `const { workerData, parentPort } = require('node:worker_threads');
-       const counters = new BigInt64Array(workerData.buffer);
-       for (let i = 0; i < 1000; i++) Atomics.add(counters, workerData.slot, 1n);
+       const words = new Int32Array(workerData.buffer);
+       for (let i = 0; i < 1000; i++) Atomics.add(words, workerData.slot, 1);
        parentPort.postMessage('done');`,
       { eval: true, workerData: { buffer: g.buffer, slot: slotOf('wc_test.t1') } },
     );
@@ -321,14 +321,27 @@ describe('LocalGenerations', () => {
     expect(g.get('wc_test.t1')).toBe(1001);
     expect(() => new LocalGenerations(new SharedArrayBuffer(8))).toThrow(RangeError);
   });
+
+  it('carries into the high word when the low one wraps: values go on past 2^32', () => {
+    const g = new LocalGenerations();
+    const words = new Int32Array(g.buffer);
+    words[slotOf('db.t')] = -2; // 0xfffffffe
+    expect(g.get('db.t')).toBe(2 ** 32 - 2);
+    g.bump(['db.t']);
+    expect(g.get('db.t')).toBe(2 ** 32 - 1);
+    g.bump(['db.t']);
+    expect(g.get('db.t')).toBe(2 ** 32);
+    g.bump(['db.t']);
+    expect(g.read(['db.t'])).toEqual([2 ** 32 + 1]);
+    expect(g.matches(['db.t'], [1])).toBe(false);
+  });
 });
 
-/** The slot `name` hashes to, found by bumping it on a scratch copy of the counters. */
+/** The index of the low word of `name`'s counter, found by bumping it on a scratch copy of the counters. */
 function slotOf(name: string): number {
   const scratch = new LocalGenerations();
   scratch.bump([name]);
-  const counters = new BigInt64Array(scratch.buffer);
-  return counters.findIndex((v) => v === 1n);
+  return new Int32Array(scratch.buffer).findIndex((v) => v === 1);
 }
 
 // ---------------------------------------------------------------------------

@@ -25,10 +25,11 @@ export interface Generations {
   bump(names: readonly string[]): void | Promise<void>;
 }
 
-/** Counters of the in-process store: 2^16 slots of 64 bits (512 KiB). */
+/** Counters of the in-process store: 2^16 slots of two 32-bit words (512 KiB). */
 export const GENERATION_SLOTS = 1 << 16;
 /** Names remembered with their slot before the memo starts over (tables come and go). */
 const SLOT_MEMO_LIMIT = 100_000;
+const LOW_WORD = 2 ** 32;
 
 /**
  * In-process counters, in shared memory: every worker thread reads and bumps
@@ -37,53 +38,71 @@ const SLOT_MEMO_LIMIT = 100_000;
  *
  * A name maps to a slot by its FNV-1a hash. Two names that share a slot
  * share a counter: a write to one also invalidates entries of the other.
- * That costs misses, never a stale hit. Counters are 64-bit and never wrap
- * in practice; values read are exact integers below 2^53.
+ * That costs misses, never a stale hit.
+ *
+ * A counter is two 32-bit words (Int32 Atomics: a BigInt64Array would
+ * allocate a BigInt on every read of the hit path): the low word is
+ * incremented, and the high one when the low one wraps. A reader reads high,
+ * low, high, and again if the high word moved; values are exact below 2^53.
  */
 export class LocalGenerations implements Generations {
   /** The counters; hand it to another worker's LocalGenerations to share them. */
   readonly buffer: SharedArrayBuffer;
-  private readonly counters: BigInt64Array;
+  private readonly words: Int32Array;
   private readonly slots = new Map<string, number>();
 
   constructor(buffer: SharedArrayBuffer = new SharedArrayBuffer(GENERATION_SLOTS * 8)) {
     if (buffer.byteLength !== GENERATION_SLOTS * 8) throw new RangeError(`generation counters need ${GENERATION_SLOTS * 8} bytes, got ${buffer.byteLength}`);
     this.buffer = buffer;
-    this.counters = new BigInt64Array(buffer);
+    this.words = new Int32Array(buffer);
   }
 
+  /** Index of the low word of `name`'s counter (the high word follows it). */
   private slot(name: string): number {
     let slot = this.slots.get(name);
     if (slot === undefined) {
       if (this.slots.size >= SLOT_MEMO_LIMIT) this.slots.clear();
-      slot = fnv1a(name) & (GENERATION_SLOTS - 1);
+      slot = (fnv1a(name) & (GENERATION_SLOTS - 1)) * 2;
       this.slots.set(name, slot);
     }
     return slot;
+  }
+
+  private value(at: number): number {
+    const words = this.words;
+    for (;;) {
+      const high = Atomics.load(words, at + 1);
+      const low = Atomics.load(words, at) >>> 0;
+      if (Atomics.load(words, at + 1) === high) return (high >>> 0) * LOW_WORD + low;
+    }
   }
 
   /** Returns a new array each call (the caller keeps it in the entry it records). */
   read(names: readonly string[]): number[] {
     const n = names.length;
     const out = new Array<number>(n);
-    for (let i = 0; i < n; i++) out[i] = Number(Atomics.load(this.counters, this.slot(names[i])));
+    for (let i = 0; i < n; i++) out[i] = this.value(this.slot(names[i]));
     return out;
   }
 
   /** Value of one counter (0 if never bumped). */
   get(name: string): number {
-    return Number(Atomics.load(this.counters, this.slot(name)));
+    return this.value(this.slot(name));
   }
 
   bump(names: readonly string[]): void {
-    for (const name of names) Atomics.add(this.counters, this.slot(name), 1n);
+    for (const name of names) {
+      const at = this.slot(name);
+      // Atomics.add returns the old value: -1 (0xffffffff) means the low word just wrapped to 0.
+      if (Atomics.add(this.words, at, 1) === -1) Atomics.add(this.words, at + 1, 1);
+    }
   }
 
   /** True when every `names[i]` still has the value `gens[i]` (the validity test of an entry). */
   matches(names: readonly string[], gens: readonly number[]): boolean {
     const n = names.length;
     if (gens.length !== n) return false;
-    for (let i = 0; i < n; i++) if (Number(Atomics.load(this.counters, this.slot(names[i]))) !== gens[i]) return false;
+    for (let i = 0; i < n; i++) if (this.value(this.slot(names[i])) !== gens[i]) return false;
     return true;
   }
 }

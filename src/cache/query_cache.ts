@@ -115,6 +115,8 @@ export class QueryCache {
   /** What worker threads share of this cache (null: one thread). */
   readonly sharing: CacheSharing | null;
   private readonly leases: MissLeases | null;
+  /** With worker threads and memcached: every thread's invalidations not yet in memcached. */
+  private pendingBumps: PendingBumps | null = null;
   /** The primary's views and their base tables (filled by the view reader): reads of a view depend on its base tables. */
   readonly views = new SchemaCatalog();
   /** Misses in flight by key: identical readers wait on them. */
@@ -232,8 +234,6 @@ export class QueryCache {
     }
     return tiers;
   }
-
-  private pendingBumps: PendingBumps | null = null;
 
   /**
    * Worker `index` ended. Invalidations it had not yet sent to memcached may

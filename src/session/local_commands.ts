@@ -15,8 +15,12 @@ import type { RemoteSession } from './session_context.js';
 import { asLatin1 } from './wire.js';
 
 /** The session a KILL names: by the id from the handshake, or (as applications read it from CONNECTION_ID()) by a backend thread id. */
+export function sessionNamed(sessions: ReadonlyMap<number, ClientSession>, targetId: number): ClientSession | undefined {
+  return sessions.get(targetId) ?? [...sessions.values()].find((x) => x.backendThreads.some((t) => t.threadId === targetId));
+}
+
 function killTarget(s: ClientSession, targetId: number): ClientSession | undefined {
-  return s.ctx.sessions.get(targetId) ?? [...s.ctx.sessions.values()].find((x) => x.backendThreads.some((t) => t.threadId === targetId));
+  return sessionNamed(s.ctx.sessions, targetId);
 }
 
 /**
