@@ -43,6 +43,11 @@ async function onEachWorker(port: number, opts: Parameters<typeof connect>[2] = 
   return found as mysql.Connection[];
 }
 
+/** wirecache with WORKERS worker threads on the test topology; `overrides` as for testConfig. */
+function startWorkers(overrides: Parameters<typeof testConfig>[1] = {}): Promise<RunningApp> {
+  return startApp(testConfig(topo, { workers: WORKERS, ...overrides }), createLogger('error'));
+}
+
 async function admin(path: string, method = 'GET'): Promise<{ status: number; body: string }> {
   const res = await fetch(`http://127.0.0.1:${app.adminAddress.port}${path}`, { method });
   return { status: res.status, body: await res.text() };
@@ -51,14 +56,10 @@ async function admin(path: string, method = 'GET'): Promise<{ status: number; bo
 beforeAll(async () => {
   root = await mysql.createConnection({ host: '127.0.0.1', port: topo.primary.port, user: 'root', password: topo.rootPassword, multipleStatements: true });
   await root.query(`DROP DATABASE IF EXISTS ${DB}; CREATE DATABASE ${DB}; CREATE TABLE ${DB}.t (id INT PRIMARY KEY, v INT); INSERT INTO ${DB}.t VALUES (1, 0), (2, 0)`);
-  app = await startApp(
-    testConfig(topo, {
-      workers: WORKERS,
-      cache: testCacheConfig(),
-      limits: { maxUserConnections: 0, loginFailuresPerMinute: 0, loginBlockSeconds: 60, maxClientConnections: 500, maxPacketBytes: 64 * 1024 * 1024 },
-    }),
-    createLogger('error'),
-  );
+  app = await startWorkers({
+    cache: testCacheConfig(),
+    limits: { maxUserConnections: 0, loginFailuresPerMinute: 0, loginBlockSeconds: 60, maxClientConnections: 500, maxPacketBytes: 64 * 1024 * 1024 },
+  });
 });
 
 afterAll(async () => {
@@ -196,16 +197,12 @@ describe('TLS and caching_sha2_password in worker threads', () => {
     const key = path.join(dir, 'key.pem');
     const made = await runCommand('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost']);
     expect(made.code, made.stderr).toBe(0);
-    const secure = await startApp(
-      testConfig(topo, {
-        workers: WORKERS,
-        tls: { certFile: cert, keyFile: key, requireTls: false },
-        auth: { defaultPlugin: 'caching_sha2_password', rsaPrivateKeyFile: null, rsaPublicKeyFile: null },
-        // Configured by its mysql.user hash only: its first login in each thread needs full authentication.
-        users: [...testConfig(topo).users.filter((u) => u.name !== 'other'), hashedUser('other', `*${doubleSha1('other_pw').toString('hex').toUpperCase()}`)],
-      }),
-      createLogger('error'),
-    );
+    const secure = await startWorkers({
+      tls: { certFile: cert, keyFile: key, requireTls: false },
+      auth: { defaultPlugin: 'caching_sha2_password', rsaPrivateKeyFile: null, rsaPublicKeyFile: null },
+      // Configured by its mysql.user hash only: its first login in each thread needs full authentication.
+      users: [...testConfig(topo).users.filter((u) => u.name !== 'other'), hashedUser('other', `*${doubleSha1('other_pw').toString('hex').toUpperCase()}`)],
+    });
     const fullAuths = async (method: string) =>
       Number(new RegExp(`^wirecache_client_authentications_total\\{method="${method}"\\} (\\d+)$`, 'm').exec(await (await fetch(`http://127.0.0.1:${secure.adminAddress.port}/metrics`)).text())?.[1] ?? 0);
     try {
@@ -232,10 +229,7 @@ describe('TLS and caching_sha2_password in worker threads', () => {
 describe('worker threads with memcached storage', () => {
   it('a write in one thread is seen by the next cached read in another, 200 times', async () => {
     const servers = [`${topo.memcached.host}:${topo.memcached.port}`];
-    const mc = await startApp(
-      testConfig(topo, { workers: WORKERS, cache: testCacheConfig({ storage: 'memcached', memcached: { servers, timeoutMs: 200, itemLimitBytes: 1_048_576, maxItemsPerEntry: 16, keyPrefix: `wcw${process.pid}` } }) }),
-      createLogger('error'),
-    );
+    const mc = await startWorkers({ cache: testCacheConfig({ storage: 'memcached', memcached: { servers, timeoutMs: 200, itemLimitBytes: 1_048_576, maxItemsPerEntry: 16, keyPrefix: `wcw${process.pid}` } }) });
     try {
       const [writer, reader] = await onEachWorker(mc.mysqlAddress.port);
       const read = async () => (await reader.query<mysql.RowDataPacket[]>('/*qc=on*/ SELECT v FROM t WHERE id = 1'))[0][0].v as number;
@@ -288,7 +282,7 @@ describe('a worker that dies under sysbench load', () => {
 describe('the shared memory tier under a working set ten times its bound', () => {
   it('stays within cache.memory.max_bytes over every thread, evicting the oldest', async () => {
     const maxBytes = 2 * 1024 * 1024;
-    const small = await startApp(testConfig(topo, { workers: WORKERS, cache: testCacheConfig({ memory: { maxBytes } }) }), createLogger('error'));
+    const small = await startWorkers({ cache: testCacheConfig({ memory: { maxBytes } }) });
     try {
       const clients = await onEachWorker(small.mysqlAddress.port);
       // 200 distinct results of 100 kB: 20 MB through a 2 MiB tier, from both threads.
@@ -322,15 +316,11 @@ describe('worker threads with the split and the binlog reader', () => {
   const port = () => split.mysqlAddress.port;
 
   beforeAll(async () => {
-    split = await startApp(
-      testConfig(topo, {
-        ...routingConfig(topo),
-        workers: WORKERS,
-        cache: testCacheConfig(),
-        binlog: { enabled: 'on', user: 'root', password: topo.rootPassword, serverId: 4343, maxDelayMs: 5000, onUnavailable: 'fail_closed' },
-      }),
-      createLogger('error'),
-    );
+    split = await startWorkers({
+      ...routingConfig(topo),
+      cache: testCacheConfig(),
+      binlog: { enabled: 'on', user: 'root', password: topo.rootPassword, serverId: 4343, maxDelayMs: 5000, onUnavailable: 'fail_closed' },
+    });
   });
 
   afterAll(async () => {
@@ -368,7 +358,7 @@ describe('worker threads with the split and the binlog reader', () => {
 
 describe('accounts read from the database, in every worker thread', () => {
   it('an account created on the server logs in through each thread once the main thread has read it', async () => {
-    const fromDb = await startApp(testConfig(topo, { workers: WORKERS, usersFromDatabase: { refreshSeconds: 1, user: 'root', password: topo.rootPassword } }), createLogger('error'));
+    const fromDb = await startWorkers({ usersFromDatabase: { refreshSeconds: 1, user: 'root', password: topo.rootPassword } });
     const login = (user: string, password: string) => mysql.createConnection({ host: '127.0.0.1', port: fromDb.mysqlAddress.port, user, password });
     try {
       await root.query("DROP USER IF EXISTS 'wc_workers_late'@'%'; CREATE USER 'wc_workers_late'@'%' IDENTIFIED BY 'late_pw'");
@@ -396,13 +386,7 @@ describe('connection limits and login throttles over worker threads', () => {
   const port = () => limited.mysqlAddress.port;
 
   beforeAll(async () => {
-    limited = await startApp(
-      testConfig(topo, {
-        workers: WORKERS,
-        limits: { maxUserConnections: 3, loginFailuresPerMinute: 2, loginBlockSeconds: 60, maxClientConnections: 500, maxPacketBytes: 64 * 1024 * 1024 },
-      }),
-      createLogger('error'),
-    );
+    limited = await startWorkers({ limits: { maxUserConnections: 3, loginFailuresPerMinute: 2, loginBlockSeconds: 60, maxClientConnections: 500, maxPacketBytes: 64 * 1024 * 1024 } });
   });
 
   afterAll(async () => {

@@ -69,14 +69,7 @@ export async function threadForKill(s: ClientSession, targetId: number, scope: '
 
 /** A session of another thread's multi-statement KILL, here: its primary thread (a connection of its own login runs a KILL QUERY elsewhere). */
 export function primaryThreadForRemoteKill(target: ClientSession, user: string | null, scope: 'connection' | 'query'): Promise<number | null> {
-  return primaryThreadForKill(target, user, scope, 'a session of another worker thread', async (endpoint, sql) => {
-    const conn = await target.connectTo(endpoint, target.backendLogin!);
-    try {
-      return await conn.query(sql);
-    } finally {
-      conn.quit();
-    }
-  });
+  return primaryThreadForKill(target, user, scope, 'a session of another worker thread', (endpoint, sql) => runOnNewConnection(target, endpoint, sql));
 }
 
 /** A session of this proxy (or worker thread) as a KILL sees it. */
@@ -144,6 +137,11 @@ export async function kill(s: ClientSession, targetId: number, scope: 'connectio
 async function runOn(s: ClientSession, endpoint: BackendEndpoint, sql: string): Promise<InternalResult> {
   const link = s.dispatcher.links.get(endpoint.name);
   if (link && !link.conn.closed) return link.conn.query(sql);
+  return runOnNewConnection(s, endpoint, sql);
+}
+
+/** Runs an internal statement on `endpoint` over a connection of the session's login made for it, then closed. */
+async function runOnNewConnection(s: ClientSession, endpoint: BackendEndpoint, sql: string): Promise<InternalResult> {
   const conn = await s.connectTo(endpoint, s.backendLogin!);
   try {
     return await conn.query(sql);
