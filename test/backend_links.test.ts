@@ -231,7 +231,7 @@ describe('newLink', () => {
     const conn = { endpoint: { name: 'replica-1', host: '127.0.0.1', port: 3307 } } as unknown as BackendConnection;
     const a = newLink(conn, 5);
     const b = newLink(conn, 0);
-    expect(a).toEqual({ conn, server: 'replica-1', appliedState: 5, statements: new Map(), coveredGtid: null, parkedAt: -1, closeLater: [] });
+    expect(a).toEqual({ conn, server: 'replica-1', appliedState: 5, statements: new Map(), coveredGtid: null, lent: false, lentText: null });
     expect(a.conn).toBe(conn);
     a.statements.set(1, { backendId: 9, types: null });
     expect(b.statements.size).toBe(0);

@@ -33,8 +33,9 @@ function standIn(): BackendConnection & { end(): void } {
     destroy() {
       conn.end();
     },
-    // What keeping, parking and resetting use.
+    // What keeping, lending and resetting use.
     capabilities: 0,
+    busy: false,
     resets: 0,
     attach() {},
     detach() {},
@@ -120,64 +121,100 @@ describe('the login pool queue', () => {
   });
 });
 
-describe('parking (multiplexing)', () => {
-  it('gives a parked connection back unreset to its session only; at the limit anyone else gets it reset', async () => {
+/** A session lending connections: it holds what it lent until the pool takes it (surrender). */
+function lender(): { surrender(conn: BackendConnection): boolean; holds: Set<BackendConnection>; surrendered: BackendConnection[] } {
+  const l = {
+    holds: new Set<BackendConnection>(),
+    surrendered: [] as BackendConnection[],
+    surrender(conn: BackendConnection): boolean {
+      if (!l.holds.delete(conn)) return false;
+      l.surrendered.push(conn);
+      return true;
+    },
+  };
+  return l;
+}
+
+describe('lending (multiplexing)', () => {
+  it('lets a session take back what it lent, unreset; at the limit anyone else gets it reset, after the session lets go', async () => {
     const { pool: p } = pool({ maxConnectionsPerServer: 1 });
-    const a = {};
-    const b = {};
+    const a = lender();
+    const b = lender();
     const conn = await p.acquire(endpoint, login('u'), async () => standIn());
-    p.park(conn, login('u'), a);
+    a.holds.add(conn);
+    p.lend(conn, login('u'), a);
     expect(p.usage('primary')).toEqual({ open: 1, idle: 1, waiting: 0 });
-    // Its own session: the same connection, no reset; no other session can take it so.
-    expect(p.unparkOwn(conn, b)).toBe(false);
-    expect(p.unparkOwn(conn, a)).toBe(true);
+    // Its own session: the same connection, no reset; no other session can reclaim it.
+    expect(p.reclaim(conn, b)).toBe(false);
+    expect(p.reclaim(conn, a)).toBe(true);
+    expect(p.usage('primary')).toEqual({ open: 1, idle: 0, waiting: 0 });
     expect(conn.resets).toBe(0);
-    p.park(conn, login('u'), a);
-    // Anyone else (a login, another session) at the limit: reset first.
+    p.lend(conn, login('u'), a);
+    // Anyone else (a login, another session) at the limit: the lender lets go, then the reset.
     expect(await p.acquire(endpoint, login('u'), async () => standIn())).toBe(conn);
+    expect(a.surrendered).toEqual([conn]);
     expect(conn.resets).toBe(1);
-    expect(p.unparkOwn(conn, a)).toBe(false);
-    // Parked by b now: the next one gets it reset, not b's state.
-    p.park(conn, login('u'), b);
-    const other = await p.acquire(endpoint, login('u'), async () => standIn());
-    expect(other).toBe(conn);
+    expect(p.reclaim(conn, a)).toBe(false);
+    // Lent by b now: the next one gets it reset, not b's state.
+    b.holds.add(conn);
+    p.lend(conn, login('u'), b);
+    expect(await p.acquire(endpoint, login('u'), async () => standIn())).toBe(conn);
     expect(conn.resets).toBe(2);
     // Another login never gets it at all.
-    p.park(conn, login('u'), a);
-    const fresh = await p.acquire(endpoint, login('v'), async () => standIn());
-    expect(fresh).not.toBe(conn);
+    a.holds.add(conn);
+    p.lend(conn, login('u'), a);
+    const fresh = p.acquire(endpoint, login('v'), async () => standIn()).then(
+      (c) => c,
+      (e: Error) => e,
+    );
+    expect(await fresh).not.toBe(conn);
   });
 
-  it('below the limits opens a new connection rather than reset another session\'s parked one', async () => {
+  it('forgets a lent connection its session no longer has (dropped, closed) instead of handing it out', async () => {
+    const { pool: p } = pool({ maxConnectionsPerServer: 2 });
+    const a = lender();
+    const dropped = await p.acquire(endpoint, login('u'), async () => standIn());
+    const held = await p.acquire(endpoint, login('u'), async () => standIn());
+    p.lend(dropped, login('u'), a); // a does not hold it: its session dropped it meanwhile
+    a.holds.add(held);
+    p.lend(held, login('u'), a);
+    expect(await p.acquire(endpoint, login('u'), async () => standIn())).toBe(held);
+    expect(p.usage('primary')).toEqual({ open: 2, idle: 0, waiting: 0 });
+    expect(dropped.resets).toBe(0);
+  });
+
+  it('below the limits opens a new connection rather than reset another session\'s lent one', async () => {
     const { pool: p } = pool({});
+    const a = lender();
     const conn = await p.acquire(endpoint, login('u'), async () => standIn());
-    p.park(conn, login('u'), {});
+    a.holds.add(conn);
+    p.lend(conn, login('u'), a);
     const other = await p.acquire(endpoint, login('u'), async () => standIn());
     expect(other).not.toBe(conn);
     expect(conn.resets).toBe(0);
     expect(p.usage('primary')).toEqual({ open: 2, idle: 1, waiting: 0 });
+    expect(a.surrendered).toEqual([]);
   });
 
-  it('resets a parked connection for anyone after 100 ms, or at once when its session lets go', async () => {
+  it('takes a connection its session has not taken back within 100 to 200 ms, and resets it for anyone', async () => {
     const { pool: p } = pool({});
-    const a = {};
+    const a = lender();
     const first = await p.acquire(endpoint, login('u'), async () => standIn());
     const second = await p.acquire(endpoint, login('u'), async () => standIn());
-    p.park(first, login('u'), a);
-    p.park(second, login('u'), a);
-    p.unpark(a);
+    a.holds.add(first);
+    a.holds.add(second);
+    p.lend(first, login('u'), a);
     await settle();
-    expect([first.resets, second.resets]).toEqual([1, 1]);
-    const third = await p.acquire(endpoint, login('u'), async () => standIn());
-    expect([first, second]).toContain(third);
-    p.park(third, login('u'), a);
+    p.lend(second, login('u'), a);
+    expect(p.reclaim(second, a)).toBe(true);
     await settle();
-    expect(third.resets).toBe(1);
-    await new Promise((r) => setTimeout(r, 150));
-    expect(third.resets).toBe(2);
-    // Clean now: its session cannot take it back as it left it; anyone gets it reset.
-    expect(p.unparkOwn(third, a)).toBe(false);
-    expect([first, second]).toContain(await p.acquire(endpoint, login('u'), async () => standIn()));
-    expect(p.usage('primary').idle).toBe(1);
+    expect(first.resets).toBe(0);
+    await new Promise((r) => setTimeout(r, 250));
+    // Taken from the session and reset: kept for anyone of the same login.
+    expect(a.surrendered).toEqual([first]);
+    expect([first.resets, second.resets]).toEqual([1, 0]);
+    expect(p.reclaim(first, a)).toBe(false);
+    expect(p.usage('primary')).toEqual({ open: 2, idle: 1, waiting: 0 });
+    expect(await p.acquire(endpoint, login('u'), async () => standIn())).toBe(first);
   });
 });

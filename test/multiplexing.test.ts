@@ -35,6 +35,8 @@ const inUse = (px: RunningProxy) => metric(px, /^wirecache_backend_pool_in_use\{
 const open = (px: RunningProxy) => metric(px, /^wirecache_backend_pool_connections\{server="primary"\} (\d+)/m);
 const kept = (px: RunningProxy, reason: string) => metric(px, new RegExp(`^wirecache_multiplexing_disabled_total\\{reason="${reason}"\\} (\\d+)`, 'm'));
 const releases = (px: RunningProxy) => metric(px, /^wirecache_multiplexing_releases_total (\d+)/m);
+/** A connection lent to the pool is taken from its session after 100 to 125 ms (and reset for anyone): wait past that. */
+const lentConnectionsTaken = () => new Promise((r) => setTimeout(r, 250));
 
 /** Backend threads on the primary of the proxy's user in this test's database (every connection the proxy opens here). */
 async function backendThreads(): Promise<number> {
@@ -293,7 +295,7 @@ describe('after pauses long enough for parked connections to be reset, answers e
         expect(mine, sql).toEqual(theirs);
         answers.push(mine);
         await value(bystander, 1);
-        await new Promise((r) => setTimeout(r, 150));
+        await lentConnectionsTaken();
       }
     } finally {
       await Promise.allSettled([proxied.end(), direct.end(), bystander.end()]);
@@ -323,7 +325,7 @@ describe('after pauses long enough for parked connections to be reset, answers e
     try {
       await c.query("SELECT GET_LOCK('wc_mux_c', 0), GET_LOCK('wc_mux_d', 0)");
       await c.query("SELECT RELEASE_LOCK('wc_mux_c')");
-      await new Promise((r) => setTimeout(r, 150));
+      await lentConnectionsTaken();
       await value(watcher, 2);
       const [rows] = await watcher.query<mysql.RowDataPacket[]>("SELECT IS_FREE_LOCK('wc_mux_d') AS f");
       expect(Number(rows[0].f)).toBe(0);
@@ -339,7 +341,7 @@ describe('after pauses long enough for parked connections to be reset, answers e
       expect(Number(first[0].n)).toBe(ROWS);
       await c.query('USE wc_test');
       await c.query('SELECT 1');
-      await new Promise((r) => setTimeout(r, 150));
+      await lentConnectionsTaken();
       const [again] = await c.execute<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n FROM kv WHERE id > ?', [0]);
       expect(Number(again[0].n)).toBe(ROWS);
       expect(await kept(px, 'prepared_statement_state')).toBeGreaterThan(0);
@@ -354,7 +356,7 @@ describe('after pauses long enough for parked connections to be reset, answers e
     try {
       await c.query('USE wc_mux_gone');
       await c.query('SELECT 1');
-      await new Promise((r) => setTimeout(r, 150));
+      await lentConnectionsTaken();
       await root.query('DROP DATABASE wc_mux_gone');
       const err = (await c.query('SELECT DATABASE() AS d').catch((e) => e)) as mysql.QueryError;
       expect(err.errno).toBe(1049);

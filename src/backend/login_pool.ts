@@ -18,6 +18,7 @@
  * A connection whose reset fails, or that cannot get its login's database
  * back, is closed.
  */
+import { performance } from 'node:perf_hooks';
 import type { WirecacheConfig } from '../config/types.js';
 import type { BackendEndpoint } from '../config/types.js';
 import { Capability } from '../protocol/constants.js';
@@ -70,15 +71,34 @@ interface Waiter {
 
 /** A reset that takes longer than this closes the connection instead. */
 const RESET_DEADLINE_MS = 5000;
-/** How long a parked connection waits for its session before it is reset for anyone (multiplexing). */
+/** How long a lent connection waits for its session before it is reset for anyone (multiplexing). */
 const PARK_MS = 100;
+/** One sweep of lent connections this often while there are any: they are taken after PARK_MS to PARK_MS + SWEEP_MS. */
+const SWEEP_MS = 25;
+
+/**
+ * A session that lends its connections at rest to the pool (multiplexing).
+ * A lent connection stays with its session, unreset, until the pool takes
+ * it: then `surrender` lets go of it (true), or says it is no longer lent
+ * (false: the session closed or dropped it meanwhile, and the pool forgets it).
+ */
+export interface Lender {
+  surrender(conn: BackendConnection): boolean;
+}
+
+interface Lent {
+  conn: BackendConnection;
+  key: string;
+  login: BackendLogin;
+  lender: Lender;
+  /** performance.now() when it was lent. */
+  since: number;
+}
 
 interface Idle {
   conn: BackendConnection;
   key: string;
-  /** Parked by this session, not reset: only it may take it as it is; anyone else gets it reset first. */
-  owner: object | null;
-  /** The login it was made with (a parked connection is reset under it). */
+  /** The login it was made with. */
   login: BackendLogin;
   timer: NodeJS.Timeout;
   /** When it became idle (the oldest goes first when a server needs room). */
@@ -103,8 +123,15 @@ export class LoginPool {
   /** The same per server and account ("server\u0001user"). */
   private readonly openPerUser = new Map<string, number>();
   private readonly waiting = new Map<string, Waiter[]>();
-  /** Parked entries by connection (a session taking its own back finds it at once). */
-  private readonly parkedEntries = new Map<BackendConnection, Idle>();
+  /**
+   * Connections lent by their sessions between statements (multiplexing), in
+   * the order they were lent: a lend costs two map operations, and the
+   * session that takes its own back (the usual case) pays one more.
+   */
+  private readonly lent = new Map<BackendConnection, Lent>();
+  /** Lent connections per server (counted as idle in usage()). */
+  private readonly lentPerServer = new Map<string, number>();
+  private sweepTimer: NodeJS.Timeout | null = null;
   /** Sessions holding their login's connection before their first command, by server: asked to give it back under pressure. */
   private readonly reclaimers = new Map<string, Set<() => void>>();
   private closed = false;
@@ -123,7 +150,8 @@ export class LoginPool {
 
   /** Per server: connections open (idle included), idle, and new connections waiting for one. */
   usage(server: string): PoolUsage {
-    return { open: this.openPerServer.get(server) ?? 0, idle: this.perServer.get(server) ?? 0, waiting: this.waiting.get(server)?.length ?? 0 };
+    const idle = (this.perServer.get(server) ?? 0) + (this.lentPerServer.get(server) ?? 0);
+    return { open: this.openPerServer.get(server) ?? 0, idle, waiting: this.waiting.get(server)?.length ?? 0 };
   }
 
   /**
@@ -135,7 +163,7 @@ export class LoginPool {
   async acquire(endpoint: BackendEndpoint, login: BackendLogin, connect: () => Promise<BackendConnection>): Promise<BackendConnection> {
     const server = endpoint.name;
     const userKey = `${server}\u0001${login.user}`;
-    // Another session's parked connection only at a limit: taking it costs a reset, and that session then takes
+    // Another session's lent connection only at a limit: taking it costs a reset, and that session then takes
     // another's, and so on round (a new connection, while there is room, ends that).
     const atALimit = this.atLimit(server) || this.userAtLimit(userKey);
     const kept = this.take(endpoint, login) ?? (atALimit ? await this.takeParked(endpoint, login) : null);
@@ -154,7 +182,7 @@ export class LoginPool {
           me = { userKey, wake: null };
           this.waitersOf(server).push(me);
         }
-        // A session that has not sent its first command yet gives its login's connection back (parked).
+        // A session that has not sent its first command yet gives its login's connection back (lent).
         if (this.reclaimOne(server)) {
           const given = await this.takeParked(endpoint, login);
           if (given) {
@@ -203,7 +231,7 @@ export class LoginPool {
   /**
    * A session keeps its login's connection for its first command, which
    * nearly always follows at once; while it has not come, a connection
-   * waiting for room on `server` may ask for it (`giveBack` parks it). The
+   * waiting for room on `server` may ask for it (`giveBack` lends it). The
    * returned function withdraws the offer.
    */
   offer(server: string, giveBack: () => void): () => void {
@@ -265,7 +293,9 @@ export class LoginPool {
 
   /** Room may have appeared on `server`: every waiter looks again, in order (those still blocked keep their place). */
   private wakeAll(server: string): void {
-    for (const w of this.waiting.get(server) ?? []) {
+    const waiters = this.waiting.get(server);
+    if (waiters === undefined) return;
+    for (const w of waiters) {
       const wake = w.wake;
       w.wake = null;
       wake?.();
@@ -288,7 +318,7 @@ export class LoginPool {
     return max > 0 && (this.openPerUser.get(userKey) ?? 0) >= max;
   }
 
-  /** Closes the oldest idle connection to `server` (of `user`'s logins when given), if there is one. */
+  /** Closes the oldest idle connection to `server` (of `user`'s logins when given), else a lent one, if there is one. */
   private closeOneIdle(server: string, user: string | null): boolean {
     let oldest: Idle | null = null;
     for (const list of this.idle.values()) {
@@ -297,28 +327,30 @@ export class LoginPool {
         if (!oldest || entry.since < oldest.since) oldest = entry;
       }
     }
-    if (!oldest) return false;
-    this.remove(oldest);
-    oldest.conn.quit();
-    return true;
+    if (oldest) {
+      this.remove(oldest);
+      oldest.conn.quit();
+      return true;
+    }
+    for (const entry of this.lent.values()) {
+      if (entry.conn.endpoint.name !== server || (user !== null && entry.login.user !== user) || entry.conn.busy) continue;
+      if (!this.takeLent(entry)) continue;
+      entry.conn.quit();
+      return true;
+    }
+    return false;
   }
 
 
 
 
-  /**
-   * The newest kept (reset) connection made with exactly this login to this
-   * server, or null. A parked one is not: its own session takes it back with
-   * unparkOwn, anyone else with takeParked (reset first).
-   */
+  /** The newest kept (reset) connection made with exactly this login to this server, or null. */
   take(endpoint: BackendEndpoint, login: BackendLogin): BackendConnection | null {
     const key = loginKey(endpoint, login);
     for (;;) {
       const list = this.idle.get(key);
-      if (!list) return null;
-      let entry: Idle | undefined;
-      for (let i = list.length - 1; i >= 0 && !entry; i--) if (list[i].owner === null) entry = list[i];
-      if (!entry) return null;
+      if (!list || list.length === 0) return null;
+      const entry = list[list.length - 1];
       this.remove(entry);
       if (entry.conn.closed) continue;
       this.observer.loginSaved(endpoint.name);
@@ -326,60 +358,79 @@ export class LoginPool {
     }
   }
 
-  /** A connection another session parked under this login, reset first (one round trip); null when there is none. */
+  /** A connection another session lent under this login, reset first (one round trip); null when there is none. */
   private async takeParked(endpoint: BackendEndpoint, login: BackendLogin): Promise<BackendConnection | null> {
     const key = loginKey(endpoint, login);
     for (;;) {
-      const list = this.idle.get(key) ?? [];
-      let entry: Idle | undefined;
-      for (let i = list.length - 1; i >= 0 && !entry; i--) if (list[i].owner !== null) entry = list[i];
-      if (!entry) return null;
-      this.remove(entry);
-      if (entry.conn.closed) continue;
-      if (await this.resetWithin(entry.conn, entry.login)) {
+      let found: Lent | null = null;
+      for (const entry of this.lent.values()) {
+        if (entry.key === key && !entry.conn.busy && this.takeLent(entry)) {
+          found = entry;
+          break;
+        }
+      }
+      if (!found) return null;
+      if (await this.resetWithin(found.conn, found.login)) {
         this.observer.released(endpoint.name, 'kept');
         this.observer.loginSaved(endpoint.name);
-        return entry.conn;
+        return found.conn;
       }
-      entry.conn.destroy();
+      found.conn.destroy();
       this.observer.released(endpoint.name, 'closed');
     }
   }
 
   /**
-   * Multiplexing: a session between statements leaves `conn` without a
-   * reset. It takes it back as it is if it needs one within PARK_MS; after
-   * that, or when another session needs it first, the connection is reset.
+   * Multiplexing: a session between statements lends `conn`, which stays
+   * with it, unreset. The session takes it back as it is (reclaim) when it
+   * needs it again; after PARK_MS, or when another session needs it first at
+   * a limit, the pool takes it (the session surrenders it) and resets it.
    */
-  park(conn: BackendConnection, login: BackendLogin, owner: object): void {
+  lend(conn: BackendConnection, login: BackendLogin, lender: Lender): void {
+    if (this.closed || conn.closed) return;
     const server = conn.endpoint.name;
-    if (this.closed || conn.closed || this.options.maxIdlePerServer === 0 || (this.perServer.get(server) ?? 0) >= this.options.maxIdlePerServer) {
-      conn.quit();
-      this.observer.released(server, 'closed');
-      return;
+    // Lent again without being taken back: it moves to the end, where the sweep expects the youngest.
+    if (this.lent.delete(conn)) this.count(this.lentPerServer, server, -1);
+    this.lent.set(conn, { conn, key: loginKey(conn.endpoint, login), login, lender, since: performance.now() });
+    this.count(this.lentPerServer, server, 1);
+    if (this.sweepTimer === null) {
+      this.sweepTimer = setInterval(() => this.sweepLent(), SWEEP_MS);
+      this.sweepTimer.unref();
     }
-    this.keep(conn, loginKey(conn.endpoint, login), login, owner);
+    // A new connection waiting for this server can have it (same login) or have it closed to make room.
+    this.wakeAll(server);
   }
 
-  /** Takes back `conn` if `owner` parked it and it is still parked (no reset since): true when it did. */
-  unparkOwn(conn: BackendConnection, owner: object): boolean {
-    const entry = this.parkedEntries.get(conn);
-    if (!entry || entry.owner !== owner || conn.closed || !this.idle.get(entry.key)?.includes(entry)) return false;
-    this.remove(entry);
-    this.observer.loginSaved(conn.endpoint.name);
+  /** `lender` takes back `conn`, which it lent and the pool has not taken: true when it was still lent. */
+  reclaim(conn: BackendConnection, lender: Lender): boolean {
+    const entry = this.lent.get(conn);
+    if (entry === undefined || entry.lender !== lender) return false;
+    this.lent.delete(conn);
+    this.count(this.lentPerServer, conn.endpoint.name, -1);
     return true;
   }
 
-  /** The session that parked connections ended or was reset: each is reset now, for anyone. */
-  unpark(owner: object): void {
-    for (const list of [...this.idle.values()]) {
-      for (const entry of list.filter((e) => e.owner === owner)) this.cleanParked(entry);
-    }
+  /** The pool takes a lent connection from its session: false when the session no longer had it (forgotten then). */
+  private takeLent(entry: Lent): boolean {
+    this.lent.delete(entry.conn);
+    this.count(this.lentPerServer, entry.conn.endpoint.name, -1);
+    return !entry.conn.closed && entry.lender.surrender(entry.conn);
   }
 
-  private cleanParked(entry: Idle): void {
-    this.remove(entry);
-    void this.release(entry.conn, entry.login);
+  /** Connections lent PARK_MS ago or more, not taken back: reset for anyone (or closed when the pool is full). */
+  private sweepLent(): void {
+    const now = performance.now();
+    for (const entry of this.lent.values()) {
+      // In the order they were lent: the rest are younger.
+      if (now - entry.since < PARK_MS) break;
+      // An internal statement of its session runs on it: the session is using it.
+      if (entry.conn.busy) continue;
+      if (this.takeLent(entry)) void this.release(entry.conn, entry.login);
+    }
+    if (this.lent.size === 0 && this.sweepTimer !== null) {
+      clearInterval(this.sweepTimer);
+      this.sweepTimer = null;
+    }
   }
 
   /**
@@ -395,7 +446,7 @@ export class LoginPool {
     }
     return this.resetWithin(conn, login).then((ok) => {
       if (ok && !this.closed && !conn.closed && (this.perServer.get(server) ?? 0) < this.options.maxIdlePerServer) {
-        this.keep(conn, loginKey(conn.endpoint, login), login, null);
+        this.keep(conn, loginKey(conn.endpoint, login), login);
         this.observer.released(server, 'kept');
       } else {
         conn.destroy();
@@ -433,8 +484,12 @@ export class LoginPool {
       }
     }
     this.idle.clear();
-    this.parkedEntries.clear();
     this.perServer.clear();
+    // Lent connections are their sessions' still: they close with them.
+    this.lent.clear();
+    this.lentPerServer.clear();
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
   }
 
   /** Closes the idle connections to `server` (it went down, or is no longer what it was). */
@@ -443,7 +498,6 @@ export class LoginPool {
       const keep = list.filter((entry) => {
         if (entry.conn.endpoint.name !== server) return true;
         clearTimeout(entry.timer);
-        this.parkedEntries.delete(entry.conn);
         entry.conn.quit();
         return false;
       });
@@ -451,6 +505,7 @@ export class LoginPool {
       else this.idle.delete(key);
     }
     this.perServer.delete(server);
+    for (const entry of this.lent.values()) if (entry.conn.endpoint.name === server && this.takeLent(entry)) entry.conn.quit();
   }
 
   /**
@@ -481,22 +536,18 @@ export class LoginPool {
     return true;
   }
 
-  private keep(conn: BackendConnection, key: string, login: BackendLogin, owner: object | null): void {
+  private keep(conn: BackendConnection, key: string, login: BackendLogin): void {
     const server = conn.endpoint.name;
     const entry: Idle = {
       conn,
       key,
-      owner,
       login,
       since: Date.now(),
       user: login.user,
-      // Parked: reset for anyone once its session has not come back for PARK_MS.
-      timer: owner
-        ? setTimeout(() => this.cleanParked(entry), PARK_MS)
-        : setTimeout(() => {
-            this.remove(entry);
-            conn.quit();
-          }, this.options.idleTimeoutMs),
+      timer: setTimeout(() => {
+        this.remove(entry);
+        conn.quit();
+      }, this.options.idleTimeoutMs),
     };
     entry.timer.unref();
     // The server may end an idle connection (wait_timeout, a restart, KILL): it then leaves the pool.
@@ -511,7 +562,6 @@ export class LoginPool {
     const list = this.idle.get(key) ?? [];
     list.push(entry);
     this.idle.set(key, list);
-    if (owner) this.parkedEntries.set(conn, entry);
     this.perServer.set(server, (this.perServer.get(server) ?? 0) + 1);
     // A new connection waiting for this server can have it (same login) or have it closed to make room.
     this.wakeAll(server);
@@ -529,7 +579,6 @@ export class LoginPool {
   /** Bookkeeping of an entry leaving the pool (taken or removed). */
   private forget(entry: Idle): void {
     clearTimeout(entry.timer);
-    if (entry.owner && this.parkedEntries.get(entry.conn) === entry) this.parkedEntries.delete(entry.conn);
     const server = entry.conn.endpoint.name;
     const n = (this.perServer.get(server) ?? 1) - 1;
     if (n > 0) this.perServer.set(server, n);
@@ -538,8 +587,25 @@ export class LoginPool {
   }
 }
 
+/** loginKey by login and endpoint: a session lends its connections under the same login on every statement. */
+const loginKeys = new WeakMap<BackendLogin, WeakMap<BackendEndpoint, string>>();
+
 /** Everything a login decides about the session it makes. */
 function loginKey(endpoint: BackendEndpoint, login: BackendLogin): string {
+  let byEndpoint = loginKeys.get(login);
+  if (byEndpoint === undefined) {
+    byEndpoint = new WeakMap();
+    loginKeys.set(login, byEndpoint);
+  }
+  let key = byEndpoint.get(endpoint);
+  if (key === undefined) {
+    key = makeLoginKey(endpoint, login);
+    byEndpoint.set(endpoint, key);
+  }
+  return key;
+}
+
+function makeLoginKey(endpoint: BackendEndpoint, login: BackendLogin): string {
   return [
     endpoint.host,
     endpoint.port,

@@ -173,7 +173,6 @@ export class BackendDispatcher {
 
   /** COM_STMT_CLOSE: closes the statement on every connection that has it. */
   closeStatement(id: number): void {
-    this.mux.closeStatement(id);
     for (const link of this.links.values()) {
       const backendId = forgetStatement(link, id);
       if (backendId !== null) link.conn.closeStatement(backendId);
@@ -224,7 +223,10 @@ export class BackendDispatcher {
   async holdPrimaryLink(): Promise<void> {
     this.mux.stick('kill_target');
     const current = this.primaryLink;
-    if (current && !current.conn.closed) return;
+    if (current && !current.conn.closed) {
+      this.mux.reclaim(current);
+      return;
+    }
     const s = this.s;
     const endpoint = s.ctx.selector.primary().endpoint ?? s.ctx.selector.configuredPrimary;
     const conn = await s.connectTo(endpoint, s.backendLogin!);
@@ -333,7 +335,8 @@ export class BackendDispatcher {
       return;
     }
     const { endpoint, replica } = target;
-    const link = this.links.get(endpoint.name) ?? this.mux.retake(endpoint.name, d);
+    const link = this.links.get(endpoint.name);
+    if (link !== undefined && link.lent) this.mux.reclaim(link);
     if (link && !link.conn.closed && this.linkReady(link, d, replica)) {
       this.sendOn(link, d, replica);
       return;

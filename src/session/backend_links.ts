@@ -16,14 +16,14 @@ export interface BackendLink {
   statements: Map<number, { backendId: number; types: Buffer | null }>;
   /** The session's last write GTID this replica is known to have applied. */
   coveredGtid: string | null;
-  /** conn.resets when multiplexing parked it: the connection is still as the session left it while they are equal. */
-  parkedAt: number;
-  /** Backend ids of statements the client closed while the link was parked: closed when the session takes it back. */
-  closeLater: number[];
+  /** Lent to the login pool between statements (multiplexing): the session takes it back before using it. */
+  lent: boolean;
+  /** While lent: the text of the statement it ran last (COM_QUERY), to run again if the pool takes it (its diagnostics). */
+  lentText: Buffer | null;
 }
 
 export function newLink(conn: BackendConnection, appliedState: number): BackendLink {
-  return { conn, server: conn.endpoint.name, appliedState, statements: new Map(), coveredGtid: null, parkedAt: -1, closeLater: [] };
+  return { conn, server: conn.endpoint.name, appliedState, statements: new Map(), coveredGtid: null, lent: false, lentText: null };
 }
 
 /** Forgets the client's statement `id` on `link`: its id on that connection, or null when it was not prepared there. */

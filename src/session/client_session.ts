@@ -164,10 +164,10 @@ export class ClientSession {
     return this.socket.remotePort;
   }
 
-  /** Backend threads this session uses now, by server (for KILL). */
+  /** Backend threads this session uses now, by server (for KILL; not those lent to the pool, which another session may have by then). */
   get backendThreads(): { endpoint: BackendEndpoint; threadId: number }[] {
     const out: { endpoint: BackendEndpoint; threadId: number }[] = [];
-    for (const link of this.dispatcher.links.values()) if (!link.conn.closed) out.push({ endpoint: link.conn.endpoint, threadId: link.conn.threadId });
+    for (const link of this.dispatcher.links.values()) if (!link.conn.closed && !link.lent) out.push({ endpoint: link.conn.endpoint, threadId: link.conn.threadId });
     return out;
   }
 

@@ -41,8 +41,8 @@ export async function primaryThreadForKill(
   hold = true,
 ): Promise<number | null> {
   if (!target.user || target.user.name !== user) return null;
-  const link = target.dispatcher.primaryLink;
-  if (hold && target.dispatcher.mux.enabled && (!link || link.conn.closed)) await target.dispatcher.holdPrimaryLink();
+  // The target keeps its primary connection from now on: given to another session, the KILL would end that one's work.
+  if (hold && target.dispatcher.mux.enabled) await target.dispatcher.holdPrimaryLink();
   const primary = target.dispatcher.primaryLink?.conn;
   if (!primary || primary.closed) return null;
   for (const { endpoint, threadId } of target.backendThreads) {

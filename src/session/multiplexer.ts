@@ -1,20 +1,24 @@
 /**
  * Multiplexing for one session: after each command, its backend connections
- * at rest go back to the login pool unless the server holds something of the
- * session there (why is counted by reason); a connection given back is
- * parked, and taken back as it was when the session needs one again before
- * the pool resets it for someone else. What a statement means for this is
- * decided in multiplexing_rules.ts. Knows links and the pool, not sockets.
+ * at rest are lent to the login pool unless the server holds something of
+ * the session there (why is counted by reason). A lent connection stays with
+ * the session, unreset, and the session simply takes it back when it needs
+ * it again; the pool takes it (and resets it for someone else) when the
+ * session has not come back within a moment, or when another session needs
+ * it at a limit. What a statement means for this is decided in
+ * multiplexing_rules.ts. Knows links and the pool, not sockets.
  */
+import type { BackendConnection } from '../backend/backend_connection.js';
+import type { Lender } from '../backend/login_pool.js';
 import { Command, ServerStatus } from '../protocol/constants.js';
 import { callsOnlyBuiltins } from '../sql/builtin_calls.js';
 import type { ClassifiedStatement } from '../sql/classifier.js';
-import type { BackendDispatcher, Dispatch } from './backend_dispatch.js';
-import { forgetStatement, type BackendLink } from './backend_links.js';
-import type { ClientSession } from './client_session.js';
+import type { BackendDispatcher } from './backend_dispatch.js';
+import type { BackendLink } from './backend_links.js';
+import { Phase, type ClientSession } from './client_session.js';
 import { replayableRead, sessionBound } from './multiplexing_rules.js';
 
-export class Multiplexer {
+export class Multiplexer implements Lender {
   private on: boolean | null = null;
   /** Why the session keeps its backend connections until a reset, or null. */
   private sticky: string | null = null;
@@ -22,8 +26,6 @@ export class Multiplexer {
   private keepForDiagnostics = false;
   /** A warning is still listed on the last statement's connection (a later table-less statement keeps the list). */
   private warningsListed = false;
-  /** Links parked in the pool unreset: taken back as they are (state, prepared statements) if the pool gives the same connection. */
-  private readonly parked = new Map<string, BackendLink>();
 
   constructor(
     private readonly s: ClientSession,
@@ -93,12 +95,13 @@ export class Multiplexer {
   }
 
   /**
-   * Multiplexing, after a command: the session's connections at rest go back
-   * to the login pool (reset there before anyone else gets them) when nothing
-   * of the session lives on them. The next command takes one from the pool
-   * and replays the session's SET/USE statements on it. The connection that
-   * ran the last statement stays when that statement's diagnostics could not
-   * be had again; a plain read's text is kept to be run again instead.
+   * Multiplexing, after a command: the session's connections at rest are
+   * lent to the login pool when nothing of the session lives on them. The
+   * next command takes its own back as it is; one the pool took meanwhile
+   * (reset for someone else) is replaced from the pool, and the session's
+   * SET/USE statements are replayed on it. The connection that ran the last
+   * statement stays when that statement's diagnostics could not be had
+   * again; a plain read's text is kept to be run again instead.
    */
   releaseIdle(): void {
     const s = this.s;
@@ -111,69 +114,64 @@ export class Multiplexer {
     }
     let released = false;
     let keptForDiagnostics = false;
-    for (const link of [...this.d.links.values()]) {
+    for (const link of this.d.links.values()) {
       const conn = link.conn;
-      if (conn.closed || conn.busy) continue;
+      // Lent already (untouched since): it keeps its place in the pool's order.
+      if (link.lent || conn.closed || conn.busy) continue;
       // An untracked write's GTID is asked of the connection that made it (for a replica read).
       if (this.d.routing && link.server === this.d.primaryServer && this.d.writes.pending) {
         s.ctx.observer.multiplexing('kept', 'write_gtid');
         continue;
       }
+      let text: Buffer | null = null;
       if (link.server === this.d.lastServer && this.d.hitToReplay === null) {
         if (this.keepForDiagnostics) {
           keptForDiagnostics = true;
           continue;
         }
-        const text = s.cmd.queryPayload;
-        if (text !== null) {
-          this.d.hitToReplay = Buffer.from(text.subarray(1));
-          this.d.replayIsHit = false;
-        }
+        text = s.cmd.queryPayload;
       }
-      this.d.links.delete(link.server);
-      s.detachBackend(conn);
-      link.parkedAt = conn.resets;
-      this.parked.set(link.server, link);
-      s.ctx.loginPool.park(conn, login, this);
+      link.lent = true;
+      link.lentText = text;
+      s.ctx.loginPool.lend(conn, login, this);
       released = true;
     }
     if (released) s.ctx.observer.multiplexing('released', null);
     else if (keptForDiagnostics) s.ctx.observer.multiplexing('kept', 'diagnostics');
   }
 
+  /** The session uses `link` again: the pool no longer may take it. */
+  reclaim(link: BackendLink): void {
+    if (!link.lent) return;
+    link.lent = false;
+    link.lentText = null;
+    this.s.ctx.loginPool.reclaim(link.conn, this);
+  }
+
   /**
-   * The connection this session parked for `server`, taken back at once if it
-   * is still parked and unreset (else it is someone else's now, and forgotten).
+   * The pool takes `conn`, lent and not taken back: the session lets go of
+   * it. When it ran the session's last statement, that statement's text is
+   * kept to be run again before a question about it (SHOW WARNINGS,
+   * FOUND_ROWS()) on whatever connection the session has next.
    */
-  retake(server: string, d: Dispatch): BackendLink | undefined {
-    const parked = this.parked.get(server);
-    if (!parked) return undefined;
-    this.parked.delete(server);
-    if (parked.conn.resets !== parked.parkedAt || !this.s.ctx.loginPool.unparkOwn(parked.conn, this)) return undefined;
-    return this.restore(parked, d);
-  }
-
-  /** Its own connection back, unreset: the session state, prepared statements and diagnostics it holds are still right. */
-  private restore(link: BackendLink, d: Dispatch): BackendLink {
-    this.d.links.set(link.server, link);
-    this.s.attachBackend(link.conn);
-    for (const id of link.closeLater.splice(0)) link.conn.closeStatement(id);
-    if (link.server === this.d.lastServer && !d.replayOfHit) d.replayFirst = null;
-    return link;
-  }
-
-  /** COM_STMT_CLOSE: a parked connection is not written to; the statement is closed there if the session takes it back (else its reset drops it). */
-  closeStatement(id: number): void {
-    for (const link of this.parked.values()) {
-      const backendId = forgetStatement(link, id);
-      if (backendId !== null) link.closeLater.push(backendId);
+  surrender(conn: BackendConnection): boolean {
+    const d = this.d;
+    const link = d.links.get(conn.endpoint.name);
+    if (link === undefined || link.conn !== conn || !link.lent || this.s.phase === Phase.Closed) return false;
+    const text = link.lentText;
+    link.lent = false;
+    link.lentText = null;
+    if (text !== null && link.server === d.lastServer && d.hitToReplay === null) {
+      d.hitToReplay = Buffer.from(text.subarray(1));
+      d.replayIsHit = false;
     }
+    d.links.delete(link.server);
+    this.s.detachBackend(conn);
+    return true;
   }
 
-  /** Parked connections hold the session's state as it was: reset them for anyone, the session will not take them back. */
+  /** The session ends, is reset or changes user: what it lent is its own again, to be released, reset or closed with it. */
   unpark(): void {
-    if (this.parked.size === 0) return;
-    this.parked.clear();
-    this.s.ctx.loginPool.unpark(this);
+    for (const link of this.d.links.values()) this.reclaim(link);
   }
 }
