@@ -9,6 +9,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type mysql from 'mysql2/promise';
 import { compileRule, type RawRule } from '../src/config/rules.js';
 import type { CacheConfig } from '../src/config/types.js';
+import { encodePacket } from '../src/protocol/framing.js';
+import { ResponseKind } from '../src/protocol/response_scanner.js';
+import { RawClient } from './raw-client.js';
 import { getTopology } from './topology-context.js';
 import { connect, startProxy, testCacheConfig, type RunningProxy } from './proxy-harness.js';
 import { disableGeneralLog, enableGeneralLog, markers, serverRan as countRan } from './general-log.js';
@@ -505,6 +508,39 @@ describe('prepared statements', () => {
       expect(await value(d, sql, [2])).toBe('two');
       expect(await serverRan(m)).toBe(3);
       await Promise.all([c.end(), d.end()]);
+    });
+  });
+});
+
+describe('pipelining', () => {
+  it('answers pipelined hits, misses and errors in order, each as the server would (the hits gathered into one write)', async () => {
+    await withProxy({}, async (px) => {
+      const c = await RawClient.login(px.port, 'app', 'app_pw', { database: 'wc_test' });
+      const m = mark();
+      const hinted = (id: number) => `/*qc=on*/ SELECT v FROM qc_items WHERE id = ${id} ${m}`;
+      for (const id of [1, 2, 3]) await c.query(hinted(id));
+      expect(await serverRan(m)).toBe(3);
+      // One write: hits, a statement the server runs between them, an error, and hits after it.
+      const sequence = [hinted(1), hinted(2), hinted(3), `SELECT v FROM qc_items WHERE id = 4 ${m}`, hinted(2), `SELECT nope FROM qc_items ${m}`, hinted(3), hinted(1)];
+      const expected = ['one', 'two', 'three', 'caf\u00e9', 'two', null, 'three', 'one'];
+      const many = Array.from({ length: 5 }, () => sequence).flat();
+      c.socket.write(Buffer.concat(many.map((q) => encodePacket(Buffer.concat([Buffer.from([0x03]), Buffer.from(q, 'utf8')]), 0))));
+      for (let i = 0; i < many.length; i++) {
+        const answer = await c.readResponse(ResponseKind.Query);
+        const want = expected[i % expected.length];
+        if (want === null) {
+          expect(answer[4], `answer ${i}`).toBe(0xff);
+          expect(answer.readUInt16LE(5), `answer ${i}`).toBe(1054);
+        } else {
+          expect(answer[4], `answer ${i}`).toBe(0x01);
+          expect(answer.includes(Buffer.from(want, 'utf8')), `answer ${i}: ${want}`).toBe(true);
+        }
+      }
+      // Only the uncached statements reached the server: 5 rounds of two.
+      expect(await serverRan(m)).toBe(3 + 10);
+      // And the session is in step: the next command gets its own answer.
+      expect((await c.query('SELECT 42')).includes(Buffer.from('42'))).toBe(true);
+      c.close();
     });
   });
 });

@@ -101,6 +101,8 @@ export class ClientSession {
   private lastActivity = performance.now();
   /** Takes packets from the client while the session can act on them. */
   private pumping = false;
+  /** The client socket is corked while pipelined commands are taken: their replies leave in one write. */
+  private corked = false;
 
   readonly login = new SessionLogin(this);
   readonly statements = new PreparedStatements(this);
@@ -241,6 +243,10 @@ export class ClientSession {
       this.pumpLoop();
     } finally {
       this.pumping = false;
+      if (this.corked) {
+        this.corked = false;
+        this.socket.uncork();
+      }
     }
   }
 
@@ -267,6 +273,12 @@ export class ClientSession {
         this.resumeClient(PauseReason.Backlog);
         this.watchPartialPacket();
         return;
+      }
+      // More bytes behind this command (a pipelining client): replies the proxy makes now (cache hits, its own
+      // OKs and errors) are gathered and leave in one write when the loop stops.
+      if (!this.corked && this.framer.bufferedBytes > 0 && this.phase === Phase.Ready) {
+        this.corked = true;
+        this.socket.cork();
       }
       try {
         switch (this.phase) {

@@ -35,6 +35,9 @@ export class Relay {
     }
     const cmd = s.cmd;
     const cache = s.sessionCache;
+    // A packet rewritten in the middle of a chunk (a session-state report) cuts it in pieces: one write still.
+    const corked = out.length > 1;
+    if (corked) s.clientSocket.cork();
     for (const piece of out) {
       cmd.bytesForwarded += piece.length;
       if (cache?.passing(piece)) continue;
@@ -43,6 +46,7 @@ export class Relay {
         conn.pause();
       }
     }
+    if (corked) s.clientSocket.uncork();
     if (result === ScanResult.NeedMore) return;
     if (result === ScanResult.LocalInfile) {
       cache?.releaseHeldOutput();
