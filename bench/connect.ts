@@ -20,7 +20,7 @@ import path from 'node:path';
 import mysql from 'mysql2/promise';
 import { RawClient } from '../test/raw-client.js';
 import { getFreePorts, startTopology, stopTopology } from '../scripts/topology.js';
-import { DB, envInt, fmtRatio, gitInfo, HOST, log, machineInfo, median, PASSWORD, ROOT, runMain, startWirecache, stopChild, table, USER, wirecacheConfigYaml, workersLines, writeResults } from './common.js';
+import { cpuSeconds, DB, envInt, fmtRatio, gitInfo, HOST, log, machineInfo, median, PASSWORD, ROOT, runMain, startWirecache, stopChild, table, USER, wirecacheConfigYaml, workersLines, writeResults } from './common.js';
 
 interface Run {
   endpoint: string;
@@ -29,10 +29,13 @@ interface Run {
   p50Ms: number;
   p95Ms: number;
   errors: number;
+  /** CPU per connection (user + system, µs) of the proxy (null for direct) and of mariadbd. */
+  proxyUs: number | null;
+  serverUs: number | null;
 }
 
 /** `concurrency` loops of connect, select, disconnect for `seconds`. */
-async function measure(port: number, seconds: number, concurrency: number): Promise<Omit<Run, 'endpoint' | 'round'>> {
+async function measure(port: number, seconds: number, concurrency: number): Promise<Omit<Run, 'endpoint' | 'round' | 'proxyUs' | 'serverUs'>> {
   const latencies: number[] = [];
   let errors = 0;
   const end = performance.now() + seconds * 1000;
@@ -71,7 +74,7 @@ async function main(): Promise<number> {
     await root.query(`CREATE TABLE IF NOT EXISTS ${DB}.bench_items (id INT PRIMARY KEY, k INT NOT NULL);
       INSERT IGNORE INTO ${DB}.bench_items SELECT seq, seq * 7 FROM ${DB}.seq_1_to_1000`);
     await root.end();
-    const endpoints: { name: string; port: number }[] = [{ name: 'direct', port: topo.primary.port }];
+    const endpoints: { name: string; port: number; pid: number | undefined }[] = [{ name: 'direct', port: topo.primary.port, pid: undefined }];
     for (const [name, extra] of [
       ['wirecache', []],
       ['wirecache_no_mux', ['pool:', '  multiplexing: false']],
@@ -87,16 +90,26 @@ async function main(): Promise<number> {
       const started = startWirecache({ cli, configFile, logFile: path.join(dir, 'wirecache.log'), port, label: name });
       children.push(started.child);
       await started.ready;
-      endpoints.push({ name, port });
+      endpoints.push({ name, port, pid: started.child.pid });
     }
     for (const e of endpoints) await measure(e.port, 1, concurrency); // warm-up (the pool fills)
     const runs: Run[] = [];
     for (let round = 0; round < rounds; round++) {
       const order = endpoints.map((_, i) => endpoints[(i + round) % endpoints.length]);
       for (const e of order) {
+        const cpuBefore = [cpuSeconds(e.pid), cpuSeconds(topo.primary.pid)];
         const m = await measure(e.port, seconds, concurrency);
-        runs.push({ endpoint: e.name, round, ...m });
-        log(`round ${round + 1}/${rounds} ${e.name}: ${m.perSecond.toFixed(0)} connections/s, p50 ${m.p50Ms.toFixed(2)} ms, p95 ${m.p95Ms.toFixed(2)} ms, ${m.errors} errors`);
+        const cpuAfter = [cpuSeconds(e.pid), cpuSeconds(topo.primary.pid)];
+        const perConnUs = (i: number): number | null => {
+          const a = cpuBefore[i];
+          const b = cpuAfter[i];
+          return a === null || b === null ? null : ((b - a) * 1e6) / (m.perSecond * seconds);
+        };
+        const proxyUs = perConnUs(0);
+        const serverUs = perConnUs(1);
+        runs.push({ endpoint: e.name, round, ...m, proxyUs, serverUs });
+        const cpu = `CPU per connection: ${proxyUs === null ? '' : `proxy ${proxyUs.toFixed(0)} µs, `}mariadbd ${serverUs?.toFixed(0) ?? '?'} µs`;
+        log(`round ${round + 1}/${rounds} ${e.name}: ${m.perSecond.toFixed(0)} connections/s, p50 ${m.p50Ms.toFixed(2)} ms, p95 ${m.p95Ms.toFixed(2)} ms, ${m.errors} errors; ${cpu}`);
       }
     }
     const of = (name: string) => runs.filter((r) => r.endpoint === name);
@@ -104,10 +117,14 @@ async function main(): Promise<number> {
     const rows = endpoints.map((e) => {
       const rs = of(e.name);
       const perSecond = median(rs.map((r) => r.perSecond));
-      return [e.name, perSecond.toFixed(0), median(rs.map((r) => r.p50Ms)).toFixed(2), median(rs.map((r) => r.p95Ms)).toFixed(2), String(rs.reduce((n, r) => n + r.errors, 0)), fmtRatio(perSecond / direct)];
+      const us = (pick: (r: Run) => number | null): string => {
+        const values = rs.map(pick).filter((v): v is number => v !== null);
+        return values.length > 0 ? median(values).toFixed(0) : '-';
+      };
+      return [e.name, perSecond.toFixed(0), median(rs.map((r) => r.p50Ms)).toFixed(2), median(rs.map((r) => r.p95Ms)).toFixed(2), String(rs.reduce((n, r) => n + r.errors, 0)), fmtRatio(perSecond / direct), us((r) => r.proxyUs), us((r) => r.serverUs)];
     });
     console.log(`\nconnect + point select + disconnect (a raw protocol client), ${concurrency} clients at once, ${seconds} s x ${rounds} rounds (medians)\n`);
-    console.log(table(['endpoint', 'connections/s', 'p50 ms', 'p95 ms', 'errors', 'vs direct'], rows, [false, true, true, true, true, true]));
+    console.log(table(['endpoint', 'connections/s', 'p50 ms', 'p95 ms', 'errors', 'vs direct', 'proxy µs/conn', 'mariadbd µs/conn'], rows, [false, true, true, true, true, true, true, true]));
     if (process.env.BENCH_OUT) await writeResults(process.env.BENCH_OUT, { git: gitInfo(), machine: machineInfo(), seconds, rounds, concurrency, runs });
     return runs.some((r) => r.errors > 0) ? 1 : 0;
   } finally {

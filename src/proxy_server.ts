@@ -142,7 +142,7 @@ export class ProxyServer {
     cacheObserver: CacheObserver = nullCacheObserver,
     monitorObserver: MonitorObserver = nullMonitorObserver,
     binlogObserver: BinlogObserver = nullBinlogObserver,
-    poolObserver: LoginPoolObserver = { loginSaved: () => {}, released: () => {}, waited: () => {} },
+    poolObserver: LoginPoolObserver = { loginSaved: () => {}, released: () => {}, waited: () => {}, resetOutcome: () => {} },
     /** Set in a worker thread: the parts the main thread runs for it. */
     private readonly worker: WorkerParts | null = null,
   ) {

@@ -36,6 +36,9 @@ function standIn(): BackendConnection & { end(): void } {
     // What keeping, lending and resetting use.
     capabilities: 0,
     busy: false,
+    // Something other than plain reads ran on it: handed to anyone else only after a reset.
+    dirty: true,
+    inheritedDiagnostics: false,
     resets: 0,
     attach() {},
     detach() {},
@@ -50,7 +53,7 @@ function pool(options: Partial<LoginPoolOptions>): { pool: LoginPool; waits: str
   const waits: string[] = [];
   const p = new LoginPool(
     { maxIdlePerServer: 10, idleTimeoutMs: 60_000, maxConnectionsPerServer: 0, maxConnectionsPerUser: 0, queueTimeoutMs: 1000, ...options },
-    { loginSaved: () => {}, released: () => {}, waited: (_server, outcome) => waits.push(outcome) },
+    { loginSaved: () => {}, released: () => {}, waited: (_server, outcome) => waits.push(outcome), resetOutcome: () => {} },
   );
   return { pool: p, waits };
 }
@@ -155,8 +158,9 @@ describe('lending (multiplexing)', () => {
     expect(a.surrendered).toEqual([conn]);
     expect(conn.resets).toBe(1);
     expect(p.reclaim(conn, a)).toBe(false);
-    // Lent by b now: the next one gets it reset, not b's state.
+    // Lent by b now, after b changed something on it: the next one gets it reset, not b's state.
     b.holds.add(conn);
+    conn.dirty = true;
     p.lend(conn, login('u'), b);
     expect(await p.acquire(endpoint, login('u'), async () => standIn())).toBe(conn);
     expect(conn.resets).toBe(2);
@@ -194,6 +198,29 @@ describe('lending (multiplexing)', () => {
     expect(conn.resets).toBe(0);
     expect(p.usage('primary')).toEqual({ open: 2, idle: 1, waiting: 0 });
     expect(a.surrendered).toEqual([]);
+  });
+
+  it('hands a connection that ran only plain reads to the next client without a reset, its diagnostics marked inherited', async () => {
+    const { pool: p } = pool({ maxConnectionsPerServer: 1 });
+    const a = lender();
+    const conn = await p.acquire(endpoint, login('u'), async () => standIn());
+    conn.dirty = false;
+    a.holds.add(conn);
+    p.lend(conn, login('u'), a);
+    expect(await p.acquire(endpoint, login('u'), async () => standIn())).toBe(conn);
+    expect(conn.resets).toBe(0);
+    expect(conn.inheritedDiagnostics).toBe(true);
+    // A client leaving it dirty: the next one gets it reset, flags cleared.
+    conn.dirty = true;
+    await p.release(conn, login('u'));
+    expect(conn.resets).toBe(1);
+    expect([conn.dirty, conn.inheritedDiagnostics]).toEqual([false, false]);
+    expect(p.take(endpoint, login('u'))).toBe(conn);
+    // Clean when it leaves: kept as it is.
+    await p.release(conn, login('u'));
+    expect(conn.resets).toBe(1);
+    expect(conn.inheritedDiagnostics).toBe(true);
+    expect(p.usage('primary')).toEqual({ open: 1, idle: 1, waiting: 0 });
   });
 
   it('takes a connection its session has not taken back within 100 to 200 ms, and resets it for anyone', async () => {

@@ -94,8 +94,24 @@ export class BackendConnection {
 
   /** A session's preparation of this connection in progress (replaying state, preparing, waiting for a GTID). */
   holds = 0;
-  /** Counts the login pool's resets: a session that parked this connection takes it back as it was only if none ran since. */
+  /** Counts the login pool's resets. */
   resets = 0;
+  /**
+   * Since its login or its last reset, something other than a plain read
+   * ran here (a write, a SET, a prepare, any statement of the proxy's own):
+   * the login pool resets it before another client gets it. Plain reads
+   * leave nothing of a session behind, so a connection that ran only those
+   * goes to the next client of its login without the reset's round trip and
+   * its work on the server.
+   */
+  dirty = false;
+  /**
+   * Handed to this client without a reset: the diagnostics of the previous
+   * client's last read (its warnings, FOUND_ROWS(), ROW_COUNT()) are still
+   * here until a command of this client runs. A first statement that asks
+   * about them gets the connection reset first, as a fresh login would answer.
+   */
+  inheritedDiagnostics = false;
 
   /** The proxy is reading the reply to one of its own statements here, or preparing it: the connection is not at rest. */
   get busy(): boolean {
@@ -149,6 +165,8 @@ export class BackendConnection {
     try {
       await conn.login(login);
       if (conn.capabilities & Capability.SESSION_TRACK && login.trackSession) await conn.startTracking();
+      // The login's own statements are what a fresh login is.
+      conn.dirty = false;
       return conn;
     } catch (err) {
       socket.destroy();
@@ -386,6 +404,7 @@ export class BackendConnection {
    * discards the parameter and column definitions, which the client already has.
    */
   async prepare(sql: Buffer): Promise<InternalPrepare> {
+    this.dirty = true;
     const packets = this.packetReader();
     try {
       this.socket.write(encodePacket(Buffer.concat([COM_STMT_PREPARE_BYTE, sql]), 0));
@@ -453,6 +472,7 @@ export class BackendConnection {
 
   /** Sends `commands` (whole command payloads) in one write and reads their replies in order. */
   private async pipeline<T>(commands: readonly Buffer[], readRow: (payload: Buffer) => (T | null)[]): Promise<InternalResult<T>[]> {
+    this.dirty = true;
     const packets = this.packetReader();
     try {
       const frames = commands.map((c) => encodePacket(c, 0));
@@ -467,6 +487,7 @@ export class BackendConnection {
 
   /** Runs a statement and drops its rows as they arrive (a cached read run again only for its diagnostics). */
   async run(sql: string | Buffer): Promise<InternalResult> {
+    this.dirty = true;
     const packets = this.packetReader();
     try {
       this.socket.write(encodePacket(queryPayload(sql), 0));

@@ -60,6 +60,8 @@ export interface LoginPoolObserver {
   released(server: string, outcome: 'kept' | 'closed'): void;
   /** A new connection waited for a server at its limit: it got one, or its wait timed out. */
   waited(server: string, outcome: 'served' | 'timeout'): void;
+  /** A connection made fit for another client: reset, handed over as it was (only plain reads ran), or reset for a first question about diagnostics. */
+  resetOutcome(server: string, outcome: 'reset' | 'skipped' | 'on_demand'): void;
 }
 
 interface Waiter {
@@ -370,7 +372,7 @@ export class LoginPool {
         }
       }
       if (!found) return null;
-      if (await this.resetWithin(found.conn, found.login)) {
+      if (await this.cleanFor(found.conn, found.login)) {
         this.observer.released(endpoint.name, 'kept');
         this.observer.loginSaved(endpoint.name);
         return found.conn;
@@ -444,7 +446,7 @@ export class LoginPool {
       this.observer.released(server, 'closed');
       return Promise.resolve();
     }
-    return this.resetWithin(conn, login).then((ok) => {
+    return this.cleanFor(conn, login).then((ok) => {
       if (ok && !this.closed && !conn.closed && (this.perServer.get(server) ?? 0) < this.options.maxIdlePerServer) {
         this.keep(conn, loginKey(conn.endpoint, login), login);
         this.observer.released(server, 'kept');
@@ -453,6 +455,29 @@ export class LoginPool {
         this.observer.released(server, 'closed');
       }
     });
+  }
+
+  /**
+   * Makes `conn` fit for another client of `login`: reset, unless only plain
+   * reads ran on it since its login or last reset (it is then as a fresh
+   * login left it, but for the last read's diagnostics, which the next
+   * client's first command either replaces or, asking about them, resets: see
+   * BackendConnection.inheritedDiagnostics). False when the reset fails.
+   */
+  private cleanFor(conn: BackendConnection, login: BackendLogin): Promise<boolean> {
+    if (!conn.dirty) {
+      conn.inheritedDiagnostics = true;
+      this.observer.resetOutcome(conn.endpoint.name, 'skipped');
+      return Promise.resolve(!conn.closed);
+    }
+    this.observer.resetOutcome(conn.endpoint.name, 'reset');
+    return this.resetWithin(conn, login);
+  }
+
+  /** A session's first statement on a connection handed over unreset asks about the diagnostics it inherited: the reset, now. */
+  resetNow(conn: BackendConnection, login: BackendLogin): Promise<boolean> {
+    this.observer.resetOutcome(conn.endpoint.name, 'on_demand');
+    return this.resetWithin(conn, login);
   }
 
   /** The reset, false when it fails or takes too long: a dead or stopped server must not hold the connection, and its slot, for ever. */
@@ -533,6 +558,8 @@ export class LoginPool {
     const ours = results.slice(0, tracking ? -2 : undefined);
     if (ours.some((r) => r.error) || ours[0].rows.length > 0 || ours[1].rows.length > 0) return false;
     if (tracking) conn.trackingStarted(results[results.length - 2], results[results.length - 1]);
+    conn.dirty = false;
+    conn.inheritedDiagnostics = false;
     return true;
   }
 

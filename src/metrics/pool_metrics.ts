@@ -9,6 +9,7 @@ import { CounterFamily } from './counter_family.js';
 export class PoolMetrics implements LoginPoolObserver {
   private readonly saved: CounterFamily;
   private readonly releases: CounterFamily;
+  private readonly resets: CounterFamily;
   private readonly waits: CounterFamily;
   private readonly multiplexed: CounterFamily;
   private readonly multiplexingKept: CounterFamily;
@@ -25,6 +26,12 @@ export class PoolMetrics implements LoginPoolObserver {
       registry,
       'wirecache_backend_pool_releases_total',
       'Backend connections a client left behind, by server and outcome (kept: reset and pooled; closed: pool full, reset failed, or its database could not be restored).',
+      ['server', 'outcome'],
+    );
+    this.resets = new CounterFamily(
+      registry,
+      'wirecache_backend_pool_resets_total',
+      'Backend connections made fit for another client of their login, by server and outcome (reset: COM_RESET_CONNECTION and the login statements ran; skipped: only plain reads ran since its login or last reset, so it went over as it was; on_demand: the reset a first statement asking about the previous client\'s diagnostics needed).',
       ['server', 'outcome'],
     );
     this.waits = new CounterFamily(
@@ -50,6 +57,7 @@ export class PoolMetrics implements LoginPoolObserver {
       this.saved.inc([server], 0);
       for (const outcome of ['served', 'timeout']) this.waits.inc([server, outcome], 0);
       for (const outcome of ['kept', 'closed']) this.releases.inc([server, outcome], 0);
+      for (const outcome of ['reset', 'skipped', 'on_demand']) this.resets.inc([server, outcome], 0);
     }
     const self = this;
     new Gauge({
@@ -107,6 +115,10 @@ export class PoolMetrics implements LoginPoolObserver {
 
   released(server: string, outcome: 'kept' | 'closed'): void {
     this.releases.inc([server, outcome]);
+  }
+
+  resetOutcome(server: string, outcome: 'reset' | 'skipped' | 'on_demand'): void {
+    this.resets.inc([server, outcome]);
   }
 
   multiplexing(outcome: 'released' | 'kept', reason: string | null): void {

@@ -312,7 +312,7 @@ export class BackendDispatcher {
     replayOfHit = false,
   ): void {
     const primary = this.primaryLink;
-    if (!this.tracksLinks && primary && replayFirst === null) {
+    if (!this.tracksLinks && primary && replayFirst === null && !asksInherited(primary, statement)) {
       // One server, one connection: it has every statement the client prepared.
       write(primary);
       return;
@@ -439,7 +439,7 @@ export class BackendDispatcher {
 
   /** Whether `link` can take the command now, with nothing to run on it first. */
   private linkReady(link: BackendLink, d: Dispatch, replica: boolean): boolean {
-    if (link.appliedState !== this.stateLog.latest || d.replayFirst !== null) return false;
+    if (link.appliedState !== this.stateLog.latest || d.replayFirst !== null || asksInherited(link, d.statement)) return false;
     if (d.prepared && !link.statements.has(d.prepared.id)) return false;
     if (!replica || d.consistency !== 'session') return true;
     return this.writes.covered(link);
@@ -486,6 +486,11 @@ export class BackendDispatcher {
     // between two of these statements (the next one would then run on another client's connection).
     link.conn.holds++;
     try {
+      if (asksInherited(link, d.statement)) {
+        // The previous client's diagnostics are on it: a fresh login's answer needs the reset the pool skipped.
+        if (!(await s.ctx.loginPool.resetNow(link.conn, s.backendLogin!))) throw new BackendError(`backend '${endpoint.name}': resetting a kept connection failed`, endpoint);
+        link.appliedState = 0;
+      }
       let replacedTracking = false;
       // In one round trip: a multiplexed session replays its state on most statements.
       const pending = this.stateLog.pending(link.appliedState);
@@ -612,4 +617,9 @@ export class BackendDispatcher {
     this.pins.untrack('server_reported_state');
     if (!onPrimary) this.s.log.warn({ server: conn.endpoint.name }, 'a statement changed session state on a replica; the session stays on the primary');
   }
+}
+
+/** `statement` asks about diagnostics, and `link`'s connection still holds another client's (handed over unreset). */
+function asksInherited(link: BackendLink, statement: ClassifiedStatement | null): boolean {
+  return link.conn.inheritedDiagnostics && statement !== null && mentionsDiagnostics(statement);
 }

@@ -429,6 +429,9 @@ export class ClientSession {
       this.phase = Phase.Relaying;
       this.cmd.bytesForwarded = 0;
     }
+    // Anything but a plain read may leave this session's state on the connection: reset before anyone else has it.
+    if (!backend.dirty && !this.dispatcher.mux.commandLeavesNoState()) backend.dirty = true;
+    backend.inheritedDiagnostics = false;
     if (!backend.write(bytes)) this.pauseClient(PauseReason.BackendFull);
     if (kind === null) this.finishCommand();
   }

@@ -27,6 +27,8 @@ export class CommandContext {
   /** A COM_QUERY's payload, and its classification once made (the proxy classifies only when something needs it). */
   queryPayload: Buffer | null = null;
   statement: ClassifiedStatement | null = null;
+  /** The COM_QUERY leaves nothing of the session on its connection (Multiplexer.leavesNoState), once asked. */
+  leavesNoState: boolean | null = null;
   /** What the server reported the command changed in the session; null until it reports something. */
   tracked: TrackedChanges | null = null;
 

@@ -125,7 +125,8 @@ function runQuery(s: ClientSession, packet: Packet): void {
   const cache = s.sessionCache;
   const dispatcher = s.dispatcher;
   s.cmd.queryPayload = payload;
-  if (!cache && !dispatcher.tracksLinks && !s.ctx.queryStats) {
+  // Unclassified only when nothing needs the statement: not even a connection handed over with another client's diagnostics.
+  if (!cache && !dispatcher.tracksLinks && !s.ctx.queryStats && !s.backend?.inheritedDiagnostics) {
     s.forward(packet, ResponseKind.Query);
     return;
   }

@@ -45,6 +45,8 @@ export async function primaryThreadForKill(
   if (hold && target.dispatcher.mux.enabled) await target.dispatcher.holdPrimaryLink();
   const primary = target.dispatcher.primaryLink?.conn;
   if (!primary || primary.closed) return null;
+  // A KILL QUERY that reaches a thread after its query ended stays pending there: only a reset hands it on.
+  for (const link of target.dispatcher.links.values()) link.conn.dirty = true;
   for (const { endpoint, threadId } of target.backendThreads) {
     if (scope === 'query' && endpoint.name !== primary.endpoint.name) void runOn(endpoint, `KILL QUERY ${threadId}`).catch(() => undefined);
   }

@@ -11,12 +11,11 @@
 import type { BackendConnection } from '../backend/backend_connection.js';
 import type { Lender } from '../backend/login_pool.js';
 import { Command, ServerStatus } from '../protocol/constants.js';
-import { callsOnlyBuiltins } from '../sql/builtin_calls.js';
 import type { ClassifiedStatement } from '../sql/classifier.js';
 import type { BackendDispatcher } from './backend_dispatch.js';
 import type { BackendLink } from './backend_links.js';
 import { Phase, type ClientSession } from './client_session.js';
-import { replayableRead, sessionBound } from './multiplexing_rules.js';
+import { leavesNoState, sessionBound } from './multiplexing_rules.js';
 
 export class Multiplexer implements Lender {
   private on: boolean | null = null;
@@ -69,12 +68,9 @@ export class Multiplexer implements Lender {
     }
     const catalog = s.ctx.catalog;
     const callsStored = catalog ? catalog.callsFunction(statement.keyText) : null;
-    this.keepForDiagnostics = !(
-      s.cmd.code === Command.QUERY &&
-      !this.warningsListed &&
-      replayableRead(statement) &&
-      (callsStored === null ? callsOnlyBuiltins(statement.keyText) : !callsStored)
-    );
+    const cmd = s.cmd;
+    if (cmd.code === Command.QUERY && statement === cmd.statement) cmd.leavesNoState ??= leavesNoState(statement, callsStored);
+    this.keepForDiagnostics = !(cmd.code === Command.QUERY && !this.warningsListed && (cmd.leavesNoState ?? leavesNoState(statement, callsStored)));
     const bound = sessionBound(statement) ?? (callsStored ? 'stored_function' : null);
     if (bound !== null) this.stick(bound);
   }
@@ -138,6 +134,18 @@ export class Multiplexer implements Lender {
     }
     if (released) s.ctx.observer.multiplexing('released', null);
     else if (keptForDiagnostics) s.ctx.observer.multiplexing('kept', 'diagnostics');
+  }
+
+  /** The COM_QUERY in flight leaves nothing of the session on its connection (its connection may go to anyone unreset). */
+  commandLeavesNoState(): boolean {
+    const cmd = this.s.cmd;
+    const statement = cmd.statement;
+    if (cmd.code !== Command.QUERY || statement === null) return false;
+    if (cmd.leavesNoState === null) {
+      const catalog = this.s.ctx.catalog;
+      cmd.leavesNoState = leavesNoState(statement, catalog ? catalog.callsFunction(statement.keyText) : null);
+    }
+    return cmd.leavesNoState;
   }
 
   /** The session uses `link` again: the pool no longer may take it. */

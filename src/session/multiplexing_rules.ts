@@ -5,6 +5,7 @@
  * about the statement before it. Pure functions: no sockets, no session.
  */
 import { isRead } from '../routing/router.js';
+import { callsOnlyBuiltins } from '../sql/builtin_calls.js';
 import { asksAboutPrevious, type ClassifiedStatement } from '../sql/classifier.js';
 
 /** Any statement that reads the previous one's diagnostics: SHOW WARNINGS, or FOUND_ROWS(), ROW_COUNT(), GET DIAGNOSTICS, @@warning_count anywhere. */
@@ -66,6 +67,23 @@ function setValuesBound(keyText: string): string | null {
   }
   return null;
 }
+
+/**
+ * A statement that leaves nothing of the session on its connection but its
+ * diagnostics: one plain SELECT or SHOW, reading no user variable and
+ * calling nothing with a side effect (GET_LOCK, NEXTVAL, LAST_INSERT_ID(x)),
+ * no stored function (`callsStored`: from the function list, null without one: then
+ * only built-in calls count). After only such statements a connection is
+ * as its login left it.
+ */
+export function leavesNoState(st: ClassifiedStatement, callsStored: boolean | null): boolean {
+  if (!isRead(st) || st.multiStatement || st.selectInto || st.lockingRead) return false;
+  if (st.needsPrimary !== null && !READS_ONLY_OF_THE_CONNECTION.has(st.needsPrimary)) return false;
+  return callsStored === null ? callsOnlyBuiltins(st.keyText) : !callsStored;
+}
+
+/** Calls that make a read need its own connection but change nothing there: diagnostics and the thread id. */
+const READS_ONLY_OF_THE_CONNECTION = new Set(['FOUND_ROWS', 'ROW_COUNT', 'CONNECTION_ID']);
 
 /**
  * A read whose diagnostics come back when its text runs again: one plain

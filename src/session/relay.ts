@@ -78,6 +78,8 @@ export class Relay {
     cmd.inflight = null;
     const cache = s.sessionCache;
     const conn = s.backend;
+    // The server says the session changed: whatever the statement looked like, its connection is no longer a fresh login's.
+    if (cmd.tracked !== null && conn !== null) conn.dirty = true;
     if (dispatched) s.dispatcher.afterStatement(dispatched, ok, cache?.state.schema ?? null, cmd.tracked);
     if (cmd.code === Command.RESET_CONNECTION && ok) {
       // The server dropped every prepared statement of the session, and rolled back its transaction.
