@@ -550,6 +550,8 @@ export class ProxyServer {
   sessionFor(targetId: number): { id: number; user: string | null; backendThreads: { endpoint: BackendEndpoint; threadId: number }[] } | null {
     const session = sessionNamed(this.sessions, targetId);
     if (!session) return null;
+    // Asked for a KILL: see ClientSession.markKillTarget.
+    session.markKillTarget();
     return { id: session.id, user: session.user?.name ?? null, backendThreads: session.backendThreads.map(({ endpoint, threadId }) => ({ endpoint, threadId })) };
   }
 

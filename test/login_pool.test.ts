@@ -64,7 +64,14 @@ beforeAll(async () => {
   root = await mysql.createConnection({ host: topo.primary.host, port: topo.primary.port, user: 'root', password: topo.rootPassword, multipleStatements: true });
   await root.query(`DROP DATABASE IF EXISTS ${DB}; CREATE DATABASE ${DB}; CREATE TABLE ${DB}.t (id INT PRIMARY KEY) ENGINE=InnoDB`);
   // Connection-per-client pooling (at disconnect); test/multiplexing.test.ts covers hand-overs between statements.
-  pooled = await startProxy(topo, { cache: testCacheConfig(), pool: { maxIdle: 100, idleTimeoutSeconds: 60, maxConnections: 0, maxConnectionsPerUser: 0, queueTimeoutMs: 5000, multiplexing: false } });
+  // An account that reads the primary's views and stored functions (the binlog reader stays off): a connection
+  // whose client read only tables no function-calling view hides goes over without a reset.
+  const schemaReader = { enabled: 'off' as const, user: 'root', password: topo.rootPassword, serverId: 4242, maxDelayMs: 5000, onUnavailable: 'fail_closed' as const };
+  pooled = await startProxy(topo, {
+    cache: testCacheConfig(),
+    binlog: schemaReader,
+    pool: { maxIdle: 100, idleTimeoutSeconds: 60, maxConnections: 0, maxConnectionsPerUser: 0, queueTimeoutMs: 5000, multiplexing: false },
+  });
   unpooled = await startProxy(topo, { cache: testCacheConfig(), pool: { maxIdle: 0, idleTimeoutSeconds: 60, maxConnections: 0, maxConnectionsPerUser: 0, queueTimeoutMs: 5000, multiplexing: false } });
 });
 
@@ -127,11 +134,12 @@ describe('a connection a client left', () => {
     const resets = () => serverRan(root, 'CURRENT_ROLE() IS NOT NULL');
     const before = await settled(pooled);
     const resetsBefore = await resets();
-    // Plain reads, the last one leaving a warning and three rows found.
+    // Plain reads: first one of a table (it replaces whatever diagnostics the connection held), the last one
+    // leaving a warning.
     const leaveReads = async (): Promise<number> => {
       const a = await connect(pooled.port, topo, { database: DB });
-      const thread = await threadId(a);
       await a.query('SELECT id FROM plain_reads WHERE id <= 3');
+      const thread = await threadId(a);
       const [, fields] = await a.query("SELECT CAST('1x' AS INT) AS v");
       expect(fields).toHaveLength(1);
       await a.end();
@@ -153,22 +161,47 @@ describe('a connection a client left', () => {
     expect(await threadId(c)).toBe(aThread);
     await c.end();
     await waitIdle(pooled, before + 1);
-    // Any other statement (here a user variable) and the connection is reset before the next client has it.
+    // Any other first statement (here one setting a user variable) gets the skipped reset before it runs, and the
+    // connection its reset again before the next client has it.
     const d = await connect(pooled.port, topo, { database: DB });
     await d.query("SET @left = 'd'");
+    expect(await resets()).toBe(resetsBefore + 3);
     await d.end();
     await waitIdle(pooled, before + 1);
     const e = await connect(pooled.port, topo, { database: DB });
     expect((await e.query('SELECT @left AS v'))[0]).toEqual([{ v: null }]);
     expect(await threadId(e)).toBe(aThread);
     // Before e leaves: reading a user variable makes its connection need a reset too.
-    expect(await resets()).toBe(resetsBefore + 3);
+    expect(await resets()).toBe(resetsBefore + 4);
     await e.end();
     const text = await pooled.metrics.metricsText();
     const outcome = (name: string) => Number(new RegExp(`wirecache_backend_pool_resets_total\\{server="primary",outcome="${name}"\\} (\\d+)`).exec(text)?.[1]);
-    expect(outcome('on_demand')).toBeGreaterThanOrEqual(2);
+    expect(outcome('on_demand')).toBeGreaterThanOrEqual(3);
     expect(outcome('skipped')).toBeGreaterThanOrEqual(4);
     expect(outcome('reset')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('is reset after a plain read that left a transaction open (autocommit off on the server): the next client sees fresh rows', async () => {
+    await root.query(`CREATE TABLE IF NOT EXISTS ${DB}.snap (id INT PRIMARY KEY) ENGINE=InnoDB; DELETE FROM ${DB}.snap; INSERT INTO ${DB}.snap VALUES (1)`);
+    await root.query('SET GLOBAL autocommit = 0');
+    onTestFinished(async () => {
+      await root.query('SET GLOBAL autocommit = 1');
+    });
+    // A login of its own (character set): a backend connection made after the change, so autocommit is off in it.
+    const login = { database: DB, charset: 'utf8mb4_unicode_ci' };
+    const a = await connect(pooled.port, topo, login);
+    const aThread = await threadId(a);
+    expect((await a.query('SELECT COUNT(*) AS n FROM snap'))[0]).toEqual([{ n: 1 }]);
+    await a.end();
+    await root.query(`INSERT INTO ${DB}.snap VALUES (2)`);
+    await new Promise((r) => setTimeout(r, 200));
+    const b = await connect(pooled.port, topo, login);
+    try {
+      expect((await b.query('SELECT COUNT(*) AS n FROM snap'))[0]).toEqual([{ n: 2 }]);
+      expect(await threadId(b)).toBe(aThread);
+    } finally {
+      await b.end();
+    }
   });
 
   it('gets back what its login capabilities set: IGNORE_SPACE in sql_mode, the interactive wait_timeout', async () => {

@@ -4,7 +4,7 @@
  * a list of stored functions (callsOnlyBuiltins). No server needed.
  */
 import { describe, expect, it } from 'vitest';
-import { sessionBound } from '../src/session/multiplexing_rules.js';
+import { leavesNoState, sessionBound } from '../src/session/multiplexing_rules.js';
 import { classify } from '../src/sql/classifier.js';
 import { callsOnlyBuiltins } from '../src/sql/builtin_calls.js';
 
@@ -56,5 +56,39 @@ describe('callsOnlyBuiltins on a huge text', () => {
   it('answers at once for a 16 MiB literal (no scan), and scans a 60 KiB word in linear time', () => {
     expect(callsOnlyBuiltins(`SELECT '${'a'.repeat(16 << 20)}'`)).toBe(false);
     expect(callsOnlyBuiltins(`SELECT '${'a'.repeat(60_000)}'`)).toBe(true);
+  });
+});
+
+describe('leavesNoState: reads after which a connection goes to the next client without a reset', () => {
+  it.each([
+    ['SELECT id, k FROM sbtest1 WHERE id = 5', true],
+    ['SELECT 1', true],
+    ['SELECT @@version, @@session.sql_mode', true],
+    ['SELECT CONNECTION_ID()', true],
+    ['SELECT SQL_CALC_FOUND_ROWS * FROM t LIMIT 1', true],
+    ['SHOW WARNINGS', true],
+    ["SELECT COUNT(*) FROM t WHERE name = 'x'", true],
+    // The first reason a read needs its own connection hides none that follows.
+    ['SELECT CONNECTION_ID(), @a := 1', false],
+    ['SELECT FOUND_ROWS(), LAST_INSERT_ID(42)', false],
+    ['SELECT ROW_COUNT(), NEXT VALUE FOR s', false],
+    ['SELECT @a', false],
+    ["SELECT GET_LOCK('x', 0)", false],
+    ['SELECT NEXTVAL(s)', false],
+    ['SELECT f_price(1) FROM t', false],
+    ['SELECT id FROM t FOR UPDATE', false],
+    ['SELECT id INTO @x FROM t', false],
+    ['SELECT 1; SELECT 2', false],
+    ['SET NAMES utf8mb4', false],
+    ['INSERT INTO t VALUES (1)', false],
+    ['CREATE TEMPORARY TABLE x (a INT)', false],
+    ['BEGIN', false],
+  ])('%s: %s', (sql, clean) => {
+    expect(leavesNoState(classify(sql), false)).toBe(clean);
+  });
+
+  it('a read of a table that may be a view calling a stored function is not clean; a read of no table still is', () => {
+    expect(leavesNoState(classify('SELECT id FROM v'), true)).toBe(false);
+    expect(leavesNoState(classify('SELECT 1'), true)).toBe(true);
   });
 });

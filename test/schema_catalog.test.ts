@@ -83,3 +83,24 @@ describe('SchemaCatalog: stored functions', () => {
     expect(decide(config, request('SELECT * FROM v_plain'), c)).toMatchObject({ cache: true });
   });
 });
+
+describe('SchemaCatalog: views a read may run a stored function through', () => {
+  it('names views that call one, views of such views and unknown views, by qualified name or by bare name in any schema; every table until the views are read', () => {
+    const c = new SchemaCatalog();
+    const t = (schema: string | null, table: string) => [{ schema, table }];
+    expect(c.mayCallFunctionThroughViews(t('app', 'items'))).toBe(true);
+    c.replaceFunctions([{ schema: 'app', name: 'f_price' }]);
+    c.replace([
+      { schema: 'app', name: 'v_priced', definition: 'select `app`.`items`.`id` AS `id`,`app`.`f_price`(`app`.`items`.`id`) AS `p` from `app`.`items`' },
+      { schema: 'app', name: 'v_over_priced', definition: 'select count(0) AS `n` from `app`.`v_priced`' },
+      { schema: 'app', name: 'v_plain', definition: 'select `app`.`items`.`id` AS `id` from `app`.`items`' },
+      { schema: 'app', name: 'v_secret', definition: null },
+    ]);
+    for (const [schema, table] of [['app', 'v_priced'], ['APP', 'V_Priced'], ['app', 'v_over_priced'], ['app', 'v_secret'], [null, 'v_priced'], [null, 'v_secret']] as const) {
+      expect(c.mayCallFunctionThroughViews(t(schema, table)), `${schema}.${table}`).toBe(true);
+    }
+    for (const [schema, table] of [['app', 'items'], ['app', 'v_plain'], [null, 'items'], ['other', 'v_priced']] as const) {
+      expect(c.mayCallFunctionThroughViews(t(schema, table)), `${schema}.${table}`).toBe(false);
+    }
+  });
+});

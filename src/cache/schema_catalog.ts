@@ -32,6 +32,12 @@ export class SchemaCatalog {
   private functionCall: RegExp | null = null;
   /** Views whose definition calls a stored function. */
   private functionViews = new Set<string>();
+  /** The primary's views have been read once (until then any table could be a view). */
+  private loaded = false;
+  /** Views ("schema.view", lower case) that may run a stored function: they call one, read such a view, or are unknown. */
+  private functionReaders = new Set<string>();
+  /** The same without their schema: an unqualified name may be any of them. */
+  private functionReaderNames = new Set<string>();
 
   /** Replaces the stored functions. */
   replaceFunctions(functions: readonly FunctionName[]): void {
@@ -53,6 +59,39 @@ export class SchemaCatalog {
     return this.bases.size;
   }
 
+  /**
+   * Whether reading one of `tables` may run a stored function through a
+   * view (true until the views are read): a table named without its schema
+   * counts when such a view of that name exists in any schema.
+   */
+  mayCallFunctionThroughViews(tables: readonly { schema: string | null; table: string }[]): boolean {
+    if (!this.loaded) return true;
+    if (this.functionReaders.size === 0) return false;
+    for (const t of tables) {
+      const hit = t.schema === null ? this.functionReaderNames.has(t.table.toLowerCase()) : this.functionReaders.has(`${t.schema}.${t.table}`.toLowerCase());
+      if (hit) return true;
+    }
+    return false;
+  }
+
+  /** functionReaders: views calling a function, unknown ones, and every view reading one of those (to a fixed point). */
+  private findFunctionReaders(): void {
+    const readers = new Set(this.functionViews);
+    for (const [key, reads] of this.bases) if (reads === null) readers.add(key);
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const [key, reads] of this.bases) {
+        if (readers.has(key) || reads === null) continue;
+        if (reads.some((t) => readers.has(t))) {
+          readers.add(key);
+          grew = true;
+        }
+      }
+    }
+    this.functionReaders = readers;
+    this.functionReaderNames = new Set([...readers].map((key) => key.slice(key.indexOf('.') + 1)));
+  }
+
   /** Replaces the catalog. Returns the views that appeared, disappeared or changed definition. */
   replace(views: readonly ViewDefinition[]): string[] {
     const bases = new Map<string, readonly string[] | null>();
@@ -68,6 +107,8 @@ export class SchemaCatalog {
     this.bases = bases;
     this.definitions = definitions;
     this.functionViews = new Set([...definitions].filter(([, def]) => def !== null && this.callsFunction(def)).map(([key]) => key));
+    this.findFunctionReaders();
+    this.loaded = true;
     return changed;
   }
 

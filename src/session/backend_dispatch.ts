@@ -312,7 +312,7 @@ export class BackendDispatcher {
     replayOfHit = false,
   ): void {
     const primary = this.primaryLink;
-    if (!this.tracksLinks && primary && replayFirst === null && !asksInherited(primary, statement)) {
+    if (!this.tracksLinks && primary && replayFirst === null && !this.needsResetFirst(primary)) {
       // One server, one connection: it has every statement the client prepared.
       write(primary);
       return;
@@ -437,9 +437,18 @@ export class BackendDispatcher {
 
   // ---------------------------------------------------------------- making a link ready
 
+  /**
+   * `link`'s connection still holds another client's diagnostics (handed
+   * over unreset) and the command in flight neither replaces them (a plain
+   * read of a table) nor leaves them alone (a ping): it is reset first.
+   */
+  private needsResetFirst(link: BackendLink): boolean {
+    return link.conn.inheritedDiagnostics && this.s.cmd.code !== Command.PING && !this.mux.replacesInheritedDiagnostics();
+  }
+
   /** Whether `link` can take the command now, with nothing to run on it first. */
   private linkReady(link: BackendLink, d: Dispatch, replica: boolean): boolean {
-    if (link.appliedState !== this.stateLog.latest || d.replayFirst !== null || asksInherited(link, d.statement)) return false;
+    if (link.appliedState !== this.stateLog.latest || d.replayFirst !== null || this.needsResetFirst(link)) return false;
     if (d.prepared && !link.statements.has(d.prepared.id)) return false;
     if (!replica || d.consistency !== 'session') return true;
     return this.writes.covered(link);
@@ -486,9 +495,17 @@ export class BackendDispatcher {
     // between two of these statements (the next one would then run on another client's connection).
     link.conn.holds++;
     try {
-      if (asksInherited(link, d.statement)) {
-        // The previous client's diagnostics are on it: a fresh login's answer needs the reset the pool skipped.
-        if (!(await s.ctx.loginPool.resetNow(link.conn, s.backendLogin!))) throw new BackendError(`backend '${endpoint.name}': resetting a kept connection failed`, endpoint);
+      const conn = link.conn;
+      if (
+        conn.inheritedDiagnostics &&
+        (this.needsResetFirst(link) || this.stateLog.pending(link.appliedState).length > 0 || (d.prepared !== null && !link.statements.has(d.prepared.id)) || d.replayFirst !== null)
+      ) {
+        // The previous client's diagnostics are on it: before anything else runs there, the reset the pool skipped.
+        if (!(await s.ctx.loginPool.resetNow(conn, s.backendLogin!))) {
+          this.dropLink(link);
+          conn.destroy();
+          throw new BackendError(`backend '${endpoint.name}': resetting a kept connection failed`, endpoint);
+        }
         link.appliedState = 0;
       }
       let replacedTracking = false;
@@ -617,9 +634,4 @@ export class BackendDispatcher {
     this.pins.untrack('server_reported_state');
     if (!onPrimary) this.s.log.warn({ server: conn.endpoint.name }, 'a statement changed session state on a replica; the session stays on the primary');
   }
-}
-
-/** `statement` asks about diagnostics, and `link`'s connection still holds another client's (handed over unreset). */
-function asksInherited(link: BackendLink, statement: ClassifiedStatement | null): boolean {
-  return link.conn.inheritedDiagnostics && statement !== null && mentionsDiagnostics(statement);
 }

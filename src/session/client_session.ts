@@ -3,7 +3,7 @@ import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import type { BackendEndpoint, UserConfig } from '../config/types.js';
 import type { Logger } from '../logger.js';
-import { Capability, commandName, ErrorCode, ServerStatus } from '../protocol/constants.js';
+import { Capability, Command, commandName, ErrorCode, ServerStatus } from '../protocol/constants.js';
 import { encodePacket, PacketFramer, PacketTooLargeError, type Packet } from '../protocol/framing.js';
 import { buildErr, buildOk } from '../protocol/generic_packets.js';
 import { ProtocolError } from '../protocol/payload_reader.js';
@@ -171,6 +171,15 @@ export class ClientSession {
     const out: { endpoint: BackendEndpoint; threadId: number }[] = [];
     for (const link of this.dispatcher.links.values()) if (!link.conn.closed && !link.lent) out.push({ endpoint: link.conn.endpoint, threadId: link.conn.threadId });
     return out;
+  }
+
+  /**
+   * A KILL names this session: a KILL QUERY that reaches a backend thread
+   * after its query ended stays pending there, so none of its connections
+   * goes to another client without a reset.
+   */
+  markKillTarget(): void {
+    for (const link of this.dispatcher.links.values()) link.conn.dirty = true;
   }
 
   /** Bytes read from and written to the client socket so far. */
@@ -411,7 +420,8 @@ export class ClientSession {
 
   /** A command for the session's primary connection, as the client sent it. */
   forward(packet: Packet, kind: ResponseKind): void {
-    if (this.dispatcher.tracksLinks) this.dispatcher.dispatchOrForward(null, PRIMARY_COMMAND, null, null, () => this.sendToBackend(wireOf(packet), kind));
+    // Through dispatch also when the connection holds another client's diagnostics: it is reset first.
+    if (this.dispatcher.tracksLinks || this.backend?.inheritedDiagnostics) this.dispatcher.dispatchOrForward(null, PRIMARY_COMMAND, null, null, () => this.sendToBackend(wireOf(packet), kind));
     else this.sendToBackend(wireOf(packet), kind);
   }
 
@@ -430,8 +440,13 @@ export class ClientSession {
       this.cmd.bytesForwarded = 0;
     }
     // Anything but a plain read may leave this session's state on the connection: reset before anyone else has it.
-    if (!backend.dirty && !this.dispatcher.mux.commandLeavesNoState()) backend.dirty = true;
-    backend.inheritedDiagnostics = false;
+    const mux = this.dispatcher.mux;
+    if (!backend.dirty && !mux.commandLeavesNoState()) backend.dirty = true;
+    // The dispatcher reset a connection that holds another client's diagnostics before any other command (a ping aside).
+    if (backend.inheritedDiagnostics && this.cmd.code !== Command.PING) {
+      if (!mux.replacesInheritedDiagnostics()) this.log.warn({ command: commandName(this.cmd.code) }, 'command sent on a connection with inherited diagnostics');
+      backend.inheritedDiagnostics = false;
+    }
     if (!backend.write(bytes)) this.pauseClient(PauseReason.BackendFull);
     if (kind === null) this.finishCommand();
   }

@@ -45,8 +45,7 @@ export async function primaryThreadForKill(
   if (hold && target.dispatcher.mux.enabled) await target.dispatcher.holdPrimaryLink();
   const primary = target.dispatcher.primaryLink?.conn;
   if (!primary || primary.closed) return null;
-  // A KILL QUERY that reaches a thread after its query ended stays pending there: only a reset hands it on.
-  for (const link of target.dispatcher.links.values()) link.conn.dirty = true;
+  target.markKillTarget();
   for (const { endpoint, threadId } of target.backendThreads) {
     if (scope === 'query' && endpoint.name !== primary.endpoint.name) void runOn(endpoint, `KILL QUERY ${threadId}`).catch(() => undefined);
   }
@@ -76,6 +75,7 @@ export function primaryThreadForRemoteKill(target: ClientSession, user: string |
 
 /** A session of this proxy (or worker thread) as a KILL sees it. */
 function localTarget(target: ClientSession): RemoteSession {
+  target.markKillTarget();
   return {
     user: target.user?.name ?? null,
     backendThreads: target.backendThreads,

@@ -15,7 +15,8 @@ import type { ClassifiedStatement } from '../sql/classifier.js';
 import type { BackendDispatcher } from './backend_dispatch.js';
 import type { BackendLink } from './backend_links.js';
 import { Phase, type ClientSession } from './client_session.js';
-import { leavesNoState, sessionBound } from './multiplexing_rules.js';
+import { callsOnlyBuiltins } from '../sql/builtin_calls.js';
+import { leavesNoState, mentionsDiagnostics, replayableRead, sessionBound } from './multiplexing_rules.js';
 
 export class Multiplexer implements Lender {
   private on: boolean | null = null;
@@ -68,9 +69,12 @@ export class Multiplexer implements Lender {
     }
     const catalog = s.ctx.catalog;
     const callsStored = catalog ? catalog.callsFunction(statement.keyText) : null;
-    const cmd = s.cmd;
-    if (cmd.code === Command.QUERY && statement === cmd.statement) cmd.leavesNoState ??= leavesNoState(statement, callsStored);
-    this.keepForDiagnostics = !(cmd.code === Command.QUERY && !this.warningsListed && (cmd.leavesNoState ?? leavesNoState(statement, callsStored)));
+    this.keepForDiagnostics = !(
+      s.cmd.code === Command.QUERY &&
+      !this.warningsListed &&
+      replayableRead(statement) &&
+      (callsStored === null ? callsOnlyBuiltins(statement.keyText) : !callsStored)
+    );
     const bound = sessionBound(statement) ?? (callsStored ? 'stored_function' : null);
     if (bound !== null) this.stick(bound);
   }
@@ -136,16 +140,32 @@ export class Multiplexer implements Lender {
     else if (keptForDiagnostics) s.ctx.observer.multiplexing('kept', 'diagnostics');
   }
 
-  /** The COM_QUERY in flight leaves nothing of the session on its connection (its connection may go to anyone unreset). */
+  /**
+   * The command in flight leaves nothing of the session on its connection
+   * (which may then go to anyone unreset): a ping, or a COM_QUERY of a
+   * plain read (multiplexing_rules.leavesNoState).
+   */
   commandLeavesNoState(): boolean {
     const cmd = this.s.cmd;
+    if (cmd.code === Command.PING) return true;
     const statement = cmd.statement;
     if (cmd.code !== Command.QUERY || statement === null) return false;
     if (cmd.leavesNoState === null) {
       const catalog = this.s.ctx.catalog;
-      cmd.leavesNoState = leavesNoState(statement, catalog ? catalog.callsFunction(statement.keyText) : null);
+      cmd.leavesNoState = leavesNoState(statement, catalog ? catalog.mayCallFunctionThroughViews(statement.tablesRead) : true);
     }
     return cmd.leavesNoState;
+  }
+
+  /**
+   * The command in flight replaces the diagnostics a connection handed over
+   * unreset still holds (BackendConnection.inheritedDiagnostics): a plain
+   * read of a table that does not ask about them. Any other command but a
+   * ping gets the connection reset first.
+   */
+  replacesInheritedDiagnostics(): boolean {
+    const statement = this.s.cmd.statement;
+    return this.s.cmd.code === Command.QUERY && statement !== null && statement.tablesRead.length > 0 && !mentionsDiagnostics(statement) && this.commandLeavesNoState();
   }
 
   /** The session uses `link` again: the pool no longer may take it. */

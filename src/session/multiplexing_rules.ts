@@ -70,20 +70,26 @@ function setValuesBound(keyText: string): string | null {
 
 /**
  * A statement that leaves nothing of the session on its connection but its
- * diagnostics: one plain SELECT or SHOW, reading no user variable and
- * calling nothing with a side effect (GET_LOCK, NEXTVAL, LAST_INSERT_ID(x)),
- * no stored function (`callsStored`: from the function list, null without one: then
- * only built-in calls count). After only such statements a connection is
- * as its login left it.
+ * diagnostics: one plain SELECT or SHOW that names no user variable, calls
+ * only built-in functions and none with a side effect on the session
+ * (GET_LOCK, NEXTVAL, LAST_INSERT_ID(x)), and reads no table that could be
+ * a view calling a stored function: `viewsMayCallFunctions` is false only
+ * when the primary's views are known and none of its tables is such a view.
+ * After only such statements a connection is as its login left it.
  */
-export function leavesNoState(st: ClassifiedStatement, callsStored: boolean | null): boolean {
+export function leavesNoState(st: ClassifiedStatement, viewsMayCallFunctions: boolean): boolean {
   if (!isRead(st) || st.multiStatement || st.selectInto || st.lockingRead) return false;
+  // needsPrimary names only the first reason in the text: the text is searched for every other one.
   if (st.needsPrimary !== null && !READS_ONLY_OF_THE_CONNECTION.has(st.needsPrimary)) return false;
-  return callsStored === null ? callsOnlyBuiltins(st.keyText) : !callsStored;
+  if (SIDE_EFFECT_TEXT.test(st.keyText) || !callsOnlyBuiltins(st.keyText)) return false;
+  return st.tablesRead.length === 0 || !viewsMayCallFunctions;
 }
 
 /** Calls that make a read need its own connection but change nothing there: diagnostics and the thread id. */
 const READS_ONLY_OF_THE_CONNECTION = new Set(['FOUND_ROWS', 'ROW_COUNT', 'CONNECTION_ID']);
+/** A user variable (not a system variable's @@), a built-in with a side effect on the session, a sequence, INTO. */
+const SIDE_EFFECT_TEXT =
+  /(?<!@)@(?!@)|\b(?:LAST_INSERT_ID|NEXTVAL|LASTVAL|SETVAL|GET_LOCK|RELEASE_LOCK|RELEASE_ALL_LOCKS|IS_USED_LOCK|IS_FREE_LOCK)\s*\(|\b(?:NEXT|PREVIOUS)\s+VALUE\s+FOR\b|\bINTO\b/i;
 
 /**
  * A read whose diagnostics come back when its text runs again: one plain
