@@ -15,6 +15,7 @@
  *   BENCH_ROUNDS       rounds; figures are medians over them (default 3)
  *   BENCH_CONCURRENCY  clients connecting at once (default 8)
  *   BENCH_WORKERS      also an endpoint wirecache_workers: the default pool with `workers:` this (a count or auto)
+ *   BENCH_BASE_CLI     also an endpoint base: another build's dist/cli.js (e.g. an older commit's), default configuration
  *   BENCH_OUT          if set, the results are also written there as JSON
  */
 import fs from 'node:fs/promises';
@@ -22,7 +23,7 @@ import path from 'node:path';
 import mysql from 'mysql2/promise';
 import { RawClient } from '../test/raw-client.js';
 import { getFreePorts, startTopology, stopTopology } from '../scripts/topology.js';
-import { cpuSeconds, DB, envInt, fmtRatio, gitInfo, HOST, log, machineInfo, median, PASSWORD, ROOT, runMain, startWirecache, stopChild, table, USER, wirecacheConfigYaml, workersLines, writeResults } from './common.js';
+import { baseCliFromEnv, cpuSeconds, DB, envInt, fmtRatio, gitInfo, HOST, log, machineInfo, median, PASSWORD, ROOT, runMain, startWirecache, stopChild, table, USER, wirecacheConfigYaml, workersLines, writeResults } from './common.js';
 
 interface Run {
   endpoint: string;
@@ -80,19 +81,22 @@ async function main(): Promise<number> {
     // As in production: a monitor account, which also reads the primary's views and stored functions (a
     // connection whose client read only tables then goes to the next client without the pool's reset).
     const monitor = ['monitor:', `  user: ${topo.rootUser}`, `  password: "${topo.rootPassword}"`];
-    for (const [name, extra] of [
+    const baseCli = baseCliFromEnv();
+    for (const [name, extra, build] of [
       ['wirecache', monitor],
       ['wirecache_no_mux', [...monitor, 'pool:', '  multiplexing: false']],
       ['wirecache_no_pool', [...monitor, 'pool:', '  max_idle: 0']],
       // BENCH_WORKERS: also the default pool with that many worker threads.
       ...(workersLines().length > 0 ? [['wirecache_workers', [...monitor, ...workersLines()]] as const] : []),
+      // BENCH_BASE_CLI: another build with the default configuration, measured in the same rounds.
+      ...(baseCli ? [['base', monitor, baseCli] as const] : []),
     ] as const) {
       const [port] = await getFreePorts(1);
       const dir = path.join(topo.baseDir, name);
       await fs.mkdir(dir, { recursive: true });
       const configFile = path.join(dir, 'wirecache.yaml');
       await fs.writeFile(configFile, wirecacheConfigYaml({ port, adminPort: 0, primary: topo.primary, extra: [...extra] }));
-      const started = startWirecache({ cli, configFile, logFile: path.join(dir, 'wirecache.log'), port, label: name });
+      const started = startWirecache({ cli: build ?? cli, configFile, logFile: path.join(dir, 'wirecache.log'), port, label: name });
       children.push(started.child);
       await started.ready;
       endpoints.push({ name, port, pid: started.child.pid });
