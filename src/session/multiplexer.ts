@@ -11,11 +11,11 @@
 import type { BackendConnection } from '../backend/backend_connection.js';
 import type { Lender } from '../backend/login_pool.js';
 import { Command, ServerStatus } from '../protocol/constants.js';
+import { callsOnlyBuiltins } from '../sql/builtin_calls.js';
 import type { ClassifiedStatement } from '../sql/classifier.js';
 import type { BackendDispatcher } from './backend_dispatch.js';
 import type { BackendLink } from './backend_links.js';
 import { Phase, type ClientSession } from './client_session.js';
-import { callsOnlyBuiltins } from '../sql/builtin_calls.js';
 import { leavesNoState, mentionsDiagnostics, replayableRead, sessionBound } from './multiplexing_rules.js';
 
 export class Multiplexer implements Lender {
