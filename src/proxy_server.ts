@@ -23,7 +23,7 @@ import type { MonitorView } from './routing/mirrored_monitor.js';
 import { QueryStats } from './session/query_stats.js';
 import { BinlogReader, BinlogUnavailableError } from './replication/binlog_reader.js';
 import { SchemaReader } from './replication/schema_reader.js';
-import { SchemaCatalog, type FunctionName, type ViewDefinition } from './cache/schema_catalog.js';
+import { SchemaCatalog, type PrimarySchema } from './cache/schema_catalog.js';
 import { nullBinlogObserver, type BinlogObserver } from './replication/observer.js';
 import { LoginGuard } from './auth/login_guard.js';
 import type { KeyObject } from 'node:crypto';
@@ -129,9 +129,9 @@ export class ProxyServer {
   readonly logins: LoginGuard;
   /** Sessions holding one of limits.max_user_connections reserved with the main thread, and their account. */
   private readonly userReserved = new Map<number, string>();
-  private readonly schemaListeners: ((views: ViewDefinition[], functions: FunctionName[]) => void)[] = [];
+  private readonly schemaListeners: ((schema: PrimarySchema) => void)[] = [];
   /** The primary's views and stored functions as last read (null: not read yet). */
-  schema: { views: ViewDefinition[]; functions: FunctionName[] } | null = null;
+  schema: PrimarySchema | null = null;
   /** Client bytes of sessions that have ended (live ones are read from their sockets). */
   private closedClientBytes = { received: 0, sent: 0 };
 
@@ -299,9 +299,10 @@ export class ProxyServer {
       user: account.user,
       password: account.password,
       primary: () => this.selector.primary().endpoint,
-      apply: (views, functions) => {
-        this.schema = { views: [...views], functions: [...functions] };
-        for (const listener of this.schemaListeners) listener(this.schema.views, this.schema.functions);
+      apply: (views, functions, tables) => {
+        this.schema = { views: [...views], functions: [...functions], tables: [...tables] };
+        for (const listener of this.schemaListeners) listener(this.schema);
+        catalog.replaceTables(tables);
         if (cache) return cache.replaceSchema(views, functions);
         catalog.replaceFunctions(functions);
         catalog.replace(views);
@@ -466,8 +467,9 @@ export class ProxyServer {
    */
   listening = true;
 
-  /** A worker thread: the primary's views and stored functions as the main thread read them. */
-  applySchema(views: readonly ViewDefinition[], functions: readonly FunctionName[]): void {
+  /** A worker thread: the primary's views, stored functions and base tables as the main thread read them. */
+  applySchema({ views, functions, tables }: PrimarySchema): void {
+    this.catalog?.replaceTables(tables);
     if (this.cache) void this.cache.replaceSchema(views, functions);
     else if (this.catalog) {
       this.catalog.replaceFunctions(functions);
@@ -570,7 +572,7 @@ export class ProxyServer {
   }
 
   /** Hears every read of the primary's views and stored functions: worker threads get them too. */
-  onSchema(listener: (views: ViewDefinition[], functions: FunctionName[]) => void): void {
+  onSchema(listener: (schema: PrimarySchema) => void): void {
     this.schemaListeners.push(listener);
   }
 

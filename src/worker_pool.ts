@@ -103,7 +103,7 @@ export class WorkerPool {
   private follow(): void {
     const proxy = this.proxy;
     proxy.monitor?.onPublish((snapshot) => this.broadcast({ type: 'monitor', snapshot }));
-    proxy.onSchema((views, functions) => this.broadcast({ type: 'schema', views, functions }));
+    proxy.onSchema((schema) => this.broadcast({ type: 'schema', schema }));
     proxy.databaseUsers?.onRead((users) => this.broadcast({ type: 'users', users }));
     proxy.logins.onBlock((block) => this.broadcast({ type: 'blocked', ...block }));
     const flags = this.binlogFlags;

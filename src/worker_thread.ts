@@ -109,7 +109,7 @@ metrics.watchProxy(server);
 if (server.cache) metrics.cache.knownRules(server.cache.config.rules.map((r) => r.name));
 // The main thread's memcached API tier follows SQL writes at once (when there is one).
 if (server.cache && config.memcachedApi) server.cache.onProxyWrite((tables) => post({ type: 'proxy_write', tables: tables === null ? null : [...tables] }));
-if (start.schema) server.applySchema(start.schema.views, start.schema.functions);
+if (start.schema) server.applySchema(start.schema);
 
 /** The main thread's questions. */
 function answer(question: WorkerQuestion): unknown {
@@ -145,7 +145,7 @@ port.on('message', (raw: ToWorker) => {
       monitor?.update(message.snapshot);
       break;
     case 'schema':
-      server.applySchema(message.views, message.functions);
+      server.applySchema(message.schema);
       break;
     case 'users':
       databaseUsers = new Map(message.users.map((u) => [u.name, u]));

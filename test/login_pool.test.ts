@@ -62,7 +62,9 @@ async function waitIdle(p: RunningProxy, n: number): Promise<void> {
 
 beforeAll(async () => {
   root = await mysql.createConnection({ host: topo.primary.host, port: topo.primary.port, user: 'root', password: topo.rootPassword, multipleStatements: true });
-  await root.query(`DROP DATABASE IF EXISTS ${DB}; CREATE DATABASE ${DB}; CREATE TABLE ${DB}.t (id INT PRIMARY KEY) ENGINE=InnoDB`);
+  await root.query(`DROP DATABASE IF EXISTS ${DB}; CREATE DATABASE ${DB}; CREATE TABLE ${DB}.t (id INT PRIMARY KEY) ENGINE=InnoDB;
+    CREATE TABLE ${DB}.plain_reads (id INT PRIMARY KEY); INSERT INTO ${DB}.plain_reads VALUES (1), (2), (3);
+    CREATE TABLE ${DB}.snap (id INT PRIMARY KEY) ENGINE=InnoDB`);
   // Connection-per-client pooling (at disconnect); test/multiplexing.test.ts covers hand-overs between statements.
   // An account that reads the primary's views and stored functions (the binlog reader stays off): a connection
   // whose client read only tables no function-calling view hides goes over without a reset.
@@ -117,7 +119,7 @@ describe('a connection a client left', () => {
   });
 
   it('goes to the next client without a reset after only plain reads, and a first question about diagnostics still gets a fresh login\'s answer', async () => {
-    await root.query(`CREATE TABLE IF NOT EXISTS ${DB}.plain_reads (id INT PRIMARY KEY); INSERT IGNORE INTO ${DB}.plain_reads VALUES (1), (2), (3)`);
+    // plain_reads exists since before the proxy started: its schema reader knows it as a base table.
     const fresh = async (sql: string): Promise<unknown> => {
       const reference = await connect(unpooled.port, topo, { database: DB });
       try {
@@ -134,14 +136,11 @@ describe('a connection a client left', () => {
     const resets = () => serverRan(root, 'CURRENT_ROLE() IS NOT NULL');
     const before = await settled(pooled);
     const resetsBefore = await resets();
-    // Plain reads: first one of a table (it replaces whatever diagnostics the connection held), the last one
-    // leaving a warning.
+    // Plain reads, the last one finding three rows.
     const leaveReads = async (): Promise<number> => {
       const a = await connect(pooled.port, topo, { database: DB });
-      await a.query('SELECT id FROM plain_reads WHERE id <= 3');
       const thread = await threadId(a);
-      const [, fields] = await a.query("SELECT CAST('1x' AS INT) AS v");
-      expect(fields).toHaveLength(1);
+      await a.query('SELECT id FROM plain_reads WHERE id <= 3');
       await a.end();
       await waitIdle(pooled, before + 1);
       return thread;
@@ -161,18 +160,31 @@ describe('a connection a client left', () => {
     expect(await threadId(c)).toBe(aThread);
     await c.end();
     await waitIdle(pooled, before + 1);
+    // A read that leaves a warning (it may outlive later statements): reset before the next client has it.
+    const w = await connect(pooled.port, topo, { database: DB });
+    const [, fields] = await w.query("SELECT CAST('1x' AS INT) AS v");
+    expect(fields).toHaveLength(1);
+    await w.end();
+    await waitIdle(pooled, before + 1);
+    expect(await resets()).toBe(resetsBefore + 3);
+    const x = await connect(pooled.port, topo, { database: DB });
+    expect((await x.query('SHOW WARNINGS'))[0]).toEqual(freshWarnings);
+    expect(await threadId(x)).toBe(aThread);
+    await x.end();
+    await waitIdle(pooled, before + 1);
+    expect(await resets()).toBe(resetsBefore + 3);
     // Any other first statement (here one setting a user variable) gets the skipped reset before it runs, and the
     // connection its reset again before the next client has it.
     const d = await connect(pooled.port, topo, { database: DB });
     await d.query("SET @left = 'd'");
-    expect(await resets()).toBe(resetsBefore + 3);
+    expect(await resets()).toBe(resetsBefore + 4);
     await d.end();
     await waitIdle(pooled, before + 1);
     const e = await connect(pooled.port, topo, { database: DB });
     expect((await e.query('SELECT @left AS v'))[0]).toEqual([{ v: null }]);
     expect(await threadId(e)).toBe(aThread);
     // Before e leaves: reading a user variable makes its connection need a reset too.
-    expect(await resets()).toBe(resetsBefore + 4);
+    expect(await resets()).toBe(resetsBefore + 5);
     await e.end();
     const text = await pooled.metrics.metricsText();
     const outcome = (name: string) => Number(new RegExp(`wirecache_backend_pool_resets_total\\{server="primary",outcome="${name}"\\} (\\d+)`).exec(text)?.[1]);
@@ -182,7 +194,8 @@ describe('a connection a client left', () => {
   });
 
   it('is reset after a plain read that left a transaction open (autocommit off on the server): the next client sees fresh rows', async () => {
-    await root.query(`CREATE TABLE IF NOT EXISTS ${DB}.snap (id INT PRIMARY KEY) ENGINE=InnoDB; DELETE FROM ${DB}.snap; INSERT INTO ${DB}.snap VALUES (1)`);
+    // snap exists since before the proxy started: a read of it is a plain read of a known base table.
+    await root.query(`DELETE FROM ${DB}.snap; INSERT INTO ${DB}.snap VALUES (1)`);
     await root.query('SET GLOBAL autocommit = 0');
     onTestFinished(async () => {
       await root.query('SET GLOBAL autocommit = 1');

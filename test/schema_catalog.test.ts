@@ -84,23 +84,27 @@ describe('SchemaCatalog: stored functions', () => {
   });
 });
 
-describe('SchemaCatalog: views a read may run a stored function through', () => {
-  it('names views that call one, views of such views and unknown views, by qualified name or by bare name in any schema; every table until the views are read', () => {
+describe('SchemaCatalog: base tables', () => {
+  it('knows a read of only base tables (a bare name in the given schema), exactly as the server names them; nothing before the first read', () => {
     const c = new SchemaCatalog();
-    const t = (schema: string | null, table: string) => [{ schema, table }];
-    expect(c.mayCallFunctionThroughViews(t('app', 'items'))).toBe(true);
-    c.replaceFunctions([{ schema: 'app', name: 'f_price' }]);
-    c.replace([
-      { schema: 'app', name: 'v_priced', definition: 'select `app`.`items`.`id` AS `id`,`app`.`f_price`(`app`.`items`.`id`) AS `p` from `app`.`items`' },
-      { schema: 'app', name: 'v_over_priced', definition: 'select count(0) AS `n` from `app`.`v_priced`' },
-      { schema: 'app', name: 'v_plain', definition: 'select `app`.`items`.`id` AS `id` from `app`.`items`' },
-      { schema: 'app', name: 'v_secret', definition: null },
+    const t = (schema: string | null, table: string) => ({ schema, table });
+    expect(c.onlyBaseTables([t('app', 'items')], 'app')).toBe(false);
+    c.replaceTables([
+      { schema: 'app', name: 'items' },
+      { schema: 'app', name: 'Orders' },
     ]);
-    for (const [schema, table] of [['app', 'v_priced'], ['APP', 'V_Priced'], ['app', 'v_over_priced'], ['app', 'v_secret'], [null, 'v_priced'], [null, 'v_secret']] as const) {
-      expect(c.mayCallFunctionThroughViews(t(schema, table)), `${schema}.${table}`).toBe(true);
-    }
-    for (const [schema, table] of [['app', 'items'], ['app', 'v_plain'], [null, 'items'], ['other', 'v_priced']] as const) {
-      expect(c.mayCallFunctionThroughViews(t(schema, table)), `${schema}.${table}`).toBe(false);
+    expect(c.onlyBaseTables([], null)).toBe(true);
+    expect(c.onlyBaseTables([t('app', 'items'), t(null, 'Orders')], 'app')).toBe(true);
+    // A view, another case, another schema, a bare name without a database, a system view: not known.
+    for (const [tables, schema] of [
+      [[t('app', 'v_items')], 'app'],
+      [[t('app', 'orders')], 'app'],
+      [[t(null, 'items')], 'other'],
+      [[t(null, 'items')], null],
+      [[t('information_schema', 'SESSION_STATUS')], 'app'],
+      [[t('app', 'items'), t('performance_schema', 'events_statements_history')], 'app'],
+    ] as const) {
+      expect(c.onlyBaseTables(tables, schema), JSON.stringify(tables)).toBe(false);
     }
   });
 });

@@ -24,6 +24,16 @@ export interface FunctionName {
   name: string;
 }
 
+/** A base table of the primary, as the server names it (information_schema.TABLES). */
+export type TableName = FunctionName;
+
+/** What the schema reader learns of the primary: views, stored functions, base tables. */
+export interface PrimarySchema {
+  views: ViewDefinition[];
+  functions: FunctionName[];
+  tables: TableName[];
+}
+
 export class SchemaCatalog {
   /** "schema.view" (lower case) -> the qualified tables its definition reads; null when the definition is unknown. */
   private bases = new Map<string, readonly string[] | null>();
@@ -32,12 +42,8 @@ export class SchemaCatalog {
   private functionCall: RegExp | null = null;
   /** Views whose definition calls a stored function. */
   private functionViews = new Set<string>();
-  /** The primary's views have been read once (until then any table could be a view). */
-  private loaded = false;
-  /** Views ("schema.view", lower case) that may run a stored function: they call one, read such a view, or are unknown. */
-  private functionReaders = new Set<string>();
-  /** The same without their schema: an unqualified name may be any of them. */
-  private functionReaderNames = new Set<string>();
+  /** "schema.table" of the primary's base tables, exactly as the server names them; null until first read. */
+  private baseTables: Set<string> | null = null;
 
   /** Replaces the stored functions. */
   replaceFunctions(functions: readonly FunctionName[]): void {
@@ -59,37 +65,27 @@ export class SchemaCatalog {
     return this.bases.size;
   }
 
-  /**
-   * Whether reading one of `tables` may run a stored function through a
-   * view (true until the views are read): a table named without its schema
-   * counts when such a view of that name exists in any schema.
-   */
-  mayCallFunctionThroughViews(tables: readonly { schema: string | null; table: string }[]): boolean {
-    if (!this.loaded) return true;
-    if (this.functionReaders.size === 0) return false;
-    for (const t of tables) {
-      const hit = t.schema === null ? this.functionReaderNames.has(t.table.toLowerCase()) : this.functionReaders.has(`${t.schema}.${t.table}`.toLowerCase());
-      if (hit) return true;
-    }
-    return false;
+  /** Replaces the list of base tables. */
+  replaceTables(tables: readonly TableName[]): void {
+    this.baseTables = new Set(tables.map((t) => `${t.schema}.${t.name}`));
   }
 
-  /** functionReaders: views calling a function, unknown ones, and every view reading one of those (to a fixed point). */
-  private findFunctionReaders(): void {
-    const readers = new Set(this.functionViews);
-    for (const [key, reads] of this.bases) if (reads === null) readers.add(key);
-    for (let grew = true; grew; ) {
-      grew = false;
-      for (const [key, reads] of this.bases) {
-        if (readers.has(key) || reads === null) continue;
-        if (reads.some((t) => readers.has(t))) {
-          readers.add(key);
-          grew = true;
-        }
-      }
+  /**
+   * Whether every one of `tables` is a known base table (a name without a
+   * schema is looked up in `schema`). A view, a sequence, a system view, a
+   * table the reader's account cannot see, or any table before the first
+   * read is not: reading it might run a function or show the session's own
+   * counters. Names compare exactly, as the server stores them: a spelling
+   * the server would fold to another case is not known.
+   */
+  onlyBaseTables(tables: readonly { schema: string | null; table: string }[], schema: string | null): boolean {
+    const known = this.baseTables;
+    if (known === null) return false;
+    for (const t of tables) {
+      const owner = t.schema ?? schema;
+      if (owner === null || !known.has(`${owner}.${t.table}`)) return false;
     }
-    this.functionReaders = readers;
-    this.functionReaderNames = new Set([...readers].map((key) => key.slice(key.indexOf('.') + 1)));
+    return true;
   }
 
   /** Replaces the catalog. Returns the views that appeared, disappeared or changed definition. */
@@ -107,8 +103,6 @@ export class SchemaCatalog {
     this.bases = bases;
     this.definitions = definitions;
     this.functionViews = new Set([...definitions].filter(([, def]) => def !== null && this.callsFunction(def)).map(([key]) => key));
-    this.findFunctionReaders();
-    this.loaded = true;
     return changed;
   }
 

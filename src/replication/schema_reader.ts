@@ -1,13 +1,15 @@
 /**
- * Reads the primary's views and stored functions (information_schema.VIEWS
- * and ROUTINES) for the query cache and the sessions: a cached read of a
- * view depends on the view's base tables, and a statement calling a stored
- * function is neither cached nor sent to a replica. At start, every
+ * Reads the primary's views, stored functions and base tables
+ * (information_schema.VIEWS, ROUTINES and TABLES) for the query cache and
+ * the sessions: a cached read of a view depends on the view's base tables, a
+ * statement calling a stored function is neither cached nor sent to a
+ * replica, and only a read of known base tables leaves a connection fit for
+ * another client without a reset. At start, every
  * `intervalMs`, and at once when the binlog reader or a session sees DDL. A
  * failed read keeps the last lists.
  */
 import mysql from 'mysql2/promise';
-import type { FunctionName, ViewDefinition } from '../cache/schema_catalog.js';
+import type { FunctionName, TableName, ViewDefinition } from '../cache/schema_catalog.js';
 import type { BackendEndpoint } from '../config/types.js';
 
 export interface SchemaReaderOptions {
@@ -15,7 +17,7 @@ export interface SchemaReaderOptions {
   user: string;
   password: string;
   primary: () => BackendEndpoint | null;
-  apply: (views: ViewDefinition[], functions: FunctionName[]) => void | Promise<void>;
+  apply: (views: ViewDefinition[], functions: FunctionName[], tables: TableName[]) => void | Promise<void>;
   intervalMs: number;
   connectTimeoutMs: number;
   log: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
@@ -23,6 +25,9 @@ export interface SchemaReaderOptions {
 
 const VIEWS_SQL = 'SELECT TABLE_SCHEMA, TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS';
 const FUNCTIONS_SQL = "SELECT ROUTINE_SCHEMA, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_TYPE = 'FUNCTION'";
+/** Plain tables: not views, sequences or system views, and not performance_schema's (a session's own counters and history). */
+const TABLES_SQL =
+  "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') AND TABLE_SCHEMA NOT IN ('performance_schema', 'information_schema')";
 
 /** A read that takes longer is given up (a metadata lock behind an ALTER, a stalled network): the last lists stay. */
 const READ_TIMEOUT_MS = 5000;
@@ -87,8 +92,10 @@ export class SchemaReader {
       const [rows] = await conn.query<mysql.RowDataPacket[]>({ sql: VIEWS_SQL, rowsAsArray: true, timeout: READ_TIMEOUT_MS });
       const views = rows.map((r) => ({ schema: String(r[0]), name: String(r[1]), definition: r[2] === null || r[2] === '' ? null : String(r[2]) }));
       const [routines] = await conn.query<mysql.RowDataPacket[]>({ sql: FUNCTIONS_SQL, rowsAsArray: true, timeout: READ_TIMEOUT_MS });
+      const [tables] = await conn.query<mysql.RowDataPacket[]>({ sql: TABLES_SQL, rowsAsArray: true, timeout: READ_TIMEOUT_MS });
       if (this.stopped) return;
-      await this.options.apply(views, routines.map((r) => ({ schema: String(r[0]), name: String(r[1]) })));
+      const names = (rows: mysql.RowDataPacket[]) => rows.map((r) => ({ schema: String(r[0]), name: String(r[1]) }));
+      await this.options.apply(views, names(routines), names(tables));
       if (this.failing) this.options.log.info({ views: views.length }, 'views read again');
       this.failing = false;
     } catch (err) {

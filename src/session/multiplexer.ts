@@ -10,6 +10,7 @@
  */
 import type { BackendConnection } from '../backend/backend_connection.js';
 import type { Lender } from '../backend/login_pool.js';
+import { quotingAmbiguous } from '../cache/cache_policy.js';
 import { Command, ServerStatus } from '../protocol/constants.js';
 import { callsOnlyBuiltins } from '../sql/builtin_calls.js';
 import type { ClassifiedStatement } from '../sql/classifier.js';
@@ -146,13 +147,20 @@ export class Multiplexer implements Lender {
    * plain read (multiplexing_rules.leavesNoState).
    */
   commandLeavesNoState(): boolean {
-    const cmd = this.s.cmd;
+    const s = this.s;
+    const cmd = s.cmd;
     if (cmd.code === Command.PING) return true;
     const statement = cmd.statement;
     if (cmd.code !== Command.QUERY || statement === null) return false;
     if (cmd.leavesNoState === null) {
-      const catalog = this.s.ctx.catalog;
-      cmd.leavesNoState = leavesNoState(statement, catalog ? catalog.mayCallFunctionThroughViews(statement.tablesRead) : true);
+      // The server may read a backslash or a double quote otherwise than the classifier (sql_mode): not plain then.
+      if (quotingAmbiguous(statement, s.serverStatus)) cmd.leavesNoState = false;
+      else {
+        // A connection that ran only plain reads still has its login's database (USE and COM_INIT_DB are not plain).
+        const catalog = s.ctx.catalog;
+        const database = s.backendLogin?.database ?? null;
+        cmd.leavesNoState = leavesNoState(statement, catalog !== null && catalog.onlyBaseTables(statement.tablesRead, database));
+      }
     }
     return cmd.leavesNoState;
   }
@@ -165,7 +173,7 @@ export class Multiplexer implements Lender {
    */
   replacesInheritedDiagnostics(): boolean {
     const statement = this.s.cmd.statement;
-    return this.s.cmd.code === Command.QUERY && statement !== null && statement.tablesRead.length > 0 && !mentionsDiagnostics(statement) && this.commandLeavesNoState();
+    return this.s.cmd.code === Command.QUERY && statement !== null && statement.type === 'select' && !mentionsDiagnostics(statement) && this.commandLeavesNoState();
   }
 
   /** The session uses `link` again: the pool no longer may take it. */

@@ -72,17 +72,18 @@ function setValuesBound(keyText: string): string | null {
  * A statement that leaves nothing of the session on its connection but its
  * diagnostics: one plain SELECT or SHOW that names no user variable, calls
  * only built-in functions and none with a side effect on the session
- * (GET_LOCK, NEXTVAL, LAST_INSERT_ID(x)), and reads no table that could be
- * a view calling a stored function: `viewsMayCallFunctions` is false only
- * when the primary's views are known and none of its tables is such a view.
- * After only such statements a connection is as its login left it.
+ * (GET_LOCK, NEXTVAL, LAST_INSERT_ID(x)), and reads only known base tables
+ * (`onlyBaseTables`: a view may call a function, an information_schema or
+ * performance_schema table shows the session's own counters). After only
+ * such statements a connection is as its login left it, but for the
+ * session status counters, which multiplexing mixes anyway.
  */
-export function leavesNoState(st: ClassifiedStatement, viewsMayCallFunctions: boolean): boolean {
+export function leavesNoState(st: ClassifiedStatement, onlyBaseTables: boolean): boolean {
   if (!isRead(st) || st.multiStatement || st.selectInto || st.lockingRead) return false;
   // needsPrimary names only the first reason in the text: the text is searched for every other one.
   if (st.needsPrimary !== null && !READS_ONLY_OF_THE_CONNECTION.has(st.needsPrimary)) return false;
   if (SIDE_EFFECT_TEXT.test(st.keyText) || !callsOnlyBuiltins(st.keyText)) return false;
-  return st.tablesRead.length === 0 || !viewsMayCallFunctions;
+  return st.tablesRead.length === 0 || onlyBaseTables;
 }
 
 /** Calls that make a read need its own connection but change nothing there: diagnostics and the thread id. */

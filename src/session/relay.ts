@@ -78,10 +78,14 @@ export class Relay {
     cmd.inflight = null;
     const cache = s.sessionCache;
     const conn = s.backend;
-    // The server says the session changed, or a transaction is open (autocommit may be off globally): whatever the
-    // statement looked like, its connection is no longer a fresh login's.
+    // The server says the session changed, a transaction is open (autocommit may be off globally), or an error or
+    // warnings are listed (they may outlive later statements): whatever the statement looked like, its connection is
+    // no longer a fresh login's.
     const status = s.serverStatus;
-    if (conn !== null && (cmd.tracked !== null || (status & ServerStatus.IN_TRANS) !== 0 || (status & ServerStatus.AUTOCOMMIT) === 0)) conn.dirty = true;
+    const listed = !ok || s.scanner.lastWarnings > 0;
+    if (conn !== null && (cmd.tracked !== null || listed || (status & ServerStatus.IN_TRANS) !== 0 || (status & ServerStatus.AUTOCOMMIT) === 0)) {
+      conn.dirty = true;
+    }
     if (dispatched) s.dispatcher.afterStatement(dispatched, ok, cache?.state.schema ?? null, cmd.tracked);
     if (cmd.code === Command.RESET_CONNECTION && ok) {
       // The server dropped every prepared statement of the session, and rolled back its transaction.

@@ -6,7 +6,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { Worker } from 'node:worker_threads';
-import type { FunctionName, ViewDefinition } from '../cache/schema_catalog.js';
+import type { PrimarySchema } from '../cache/schema_catalog.js';
 import type { CacheSharing } from '../cache/query_cache.js';
 import type { UserConfig, WirecacheConfig, BackendEndpoint } from '../config/types.js';
 import type { MonitorSnapshot } from '../routing/mirrored_monitor.js';
@@ -29,7 +29,7 @@ export interface WorkerStart {
   blocks: { kind: 'address' | 'account'; key: string; until: number }[];
   monitor: MonitorSnapshot | null;
   databaseUsers: UserConfig[];
-  schema: { views: ViewDefinition[]; functions: FunctionName[] } | null;
+  schema: PrimarySchema | null;
   rsaKeys: { publicKeyPem: Buffer; privateKey: import('node:crypto').KeyObject } | null;
   /** Log lines for a person (as the main thread's), or JSON. */
   prettyLogs: boolean;
@@ -68,7 +68,7 @@ export type MainQuestion =
 
 export type ToWorker =
   | { type: 'monitor'; snapshot: MonitorSnapshot }
-  | { type: 'schema'; views: ViewDefinition[]; functions: FunctionName[] }
+  | { type: 'schema'; schema: PrimarySchema }
   | { type: 'users'; users: UserConfig[] }
   | { type: 'blocked'; kind: 'address' | 'account'; key: string; until: number }
   | { type: 'reload'; config: WirecacheConfig }
