@@ -174,9 +174,10 @@ export class ClientSession {
   }
 
   /**
-   * A KILL names this session: a KILL QUERY that reaches a backend thread
-   * after its query ended stays pending there, so none of its connections
-   * goes to another client without a reset.
+   * A KILL names this session: none of its connections goes to another
+   * client without a reset. (MariaDB 10.11 keeps no KILL QUERY pending on an
+   * idle thread: checked, the next statement runs. The reset is insurance
+   * for a KILL that lands as a statement ends, and costs only its targets.)
    */
   markKillTarget(): void {
     for (const link of this.dispatcher.links.values()) link.conn.dirty = true;
