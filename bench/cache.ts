@@ -85,6 +85,7 @@ import {
   machineInfo,
   measureSysbench,
   measureUndisturbed,
+  waitUntilQuiet,
   median,
   perRoundRatios,
   procStatusKb,
@@ -301,6 +302,10 @@ async function main(): Promise<number> {
     }
 
     const run = async (psMode: PsMode, ep: Endpoint, round: number, time: number): Promise<RunResult> => {
+      // Every run starts on a quiet machine: no endpoint pays for MariaDB's work after a direct run (purge,
+      // flushing). A suspected cause of the slot bias in docs/benchmarks.md, not a proven one.
+      const waited = await waitUntilQuiet([mariadbPid, ...Object.values(pids)]);
+      if (waited > 500) log(`waited ${(waited / 1000).toFixed(1)} s for a quiet machine before ${ep} ps=${psMode}`);
       const before = ep !== 'direct' ? await cacheView(ep) : null;
       const { stdout, stderr, ...m } = await measureSysbench(measured(ep, psMode, time), pids[ep], mariadbPid, [wcPid, base?.pid]);
       // Foreign load is the larger of the machine-wide and the per-process estimate (see Measurement.foreignProcCpuPct).

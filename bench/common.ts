@@ -597,6 +597,23 @@ export const median = (xs: number[]): number => {
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 };
 
+/**
+ * Waits until `pids` together use less than `maxPct` of a core over 250 ms
+ * (at most `limitMs`): MariaDB goes on working (purge, flushing) for a while
+ * after a direct run, and would take CPU from whichever endpoint runs next.
+ * Returns how long it waited.
+ */
+export async function waitUntilQuiet(pids: (number | undefined)[], maxPct = 5, limitMs = 10_000): Promise<number> {
+  const started = Date.now();
+  const total = (): number => pids.reduce<number>((sum, pid) => sum + (cpuSeconds(pid) ?? 0), 0);
+  for (;;) {
+    const before = total();
+    await sleep(250);
+    const pct = ((total() - before) / 0.25) * 100;
+    if (pct < maxPct || Date.now() - started >= limitMs) return Date.now() - started;
+  }
+}
+
 /** Makes a measured run, re-making it (up to `retries` times, after a pause) while other processes disturb it. */
 export async function measureUndisturbed<R extends { attempts: number; problem?: string; foreignCpuPct: number | null }>(
   retries: number,
