@@ -47,8 +47,6 @@ export interface Dispatch {
    * (a cache hit, or its connection went back to the pool).
    */
   replayFirst: Buffer | null;
-  /** replayFirst is a cache hit's text: the server never ran it, even on the session's own parked connection. */
-  replayOfHit: boolean;
   /** Why a read meant for a replica went to the primary instead (metric reason), or null. */
   fallback: RouteReason | null;
 }
@@ -88,8 +86,6 @@ export class BackendDispatcher {
   lastServer = '';
   /** The text of the previous statement when no connection of the session holds its diagnostics (a cache hit, or multiplexed away). */
   hitToReplay: Buffer | null = null;
-  /** hitToReplay is a cache hit's text (else a read multiplexing gave the connection of away). */
-  replayIsHit = false;
   /** Multiplexing: when this session's connections go back to the pool, and taking them back. */
   readonly mux: Multiplexer;
 
@@ -257,9 +253,8 @@ export class BackendDispatcher {
     const previous = this.hitToReplay;
     this.hitToReplay = null;
     const replayFirst = previous !== null && mentionsDiagnostics(statement) ? previous : null;
-    const replayOfHit = this.replayIsHit;
     if (!this.routing) {
-      this.dispatchOrForward(statement, PRIMARY_COMMAND, prepared, stateSql, write, replayFirst, replayOfHit);
+      this.dispatchOrForward(statement, PRIMARY_COMMAND, prepared, stateSql, write, replayFirst);
       return;
     }
     let decision = planRoute(statement, rule, this.currentPins(), recording);
@@ -285,7 +280,6 @@ export class BackendDispatcher {
       forcePrimary: false,
       fallback: null,
       replayFirst,
-      replayOfHit,
     });
   }
 
@@ -298,7 +292,6 @@ export class BackendDispatcher {
    */
   hitServed(sql: Buffer | null): void {
     this.hitToReplay = sql;
-    this.replayIsHit = sql !== null;
   }
 
   /** Without routing everything runs on the primary connection, as sent; with it, through dispatch. */
@@ -309,7 +302,6 @@ export class BackendDispatcher {
     stateSql: Buffer | null,
     write: (link: BackendLink) => void,
     replayFirst: Buffer | null = null,
-    replayOfHit = false,
   ): void {
     const primary = this.primaryLink;
     if (!this.tracksLinks && primary && replayFirst === null && !this.needsResetFirst(primary)) {
@@ -317,7 +309,7 @@ export class BackendDispatcher {
       write(primary);
       return;
     }
-    this.dispatch({ statement, decision, prepared, write, stateSql, tried: null, retryable: false, retried: false, consistency: 'eventual', forcePrimary: false, fallback: null, replayFirst, replayOfHit });
+    this.dispatch({ statement, decision, prepared, write, stateSql, tried: null, retryable: false, retried: false, consistency: 'eventual', forcePrimary: false, fallback: null, replayFirst });
   }
 
   /**
@@ -496,10 +488,9 @@ export class BackendDispatcher {
     link.conn.holds++;
     try {
       const conn = link.conn;
-      if (
-        conn.inheritedDiagnostics &&
-        (this.needsResetFirst(link) || this.stateLog.pending(link.appliedState).length > 0 || (d.prepared !== null && !link.statements.has(d.prepared.id)) || d.replayFirst !== null)
-      ) {
+      // In one round trip: a multiplexed session replays its state on most statements.
+      let pending = this.stateLog.pending(link.appliedState);
+      if (conn.inheritedDiagnostics && (this.needsResetFirst(link) || pending.length > 0 || (d.prepared !== null && !link.statements.has(d.prepared.id)) || d.replayFirst !== null)) {
         // The previous client's diagnostics are on it: before anything else runs there, the reset the pool skipped.
         if (!(await s.ctx.loginPool.resetNow(conn, s.backendLogin!))) {
           this.dropLink(link);
@@ -507,10 +498,9 @@ export class BackendDispatcher {
           throw new BackendError(`backend '${endpoint.name}': resetting a kept connection failed`, endpoint);
         }
         link.appliedState = 0;
+        pending = this.stateLog.pending(0);
       }
       let replacedTracking = false;
-      // In one round trip: a multiplexed session replays its state on most statements.
-      const pending = this.stateLog.pending(link.appliedState);
       const results = pending.length > 0 ? await link.conn.queries(pending) : [];
       for (let i = 0; i < pending.length; i++) {
         const error = results[i].error;

@@ -199,7 +199,6 @@ export class Multiplexer implements Lender {
     link.lentText = null;
     if (text !== null && link.server === d.lastServer && d.hitToReplay === null) {
       d.hitToReplay = Buffer.from(text.subarray(1));
-      d.replayIsHit = false;
     }
     d.links.delete(link.server);
     this.s.detachBackend(conn);
