@@ -10,6 +10,7 @@ export const UNIT_TEST_FILES = [
   'test/backend_links.test.ts',
   'test/binlog_events.test.ts',
   'test/cache_decide.test.ts',
+  'test/decision_memo.test.ts',
   'test/cache_policy.test.ts',
   'test/caching_sha2_password.test.ts',
   'test/cli_usage.test.ts',

@@ -30,6 +30,7 @@ import type { KeyObject } from 'node:crypto';
 import { loadOrGenerateRsaKeyPair, Sha2CredentialCache } from './auth/caching_sha2_password.js';
 import { UserDirectory } from './auth/user_directory.js';
 import { findUser } from './config/lookup.js';
+import { StatementMemo, type StatementMemoStats } from './sql/statement_memo.js';
 import { LoginPool, poolOptions, type LoginPoolObserver } from './backend/login_pool.js';
 import type { WorkerParts } from './worker_parts.js';
 
@@ -111,6 +112,8 @@ export class ProxyServer {
   readonly selector: ServerSelector;
   /** Per-digest statement statistics, unless query_stats.max_digests is 0. */
   readonly queryStats: QueryStats | null;
+  /** Classifications of repeated statement texts: this thread's share of classifier_cache_bytes. */
+  readonly statements: StatementMemo;
   /** Accounts read from the primary's mysql.user, when users_from_database is configured. */
   readonly databaseUsers: UserDirectory | null;
   /** Binlog-driven invalidation of the cache, when the config has a cache and binlog is not off. */
@@ -160,6 +163,8 @@ export class ProxyServer {
     this.binlog = worker ? null : this.createBinlogReader(binlogObserver);
     if (worker?.binlogUnhealthy && this.cache) this.cache.suspendWhen(worker.binlogUnhealthy);
     this.queryStats = config.queryStats.maxDigests > 0 ? new QueryStats(config.queryStats.maxDigests) : null;
+    // With worker threads the main thread serves no client: the workers share the bytes.
+    this.statements = new StatementMemo(worker ? Math.floor(config.classifierCacheBytes / worker.count) : config.workers > 1 ? 0 : config.classifierCacheBytes);
     this.databaseUsers =
       config.usersFromDatabase && !worker ? new UserDirectory(config.usersFromDatabase, () => this.primaryEndpoint(), logger.child({ component: 'users' })) : null;
     // With caching_sha2_password as the default, a bad key pair is a start-up error, not a failed login later.
@@ -186,6 +191,7 @@ export class ProxyServer {
       identity: () => this.currentIdentity,
       selector: this.selector,
       queryStats: this.queryStats,
+      statements: this.statements,
       backendTls: config.backendTls ? { ca: config.backendTls.caFile ? readFileSync(config.backendTls.caFile) : null, verify: config.backendTls.verify } : null,
       tls: config.tls ? tls.createSecureContext({ cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }) : null,
       loginFailed: (address, user) => (worker ? worker.loginFailed(address, user) : this.loginFailed(address, user)),
@@ -344,6 +350,11 @@ export class ProxyServer {
     return { received, sent };
   }
 
+  /** The remembered classifications: lookups, entries, bytes. */
+  statementMemo(): StatementMemoStats {
+    return this.statements.stats;
+  }
+
   /** Open backend connections by server, and how many of them run no command now. */
   backendConnections(): Map<string, { open: number; idle: number }> {
     const out = new Map<string, { open: number; idle: number }>();
@@ -381,6 +392,7 @@ export class ProxyServer {
     if (!same(old.binlog, next.binlog)) restart.push('binlog');
     if (!same(old.memcachedApi, next.memcachedApi)) restart.push('memcached_api');
     if (old.queryStats.maxDigests !== next.queryStats.maxDigests) restart.push('query_stats');
+    if (old.classifierCacheBytes !== next.classifierCacheBytes) restart.push('classifier_cache_bytes');
     // The monitor judges lag with the bound it was started with; the greeting's version is learnt at start.
     if (old.routing.maxReplicationLagSeconds !== next.routing.maxReplicationLagSeconds) restart.push('routing.max_replication_lag');
     if (old.serverVersion !== next.serverVersion) restart.push('server_version');
@@ -396,6 +408,7 @@ export class ProxyServer {
       backends: old.backends,
       monitor: old.monitor,
       queryStats: old.queryStats,
+      classifierCacheBytes: old.classifierCacheBytes,
       tls: old.tls,
       backendTls: old.backendTls,
       auth: old.auth,

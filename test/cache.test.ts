@@ -484,6 +484,11 @@ describe('isolation', () => {
       const [l] = await latin1.query({ sql: raw, typeCast: (f: { buffer(): Buffer | null }) => f.buffer() } as never);
       expect((u as { v: Buffer }[])[0].v.toString('hex')).toBe('636166c3a9');
       expect((l as { v: Buffer }[])[0].v.toString('hex')).toBe('636166e9');
+      // Each repeated text above was classified once and its earlier classification reused (and the
+      // cache's decision made again for the other schema and character set).
+      const memo = px.proxy.statementMemo();
+      expect(memo.hits).toBe(6);
+      expect(memo.entries).toBeGreaterThanOrEqual(3);
       await Promise.all([a.end(), b.end(), utf8.end(), latin1.end()]);
     });
   });

@@ -83,6 +83,7 @@ describe('parseConfig', () => {
       listen: { host: '127.0.0.1', port: 6033 },
       admin: { host: '127.0.0.1', port: 9104, token: null },
       queryStats: { maxDigests: 1000 },
+      classifierCacheBytes: 67_108_864,
       sessionTracking: true,
       backends: [{ name: 'primary', host: 'db.internal', port: 3306, role: 'primary', weight: 1 }],
       users: [

@@ -155,6 +155,27 @@ describe('Metrics and AdminServer', () => {
     expect(sample(await own.metricsText(), 'wirecache_client_connections')).toBe(1);
   });
 
+  it('reads the proxy-wide figures at scrape time: client bytes, backend connections, remembered classifications', async () => {
+    const m = new Metrics({ defaultMetrics: false });
+    const memo = { hits: 5, misses: 2, entries: 2, bytes: 2300 };
+    m.watchProxy({
+      clientTraffic: () => ({ received: 100, sent: 250 }),
+      backendConnections: () => new Map([['primary', { open: 3, idle: 1 }]]),
+      statementMemo: () => memo,
+    });
+    let text = await m.metricsText();
+    expect(sample(text, 'wirecache_client_sent_bytes_total')).toBe(250);
+    expect(sample(text, 'wirecache_backend_connections', 'server="primary",state="idle"')).toBe(1);
+    expect(sample(text, 'wirecache_classifier_cache_lookups_total', 'outcome="hit"')).toBe(5);
+    expect(sample(text, 'wirecache_classifier_cache_lookups_total', 'outcome="miss"')).toBe(2);
+    expect(sample(text, 'wirecache_classifier_cache_bytes')).toBe(2300);
+    memo.hits = 9;
+    memo.bytes = 1100;
+    text = await m.metricsText();
+    expect(sample(text, 'wirecache_classifier_cache_lookups_total', 'outcome="hit"')).toBe(9);
+    expect(sample(text, 'wirecache_classifier_cache_bytes')).toBe(1100);
+  });
+
   it('keeps separate registries per instance', async () => {
     const queries = async () => sample(await scrape(), 'wirecache_queries_total', 'command="COM_QUERY"') ?? 0;
     const before = await queries();

@@ -25,6 +25,7 @@ export function testConfig(topo: TopologyInfo, overrides: Partial<WirecacheConfi
     listen: { host: '127.0.0.1', port: 0 },
     admin: { host: '127.0.0.1', port: 0, token: null },
     queryStats: { maxDigests: 1000 },
+    classifierCacheBytes: 8 * 1024 * 1024,
     sessionTracking: true,
     backends: [{ name: 'primary', host: primary.host, port: primary.port, role: 'primary', weight: 1 }],
     users: [...topo.users.map((u) => plainUser(u.name, u.password)), plainUser('root', topo.rootPassword)],

@@ -35,6 +35,13 @@ export interface CacheRequest {
   readUncommitted?: boolean;
   /** The session has sql_auto_is_null on: `WHERE id IS NULL` answers its last insert, once. */
   autoIsNull?: boolean;
+  /**
+   * Everything above but the statement and `params`, as one string the
+   * session keeps and rebuilds only when one of them changes (see
+   * decisionTag). With it, QueryCache.decide remembers its decision for the
+   * statement object and gives it again for the same tag.
+   */
+  tag?: string;
 }
 
 interface DecisionBase {
@@ -68,6 +75,20 @@ const TRANSACTION_FLAGS = ServerStatus.IN_TRANS | ServerStatus.AUTOCOMMIT;
 
 /** Status flags that say how the server reads quotes and backslashes in this session (its sql_mode). */
 export const QUOTING_FLAGS = ServerStatus.ANSI_QUOTES | ServerStatus.NO_BACKSLASH_ESCAPES;
+
+/** The status flags a decision reads: the transaction's, and the quoting mode's. */
+export const DECISION_STATUS_FLAGS = TRANSACTION_FLAGS | ServerStatus.IN_TRANS_READONLY | QUOTING_FLAGS;
+
+/**
+ * The tag of a request: every input of `decide` but the statement and the
+ * parameters of an execution, so that two requests with the same tag get the
+ * same decision for the same statement (CacheRequest.tag).
+ */
+export function decisionTag(req: Omit<CacheRequest, 'statement' | 'params' | 'tag'>): string {
+  const flags = `${req.binary ? 'B' : 'T'}${req.metadataFlags}.${req.status & DECISION_STATUS_FLAGS}.${req.readUncommitted ? 1 : 0}${req.autoIsNull ? 1 : 0}`;
+  // \u0001 for null: no schema and no known state are not the empty string.
+  return `${flags}\0${req.user}\0${req.clientAddress}\0${req.schema ?? '\u0001'}\0${req.stateKey ?? '\u0001'}`;
+}
 
 /**
  * The tokenizer reads `"` as a string quote and `\` as an escape, as the

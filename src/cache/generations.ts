@@ -98,11 +98,24 @@ export class LocalGenerations implements Generations {
     }
   }
 
-  /** True when every `names[i]` still has the value `gens[i]` (the validity test of an entry). */
+  /**
+   * True when every `names[i]` still has the value `gens[i]` (the validity
+   * test of an entry). The slots of a list are looked up once per list
+   * object: the hit path passes the same interned list every time.
+   */
   matches(names: readonly string[], gens: readonly number[]): boolean {
     const n = names.length;
     if (gens.length !== n) return false;
-    for (let i = 0; i < n; i++) if (this.value(this.slot(names[i])) !== gens[i]) return false;
+    let slots = this.slotLists.get(names);
+    if (slots === undefined) {
+      slots = new Int32Array(n);
+      for (let i = 0; i < n; i++) slots[i] = this.slot(names[i]);
+      this.slotLists.set(names, slots);
+    }
+    for (let i = 0; i < n; i++) if (this.value(slots[i]) !== gens[i]) return false;
     return true;
   }
+
+  /** Slots of each list of names matched so far, by list object (a list's names never change). */
+  private readonly slotLists = new WeakMap<readonly string[], Int32Array>();
 }

@@ -32,7 +32,7 @@ export const SESSION_STATUS_MASK =
 const SESSION_STATE_CHANGED = 0x4000;
 
 export type LookupResult =
-  | { kind: 'hit'; entry: CacheEntry; stale: boolean }
+  | { kind: 'hit'; entry: CacheEntry }
   /** Not cached (or stale and this reader refreshes): send the query and record it with the ticket. */
   | { kind: 'miss'; ticket: MissTicket }
   /** The cache could not be used (memcached down): send the query without recording. */
@@ -119,6 +119,8 @@ export class QueryCache {
   private pendingBumps: PendingBumps | null = null;
   /** The primary's views and their base tables (filled by the view reader): reads of a view depend on its base tables. */
   readonly views = new SchemaCatalog();
+  /** The last decision for each statement object, and the tag, config and catalog version it was made under. */
+  private readonly decisions = new WeakMap<ClassifiedStatement, { tag: string; config: CacheConfig; catalog: number; decision: CacheDecision }>();
   /** Misses in flight by key: identical readers wait on them. */
   private readonly inflight = new Map<string, MissTicket>();
   /**
@@ -212,7 +214,7 @@ export class QueryCache {
    * reason the caller already knows (a cursor, long data).
    */
   decide(req: CacheRequest, refusal: RefusalReason | null = null): CacheDecision {
-    const decision = decide(this.config, req, this.views);
+    const decision = req.tag === undefined ? decide(this.config, req, this.views) : this.remembered(req, req.tag);
     if (!decision.cache) {
       if (decision.reason) this.observer.refused(decision.label, decision.reason);
       return decision;
@@ -222,6 +224,33 @@ export class QueryCache {
       return { cache: false, rule: decision.rule, label: decision.label, reason: refusal };
     }
     return decision;
+  }
+
+  /**
+   * The decision for a statement the session sent before (a remembered
+   * classification, a prepared statement) under the same tag, the same
+   * config and the same schema catalog: made once, then given again. Its
+   * key is then the same string each time, whose hash the store's map has
+   * already computed. An execution's parameters go last in the key: only
+   * they are appended.
+   */
+  private remembered(req: CacheRequest, tag: string): CacheDecision {
+    const catalog = this.views.version;
+    let memo = this.decisions.get(req.statement);
+    if (memo === undefined || memo.tag !== tag || memo.config !== this.config || memo.catalog !== catalog) {
+      const decision = decide(this.config, req.params === '' ? req : { ...req, params: '' }, this.views);
+      if (memo === undefined) {
+        memo = { tag, config: this.config, catalog, decision };
+        this.decisions.set(req.statement, memo);
+      } else {
+        memo.tag = tag;
+        memo.config = this.config;
+        memo.catalog = catalog;
+        memo.decision = decision;
+      }
+    }
+    const decision = memo.decision;
+    return req.params === '' || !decision.cache ? decision : { ...decision, key: decision.key + req.params };
   }
 
   /** Each storage tier and its state: memory is always up; memcached is down while it is bypassed. */
@@ -271,7 +300,7 @@ export class QueryCache {
     const local = this.generations as LocalGenerations;
     const entry = this.memory!.get(plan.key);
     // The hit path compares counters in place; only a miss reads them into the array its entry will keep.
-    if (entry && sameDeps(entry.deps, plan.deps) && local.matches(entry.deps, entry.gens)) {
+    if (entry && sameDeps(entry.deps, plan.deps) && local.matches(plan.deps, entry.gens)) {
       if (Date.now() < entry.softExpiresAt) return this.hit(plan, entry, false);
       if (this.inflight.has(plan.key)) return this.hit(plan, entry, true);
       // One refresher across the worker threads too: the others keep serving the stale copy.
@@ -290,10 +319,10 @@ export class QueryCache {
   private async waitForOtherThread(plan: CachePlan): Promise<LookupResult> {
     const released = await this.leases!.waitFor(plan.key, this.config.coalesceWaitMs);
     const entry = released ? this.memory!.get(plan.key) : undefined;
-    if (entry && sameDeps(entry.deps, plan.deps) && (this.generations as LocalGenerations).matches(entry.deps, entry.gens) && Date.now() < entry.softExpiresAt) {
+    if (entry && sameDeps(entry.deps, plan.deps) && (this.generations as LocalGenerations).matches(plan.deps, entry.gens) && Date.now() < entry.softExpiresAt) {
       this.observer.coalescedWait(plan.label, 'served');
       this.observer.hit(plan.label, false);
-      return { kind: 'hit', entry, stale: false };
+      return { kind: 'hit', entry };
     }
     this.observer.coalescedWait(plan.label, released ? 'not_stored' : 'timeout');
     this.observer.miss(plan.label);
@@ -326,7 +355,7 @@ export class QueryCache {
 
   private hit(plan: CachePlan, entry: CacheEntry, stale: boolean): LookupResult {
     this.observer.hit(plan.label, stale);
-    return { kind: 'hit', entry, stale };
+    return { kind: 'hit', entry };
   }
 
   private missOrWait(plan: CachePlan, gens: number[]): LookupResult | Promise<LookupResult> {
@@ -350,7 +379,7 @@ export class QueryCache {
         this.observer.coalescedWait(plan.label, outcome);
         if (entry) {
           this.observer.hit(plan.label, false);
-          resolve({ kind: 'hit', entry, stale: false });
+          resolve({ kind: 'hit', entry });
         } else {
           // Go to the database without recording: the leader's result was refused or is late.
           this.observer.miss(plan.label);

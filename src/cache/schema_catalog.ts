@@ -44,9 +44,12 @@ export class SchemaCatalog {
   private functionViews = new Set<string>();
   /** "schema.table" of the primary's base tables, exactly as the server names them; null until first read. */
   private baseTables: Set<string> | null = null;
+  /** Bumped by every replace: decisions remembered under an older version are made again. */
+  version = 0;
 
   /** Replaces the stored functions. */
   replaceFunctions(functions: readonly FunctionName[]): void {
+    this.version++;
     const names = new Set(functions.map((f) => f.name.toLowerCase().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
     // Function names are case-insensitive; a call is the name, maybe back-quoted, then '(' (spaces allowed: IGNORE_SPACE).
     this.functionCall = names.size === 0 ? null : new RegExp(`(?<![\\w$])\`?(?:${[...names].join('|')})\`?\\s*\\(`, 'i');
@@ -67,6 +70,7 @@ export class SchemaCatalog {
 
   /** Replaces the list of base tables. */
   replaceTables(tables: readonly TableName[]): void {
+    this.version++;
     this.baseTables = new Set(tables.map((t) => `${t.schema}.${t.name}`));
   }
 
@@ -90,6 +94,7 @@ export class SchemaCatalog {
 
   /** Replaces the catalog. Returns the views that appeared, disappeared or changed definition. */
   replace(views: readonly ViewDefinition[]): string[] {
+    this.version++;
     const bases = new Map<string, readonly string[] | null>();
     const definitions = new Map<string, string | null>();
     for (const v of views) {

@@ -250,6 +250,7 @@ function normalise(raw: RawConfig, sourcePath: string): WirecacheConfig {
     listen: { host: raw.listen.host, port: raw.listen.port },
     admin: { host: raw.admin.host, port: raw.admin.port, token: raw.admin.token ?? null },
     queryStats: { maxDigests: raw.query_stats.max_digests },
+    classifierCacheBytes: raw.classifier_cache_bytes,
     sessionTracking: raw.session_tracking,
     backendTls: raw.backend_tls
       ? { caFile: raw.backend_tls.ca_file === undefined ? null : resolvePath(dirname(sourcePath), raw.backend_tls.ca_file), verify: raw.backend_tls.verify }

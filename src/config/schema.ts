@@ -40,6 +40,7 @@ export const CONFIG_DEFAULTS = {
   serverVersion: '5.5.5-10.11.0-MariaDB-wirecache',
   workers: 'auto' as number | 'auto',
   queryStats: { maxDigests: 1000 },
+  classifierCacheBytes: 67_108_864,
   monitor: { intervalMs: 1000, checkTimeoutMs: 1000, failAfter: 3, recoverAfter: 3, heartbeatTable: 'wirecache.heartbeat' },
   routing: { maxReplicationLagSeconds: 10, consistency: 'session', consistencyWaitMs: 500 },
   binlog: { maxDelayMs: 5000, onUnavailable: 'fail_closed' },
@@ -369,6 +370,7 @@ export const rootSchema = z.strictObject(
         { error: msg('must be a mapping', false) },
       )
       .default({ max_digests: CONFIG_DEFAULTS.queryStats.maxDigests }),
+    classifier_cache_bytes: intIn(0, 68_719_476_736).default(CONFIG_DEFAULTS.classifierCacheBytes),
     backends: z
       .array(backendSchema, { error: msg('must be a list of backends', false) })
       .min(1, { error: 'must list at least one backend' }),

@@ -79,6 +79,8 @@ export interface WirecacheConfig {
   usersFromDatabase: UsersFromDatabaseConfig | null;
   /** Per-digest statement statistics (GET /stats/queries); maxDigests 0 turns them off. */
   queryStats: { maxDigests: number };
+  /** Bytes of remembered statement classifications (SELECT and SHOW texts), over all worker threads; 0: none. */
+  classifierCacheBytes: number;
   backends: BackendConfig[];
   users: UserConfig[];
   limits: {

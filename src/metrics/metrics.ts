@@ -165,8 +165,29 @@ export class Metrics implements ProxyObserver {
   watchProxy(source: {
     clientTraffic(): { received: number; sent: number };
     backendConnections(): Map<string, { open: number; idle: number }>;
+    statementMemo(): { hits: number; misses: number; entries: number; bytes: number };
   }): void {
     const registers = [this.registry];
+    new Counter({
+      name: 'wirecache_classifier_cache_lookups_total',
+      help: 'Statement texts looked up among the remembered classifications (classifier_cache_bytes), by outcome: hit (not classified again) or miss.',
+      labelNames: ['outcome'],
+      registers,
+      collect() {
+        const memo = source.statementMemo();
+        this.reset();
+        this.inc({ outcome: 'hit' }, memo.hits);
+        this.inc({ outcome: 'miss' }, memo.misses);
+      },
+    });
+    new Gauge({
+      name: 'wirecache_classifier_cache_bytes',
+      help: 'Bytes (estimated) of remembered statement classifications now.',
+      registers,
+      collect() {
+        this.set(source.statementMemo().bytes);
+      },
+    });
     new Counter({
       name: 'wirecache_client_received_bytes_total',
       help: 'Bytes received from clients (MySQL protocol, headers included).',

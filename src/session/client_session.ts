@@ -17,7 +17,7 @@ import { runCommand } from './commands.js';
 import { SessionLogin } from './login.js';
 import { PreparedStatements } from './prepared_statements.js';
 import { Relay } from './relay.js';
-import { SessionCache } from './session_cache.js';
+import { SessionCache, type SendRouted } from './session_cache.js';
 import { SessionTracking } from './session_tracking.js';
 import type { SessionContext } from './session_context.js';
 import { wireOf } from './wire.js';
@@ -108,6 +108,8 @@ export class ClientSession {
   readonly statements = new PreparedStatements(this);
   readonly dispatcher = new BackendDispatcher(this);
   readonly relay = new Relay(this);
+  /** Sends the COM_QUERY being run on its way (commands.ts): made once per session, not per statement. */
+  sendQuery: SendRouted | null = null;
   /** Session-state tracking: what the server reports, and the OKs the client gets. */
   readonly tracking = new SessionTracking(this);
   /** The session's side of the query cache, from login on (null when caching is off). */

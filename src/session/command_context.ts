@@ -5,6 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { MissTicket } from '../cache/query_cache.js';
+import type { Packet } from '../protocol/framing.js';
 import type { ClassifiedStatement } from '../sql/classifier.js';
 import type { Dispatch } from './backend_dispatch.js';
 import type { TrackedChanges } from './tracked_changes.js';
@@ -24,7 +25,8 @@ export class CommandContext {
   inflight: Dispatch | null = null;
   /** Response bytes that reached the client (a read may be retried elsewhere only while this is 0). */
   bytesForwarded = 0;
-  /** A COM_QUERY's payload, and its classification once made (the proxy classifies only when something needs it). */
+  /** A COM_QUERY's packet and payload, and its classification once made (the proxy classifies only when something needs it). */
+  queryPacket: Packet | null = null;
   queryPayload: Buffer | null = null;
   statement: ClassifiedStatement | null = null;
   /** The COM_QUERY leaves nothing of the session on its connection (Multiplexer.leavesNoState), once asked. */

@@ -8,7 +8,6 @@ import type { CacheRule } from '../config/rules.js';
 import { Command, ErrorCode } from '../protocol/constants.js';
 import type { Packet } from '../protocol/framing.js';
 import { ResponseKind } from '../protocol/response_scanner.js';
-import { classify } from '../sql/classifier.js';
 import { killsInText, mentionsKill, startsWithKill, type BatchKill } from '../sql/kill_statement.js';
 import { Phase, type ClientSession } from './client_session.js';
 import { changeUser, kill, threadForKill } from './local_commands.js';
@@ -35,7 +34,7 @@ export function runCommand(s: ClientSession, packet: Packet): void {
       s.runLocal(() => changeUser(s, payload));
       return;
     case Command.STMT_PREPARE: {
-      const statement = s.ctx.cache || s.dispatcher.tracksLinks || s.ctx.queryStats ? classify(payload.toString('latin1', 1)) : null;
+      const statement = s.ctx.cache || s.dispatcher.tracksLinks || s.ctx.queryStats ? s.ctx.statements.classify(payload.toString('latin1', 1)) : null;
       s.statements.prepare(packet, statement);
       return;
     }
@@ -131,13 +130,20 @@ function runQuery(s: ClientSession, packet: Packet): void {
     return;
   }
   // latin1 maps bytes to characters one to one: two different texts never share a key.
-  const statement = classify(payload.toString('latin1', 1));
+  const statement = s.ctx.statements.classify(payload.toString('latin1', 1));
   s.cmd.statStatement = statement;
   s.cmd.statement = statement;
-  const send = (rule: CacheRule | null, recording: boolean) =>
-    dispatcher.route(statement, rule, recording, null, payload.subarray(1), () => s.sendToBackend(wireOf(packet), ResponseKind.Query));
+  s.cmd.queryPacket = packet;
+  const send = (s.sendQuery ??= (rule, recording) => sendQuery(s, rule, recording));
   if (cache) cache.run({ statement, binary: false, params: '', refusal: null }, send);
   else send(null, false);
+}
+
+/** The COM_QUERY the session runs (s.cmd), to the server the router picks. */
+function sendQuery(s: ClientSession, rule: CacheRule | null, recording: boolean): void {
+  const cmd = s.cmd;
+  const packet = cmd.queryPacket!;
+  s.dispatcher.route(cmd.statement!, rule, recording, null, packet.payload.subarray(1), () => s.sendToBackend(wireOf(packet), ResponseKind.Query));
 }
 
 /** The packet with each KILL's id replaced by the target's thread on the primary (multi-statements run there). */

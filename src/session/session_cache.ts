@@ -5,7 +5,7 @@
  * changed before its reply is let through.
  */
 import type { CacheRule } from '../config/rules.js';
-import { quotingAmbiguous, type CachePlan } from '../cache/cache_policy.js';
+import { DECISION_STATUS_FLAGS, decisionTag, quotingAmbiguous, type CachePlan, type CacheRequest } from '../cache/cache_policy.js';
 import { SESSION_STATUS_MASK, type LookupResult, type QueryCache } from '../cache/query_cache.js';
 import type { CacheEntry, RefusalReason } from '../cache/types.js';
 import { Capability, Command, MariaDbCapability, ServerStatus } from '../protocol/constants.js';
@@ -42,6 +42,21 @@ export class SessionCache {
     characterSet: number,
   ) {
     this.state = new SessionState(asLatin1(schema), characterSet);
+    this.request = {
+      statement: null as unknown as ClassifiedStatement,
+      binary: false,
+      // Fixed for the session: the capabilities were agreed at login.
+      metadataFlags: s.mariaDbCapabilities & MariaDbCapability.EXTENDED_TYPE_INFO,
+      params: '',
+      user: '',
+      schema: null,
+      stateKey: null,
+      clientAddress: s.remoteAddress,
+      status: 0,
+      readUncommitted: false,
+      autoIsNull: false,
+      tag: '',
+    };
   }
 
   /**
@@ -60,10 +75,12 @@ export class SessionCache {
     // A write, or anything that may end a transaction, must not be acknowledged before other proxies see its invalidation.
     const mayEndTransaction = (s.serverStatus & ServerStatus.IN_TRANS) !== 0 && statement.type !== 'select' && statement.type !== 'show';
     const holdReply = (cache.sharedInvalidation && (writesData(statement) || mayEndTransaction)) || this.awaitsBinlog(statement, mayEndTransaction);
-    const go: SendRouted = (rule, recording) => {
-      if (holdReply) cmd.heldOutput = [];
-      send(rule, recording);
-    };
+    const go: SendRouted = holdReply
+      ? (rule, recording) => {
+          cmd.heldOutput = [];
+          send(rule, recording);
+        }
+      : send;
     const primary = s.dispatcher.primaryLink;
     // Not inside a transaction: nothing is cached there, and a query of the proxy's own would change what the
     // server reports of the client's transaction (session_track_transaction_info).
@@ -99,23 +116,12 @@ export class SessionCache {
 
   private lookup(command: CacheableCommand, send: SendRouted): void {
     const s = this.s;
-    const state = this.state;
-    const plan = this.cache.decide(
-      {
-        statement: command.statement,
-        binary: command.binary,
-        metadataFlags: s.mariaDbCapabilities & MariaDbCapability.EXTENDED_TYPE_INFO,
-        params: command.params,
-        user: s.user!.name,
-        schema: state.schema,
-        stateKey: state.stateKey,
-        clientAddress: s.remoteAddress,
-        status: s.serverStatus,
-        readUncommitted: state.readUncommitted,
-        autoIsNull: state.autoIsNull,
-      },
-      command.refusal,
-    );
+    const req = this.request;
+    req.statement = command.statement;
+    req.binary = command.binary;
+    req.params = command.params;
+    req.tag = this.tag(command.binary);
+    const plan = this.cache.decide(req, command.refusal);
     if (!plan.cache) {
       send(plan.rule, false);
       return;
@@ -130,6 +136,46 @@ export class SessionCache {
     } else {
       this.afterLookup(plan, result, send);
     }
+  }
+
+  /**
+   * The session's side of every decision, kept in one request (decide reads
+   * it synchronously) with its tag: rebuilt only when the user, schema,
+   * session state or status flags changed since the last statement.
+   */
+  private readonly request: CacheRequest & { tag: string };
+  private tagUser = '';
+  private tagSchema: string | null = null;
+  private tagStateKey: string | null = null;
+  private tagStatus = -1;
+  private textTag = '';
+  private binaryTag = '';
+
+  private tag(binary: boolean): string {
+    const s = this.s;
+    const state = this.state;
+    const req = this.request;
+    const stateKey = state.stateKey;
+    const user = s.user!.name;
+    const status = s.serverStatus & DECISION_STATUS_FLAGS;
+    if (stateKey !== this.tagStateKey || state.schema !== this.tagSchema || status !== this.tagStatus || user !== this.tagUser || this.textTag === '') {
+      this.tagStateKey = stateKey;
+      this.tagSchema = state.schema;
+      this.tagStatus = status;
+      this.tagUser = user;
+      req.user = user;
+      req.schema = state.schema;
+      req.stateKey = stateKey;
+      req.status = status;
+      req.readUncommitted = state.readUncommitted;
+      req.autoIsNull = state.autoIsNull;
+      req.binary = false;
+      this.textTag = decisionTag(req);
+      req.binary = true;
+      this.binaryTag = decisionTag(req);
+      req.binary = binary;
+    }
+    return binary ? this.binaryTag : this.textTag;
   }
 
   private afterLookup(plan: CachePlan, result: LookupResult, send: SendRouted): void {

@@ -16,6 +16,7 @@ import type { BackendEndpoint } from '../config/types.js';
 import type { ClientSession } from './client_session.js';
 import type { ProxyObserver } from './observer.js';
 import type { QueryStats } from './query_stats.js';
+import type { StatementMemo } from '../sql/statement_memo.js';
 
 /** What the proxy announces to clients: mirrors the primary's greeting, minus what the proxy does not implement. */
 export interface ServerIdentity {
@@ -61,6 +62,8 @@ export interface SessionContext {
   selector: ServerSelector;
   /** Per-digest statement statistics, or null when turned off. */
   queryStats: QueryStats | null;
+  /** Classifies statement texts, remembering those that repeat. */
+  statements: StatementMemo;
   /** The TLS context offered to clients, or null when no certificate is configured. */
   tls: tls.SecureContext | null;
   /** TLS to the backends, or null. */
