@@ -4,8 +4,9 @@
  * login pool and multiplexing (the default), with the pool but without
  * multiplexing, and without the pool (pool.max_idle: 0), in one run, rounds alternating so machine noise hits
  * every endpoint alike. Reported as ratios to direct, with p50/p95 of one
- * connect+select+disconnect, and the CPU each connection cost the proxy and
- * MariaDB. Every wirecache has a monitor section (the root account), as a
+ * connect+select+disconnect, and the CPU each connection cost the proxy,
+ * MariaDB and the clients (this process: on a 2-core machine what the
+ * clients need bounds every endpoint's rate). Every wirecache has a monitor section (the root account), as a
  * production setup would.
  *
  *   npm run build && npx tsx bench/connect.ts
@@ -32,13 +33,14 @@ interface Run {
   p50Ms: number;
   p95Ms: number;
   errors: number;
-  /** CPU per connection (user + system, µs) of the proxy (null for direct) and of mariadbd. */
+  /** CPU per connection (user + system, µs) of the proxy (null for direct), of mariadbd, and of the clients (this process). */
   proxyUs: number | null;
   serverUs: number | null;
+  clientUs: number;
 }
 
 /** `concurrency` loops of connect, select, disconnect for `seconds`. */
-async function measure(port: number, seconds: number, concurrency: number): Promise<Omit<Run, 'endpoint' | 'round' | 'proxyUs' | 'serverUs'>> {
+async function measure(port: number, seconds: number, concurrency: number): Promise<Omit<Run, 'endpoint' | 'round' | 'proxyUs' | 'serverUs' | 'clientUs'>> {
   const latencies: number[] = [];
   let errors = 0;
   const end = performance.now() + seconds * 1000;
@@ -107,7 +109,9 @@ async function main(): Promise<number> {
       const order = endpoints.map((_, i) => endpoints[(i + round) % endpoints.length]);
       for (const e of order) {
         const cpuBefore = [cpuSeconds(e.pid), cpuSeconds(topo.primary.pid)];
+        const clientBefore = process.cpuUsage();
         const m = await measure(e.port, seconds, concurrency);
+        const clientCpu = process.cpuUsage(clientBefore);
         const cpuAfter = [cpuSeconds(e.pid), cpuSeconds(topo.primary.pid)];
         const perConnUs = (i: number): number | null => {
           const a = cpuBefore[i];
@@ -116,8 +120,10 @@ async function main(): Promise<number> {
         };
         const proxyUs = perConnUs(0);
         const serverUs = perConnUs(1);
-        runs.push({ endpoint: e.name, round, ...m, proxyUs, serverUs });
-        const cpu = `CPU per connection: ${proxyUs === null ? '' : `proxy ${proxyUs.toFixed(0)} µs, `}mariadbd ${serverUs?.toFixed(0) ?? '?'} µs`;
+        // The clients run in this process: what one connection costs the load generator itself.
+        const clientUs = (clientCpu.user + clientCpu.system) / (m.perSecond * seconds);
+        runs.push({ endpoint: e.name, round, ...m, proxyUs, serverUs, clientUs });
+        const cpu = `CPU per connection: ${proxyUs === null ? '' : `proxy ${proxyUs.toFixed(0)} µs, `}mariadbd ${serverUs?.toFixed(0) ?? '?'} µs, clients ${clientUs.toFixed(0)} µs`;
         log(`round ${round + 1}/${rounds} ${e.name}: ${m.perSecond.toFixed(0)} connections/s, p50 ${m.p50Ms.toFixed(2)} ms, p95 ${m.p95Ms.toFixed(2)} ms, ${m.errors} errors; ${cpu}`);
       }
     }
@@ -130,10 +136,10 @@ async function main(): Promise<number> {
         const values = rs.map(pick).filter((v): v is number => v !== null);
         return values.length > 0 ? median(values).toFixed(0) : '-';
       };
-      return [e.name, perSecond.toFixed(0), median(rs.map((r) => r.p50Ms)).toFixed(2), median(rs.map((r) => r.p95Ms)).toFixed(2), String(rs.reduce((n, r) => n + r.errors, 0)), fmtRatio(perSecond / direct), us((r) => r.proxyUs), us((r) => r.serverUs)];
+      return [e.name, perSecond.toFixed(0), median(rs.map((r) => r.p50Ms)).toFixed(2), median(rs.map((r) => r.p95Ms)).toFixed(2), String(rs.reduce((n, r) => n + r.errors, 0)), fmtRatio(perSecond / direct), us((r) => r.proxyUs), us((r) => r.serverUs), us((r) => r.clientUs)];
     });
     console.log(`\nconnect + point select + disconnect (a raw protocol client), ${concurrency} clients at once, ${seconds} s x ${rounds} rounds (medians)\n`);
-    console.log(table(['endpoint', 'connections/s', 'p50 ms', 'p95 ms', 'errors', 'vs direct', 'proxy µs/conn', 'mariadbd µs/conn'], rows, [false, true, true, true, true, true, true, true]));
+    console.log(table(['endpoint', 'connections/s', 'p50 ms', 'p95 ms', 'errors', 'vs direct', 'proxy µs/conn', 'mariadbd µs/conn', 'clients µs/conn'], rows, [false, true, true, true, true, true, true, true, true]));
     if (process.env.BENCH_OUT) await writeResults(process.env.BENCH_OUT, { git: gitInfo(), machine: machineInfo(), seconds, rounds, concurrency, runs });
     return runs.some((r) => r.errors > 0) ? 1 : 0;
   } finally {

@@ -92,7 +92,7 @@ const server = net.createServer((client) => {
       if (serverCaps < 0) {
         // The greeting: capability flags after the version string, thread id, scramble part 1 and a filler.
         const v = p.indexOf(0, 1);
-        serverCaps = p.readUInt16LE(v + 14) | (p.readUInt16LE(v + 19) << 16);
+        serverCaps = (p.readUInt16LE(v + 14) | (p.readUInt16LE(v + 19) << 16)) >>> 0;
       } else if (p[0] === 0x00) loggedIn = true;
       return;
     }
