@@ -31,7 +31,9 @@ import { loadOrGenerateRsaKeyPair, Sha2CredentialCache } from './auth/caching_sh
 import { UserDirectory } from './auth/user_directory.js';
 import { findUser } from './config/lookup.js';
 import { StatementMemo, type StatementMemoStats } from './sql/statement_memo.js';
-import { LoginPool, poolOptions, type LoginPoolObserver } from './backend/login_pool.js';
+import { LoginPool, type LoginPoolObserver } from './backend/login_pool.js';
+import { poolOptions } from './backend/pool_limits.js';
+import { appliedConfig, restartNeeded } from './config/reload_plan.js';
 import type { WorkerParts } from './worker_parts.js';
 
 /**
@@ -378,46 +380,15 @@ export class ProxyServer {
    */
   reload(next: WirecacheConfig): string[] {
     const old = this.config;
-    const restart: string[] = [];
     this.loginPool.reconfigure(poolOptions(next, this.worker?.count));
-    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-    if (!same(old.listen, next.listen)) restart.push('listen');
-    if (old.admin.host !== next.admin.host || old.admin.port !== next.admin.port) restart.push('admin.host/admin.port');
-    if (!same(old.backends, next.backends)) restart.push('backends');
-    if (!same(old.monitor, next.monitor)) restart.push('monitor');
-    if (!same(old.tls, next.tls)) restart.push('tls');
-    if (!same(old.backendTls, next.backendTls)) restart.push('backend_tls');
-    if (!same(old.auth, next.auth)) restart.push('auth');
-    if (!same(old.usersFromDatabase, next.usersFromDatabase)) restart.push('users_from_database');
-    if (!same(old.binlog, next.binlog)) restart.push('binlog');
-    if (!same(old.memcachedApi, next.memcachedApi)) restart.push('memcached_api');
-    if (old.queryStats.maxDigests !== next.queryStats.maxDigests) restart.push('query_stats');
-    if (old.classifierCacheBytes !== next.classifierCacheBytes) restart.push('classifier_cache_bytes');
-    // The monitor judges lag with the bound it was started with; the greeting's version is learnt at start.
-    if (old.routing.maxReplicationLagSeconds !== next.routing.maxReplicationLagSeconds) restart.push('routing.max_replication_lag');
-    if (old.serverVersion !== next.serverVersion) restart.push('server_version');
+    const restart = restartNeeded(old, next);
     let cache = old.cache;
     if ((old.cache === null) !== (next.cache === null)) restart.push('cache (turning it on or off)');
     else if (this.cache && next.cache) {
       restart.push(...this.cache.reconfigure(next.cache));
       cache = this.cache.config;
     }
-    this.config = {
-      ...next,
-      listen: old.listen,
-      backends: old.backends,
-      monitor: old.monitor,
-      queryStats: old.queryStats,
-      classifierCacheBytes: old.classifierCacheBytes,
-      tls: old.tls,
-      backendTls: old.backendTls,
-      auth: old.auth,
-      usersFromDatabase: old.usersFromDatabase,
-      binlog: old.binlog,
-      routing: { ...next.routing, maxReplicationLagSeconds: old.routing.maxReplicationLagSeconds },
-      serverVersion: old.serverVersion,
-      cache,
-    };
+    this.config = appliedConfig(old, next, cache);
     this.logger.level = next.log.level;
     this.logins.configure(next.limits.loginFailuresPerMinute, next.limits.loginBlockSeconds * 1000);
     return restart;

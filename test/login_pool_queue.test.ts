@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { BackendConnection, BackendLogin } from '../src/backend/backend_connection.js';
-import { LoginPool, PoolExhaustedError, type LoginPoolOptions } from '../src/backend/login_pool.js';
+import { LoginPool } from '../src/backend/login_pool.js';
+import { PoolExhaustedError, type LoginPoolOptions } from '../src/backend/pool_limits.js';
 
 const endpoint = { name: 'primary', host: '10.0.0.1', port: 3306 };
 

@@ -9,7 +9,7 @@ import { buildErr, buildOk } from '../protocol/generic_packets.js';
 import { ProtocolError } from '../protocol/payload_reader.js';
 import { ResponseKind, ResponseScanner } from '../protocol/response_scanner.js';
 import type { ClassifiedStatement } from '../sql/classifier.js';
-import { PoolExhaustedError } from '../backend/login_pool.js';
+import { PoolExhaustedError } from '../backend/pool_limits.js';
 import { BackendConnection, type BackendLogin } from '../backend/backend_connection.js';
 import { BackendDispatcher, PRIMARY_COMMAND } from './backend_dispatch.js';
 import { CommandContext } from './command_context.js';
