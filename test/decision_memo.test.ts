@@ -38,7 +38,7 @@ describe('StatementMemo', () => {
       expect(memo.classify(sql)).not.toBe(a);
       expect(memo.classify(sql)).toEqual(a);
     }
-    expect(memo.stats.entries).toBe(0);
+    expect(memo.stats).toMatchObject({ entries: 0, hits: 0, misses: 0 });
   });
 
   it('stays within its bytes, dropping the least recently used text first', () => {
@@ -95,8 +95,9 @@ describe('QueryCache.decide with a tag', () => {
         metadataFlags: pick(rand, [0, 1]),
         params: binary ? pick(rand, ['', '\u0003\u0000\u0001', '\u0003\u0000\u0002']) : '',
         user: pick(rand, ['app', 'report']),
-        schema: pick(rand, ['shop', 'other', null]),
-        stateKey: pick(rand, ['login=45/0', 'login=45/0\u0001sql_mode=ANSI', null]),
+        // '\u0001' and '-': schema names that must not pass for "no schema" in the tag.
+        schema: pick(rand, ['shop', 'other', null, '\u0001', '-', '+']),
+        stateKey: pick(rand, ['login=45/0', 'login=45/0\u0001sql_mode=ANSI', null, '-', '\u0001']),
         clientAddress: pick(rand, ['10.1.2.3', '10.9.4.4']),
         status: pick(rand, [
           ServerStatus.AUTOCOMMIT,
@@ -126,6 +127,46 @@ describe('QueryCache.decide with a tag', () => {
     const moved = cache.decide(otherSchema);
     expect(moved).not.toBe(first);
     expect(moved).toEqual(decide(cache.config, otherSchema, cache.views));
+  });
+
+  it('a session without a schema never shares a decision with one in a schema named like the mark for none', () => {
+    const cache = new QueryCache(testCacheConfig({ mode: 'all' }), nullCacheObserver);
+    const statement = classify('SELECT * FROM t');
+    for (const odd of ['\u0001', '-', '+', '']) {
+      const inSchema = tagged(cacheRequest('', { statement, schema: odd }));
+      const none = tagged(cacheRequest('', { statement, schema: null }));
+      expect(inSchema.tag).not.toBe(none.tag);
+      expect(cache.decide(inSchema)).toEqual(decide(cache.config, inSchema, cache.views));
+      expect(cache.decide(none)).toEqual(decide(cache.config, none, cache.views));
+    }
+  });
+
+  it('a write is decided afresh every time (nothing kept for it)', () => {
+    const cache = new QueryCache(testCacheConfig({ mode: 'all' }), nullCacheObserver);
+    const req = tagged(cacheRequest('UPDATE items SET a = 1'));
+    expect(cache.decide(req)).not.toBe(cache.decide(req));
+    expect(cache.decide(req)).toEqual(decide(cache.config, req, cache.views));
+  });
+
+  it('the schema catalog moves its version only when what a decision reads changed', () => {
+    const cache = new QueryCache(testCacheConfig({ mode: 'all' }), nullCacheObserver);
+    const views = [{ schema: 'shop', name: 'v', definition: 'select 1 from `shop`.`items`' }];
+    const functions = [{ schema: 'shop', name: 'price_of' }];
+    void cache.replaceSchema(views, functions);
+    const version = cache.views.version;
+    expect(version).toBeGreaterThan(0);
+    const req = tagged(cacheRequest('SELECT * FROM shop.v'));
+    const first = cache.decide(req);
+    // The schema reader's next read, unchanged, with the base tables too: the kept decision stands.
+    void cache.replaceSchema(views, functions);
+    cache.views.replaceTables([{ schema: 'shop', name: 'items' }]);
+    expect(cache.views.version).toBe(version);
+    expect(cache.decide(req)).toBe(first);
+    void cache.replaceSchema(views, [...functions, { schema: 'shop', name: 'tax' }]);
+    expect(cache.views.version).toBe(version + 1);
+    void cache.replaceSchema([{ schema: 'shop', name: 'v', definition: 'select 1 from `shop`.`prices`' }], [...functions, { schema: 'shop', name: 'tax' }]);
+    expect(cache.views.version).toBe(version + 2);
+    expect(cache.decide(req)).toMatchObject({ cache: true, deps: ['*', 'rule:', 'shop.v', 'shop.prices'] });
   });
 
   it('an execution appends its parameters to the remembered key', () => {

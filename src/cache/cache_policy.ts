@@ -86,8 +86,8 @@ export const DECISION_STATUS_FLAGS = TRANSACTION_FLAGS | ServerStatus.IN_TRANS_R
  */
 export function decisionTag(req: Omit<CacheRequest, 'statement' | 'params' | 'tag'>): string {
   const flags = `${req.binary ? 'B' : 'T'}${req.metadataFlags}.${req.status & DECISION_STATUS_FLAGS}.${req.readUncommitted ? 1 : 0}${req.autoIsNull ? 1 : 0}`;
-  // \u0001 for null: no schema and no known state are not the empty string.
-  return `${flags}\0${req.user}\0${req.clientAddress}\0${req.schema ?? '\u0001'}\0${req.stateKey ?? '\u0001'}`;
+  // A name may hold any character but NUL: "no schema" and "state unknown" are told apart by a mark before the value.
+  return `${flags}\0${req.user}\0${req.clientAddress}\0${req.schema === null ? '-' : `+${req.schema}`}\0${req.stateKey === null ? '-' : `+${req.stateKey}`}`;
 }
 
 /**

@@ -214,7 +214,9 @@ export class QueryCache {
    * reason the caller already knows (a cursor, long data).
    */
   decide(req: CacheRequest, refusal: RefusalReason | null = null): CacheDecision {
-    const decision = req.tag === undefined ? decide(this.config, req, this.views) : this.remembered(req, req.tag);
+    // Only reads are worth remembering: a write is never cached, and its statement object is seldom seen twice.
+    const remember = req.tag !== undefined && (req.statement.type === 'select' || req.statement.type === 'show');
+    const decision = remember ? this.remembered(req, req.tag!) : decide(this.config, req, this.views);
     if (!decision.cache) {
       if (decision.reason) this.observer.refused(decision.label, decision.reason);
       return decision;

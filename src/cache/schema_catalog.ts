@@ -44,15 +44,19 @@ export class SchemaCatalog {
   private functionViews = new Set<string>();
   /** "schema.table" of the primary's base tables, exactly as the server names them; null until first read. */
   private baseTables: Set<string> | null = null;
-  /** Bumped by every replace: decisions remembered under an older version are made again. */
+  /**
+   * Bumped when what the cache's decisions read changes (the functions, the
+   * views): decisions remembered under an older version are made again.
+   */
   version = 0;
 
   /** Replaces the stored functions. */
   replaceFunctions(functions: readonly FunctionName[]): void {
-    this.version++;
     const names = new Set(functions.map((f) => f.name.toLowerCase().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
     // Function names are case-insensitive; a call is the name, maybe back-quoted, then '(' (spaces allowed: IGNORE_SPACE).
-    this.functionCall = names.size === 0 ? null : new RegExp(`(?<![\\w$])\`?(?:${[...names].join('|')})\`?\\s*\\(`, 'i');
+    const call = names.size === 0 ? null : new RegExp(`(?<![\\w$])\`?(?:${[...names].join('|')})\`?\\s*\\(`, 'i');
+    if (call?.source !== this.functionCall?.source) this.version++;
+    this.functionCall = call;
   }
 
   /**
@@ -70,7 +74,7 @@ export class SchemaCatalog {
 
   /** Replaces the list of base tables. */
   replaceTables(tables: readonly TableName[]): void {
-    this.version++;
+    // No version bump: the cache's decisions do not read the base tables (multiplexing does, each time).
     this.baseTables = new Set(tables.map((t) => `${t.schema}.${t.name}`));
   }
 
@@ -94,7 +98,6 @@ export class SchemaCatalog {
 
   /** Replaces the catalog. Returns the views that appeared, disappeared or changed definition. */
   replace(views: readonly ViewDefinition[]): string[] {
-    this.version++;
     const bases = new Map<string, readonly string[] | null>();
     const definitions = new Map<string, string | null>();
     for (const v of views) {
@@ -108,6 +111,8 @@ export class SchemaCatalog {
     this.bases = bases;
     this.definitions = definitions;
     this.functionViews = new Set([...definitions].filter(([, def]) => def !== null && this.callsFunction(def)).map(([key]) => key));
+    // Same definitions, same bases and function views (a change of functions bumped the version already).
+    if (changed.length > 0) this.version++;
     return changed;
   }
 
