@@ -87,6 +87,42 @@ describe('SharedStore', () => {
     expect(found).toBeLessThanOrEqual(store.entries);
   });
 
+  it('keeps entries that are read while the ring laps under a stream of new ones (FIFO with reinsertion)', () => {
+    const obs = observer();
+    const store = new SharedStore(sharedStoreBuffers(256 * 1024), obs, 0);
+    const hot = Array.from({ length: 20 }, (_, i) => `hot-${i}`);
+    for (const k of hot) store.set(k, entry(k, 300));
+    // Ten laps of the ring in entries nobody reads again; the hot ones are read all along.
+    for (let i = 0; i < 8000; i++) {
+      store.set(`cold-${i}`, entry(`c${i}`, 300));
+      if (i % 20 === 0) for (const k of hot) expect(store.get(k)?.wire.toString('latin1', 0, k.length), `${k} after ${i} cold entries`).toBe(k);
+    }
+    expect(store.reinserted).toBeGreaterThanOrEqual(20 * 9);
+    // Each hot entry has one live record; the cold ones from the first laps are gone.
+    for (const k of hot) expect(store.get(k)!.wire.toString('latin1', 0, k.length)).toBe(k);
+    expect(store.get('cold-0')).toBeUndefined();
+    expect(store.bytes).toBeLessThanOrEqual(256 * 1024);
+    expect(store.entries).toBe(20 + 8000 - obs.evictions);
+  });
+
+  it('a record read in the oldest quarter is not rewritten while another thread holds the lock (a hit never waits)', () => {
+    const buffers = sharedStoreBuffers(256 * 1024);
+    const store = new SharedStore(buffers, observer(), 0);
+    store.set('hot', entry('hot', 300));
+    // About 80% of the ring after it: 'hot' is in the oldest quarter, not yet overwritten.
+    for (let i = 0; i < 470; i++) store.set(`cold-${i}`, entry(`c${i}`, 300));
+    const control = new Int32Array(buffers.control);
+    // Another thread's lock (as a writer elsewhere holds it): the read still answers at once.
+    Atomics.store(control, 0, 999_999);
+    const started = Date.now();
+    expect(store.get('hot')!.wire.toString('latin1', 0, 3)).toBe('hot');
+    expect(Date.now() - started).toBeLessThan(5);
+    expect(store.reinserted).toBe(0);
+    Atomics.store(control, 0, 0);
+    expect(store.get('hot')!.wire.toString('latin1', 0, 3)).toBe('hot');
+    expect(store.reinserted).toBe(1);
+  });
+
   it('refuses an entry bigger than half its ring, and an expired one', () => {
     const store = new SharedStore(sharedStoreBuffers(256 * 1024), observer(), 0);
     expect(store.set('big', entry('big', 200 * 1024))).toBe(false);

@@ -4,8 +4,11 @@
  *
  * Layout:
  *   - a ring of `capacity` bytes: records are appended at the write position
- *     and the oldest are overwritten when it wraps (first in, first out:
- *     eviction order is age, not use);
+ *     and the oldest are overwritten when it wraps (first in, first out),
+ *     except that a record read while in the oldest quarter of the ring is
+ *     written again at the head (FIFO with reinsertion: an entry in use
+ *     survives the laps, one copy per lap, and an entry nobody reads ages
+ *     out, much as in an LRU);
  *   - an index: open addressing over 2^k slots (key hash, logical position of
  *     the record), probed PROBE slots from the key's hash;
  *   - a control block: the writers' lock and a sequence counter.
@@ -60,6 +63,8 @@ const LOCK_OWNER = threadId + 1;
  * thread's purges wait longer.
  */
 const LOCK_WAIT_MS = isMainThread ? 500 : 5;
+/** A record read while older than this share of the ring (its oldest quarter) is written again at the head. */
+const REINSERT_AGE = 0.75;
 
 /** The SharedArrayBuffers of one store: made by the main thread, handed to each worker. */
 export interface SharedStoreBuffers {
@@ -99,6 +104,8 @@ export class SharedStore {
   private readonly mask: number;
   /** Entries this thread decoded, with their keys, by logical position. */
   private readonly decoded: LRUCache<number, { key: string; entry: CacheEntry }>;
+  /** Entries this thread wrote again at the head because they were read in the ring's oldest quarter. */
+  reinserted = 0;
 
   constructor(
     readonly buffers: SharedStoreBuffers,
@@ -137,7 +144,10 @@ export class SharedStore {
       if (found === null || found.entry === null) return undefined;
       const entry = found.entry;
       if (entry.expiresAt <= Date.now()) return undefined;
-      if (!this.decoded.has(found.position)) this.decoded.set(found.position, { key, entry });
+      if (found.position < this.positions[WRITTEN] - this.capacity * REINSERT_AGE) {
+        // About to be overwritten, yet in use: a copy at the head, unless a writer holds the lock now (a hit never waits).
+        if (this.store(key, entry, 0)) this.reinserted++;
+      } else if (!this.decoded.has(found.position)) this.decoded.set(found.position, { key, entry });
       return entry;
     }
     return undefined;
@@ -206,6 +216,11 @@ export class SharedStore {
    * or already expired, or the lock could not be taken (see write()).
    */
   set(key: string, entry: CacheEntry): boolean {
+    return this.store(key, entry, LOCK_WAIT_MS);
+  }
+
+  /** set(), waiting at most `lockWaitMs` for the lock (0: not at all). */
+  private store(key: string, entry: CacheEntry, lockWaitMs: number): boolean {
     if (entry.expiresAt <= Date.now()) return false;
     const encoded = encodeEntry(entry, { maxValueBytes: this.capacity, maxItemsPerEntry: 1 });
     if (!encoded) return false;
@@ -240,7 +255,7 @@ export class SharedStore {
       this.positions[WRITTEN] = position + length;
       this.index(hash, position);
       Atomics.add(this.control, ENTRIES, 1);
-    });
+    }, lockWaitMs);
   }
 
   private writeHeader(offset: number, length: number, keyLength: number, flag: number, bodyLength = 0, crc = 0): void {
@@ -320,18 +335,19 @@ export class SharedStore {
 
   /**
    * Runs `change` under the writers' lock (holding this thread's id) with
-   * the sequence odd. False when the lock stays taken for LOCK_WAIT_MS: its
+   * the sequence odd. False when the lock stays taken for `lockWaitMs`: its
    * holder was ended inside a write, and the main thread frees it
    * (recoverFrom()) once it hears of the end; blocking this thread meanwhile
    * could keep it from ever hearing.
    */
-  private write(change: () => void): boolean {
+  private write(change: () => void, lockWaitMs = LOCK_WAIT_MS): boolean {
     let deadline = 0;
     for (;;) {
       const holder = Atomics.compareExchange(this.control, LOCK, 0, LOCK_OWNER);
       if (holder === 0) break;
+      if (lockWaitMs === 0) return false;
       const now = Date.now();
-      if (deadline === 0) deadline = now + LOCK_WAIT_MS;
+      if (deadline === 0) deadline = now + lockWaitMs;
       else if (now > deadline) return false;
       Atomics.wait(this.control, LOCK, holder, 1);
     }
