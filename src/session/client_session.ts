@@ -117,7 +117,14 @@ export class ClientSession {
 
   user: UserConfig | null = null;
   readonly remoteAddress: string;
-  readonly log: Logger;
+  /** The client's port, as the logger names it (read at connect: a closed socket no longer has it). */
+  private readonly portAtConnect: number | undefined;
+  private logger: Logger | null = null;
+
+  /** The session's logger, made on first use: most sessions never log, and a logger per connection costs every connect. */
+  get log(): Logger {
+    return (this.logger ??= this.ctx.logger.child({ session: this.id, client: `${this.remoteAddress}:${this.portAtConnect}` }));
+  }
 
   constructor(
     readonly id: number,
@@ -125,7 +132,7 @@ export class ClientSession {
     readonly ctx: SessionContext,
   ) {
     this.remoteAddress = (socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '');
-    this.log = ctx.logger.child({ session: id, client: `${this.remoteAddress}:${socket.remotePort}` });
+    this.portAtConnect = socket.remotePort;
     // Until the client has logged in it may send only small packets: a stranger must not make the proxy buffer 64 MiB.
     this.framer = new PacketFramer(PRE_LOGIN_MAX_PACKET);
     this.scanner.onSessionState = this.tracking.onSessionState;
