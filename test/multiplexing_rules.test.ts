@@ -4,7 +4,7 @@
  * a list of stored functions (callsOnlyBuiltins). No server needed.
  */
 import { describe, expect, it } from 'vitest';
-import { leavesNoState, sessionBound } from '../src/session/multiplexing_rules.js';
+import { leavesNoState, sessionBound, statementCallsOnlyBuiltins } from '../src/session/multiplexing_rules.js';
 import { classify } from '../src/sql/classifier.js';
 import { callsOnlyBuiltins } from '../src/sql/builtin_calls.js';
 
@@ -49,6 +49,10 @@ describe('callsOnlyBuiltins', () => {
     ['SELECT 1', true],
   ])('%s -> %s', (sql, only) => {
     expect(callsOnlyBuiltins(sql)).toBe(only);
+    // The same answer per statement object (kept for a repeated text), the first time and again.
+    const statement = classify(sql);
+    expect(statementCallsOnlyBuiltins(statement)).toBe(only);
+    expect(statementCallsOnlyBuiltins(statement)).toBe(only);
   });
 });
 

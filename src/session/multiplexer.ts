@@ -12,12 +12,11 @@ import type { BackendConnection } from '../backend/backend_connection.js';
 import type { Lender } from '../backend/login_pool.js';
 import { quotingAmbiguous } from '../cache/cache_policy.js';
 import { Command, ServerStatus } from '../protocol/constants.js';
-import { callsOnlyBuiltins } from '../sql/builtin_calls.js';
 import type { ClassifiedStatement } from '../sql/classifier.js';
 import type { BackendDispatcher } from './backend_dispatch.js';
 import type { BackendLink } from './backend_links.js';
 import { Phase, type ClientSession } from './client_session.js';
-import { leavesNoState, mentionsDiagnostics, replayableRead, sessionBound } from './multiplexing_rules.js';
+import { leavesNoState, mentionsDiagnostics, replayableRead, sessionBound, statementCallsOnlyBuiltins } from './multiplexing_rules.js';
 
 export class Multiplexer implements Lender {
   private on: boolean | null = null;
@@ -74,7 +73,7 @@ export class Multiplexer implements Lender {
       s.cmd.code === Command.QUERY &&
       !this.warningsListed &&
       replayableRead(statement) &&
-      (callsStored === null ? callsOnlyBuiltins(statement.keyText) : !callsStored)
+      (callsStored === null ? statementCallsOnlyBuiltins(statement) : !callsStored)
     );
     const bound = sessionBound(statement) ?? (callsStored ? 'stored_function' : null);
     if (bound !== null) this.stick(bound);

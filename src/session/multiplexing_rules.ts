@@ -82,8 +82,20 @@ export function leavesNoState(st: ClassifiedStatement, onlyBaseTables: boolean):
   if (!isRead(st) || st.multiStatement || st.selectInto || st.lockingRead) return false;
   // needsPrimary names only the first reason in the text: the text is searched for every other one.
   if (st.needsPrimary !== null && !READS_ONLY_OF_THE_CONNECTION.has(st.needsPrimary)) return false;
-  if (SIDE_EFFECT_TEXT.test(st.keyText) || !callsOnlyBuiltins(st.keyText)) return false;
+  if (SIDE_EFFECT_TEXT.test(st.keyText) || !statementCallsOnlyBuiltins(st)) return false;
   return st.tablesRead.length === 0 || onlyBaseTables;
+}
+
+/** callsOnlyBuiltins of each statement object's key text: a repeated text is one object (StatementMemo), searched once. */
+const builtinCallsOnly = new WeakMap<ClassifiedStatement, boolean>();
+
+export function statementCallsOnlyBuiltins(st: ClassifiedStatement): boolean {
+  let only = builtinCallsOnly.get(st);
+  if (only === undefined) {
+    only = callsOnlyBuiltins(st.keyText);
+    builtinCallsOnly.set(st, only);
+  }
+  return only;
 }
 
 /** Calls that make a read need its own connection but change nothing there: diagnostics and the thread id. */
