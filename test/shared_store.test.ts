@@ -95,7 +95,13 @@ describe('SharedStore', () => {
     // Ten laps of the ring in entries nobody reads again; the hot ones are read all along.
     for (let i = 0; i < 8000; i++) {
       store.set(`cold-${i}`, entry(`c${i}`, 300));
-      if (i % 20 === 0) for (const k of hot) expect(store.get(k)?.wire.toString('latin1', 0, k.length), `${k} after ${i} cold entries`).toBe(k);
+      if (i % 20 === 0) {
+        for (const k of hot) {
+          const e = store.get(k);
+          expect(e?.wire.toString('latin1', 0, k.length), `${k} after ${i} cold entries`).toBe(k);
+          store.touch(k, e!);
+        }
+      }
     }
     expect(store.reinserted).toBeGreaterThanOrEqual(20 * 9);
     // Each hot entry has one live record; the cold ones from the first laps are gone.
@@ -115,12 +121,30 @@ describe('SharedStore', () => {
     // Another thread's lock (as a writer elsewhere holds it): the read still answers at once.
     Atomics.store(control, 0, 999_999);
     const started = Date.now();
-    expect(store.get('hot')!.wire.toString('latin1', 0, 3)).toBe('hot');
+    const e = store.get('hot')!;
+    expect(e.wire.toString('latin1', 0, 3)).toBe('hot');
+    store.touch('hot', e);
     expect(Date.now() - started).toBeLessThan(5);
     expect(store.reinserted).toBe(0);
     Atomics.store(control, 0, 0);
-    expect(store.get('hot')!.wire.toString('latin1', 0, 3)).toBe('hot');
+    store.touch('hot', store.get('hot')!);
     expect(store.reinserted).toBe(1);
+    expect(store.get('hot')!.wire.toString('latin1', 0, 3)).toBe('hot');
+  });
+
+  it('never puts an older entry back over a newer one stored since it was read, nor one it did not just return', () => {
+    const store = new SharedStore(sharedStoreBuffers(256 * 1024), observer(), 0);
+    store.set('k', entry('old', 300));
+    for (let i = 0; i < 470; i++) store.set(`cold-${i}`, entry(`c${i}`, 300));
+    const read = store.get('k')!;
+    // Another thread stores a fresh entry for the key (a refresh) after this one read the old record.
+    store.set('k', entry('new', 300));
+    store.touch('k', read);
+    expect(store.reinserted).toBe(0);
+    expect(store.get('k')!.wire.toString('latin1', 0, 3)).toBe('new');
+    // An entry that is not the one get() returned last is not written either.
+    store.touch('k', entry('forged', 300));
+    expect(store.get('k')!.wire.toString('latin1', 0, 3)).toBe('new');
   });
 
   it('refuses an entry bigger than half its ring, and an expired one', () => {

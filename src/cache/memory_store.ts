@@ -52,6 +52,9 @@ export class MemoryStore {
     return entry;
   }
 
+  /** `entry` was served as a hit: nothing to do here, get() already made it the most recently used. */
+  touch(_key: string, _entry: CacheEntry): void {}
+
   /**
    * Stores `entry` (evicting least recently used entries as needed). False, and
    * nothing changed, when the entry alone is bigger than maxBytes or already expired.

@@ -101,7 +101,7 @@ export function createCacheSharing(config: CacheConfig, workers: number): CacheS
 }
 
 /** A memory tier: one thread's LRU (MemoryStore) or the worker threads' shared ring (SharedStore). */
-type MemoryTier = Pick<MemoryStore, 'get' | 'set' | 'delete' | 'deleteWhere' | 'clear' | 'bytes' | 'entries'>;
+type MemoryTier = Pick<MemoryStore, 'get' | 'touch' | 'set' | 'delete' | 'deleteWhere' | 'clear' | 'bytes' | 'entries'>;
 
 export interface CacheStats {
   entries: number;
@@ -303,7 +303,11 @@ export class QueryCache {
     const entry = this.memory!.get(plan.key);
     // The hit path compares counters in place; only a miss reads them into the array its entry will keep.
     if (entry && sameDeps(entry.deps, plan.deps) && local.matches(plan.deps, entry.gens)) {
-      if (Date.now() < entry.softExpiresAt) return this.hit(plan, entry, false);
+      if (Date.now() < entry.softExpiresAt) {
+        // Valid and fresh: the shared tier keeps it from being overwritten soon (a stale one is being refreshed).
+        this.memory!.touch(plan.key, entry);
+        return this.hit(plan, entry, false);
+      }
       if (this.inflight.has(plan.key)) return this.hit(plan, entry, true);
       // One refresher across the worker threads too: the others keep serving the stale copy.
       const lease = this.leases?.acquire(plan.key, Math.max(1000, this.config.coalesceWaitMs)) ?? null;

@@ -5,10 +5,10 @@
  * Layout:
  *   - a ring of `capacity` bytes: records are appended at the write position
  *     and the oldest are overwritten when it wraps (first in, first out),
- *     except that a record read while in the oldest quarter of the ring is
- *     written again at the head (FIFO with reinsertion: an entry in use
- *     survives the laps, one copy per lap, and an entry nobody reads ages
- *     out, much as in an LRU);
+ *     except that a record served as a hit while in the oldest quarter of
+ *     the ring is written again at the head (touch(); FIFO with reinsertion:
+ *     an entry in use survives the laps, one copy per lap, and an entry
+ *     nobody reads ages out, much as in an LRU);
  *   - an index: open addressing over 2^k slots (key hash, logical position of
  *     the record), probed PROBE slots from the key's hash;
  *   - a control block: the writers' lock and a sequence counter.
@@ -63,7 +63,7 @@ const LOCK_OWNER = threadId + 1;
  * thread's purges wait longer.
  */
 const LOCK_WAIT_MS = isMainThread ? 500 : 5;
-/** A record read while older than this share of the ring (its oldest quarter) is written again at the head. */
+/** A record served while older than this share of the ring (its oldest quarter) is written again at the head. */
 const REINSERT_AGE = 0.75;
 
 /** The SharedArrayBuffers of one store: made by the main thread, handed to each worker. */
@@ -144,10 +144,9 @@ export class SharedStore {
       if (found === null || found.entry === null) return undefined;
       const entry = found.entry;
       if (entry.expiresAt <= Date.now()) return undefined;
-      if (found.position < this.positions[WRITTEN] - this.capacity * REINSERT_AGE) {
-        // About to be overwritten, yet in use: a copy at the head, unless a writer holds the lock now (a hit never waits).
-        if (this.store(key, entry, 0)) this.reinserted++;
-      } else if (!this.decoded.has(found.position)) this.decoded.set(found.position, { key, entry });
+      if (!this.decoded.has(found.position)) this.decoded.set(found.position, { key, entry });
+      this.lastEntry = entry;
+      this.lastPosition = found.position;
       return entry;
     }
     return undefined;
@@ -216,11 +215,30 @@ export class SharedStore {
    * or already expired, or the lock could not be taken (see write()).
    */
   set(key: string, entry: CacheEntry): boolean {
-    return this.store(key, entry, LOCK_WAIT_MS);
+    return this.store(key, entry, LOCK_WAIT_MS, null);
   }
 
-  /** set(), waiting at most `lockWaitMs` for the lock (0: not at all). */
-  private store(key: string, entry: CacheEntry, lockWaitMs: number): boolean {
+  /** The entry get() returned last, and where its record is. */
+  private lastEntry: CacheEntry | null = null;
+  private lastPosition = 0;
+
+  /**
+   * `entry`, just returned by get() for `key`, was served as a hit: if its
+   * record is in the oldest quarter of the ring (about to be overwritten, yet
+   * in use), it is written again at the head. Only while that record is
+   * still the key's (a newer entry stored meanwhile is never replaced by
+   * this older one), and only if no writer holds the lock now (a hit never
+   * waits).
+   */
+  touch(key: string, entry: CacheEntry): void {
+    if (entry !== this.lastEntry) return;
+    const position = this.lastPosition;
+    if (position >= this.positions[WRITTEN] - this.capacity * REINSERT_AGE) return;
+    if (this.store(key, entry, 0, position)) this.reinserted++;
+  }
+
+  /** set(), waiting at most `lockWaitMs` for the lock (0: not at all); with `onlyOver`, only while the key's record is the one at that position. */
+  private store(key: string, entry: CacheEntry, lockWaitMs: number, onlyOver: number | null): boolean {
     if (entry.expiresAt <= Date.now()) return false;
     const encoded = encodeEntry(entry, { maxValueBytes: this.capacity, maxItemsPerEntry: 1 });
     if (!encoded) return false;
@@ -229,8 +247,13 @@ export class SharedStore {
     const length = align8(RECORD_HEADER + keyBytes + body.length);
     if (length > this.capacity / 2) return false;
     const hash = fnv1a(key);
-    return this.write(() => {
+    let replaced = false;
+    const written = this.write(() => {
       const old = this.find(key, hash, false);
+      if (onlyOver !== null && old?.position !== onlyOver) {
+        replaced = true;
+        return;
+      }
       if (old) this.kill(old.position, old.slot);
       let position = this.positions[WRITTEN];
       // A record never wraps: the rest of the lap is skipped, behind a dead padding record when there is room for its header.
@@ -256,6 +279,7 @@ export class SharedStore {
       this.index(hash, position);
       Atomics.add(this.control, ENTRIES, 1);
     }, lockWaitMs);
+    return written && !replaced;
   }
 
   private writeHeader(offset: number, length: number, keyLength: number, flag: number, bodyLength = 0, crc = 0): void {
