@@ -182,8 +182,8 @@ export async function changeUser(s: ClientSession, payload: Buffer): Promise<voi
   // The server rolls the old session's transaction back.
   s.sessionCache?.state.abandonTransaction(false);
   const characterSet = request.characterSet ?? login.handshake!.characterSet;
-  const conn = await s
-    .openPrimary(login.backendLogin(user.name, passwordSha1, request.database, characterSet, request.connectAttributes))
+  const conn = await Promise.resolve()
+    .then(() => s.openPrimary(login.backendLogin(user.name, passwordSha1, request.database, characterSet, request.connectAttributes)))
     .catch((err: Error) => err);
   if (conn instanceof Error) {
     login.failBackendLogin(conn, seq);

@@ -241,7 +241,12 @@ export class SessionLogin {
     s.phase = Phase.Working;
     const login = this.backendLogin(user.name, passwordSha1, handshake.database, handshake.characterSet, handshake.connectAttributes);
     const authSeq = this.authSeq;
-    void s.openPrimary(login).then(
+    const opened = s.openPrimary(login);
+    if (!(opened instanceof Promise)) {
+      s.loggedIn(user, opened, authSeq);
+      return;
+    }
+    void opened.then(
       (conn) => {
         if (s.phase === Phase.Closed) {
           conn.quit();
