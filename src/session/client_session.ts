@@ -126,6 +126,11 @@ export class ClientSession {
     return (this.logger ??= this.ctx.logger.child({ session: this.id, client: `${this.remoteAddress}:${this.portAtConnect}` }));
   }
 
+  /** A debug line, without making the session's logger when debug lines are not written (every session logs in and closes). */
+  debug(fields: Record<string, unknown>, message: string): void {
+    if (this.ctx.logger.isLevelEnabled('debug')) this.log.debug(fields, message);
+  }
+
   constructor(
     readonly id: number,
     private socket: net.Socket,
@@ -163,7 +168,7 @@ export class ClientSession {
     const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: context });
     this.socket = secure;
     this.listenTo(secure);
-    secure.once('secure', () => this.log.debug({ protocol: secure.getProtocol(), cipher: secure.getCipher()?.name }, 'client TLS established'));
+    secure.once('secure', () => this.debug({ protocol: secure.getProtocol(), cipher: secure.getCipher()?.name }, 'client TLS established'));
   }
 
   /** The client socket (TLS once the client asked for it). */
@@ -365,7 +370,7 @@ export class ClientSession {
     const ok = this.tracking.loginOk(conn);
     if (!ok) return;
     this.socket.write(encodePacket(ok, authSeq));
-    this.log.debug({ user: user.name, backend_thread: conn.threadId }, 'client logged in');
+    this.debug({ user: user.name, backend_thread: conn.threadId }, 'client logged in');
     // The first command (a client nearly always sends one at once) runs on it; a client waiting for a connection
     // meanwhile may have it parked (multiplexing).
     if (this.dispatcher.mux.enabled) this.withdrawOffer = this.ctx.loginPool.offer(conn.endpoint.name, () => this.dispatcher.mux.releaseIdle());
@@ -618,7 +623,7 @@ export class ClientSession {
     this.endOffer();
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     if (this.readTimer) clearTimeout(this.readTimer);
-    this.log.debug({ reason }, 'session closed');
+    this.debug({ reason }, 'session closed');
     this.sessionCache?.closed(this.scanner.active);
     // A connection with a command in flight is cut: COM_QUIT would wait behind the command.
     // The others go back to the pool (reset there) when there is one.

@@ -92,7 +92,7 @@ export class SessionCache {
         (result) => {
           if (s.phase === Phase.Closed) return;
           if (result.rows[0]) state.setSnapshot(result.rows[0].map(asLatin1));
-          else s.log.debug({ error: result.error?.message }, 'session state snapshot failed; not caching');
+          else s.debug({ error: result.error?.message }, 'session state snapshot failed; not caching');
           this.lookup(command, go);
         },
         (err: Error) => s.failSession(err),
