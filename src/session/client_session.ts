@@ -377,33 +377,6 @@ export class ClientSession {
     this.becomeReady();
   }
 
-  /**
-   * Logs in to the primary (at login and COM_CHANGE_USER); `login` is how the
-   * session logs in everywhere from now on. A connection the pool keeps for
-   * this login comes back at once, without a promise (the usual PHP-style
-   * connect); anything else (a new login, a wait, another session's lent
-   * connection to reset) as a promise.
-   */
-  openPrimary(login: BackendLogin): BackendConnection | Promise<BackendConnection> {
-    this.backendLogin = login;
-    let endpoint: BackendEndpoint;
-    try {
-      // Two writable servers: log in to the configured primary; reads work, writes are refused per statement.
-      endpoint = this.ctx.selector.primary().endpoint ?? this.ctx.selector.configuredPrimary;
-      const kept = this.ctx.loginPool.take(endpoint, login);
-      if (kept) {
-        this.ctx.learnedBackend(kept);
-        return kept;
-      }
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
-    return this.connectTo(endpoint, login).then((conn) => {
-      this.ctx.learnedBackend(conn);
-      return conn;
-    });
-  }
-
   /** A backend connection to `endpoint` as `login`: a kept one, or a new login (within the server's pool limit). */
   async connectTo(endpoint: BackendEndpoint, login: BackendLogin): Promise<BackendConnection> {
     try {

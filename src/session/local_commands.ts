@@ -183,7 +183,7 @@ export async function changeUser(s: ClientSession, payload: Buffer): Promise<voi
   s.sessionCache?.state.abandonTransaction(false);
   const characterSet = request.characterSet ?? login.handshake!.characterSet;
   const conn = await Promise.resolve()
-    .then(() => s.openPrimary(login.backendLogin(user.name, passwordSha1, request.database, characterSet, request.connectAttributes)))
+    .then(() => login.openPrimary(login.backendLogin(user.name, passwordSha1, request.database, characterSet, request.connectAttributes)))
     .catch((err: Error) => err);
   if (conn instanceof Error) {
     login.failBackendLogin(conn, seq);

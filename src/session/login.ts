@@ -15,7 +15,7 @@ import {
   Sha2Status,
   verifyFastAuth,
 } from '../auth/caching_sha2_password.js';
-import type { UserConfig } from '../config/types.js';
+import type { BackendEndpoint, UserConfig } from '../config/types.js';
 import { Capability, ErrorCode, NATIVE_PASSWORD_PLUGIN, ServerStatus } from '../protocol/constants.js';
 import { encodePacket, type Packet } from '../protocol/framing.js';
 import {
@@ -25,7 +25,7 @@ import {
   SSL_REQUEST_LENGTH,
   type HandshakeResponse,
 } from '../protocol/handshake.js';
-import { BackendError, type BackendLogin } from '../backend/backend_connection.js';
+import { BackendError, type BackendConnection, type BackendLogin } from '../backend/backend_connection.js';
 import { Phase, type ClientSession } from './client_session.js';
 
 export class SessionLogin {
@@ -241,7 +241,7 @@ export class SessionLogin {
     s.phase = Phase.Working;
     const login = this.backendLogin(user.name, passwordSha1, handshake.database, handshake.characterSet, handshake.connectAttributes);
     const authSeq = this.authSeq;
-    const opened = s.openPrimary(login);
+    const opened = this.openPrimary(login);
     if (!(opened instanceof Promise)) {
       s.loggedIn(user, opened, authSeq);
       return;
@@ -258,6 +258,34 @@ export class SessionLogin {
         if (s.phase !== Phase.Closed) this.failBackendLogin(err, authSeq);
       },
     );
+  }
+
+  /**
+   * Logs in to the primary (at login and COM_CHANGE_USER); `login` is how the
+   * session logs in everywhere from now on. A connection the pool keeps for
+   * this login comes back at once, without a promise (the usual PHP-style
+   * connect); anything else (a new login, a wait, another session's lent
+   * connection to reset) as a promise.
+   */
+  openPrimary(login: BackendLogin): BackendConnection | Promise<BackendConnection> {
+    const s = this.s;
+    s.backendLogin = login;
+    let endpoint: BackendEndpoint;
+    try {
+      // Two writable servers: log in to the configured primary; reads work, writes are refused per statement.
+      endpoint = s.ctx.selector.primary().endpoint ?? s.ctx.selector.configuredPrimary;
+      const kept = s.ctx.loginPool.take(endpoint, login);
+      if (kept) {
+        s.ctx.learnedBackend(kept);
+        return kept;
+      }
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return s.connectTo(endpoint, login).then((conn) => {
+      s.ctx.learnedBackend(conn);
+      return conn;
+    });
   }
 
   /** How the session logs in to backends as `user` (at login and COM_CHANGE_USER). */
