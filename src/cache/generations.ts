@@ -50,6 +50,8 @@ export class LocalGenerations implements Generations {
   readonly buffer: SharedArrayBuffer;
   private readonly words: Int32Array;
   private readonly slots = new Map<string, number>();
+  /** Slots of each list of names matched so far, by list object (a list's names never change). */
+  private readonly slotLists = new WeakMap<readonly string[], Int32Array>();
 
   constructor(buffer: SharedArrayBuffer = new SharedArrayBuffer(GENERATION_SLOTS * 8)) {
     if (buffer.byteLength !== GENERATION_SLOTS * 8) throw new RangeError(`generation counters need ${GENERATION_SLOTS * 8} bytes, got ${buffer.byteLength}`);
@@ -115,7 +117,4 @@ export class LocalGenerations implements Generations {
     for (let i = 0; i < n; i++) if (this.value(slots[i]) !== gens[i]) return false;
     return true;
   }
-
-  /** Slots of each list of names matched so far, by list object (a list's names never change). */
-  private readonly slotLists = new WeakMap<readonly string[], Int32Array>();
 }

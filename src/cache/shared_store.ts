@@ -104,8 +104,11 @@ export class SharedStore {
   private readonly mask: number;
   /** Entries this thread decoded, with their keys, by logical position. */
   private readonly decoded: LRUCache<number, { key: string; entry: CacheEntry }>;
-  /** Entries this thread wrote again at the head because they were read in the ring's oldest quarter. */
+  /** Entries this thread wrote again at the head because they were served in the ring's oldest quarter. */
   reinserted = 0;
+  /** The entry get() returned last, and where its record is. */
+  private lastEntry: CacheEntry | null = null;
+  private lastPosition = 0;
 
   constructor(
     readonly buffers: SharedStoreBuffers,
@@ -217,10 +220,6 @@ export class SharedStore {
   set(key: string, entry: CacheEntry): boolean {
     return this.store(key, entry, LOCK_WAIT_MS, null);
   }
-
-  /** The entry get() returned last, and where its record is. */
-  private lastEntry: CacheEntry | null = null;
-  private lastPosition = 0;
 
   /**
    * `entry`, just returned by get() for `key`, was served as a hit: if its

@@ -35,6 +35,19 @@ export class SessionCache {
   /** Schema, session variables and uncommitted writes, tracked for the cache. */
   readonly state: SessionState;
 
+  /**
+   * The session's side of every decision, kept in one request (decide reads
+   * it synchronously) with its tag: rebuilt only when the user, schema,
+   * session state or status flags changed since the last statement.
+   */
+  private readonly request: CacheRequest & { tag: string };
+  private tagUser = '';
+  private tagSchema: string | null = null;
+  private tagStateKey: string | null = null;
+  private tagStatus = -1;
+  private textTag = '';
+  private binaryTag = '';
+
   constructor(
     private readonly s: ClientSession,
     private readonly cache: QueryCache,
@@ -138,19 +151,7 @@ export class SessionCache {
     }
   }
 
-  /**
-   * The session's side of every decision, kept in one request (decide reads
-   * it synchronously) with its tag: rebuilt only when the user, schema,
-   * session state or status flags changed since the last statement.
-   */
-  private readonly request: CacheRequest & { tag: string };
-  private tagUser = '';
-  private tagSchema: string | null = null;
-  private tagStateKey: string | null = null;
-  private tagStatus = -1;
-  private textTag = '';
-  private binaryTag = '';
-
+  /** The session's tag for a text or a binary-protocol statement (decisionTag), rebuilt when its inputs changed. */
   private tag(binary: boolean): string {
     const s = this.s;
     const state = this.state;

@@ -34,7 +34,7 @@ export interface StatementMemoStats {
 }
 
 export class StatementMemo {
-  private lru: LRUCache<string, ClassifiedStatement> | null;
+  private readonly lru: LRUCache<string, ClassifiedStatement> | null;
   private hits = 0;
   private misses = 0;
 
