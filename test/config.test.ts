@@ -119,6 +119,7 @@ describe('parseConfig', () => {
       `listen: { host: 0.0.0.0, port: 0 }
 admin: { host: ::1, port: 0, token: "0123456789abcdef!" }
 query_stats: { max_digests: 0 }
+classifier_cache_bytes: 0
 backends:
   - { name: main_1, host: 10.0.0.1, port: 3307, role: primary, weight: 2 }
   - { name: replica-1, host: 10.0.0.2, role: replica, weight: 0.5 }
@@ -136,6 +137,7 @@ server_version: "8.0.36-wirecache"
     expect(config.listen).toEqual({ host: '0.0.0.0', port: 0 });
     expect(config.admin).toEqual({ host: '::1', port: 0, token: '0123456789abcdef!' });
     expect(config.queryStats).toEqual({ maxDigests: 0 });
+    expect(config.classifierCacheBytes).toBe(0);
     expect(config.backends).toEqual([
       { name: 'main_1', host: '10.0.0.1', port: 3307, role: 'primary', weight: 2 },
       { name: 'replica-1', host: '10.0.0.2', port: 3306, role: 'replica', weight: 0.5 },
@@ -262,6 +264,10 @@ describe('config errors', () => {
     expect(err.line).toBe(3);
     expect(err.column).toBe(9);
     expect(err.reason).toBe('must be an integer between 0 and 65535, got "three"');
+
+    const memo = configError(`classifier_cache_bytes: -1\n${MINIMAL}`);
+    expect(memo.field).toBe('classifier_cache_bytes');
+    expect(memo.reason).toBe('must be an integer between 0 and 68719476736, got -1');
 
     const mapping = configError(`limits: 5\n${MINIMAL}`);
     expect(mapping.field).toBe('limits');
