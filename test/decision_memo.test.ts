@@ -57,6 +57,12 @@ describe('StatementMemo', () => {
     expect(memo.stats.misses).toBe(misses + 1);
   });
 
+  it('with a bound smaller than one entry keeps nothing, and says so', () => {
+    const memo = new StatementMemo(100);
+    expect(memo.classify('SELECT 1')).not.toBe(memo.classify('SELECT 1'));
+    expect(memo.stats).toEqual({ hits: 0, misses: 2, entries: 0, bytes: 0 });
+  });
+
   it('with 0 bytes remembers nothing', () => {
     const memo = new StatementMemo(0);
     expect(memo.classify('SELECT 1')).not.toBe(memo.classify('SELECT 1'));

@@ -170,7 +170,7 @@ export class Metrics implements ProxyObserver {
     const registers = [this.registry];
     new Counter({
       name: 'wirecache_classifier_cache_lookups_total',
-      help: 'Statement texts looked up among the remembered classifications (classifier_cache_bytes), by outcome: hit (not classified again) or miss (a SELECT or SHOW text classified and remembered).',
+      help: 'Statement texts looked up among the remembered classifications (classifier_cache_bytes), by outcome: hit (not classified again) or miss (a SELECT or SHOW text not found: classified, and remembered when it fits).',
       labelNames: ['outcome'],
       registers,
       collect() {

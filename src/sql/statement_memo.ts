@@ -27,7 +27,7 @@ export const MEMO_MAX_TEXT = 4096;
 export interface StatementMemoStats {
   /** Texts found remembered. */
   hits: number;
-  /** SELECT and SHOW texts classified and remembered (writes and long texts are not counted). */
+  /** SELECT and SHOW texts not found: classified, and remembered when they fit (writes and long texts are not counted). */
   misses: number;
   entries: number;
   bytes: number;
