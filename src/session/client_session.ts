@@ -610,8 +610,12 @@ export class ClientSession {
     // As a server does at COM_QUIT: the session's locks and temporary tables are gone before the client sees the end.
     if (releases.length > 0) void Promise.allSettled(releases).then(() => this.socket.end());
     else this.socket.end();
-    // A client that stops reading must not keep the socket (and its buffers) alive.
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    // A client that stops reading must not keep the socket (and its buffers) alive. The timer goes once the socket
+    // has closed: held for its 2 s, every closed session outlived two scavenges and filled the old generation.
+    const socket = this.socket;
+    const cut = setTimeout(() => socket.destroy(), 2000).unref();
+    if (socket.closed) clearTimeout(cut);
+    else socket.once('close', () => clearTimeout(cut));
     this.ctx.removed(this);
   }
 }
