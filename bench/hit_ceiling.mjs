@@ -12,17 +12,7 @@
 // a multi-result reply) becomes a plain pipe.
 //
 // Usage: node bench/hit_ceiling.mjs LISTEN_PORT TARGET_HOST:TARGET_PORT
-import net from 'node:net';
-
-const [listenArg, target] = process.argv.slice(2);
-const listenPort = Number(listenArg);
-const sep = target?.lastIndexOf(':') ?? -1;
-if (!Number.isInteger(listenPort) || sep < 1) {
-  process.stderr.write('usage: node bench/hit_ceiling.mjs LISTEN_PORT TARGET_HOST:TARGET_PORT\n');
-  process.exit(2);
-}
-const host = target.slice(0, sep);
-const port = Number(target.slice(sep + 1));
+import { servePipes } from './pipe_server.mjs';
 
 const DEPRECATE_EOF = 1 << 24;
 const CLIENT_SSL = 1 << 11;
@@ -54,17 +44,7 @@ function framer() {
   return { push, rest };
 }
 
-const server = net.createServer((client) => {
-  const upstream = net.connect({ host, port });
-  client.setNoDelay(true);
-  upstream.setNoDelay(true);
-  const close = () => {
-    client.destroy();
-    upstream.destroy();
-  };
-  client.on('error', close).on('close', close);
-  upstream.on('error', close).on('close', close);
-
+servePipes('hit_ceiling', (client, upstream) => {
   const clientPackets = framer();
   const serverPackets = framer();
   let plain = false; // a plain pipe from now on
@@ -167,6 +147,3 @@ const server = net.createServer((client) => {
     client.write(chunk);
   });
 });
-
-server.listen(listenPort, '127.0.0.1', () => process.stderr.write(`hit_ceiling listening on 127.0.0.1:${listenPort} -> ${host}:${port}\n`));
-for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0));
